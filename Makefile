@@ -1,0 +1,38 @@
+# certwright — developer entry points. Each target installs what it needs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PKGS := pebble nginx apache2 haproxy postfix dovecot-imapd bind9 slapd \
+            libaugeas-dev augeas-lenses pkg-config openssl curl
+PY_SOURCES := core authenticators installers tests benchmarks
+
+.PHONY: demo test lint typecheck unit integration bench sysdeps venv clean
+
+sysdeps:
+	@bash scripts/sysdeps.sh $(APT_PKGS)
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q --upgrade pip
+	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q -e '.[dev,apache,nginx]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: sysdeps venv
+	$(PY) scripts/demo.py
+
+lint: venv
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+
+typecheck: venv
+	@bash scripts/mypy-tree.sh $(VENV)
+
+test: sysdeps venv lint typecheck
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+bench: sysdeps venv
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .mypy_tree .ruff_cache .demo .bench

@@ -1,0 +1,1 @@
+"""Authenticators: prove control of identifiers to an ACME CA."""

@@ -1,0 +1,1 @@
+"""RFC 8555 plumbing: messages, JWS, transport and the client."""

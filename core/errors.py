@@ -1,0 +1,27 @@
+"""Errors that end a command with one clear line on stderr."""
+
+from __future__ import annotations
+
+
+class CertwrightError(Exception):
+    """Base of every error the CLI reports as a single line and a non-zero exit."""
+
+    exit_code = 1
+
+
+class ConfigError(CertwrightError):
+    """Bad command-line input, a bad option value or an unreadable config file."""
+
+    exit_code = 2
+
+
+class PluginError(CertwrightError):
+    """An authenticator or installer could not do what was asked."""
+
+
+class StorageError(CertwrightError):
+    """The certificate store could not be read or written."""
+
+
+class LockError(StorageError):
+    """Another certwright process holds the store's lock."""

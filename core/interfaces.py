@@ -1,0 +1,105 @@
+"""Contracts between the core and its plugins (authenticators, installers).
+
+Plugins are found through the entry-point groups ``certwright.authenticators`` and
+``certwright.installers``. A plugin class is constructed with the parsed command-line
+namespace (``config``) and reads its own options from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+AddArgument = Callable[..., Any]
+"""``argparse`` ``add_argument`` of the group a plugin adds its options to."""
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """An ACME identifier (RFC 8555 §9.7.7): ``dns`` or ``ip`` (RFC 8738)."""
+
+    type: str
+    value: str
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.type == "dns" and self.value.startswith("*.")
+
+    @property
+    def base(self) -> str:
+        """The name validated for this identifier: a wildcard's ``*.`` is removed (§7.1.3)."""
+        return self.value[2:] if self.is_wildcard else self.value
+
+
+@dataclass(frozen=True)
+class ChallengeTask:
+    """One challenge to fulfil.
+
+    ``validation`` is what the CA checks: for http-01 the key authorization served at
+    ``/.well-known/acme-challenge/<token>`` (RFC 8555 §8.3); for dns-01 the base64url
+    SHA-256 digest of it, published as a TXT record at ``_acme-challenge.<domain>`` (§8.4);
+    for tls-alpn-01 the key authorization whose digest goes into the certificate (RFC 8737).
+    """
+
+    identifier: Identifier
+    challenge_type: str
+    token: str
+    key_authorization: str
+    validation: str
+    all_domains: tuple[str, ...] = ()
+    remaining: int = 0
+
+    @property
+    def domain(self) -> str:
+        return self.identifier.base
+
+    @property
+    def validation_name(self) -> str:
+        """The DNS name a dns-01 TXT record goes to."""
+        return "_acme-challenge." + self.domain
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """Proves control of identifiers to the CA.
+
+    ``present`` must return quickly once the challenge is answerable; the core then tells
+    the CA to validate. ``cleanup`` is called for every task passed to ``present`` (also
+    when ``present`` raised) and must not fail because ``present`` did.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, config: argparse.Namespace) -> None: ...
+
+    @classmethod
+    def add_arguments(cls, add: AddArgument) -> None:
+        """Add this plugin's own command-line options (Certbot's names where they exist)."""
+
+    def prepare(self) -> None:
+        """Check options and environment before any order is placed; raise PluginError."""
+
+    def challenge_types(self, identifier: Identifier) -> Sequence[str]:
+        """Challenge types this authenticator can fulfil for ``identifier``, best first."""
+
+    def present(self, task: ChallengeTask) -> None: ...
+
+    def cleanup(self, task: ChallengeTask) -> None: ...
+
+    def renewal_params(self) -> Mapping[str, object]:
+        """Options to store in the lineage's renewal conf so a renewal can run unattended."""
+
+
+@dataclass
+class PluginInfo:
+    """What ``certwright plugins`` shows about one entry point."""
+
+    name: str
+    group: str
+    target: str
+    description: str = ""
+    error: str | None = None
+    cls: type[Any] | None = field(default=None, repr=False)

@@ -1,0 +1,1 @@
+"""The certificate store, in Certbot's on-disk format."""

@@ -1,0 +1,1 @@
+"""Installers: put certificates into servers (plan only; the core applies)."""
