@@ -1,0 +1,93 @@
+"""ACME problem documents (RFC 8555 §6.7) and transport failures as exceptions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from certwright.core.errors import CertwrightError
+
+ERROR_PREFIX = "urn:ietf:params:acme:error:"
+
+
+@dataclass(frozen=True)
+class Subproblem:
+    """One per-identifier problem inside a problem document (RFC 8555 §6.7.1)."""
+
+    type: str
+    detail: str
+    identifier: str | None = None
+
+    @property
+    def code(self) -> str:
+        return self.type.removeprefix(ERROR_PREFIX)
+
+
+class TransportError(CertwrightError):
+    """The server could not be reached or did not answer like an ACME server."""
+
+
+@dataclass
+class AcmeError(CertwrightError):
+    """A problem document from the CA: data and exception at once."""
+
+    type: str
+    detail: str = ""
+    status: int = 0
+    subproblems: tuple[Subproblem, ...] = ()
+    retry_after: float | None = None
+    url: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    @property
+    def code(self) -> str:
+        """The short error name: ``badNonce``, ``rateLimited``, ``unauthorized``…"""
+        return self.type.removeprefix(ERROR_PREFIX)
+
+    def __str__(self) -> str:
+        text = f"{self.code}: {self.detail}" if self.detail else self.code
+        if self.subproblems:
+            parts = "; ".join(
+                f"{s.identifier or '?'}: {s.code}: {s.detail}" for s in self.subproblems
+            )
+            text += f" ({parts})"
+        if self.code == "rateLimited" and self.retry_after is not None:
+            text += f" (retry after {self.retry_after:.0f} s)"
+        return text
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    @classmethod
+    def from_json(
+        cls, doc: Mapping[str, Any], status: int = 0, retry_after: float | None = None,
+        url: str = "",
+    ) -> AcmeError:
+        subs = tuple(
+            Subproblem(
+                type=str(s.get("type", "")),
+                detail=str(s.get("detail", "")),
+                identifier=_identifier_text(s.get("identifier")),
+            )
+            for s in doc.get("subproblems") or ()
+            if isinstance(s, Mapping)
+        )
+        return cls(
+            type=str(doc.get("type", "about:blank")),
+            detail=str(doc.get("detail", "")),
+            status=int(doc.get("status", status) or status),
+            subproblems=subs,
+            retry_after=retry_after,
+            url=url,
+            raw=dict(doc),
+        )
+
+
+def _identifier_text(value: object) -> str | None:
+    if isinstance(value, Mapping):
+        return str(value.get("value", ""))
+    return None

@@ -1,0 +1,196 @@
+"""HTTP for ACME: one ``requests.Session``, the nonce pool, badNonce retries, Retry-After.
+
+Every response's ``Replay-Nonce`` goes into the pool (RFC 8555 §7.2); a ``badNonce``
+error is retried with the nonce that came with it, several times (§6.5).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from josepy.jwk import JWK
+
+from certwright.core import __version__
+from certwright.core.acme import jws
+from certwright.core.acme.errors import AcmeError, TransportError
+from certwright.core.acme.messages import Directory
+
+log = logging.getLogger(__name__)
+
+JOSE_JSON = "application/jose+json"
+BAD_NONCE_RETRIES = 10
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the core needs of an HTTP response."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    links: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def json(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.content)
+        except ValueError:
+            raise TransportError(f"{self.url}: response is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise TransportError(f"{self.url}: expected a JSON object")
+        return data
+
+    @property
+    def location(self) -> str | None:
+        return self.headers.get("Location")
+
+    @property
+    def retry_after(self) -> float | None:
+        return parse_retry_after(self.headers.get("Retry-After"))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _links(resp: requests.Response) -> dict[str, tuple[str, ...]]:
+    found: dict[str, list[str]] = {}
+    for part in resp.headers.get("Link", "").split(","):
+        url, _, params = part.partition(";")
+        url = url.strip().strip("<>")
+        for param in params.split(";"):
+            key, _, val = param.strip().partition("=")
+            if key.strip().lower() == "rel" and url:
+                found.setdefault(val.strip().strip('"'), []).append(
+                    requests.compat.urljoin(resp.url, url)
+                )
+    return {rel: tuple(urls) for rel, urls in found.items()}
+
+
+class Transport:
+    """Talks to one ACME server. Hand it a session to control retries, proxies, trust."""
+
+    def __init__(
+        self,
+        directory_url: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 45.0,
+        user_agent: str | None = None,
+        bad_nonce_retries: int = BAD_NONCE_RETRIES,
+    ) -> None:
+        self.directory_url = directory_url
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = user_agent or f"certwright/{__version__}"
+        self.timeout = timeout
+        self.bad_nonce_retries = bad_nonce_retries
+        self._nonces: list[str] = []
+        self._directory: Directory | None = None
+
+    # -- plain HTTP -------------------------------------------------------------------
+    def _request(self, method: str, url: str, **kwargs: Any) -> Response:
+        try:
+            resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise TransportError(f"TLS error talking to {url}: {_reason(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(f"could not reach {url}: {_reason(exc)}") from None
+        nonce = resp.headers.get("Replay-Nonce")
+        if nonce:
+            self._nonces.append(nonce)
+        log.debug("%s %s -> %s", method, url, resp.status_code)
+        return Response(
+            url=url,
+            status=resp.status_code,
+            headers=resp.headers,
+            content=resp.content,
+            links=_links(resp),
+        )
+
+    def get(self, url: str) -> Response:
+        return self._check(self._request("GET", url))
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            resp = self.get(self.directory_url)
+            try:
+                data = resp.json()
+                self._directory = Directory.from_json(self.directory_url, data)
+            except (TransportError, KeyError):
+                raise TransportError(
+                    f"{self.directory_url} is not an ACME directory (no newNonce/newAccount/"
+                    "newOrder); check --server"
+                ) from None
+        return self._directory
+
+    # -- signed requests --------------------------------------------------------------
+    def _nonce(self) -> str:
+        if self._nonces:
+            return self._nonces.pop()
+        resp = self._request("HEAD", self.directory.new_nonce)
+        if not self._nonces:
+            raise TransportError(f"{resp.url}: no Replay-Nonce in the newNonce response")
+        return self._nonces.pop()
+
+    def post(
+        self,
+        url: str,
+        payload: Mapping[str, Any] | None,
+        key: JWK,
+        kid: str | None,
+    ) -> Response:
+        """POST a JWS; ``payload=None`` is POST-as-GET. Retries ``badNonce`` with a fresh nonce."""
+        for attempt in range(self.bad_nonce_retries + 1):
+            body = jws.sign(key, payload, url=url, nonce=self._nonce(), kid=kid)
+            resp = self._request(
+                "POST", url, data=json.dumps(body), headers={"Content-Type": JOSE_JSON}
+            )
+            try:
+                return self._check(resp)
+            except AcmeError as err:
+                if err.code != "badNonce" or attempt == self.bad_nonce_retries:
+                    raise
+                log.debug("badNonce on %s, retrying (%d)", url, attempt + 1)
+        raise AssertionError("unreachable")
+
+    def _check(self, resp: Response) -> Response:
+        if resp.status < 400:
+            return resp
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype in ("application/problem+json", "application/json"):
+            try:
+                doc = json.loads(resp.content)
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict) and "type" in doc:
+                raise AcmeError.from_json(doc, resp.status, resp.retry_after, resp.url)
+        kind = ctype or "unknown content"
+        raise TransportError(
+            f"{resp.url}: HTTP {resp.status} with a non-ACME response ({kind}); "
+            "is --server an ACME directory, and is the CA up?"
+        )
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc.args[0] if exc.args else exc)
+    if "Max retries exceeded" in text and "(Caused by" in text:
+        text = text.split("(Caused by", 1)[1].rstrip(")")
+    return text.strip()[:300]

@@ -1,0 +1,176 @@
+"""Issuance as the protocol tells it: order → authorizations → challenges → finalize → download.
+
+RFC 8555 §7.1 overview: the client places an order (§7.4), proves control of each
+identifier through one challenge per pending authorization (§7.5, §8), finalizes the order
+with a CSR, polls it to ``valid`` and downloads the chain (§7.4.2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from certwright.core.acme import jws
+from certwright.core.acme.client import AcmeClient, CertificateChain, raise_for_order
+from certwright.core.acme.errors import AcmeError
+from certwright.core.acme.messages import Authorization, Challenge, Order
+from certwright.core.errors import PluginError
+from certwright.core.interfaces import Authenticator, ChallengeTask, Identifier
+from certwright.core.keys import chain_top_issuer_cn, split_pem_chain
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A freshly issued certificate, split the way the store keeps it."""
+
+    cert: str
+    chain: str
+    fullchain: str
+    order: Order
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the flow needs beyond the client and the authenticator."""
+
+    timeout: float = 90.0
+    preferred_challenges: Sequence[str] = ()
+    preferred_chain: str | None = None
+    profile: str | None = None
+    replaces: str | None = None
+    say: Callable[[str], None] = log.info
+
+
+def obtain(
+    client: AcmeClient,
+    authenticator: Authenticator,
+    identifiers: Sequence[Identifier],
+    csr_der: bytes,
+    opts: Options,
+) -> Issued:
+    deadline = time.monotonic() + opts.timeout
+    order = client.new_order(identifiers, profile=opts.profile, replaces=opts.replaces)
+    authzs = [client.authorization(url) for url in order.authorizations]
+    pending = [a for a in authzs if a.status == "pending"]
+    tasks = [_task(client, authenticator, a, identifiers, opts) for a in pending]
+    tasks = [(replace(t, remaining=len(tasks) - i - 1), c) for i, (t, c) in enumerate(tasks)]
+    _prove_control(client, authenticator, tasks, pending, deadline)
+    if pending:
+        order = client.order(order.url)
+    raise_for_order(order)
+    order = client.finalize(order, csr_der)
+    if order.status != "valid":
+        order = client.poll_order(order.url, deadline)
+    raise_for_order(order)
+    if not order.certificate:
+        raise AcmeError(type="serverInternal", detail=f"order {order.url} has no certificate")
+    return _split(_choose_chain(client, client.download(order.certificate), opts), order)
+
+
+def _prove_control(
+    client: AcmeClient,
+    authenticator: Authenticator,
+    tasks: Sequence[tuple[ChallengeTask, Challenge]],
+    authzs: Sequence[Authorization],
+    deadline: float,
+) -> None:
+    presented: list[ChallengeTask] = []
+    try:
+        for task, _ in tasks:
+            presented.append(task)
+            authenticator.present(task)
+        for _, chall in tasks:
+            client.answer(chall)
+        failures = []
+        for authz in authzs:
+            final = client.poll_authorization(authz.url, deadline)
+            if final.status != "valid":
+                failures.append((final, final.failed_challenge_error()))
+        if failures:
+            raise _validation_error(failures)
+    finally:
+        for task in presented:
+            try:
+                authenticator.cleanup(task)
+            except Exception as exc:  # cleanup must not hide the real outcome
+                log.warning("cleanup of %s for %s failed: %s", task.challenge_type,
+                            task.domain, exc)
+
+
+def _task(
+    client: AcmeClient,
+    authenticator: Authenticator,
+    authz: Authorization,
+    identifiers: Sequence[Identifier],
+    opts: Options,
+) -> tuple[ChallengeTask, Challenge]:
+    ident = authz.identifier
+    offered = {c.type: c for c in authz.challenges}
+    supported = list(authenticator.challenge_types(ident))
+    wanted = [t for t in opts.preferred_challenges if t in supported] or supported
+    for ctype in wanted:
+        if ctype in offered:
+            chall = offered[ctype]
+            key_authz = f"{chall.token}.{jws.thumbprint(client.key)}"
+            task = ChallengeTask(
+                identifier=ident,
+                challenge_type=ctype,
+                token=chall.token,
+                key_authorization=key_authz,
+                validation=_validation(ctype, key_authz),
+                all_domains=tuple(i.value for i in identifiers),
+            )
+            return task, chall
+    if ident.is_wildcard and "dns-01" not in supported:
+        raise PluginError(
+            f"{ident.value} is a wildcard name: it needs a dns-01 challenge, which the "
+            f"{authenticator.name} authenticator can't do (try --manual --preferred-challenges "
+            "dns, or a DNS plugin)"
+        )
+    raise PluginError(
+        f"no usable challenge for {ident.value}: the CA offers {', '.join(sorted(offered))}; "
+        f"{authenticator.name} can do {', '.join(wanted) or 'none'}"
+    )
+
+
+def _validation(ctype: str, key_authz: str) -> str:
+    if ctype == "dns-01":
+        return jws.b64(hashlib.sha256(key_authz.encode()).digest())
+    return key_authz
+
+
+def _validation_error(failures: list[tuple[Authorization, AcmeError | None]]) -> AcmeError:
+    parts = []
+    for authz, err in failures:
+        parts.append(f"{authz.identifier.value}: {err or authz.status}")
+    first = next((e for _, e in failures if e is not None), None)
+    return AcmeError(
+        type=first.type if first else "unauthorized",
+        detail="validation failed for " + "; ".join(parts),
+        status=first.status if first else 403,
+    )
+
+
+def _choose_chain(client: AcmeClient, default: CertificateChain, opts: Options) -> str:
+    """``--preferred-chain``: the first chain whose top certificate was issued by that CN."""
+    wanted = opts.preferred_chain
+    if not wanted:
+        return default.pem
+    candidates = [default.pem] + [client.download(url).pem for url in default.alternates]
+    for pem in candidates:
+        if chain_top_issuer_cn(pem) == wanted:
+            return pem
+    log.info("no chain issued by %r; using the default chain", wanted)
+    return default.pem
+
+
+def _split(pem: str, order: Order) -> Issued:
+    parts = split_pem_chain(pem)
+    if not parts:
+        raise AcmeError(type="serverInternal", detail=f"{order.certificate}: no PEM certificate")
+    return Issued(cert=parts[0], chain="".join(parts[1:]), fullchain="".join(parts), order=order)

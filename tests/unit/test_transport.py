@@ -1,0 +1,99 @@
+"""Transport behaviour against a scripted session (no network)."""
+
+import json
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certwright.core.acme import jws
+from certwright.core.acme.errors import AcmeError, TransportError
+from certwright.core.acme.transport import Transport
+
+DIRECTORY = {"newNonce": "https://ca/nonce", "newAccount": "https://ca/acct",
+             "newOrder": "https://ca/order", "revokeCert": "r", "keyChange": "k"}
+
+
+class FakeSession(requests.Session):
+    def __init__(self, script):
+        super().__init__()
+        self.script = list(script)
+        self.seen = []
+
+    def request(self, method, url, **kwargs):
+        self.seen.append((method, url, kwargs.get("data")))
+        status, headers, body = self.script.pop(0)
+        resp = requests.Response()
+        resp.status_code = status
+        resp.headers.update(headers)
+        resp._content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        resp.url = url
+        return resp
+
+
+def _problem(code):
+    return (400, {"Content-Type": "application/problem+json", "Replay-Nonce": f"after-{code}"},
+            {"type": f"urn:ietf:params:acme:error:{code}", "detail": code})
+
+
+def _key():
+    return jws.jwk_of(ec.generate_private_key(ec.SECP256R1()))
+
+
+def test_bad_nonce_is_retried_with_the_nonce_that_came_with_the_error():
+    session = FakeSession([
+        (200, {"Content-Type": "application/json"}, DIRECTORY),
+        (200, {"Replay-Nonce": "first"}, b""),
+        _problem("badNonce"),
+        _problem("badNonce"),
+        (201, {"Replay-Nonce": "n4", "Location": "https://ca/acct/1",
+               "Content-Type": "application/json"}, {"status": "valid"}),
+    ])
+    t = Transport("https://ca/dir", session=session)
+    resp = t.post("https://ca/acct", {"x": 1}, _key(), None)
+    assert resp.status == 201
+    posts = [json.loads(d) for m, _, d in session.seen if m == "POST"]
+    nonces = [json.loads(jws.jose_b64.b64decode(p["protected"]))["nonce"] for p in posts]
+    assert nonces == ["first", "after-badNonce", "after-badNonce"]
+
+
+def test_bad_nonce_gives_up_after_the_limit():
+    script = [(200, {"Content-Type": "application/json"}, DIRECTORY),
+              (200, {"Replay-Nonce": "first"}, b"")] + [_problem("badNonce")] * 4
+    t = Transport("https://ca/dir", session=FakeSession(script), bad_nonce_retries=3)
+    with pytest.raises(AcmeError) as info:
+        t.post("https://ca/acct", {}, _key(), None)
+    assert info.value.code == "badNonce"
+
+
+def test_html_error_page_is_a_clear_transport_error():
+    session = FakeSession([(502, {"Content-Type": "text/html"}, b"<html>bad gateway</html>")])
+    t = Transport("https://ca/dir", session=session)
+    with pytest.raises(TransportError, match="HTTP 502 with a non-ACME response"):
+        _ = t.directory
+
+
+def test_non_acme_json_directory_is_rejected():
+    session = FakeSession([(200, {"Content-Type": "application/json"}, {"hello": "world"})])
+    t = Transport("https://ca/dir", session=session)
+    with pytest.raises(TransportError, match="not an ACME directory"):
+        _ = t.directory
+
+
+def test_rate_limit_carries_retry_after():
+    session = FakeSession([
+        (200, {"Content-Type": "application/json"}, DIRECTORY),
+        (200, {"Replay-Nonce": "first"}, b""),
+        (429, {"Content-Type": "application/problem+json", "Retry-After": "120"},
+         {"type": "urn:ietf:params:acme:error:rateLimited", "detail": "slow down"}),
+    ])
+    t = Transport("https://ca/dir", session=session)
+    with pytest.raises(AcmeError) as info:
+        t.post("https://ca/order", {}, _key(), "https://ca/acct/1")
+    assert info.value.retry_after == 120.0 and "retry after 120 s" in str(info.value)
+
+
+def test_unreachable_server_names_the_url():
+    t = Transport("https://127.0.0.1:1/dir", timeout=2)
+    with pytest.raises(TransportError, match=r"could not reach https://127.0.0.1:1/dir"):
+        _ = t.directory
