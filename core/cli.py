@@ -1,2 +1,110 @@
-def main() -> int:
-    return 0
+"""Entry point: parse, set up logging, dispatch to a verb, turn errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from certwright.core.errors import CertwrightError
+
+log = logging.getLogger("certwright")
+
+
+def _say_to(config: argparse.Namespace) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        log.info("%s", text)
+        if not config.quiet:
+            print(text, flush=True)
+
+    return say
+
+
+def _ask(config: argparse.Namespace) -> Callable[[str], str] | None:
+    if config.noninteractive or not (sys.stdin.isatty() or config.force_interactive):
+        return None
+    return input
+
+
+def setup_logging(config: argparse.Namespace) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if config.verbose >= 2 else
+                     logging.INFO if config.verbose == 1 else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(console)
+    logs = Path(config.logs_dir)
+    try:
+        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            logs / "certwright.log", backupCount=max(0, config.max_log_backups))
+        if handler.stream and handler.stream.tell() > 0 and config.max_log_backups > 0:
+            handler.doRollover()
+        os.chmod(logs / "certwright.log", 0o600)
+    except OSError as exc:
+        log.warning("not logging to %s: %s", logs, exc.strerror)
+        return
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    logging.getLogger("urllib3").setLevel(logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args)
+    except CertwrightError as exc:
+        log.debug("error", exc_info=True)
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+def _main(args: list[str]) -> int:
+    from certwright.core import cli_parser
+
+    if _wants_short_help(args):
+        print(cli_parser.USAGE, end="")
+        return 0
+    from certwright.core import commands, plugins
+
+    auth_classes = [p.cls for p in plugins.discover(plugins.AUTHENTICATORS) if p.cls]
+    inst_classes = [p.cls for p in plugins.discover(plugins.INSTALLERS) if p.cls]
+    parser = cli_parser.build_parser(auth_classes + inst_classes)
+    config = cli_parser.parse(args, parser)
+    if config.help is not None:
+        print(commands.help_text(parser, config.help or config.verb or ""), end="")
+        return 0
+    setup_logging(config)
+    log.debug("certwright %s", " ".join(args))
+    try:
+        return commands.dispatch(config, _say_to(config), _ask(config))
+    except CertwrightError:
+        raise
+    except OSError as exc:
+        log.debug("OS error", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"Error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        log.exception("unexpected error")
+        print(f"Error: unexpected {type(exc).__name__}: {exc} (details in "
+              f"{config.logs_dir}/certwright.log)", file=sys.stderr)
+        return 1
+
+
+def _wants_short_help(args: list[str]) -> bool:
+    """Plain ``--help``: print the summary without loading any plugin."""
+    return args in (["-h"], ["--help"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

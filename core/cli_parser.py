@@ -1,0 +1,308 @@
+"""The command line, in Certbot's words: same verbs, same flags, same meanings.
+
+Defaults come first, then ``cli.ini`` in the config dir (and ``-c FILE``), then the command
+line. Plugin options are added by each plugin through ``add_arguments``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from certwright.core import __version__
+from certwright.core.errors import ConfigError
+
+LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+LE_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+DEFAULT_CONFIG_DIR = "/etc/certwright"
+DEFAULT_WORK_DIR = "/var/lib/certwright"
+DEFAULT_LOGS_DIR = "/var/log/certwright"
+
+VERBS: dict[str, str] = {
+    "run": "obtain a certificate and install it (the default verb)",
+    "certonly": "obtain or renew a certificate, but do not install it",
+    "renew": "renew all certificates (or one) that are due",
+    "certificates": "list the certificates in the store",
+    "revoke": "revoke a certificate",
+    "delete": "delete a certificate and its renewal configuration",
+    "reconfigure": "change the stored renewal options of a certificate",
+    "install": "install an existing certificate into a server",
+    "enhance": "add security enhancements (redirect, HSTS) to a server's config",
+    "rollback": "undo the last configuration changes",
+    "register": "create an ACME account",
+    "show_account": "show the ACME account's details",
+    "update_account": "update the ACME account's contact or roll over its key",
+    "unregister": "deactivate the ACME account",
+    "plugins": "list the installed authenticators and installers",
+}
+ALIASES = {"everything": "run", "auth": "certonly", "install": "install"}
+SHORTCUTS = ("webroot", "standalone", "manual", "nginx", "apache", "haproxy", "postfix", "dovecot")
+
+USAGE = f"""certwright [VERB] [options] [-d DOMAIN]...
+
+certwright obtains, installs and renews TLS certificates from an ACME CA and keeps them in
+Certbot's on-disk format. The default verb is `run` (obtain and install).
+
+Verbs:
+{chr(10).join(f"  {verb:<16}{text}" for verb, text in VERBS.items())}
+
+Common options:
+  -d DOMAINS            a name for the certificate (repeat or separate with commas)
+  --cert-name NAME      the certificate's name in the store
+  -a, -i NAME           authenticator / installer plugin (also --webroot, --standalone,
+                        --manual, --nginx, ...)
+  -m EMAIL, --agree-tos, -n (non-interactive), --dry-run, --server URL, --staging
+  --config-dir, --work-dir, --logs-dir (defaults {DEFAULT_CONFIG_DIR},
+                        {DEFAULT_WORK_DIR}, {DEFAULT_LOGS_DIR})
+
+`certwright --help VERB` shows one verb's options, `--help PLUGIN` a plugin's, `--help all`
+everything.
+"""
+
+
+class DomainAction(argparse.Action):
+    """``-d``: append names; with ``-w`` before it, map them to that webroot (Certbot's rule)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        names = [n.strip() for n in str(values).split(",") if n.strip()]
+        domains = list(getattr(ns, "domains", None) or [])
+        domains.extend(names)
+        ns.domains = domains
+        roots = getattr(ns, "webroot_path", None) or []
+        if roots:
+            mapping = dict(getattr(ns, "webroot_map", None) or {})
+            for name in names:
+                mapping.setdefault(name, roots[-1])
+            ns.webroot_map = mapping
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    add = p.add_argument
+    add("-h", "--help", nargs="?", const="", default=None, metavar="TOPIC")
+    add("--version", action="version", version=f"certwright {__version__}")
+    add("-c", "--config", dest="config_file", metavar="FILE")
+    add("-v", "--verbose", action="count", default=0)
+    add("-q", "--quiet", action="store_true")
+    add("-n", "--non-interactive", "--noninteractive", dest="noninteractive",
+        action="store_true")
+    add("--force-interactive", action="store_true")
+    add("--config-dir", default=DEFAULT_CONFIG_DIR)
+    add("--work-dir", default=DEFAULT_WORK_DIR)
+    add("--logs-dir", default=DEFAULT_LOGS_DIR)
+    add("--max-log-backups", type=int, default=1000)
+
+
+def _certificate_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("certificate")
+    add = g.add_argument
+    add("-d", "--domains", "--domain", dest="domains", action=DomainAction, metavar="DOMAIN",
+        default=[])
+    add("--cert-name", dest="certname")
+    add("--csr", metavar="FILE")
+    add("--cert-path", metavar="FILE")
+    add("--key-path", metavar="FILE")
+    add("--fullchain-path", metavar="FILE")
+    add("--chain-path", metavar="FILE")
+    add("--key-type", choices=("ecdsa", "rsa"), default=None)
+    add("--elliptic-curve", default=None,
+        choices=("secp256r1", "secp384r1", "secp521r1"))
+    add("--rsa-key-size", type=int, default=None)
+    add("--reuse-key", dest="reuse_key", action="store_true", default=None)
+    add("--no-reuse-key", dest="reuse_key", action="store_false")
+    add("--new-key", action="store_true")
+    add("--must-staple", action="store_true")
+    add("--expand", action="store_true")
+    add("--duplicate", action="store_true")
+    add("--force-renewal", "--renew-by-default", dest="force_renewal", action="store_true")
+    add("--keep-until-expiring", "--keep", "--reinstall", dest="reinstall",
+        action="store_true")
+    add("--allow-subset-of-names", action="store_true")
+    add("--dry-run", action="store_true")
+    add("--preferred-chain", default=None)
+    add("--preferred-challenges", dest="pref_challs", default=None,
+        type=_challenge_list)
+    add("--issuance-timeout", type=float, default=90.0)
+    add("--json", action="store_true", help="machine-readable output (certificates)")
+
+
+def _account_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("account and server")
+    add = g.add_argument
+    add("--server", default=None)
+    add("--staging", "--test-cert", dest="staging", action="store_true")
+    add("-m", "--email", default=None)
+    add("--agree-tos", dest="tos", action="store_true")
+    add("--register-unsafely-without-email", action="store_true")
+    add("--eab-kid", default=None)
+    add("--eab-hmac-key", default=None)
+    add("--account", default=None, metavar="ACCOUNT_ID")
+    add("--eff-email", dest="eff_email", action="store_true", default=None)
+    add("--no-eff-email", dest="eff_email", action="store_false")
+    add("--user-agent", default=None)
+    add("--no-verify-ssl", action="store_true")
+    add("--rollover-key", action="store_true")
+    add("--reason", default="unspecified", type=str.lower,
+        choices=("unspecified", "keycompromise", "affiliationchanged", "superseded",
+                 "cessationofoperation"))
+    add("--delete-after-revoke", dest="delete_after_revoke", action="store_true",
+        default=None)
+    add("--no-delete-after-revoke", dest="delete_after_revoke", action="store_false")
+    add("--preferred-profile", default=None)
+    add("--required-profile", default=None)
+
+
+def _plugin_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("plugins")
+    add = g.add_argument
+    add("-a", "--authenticator", default=None)
+    add("-i", "--installer", default=None)
+    add("--configurator", default=None)
+    for name in SHORTCUTS:
+        add(f"--{name}", dest=f"use_{name}", action="store_true")
+    add("--http-01-port", dest="http01_port", type=int, default=80)
+    add("--http-01-address", dest="http01_address", default="")
+    add("--https-port", type=int, default=443)
+    add("--pre-hook", default=None)
+    add("--post-hook", default=None)
+    add("--deploy-hook", "--renew-hook", dest="deploy_hook", default=None)
+    add("--no-directory-hooks", dest="directory_hooks", action="store_false", default=True)
+    add("--disable-hook-validation", action="store_true")
+    add("--no-random-sleep-on-renew", dest="random_sleep_on_renew", action="store_false",
+        default=True)
+    add("--jobs", type=int, default=None)
+    add("--authenticators", dest="list_authenticators", action="store_true")
+    add("--installers", dest="list_installers", action="store_true")
+    add("--init", action="store_true")
+    add("--prepare", action="store_true")
+
+
+def _challenge_list(value: str) -> list[str]:
+    out = []
+    for item in value.replace(" ", ",").split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        item = {"http": "http-01", "dns": "dns-01", "tls-alpn": "tls-alpn-01"}.get(item, item)
+        if item not in ("http-01", "dns-01", "tls-alpn-01"):
+            raise argparse.ArgumentTypeError(f"unknown challenge type {item!r}")
+        out.append(item)
+    return out
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit code 2
+        raise ConfigError(message)
+
+
+def build_parser(plugin_classes: Sequence[type[Any]] = ()) -> argparse.ArgumentParser:
+    p = _Parser(prog="certwright", usage=USAGE, add_help=False, allow_abbrev=False)
+    _common(p)
+    _certificate_options(p)
+    _account_options(p)
+    _plugin_options(p)
+    for cls in plugin_classes:
+        adder = getattr(cls, "add_arguments", None)
+        if adder is None:
+            continue
+        group = p.add_argument_group(f"{cls.name}", str(getattr(cls, "description", "")))
+        try:
+            adder(group.add_argument)
+        except argparse.ArgumentError as exc:
+            raise ConfigError(f"plugin {cls.name!r} adds a conflicting option: {exc}") from None
+    return p
+
+
+def ini_arguments(path: Path, parser: argparse.ArgumentParser) -> list[str]:
+    """Turn a Certbot-style ``cli.ini`` (``key = value``, or a bare ``flag``) into argv."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError(f"{path}: can't read: {exc.strerror}") from None
+    argv: list[str] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;[":
+            continue
+        key, sep, value = line.partition("=")
+        if not sep and ":" in line and " " not in line.split(":", 1)[0]:
+            key, sep, value = line.partition(":")
+        key, value = key.strip(), _unquote(value.strip())
+        opt = f"--{key}"
+        action = parser._option_string_actions.get(opt)
+        if action is None:
+            raise ConfigError(f"{path}:{lineno}: unknown option {key!r}")
+        if action.nargs == 0:
+            if not sep or value.lower() in ("true", "yes", "1", "on", ""):
+                argv.append(opt)
+            elif value.lower() not in ("false", "no", "0", "off"):
+                raise ConfigError(f"{path}:{lineno}: {key} is a flag; use true or false")
+        else:
+            if not sep:
+                raise ConfigError(f"{path}:{lineno}: {key} needs a value")
+            argv += [opt, value]
+    return argv
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return shlex.split(value)[0]
+    return value
+
+
+def _pre_scan(argv: Sequence[str], *names: str) -> str | None:
+    found = None
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif arg.startswith(name + "="):
+                found = arg.split("=", 1)[1]
+    return found
+
+
+def split_verb(
+    argv: Sequence[str], parser: argparse.ArgumentParser
+) -> tuple[str | None, list[str]]:
+    """Find the verb anywhere on the line (not as an option's value) and take it out."""
+    args = list(argv)
+    for i, arg in enumerate(args):
+        name = arg.replace("-", "_") if arg not in VERBS else arg
+        if name not in VERBS and arg not in ALIASES:
+            continue
+        if i > 0:
+            prev = parser._option_string_actions.get(args[i - 1])
+            if prev is not None and prev.nargs != 0 and "=" not in args[i - 1]:
+                continue  # the value of an option (or the topic of --help)
+        del args[i]
+        return ALIASES.get(arg, name), args
+    return None, args
+
+
+def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse with cli.ini defaults underneath the command line."""
+    argv = list(argv)
+    config_dir = _pre_scan(argv, "--config-dir") or os.environ.get(
+        "CERTWRIGHT_CONFIG_DIR", DEFAULT_CONFIG_DIR)
+    extra: list[str] = []
+    if _pre_scan(argv, "--config-dir") is None and config_dir != DEFAULT_CONFIG_DIR:
+        extra += ["--config-dir", config_dir]
+    extra += ini_arguments(Path(config_dir) / "cli.ini", parser)
+    config_file = _pre_scan(argv, "-c", "--config")
+    if config_file:
+        path = Path(config_file)
+        if not path.exists():
+            raise ConfigError(f"{path}: config file not found")
+        extra += ini_arguments(path, parser)
+    verb, argv = split_verb(argv, parser)
+    ns = parser.parse_args(extra + argv)
+    ns.verb = verb
+    for name in ("config_dir", "work_dir", "logs_dir"):
+        setattr(ns, name, os.path.abspath(os.path.expanduser(getattr(ns, name))))
+    return ns

@@ -1,0 +1,250 @@
+"""Verbs other than issuance: listing, accounts, plugins, help."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from certwright.core import plugins, session
+from certwright.core.acme.errors import AcmeError
+from certwright.core.cli_parser import VERBS
+from certwright.core.errors import ConfigError
+from certwright.core.storage import accounts as account_store
+from certwright.core.storage import lineage as lineages
+from certwright.core.storage.lock import lock
+
+Say = Callable[[str], None]
+Ask = Callable[[str], str] | None
+
+VERB_GROUPS = {
+    "certonly": ("certificate", "account and server", "plugins"),
+    "run": ("certificate", "account and server", "plugins"),
+    "certificates": ("certificate",),
+    "register": ("account and server",),
+    "show_account": ("account and server",),
+    "update_account": ("account and server",),
+    "unregister": ("account and server",),
+    "plugins": ("plugins",),
+}
+
+
+def dispatch(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    verb = config.verb or "run"
+    handler = HANDLERS.get(verb)
+    if handler is None:
+        raise ConfigError(f"the {verb!r} verb is not available in this version")
+    return handler(config, say, ask)
+
+
+def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., int]:
+    def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+        config_dir = Path(config.config_dir)
+        try:
+            config_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{config_dir}: can't create the config dir: {exc.strerror}") \
+                from None
+        with lock(config_dir / ".certwright.lock", timeout=0.0):
+            for fixed in lineages.repair_store(config_dir):
+                say(fixed)
+            return fn(config, say, ask)
+
+    return run
+
+
+def certonly(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    from certwright.core import issue
+
+    return issue.obtain(config, say, ask)
+
+
+def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    installers = [p.name for p in plugins.discover(plugins.INSTALLERS) if p.cls]
+    if not installers:
+        raise ConfigError("`run` obtains and installs, but no installer plugin is installed; "
+                          "use `certwright certonly` to obtain a certificate only")
+    raise ConfigError("installing certificates is not available in this version; "
+                      "use `certwright certonly`")
+
+
+# -- certificates -------------------------------------------------------------------------
+def certificates(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    found = lineages.list_lineages(Path(config.config_dir))
+    if config.certname:
+        found = [lin for lin in found if lin.name == config.certname]
+    if config.domains:
+        wanted = {d.lower() for d in config.domains}
+        found = [lin for lin in found if wanted & set(lin.names)]
+    now = datetime.datetime.now(datetime.UTC)
+    rows = [_describe(lin, now) for lin in found]
+    if config.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        say(f"No certificates found in {config.config_dir}.")
+        return 0
+    lines = ["Found the following certs:"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"  Certificate Name: {row['name']}\n    Error: {row['error']}")
+            continue
+        lines += [
+            f"  Certificate Name: {row['name']}",
+            f"    Serial Number: {row['serial']}",
+            f"    Key Type: {row['key_type']}",
+            f"    Domains: {' '.join(row['domains'])}",
+            f"    Expiry Date: {row['expires']} ({row['status']}: {row['days_left']} days)",
+            f"    Certificate Path: {row['fullchain_path']}",
+            f"    Private Key Path: {row['privkey_path']}",
+        ]
+    print("\n".join(lines))
+    return 0
+
+
+def _describe(lin: Any, now: datetime.datetime) -> dict[str, Any]:
+    try:
+        not_after = lin.not_after
+        days = (not_after - now).days
+        return {
+            "name": lin.name,
+            "domains": list(lin.names),
+            "serial": f"{lin.serial:x}",
+            "key_type": lin.key_type,
+            "expires": not_after.strftime("%Y-%m-%d %H:%M:%S+00:00"),
+            "days_left": days,
+            "status": "VALID" if days >= 0 else "EXPIRED",
+            "cert_path": str(lin.cert),
+            "fullchain_path": str(lin.fullchain),
+            "chain_path": str(lin.chain),
+            "privkey_path": str(lin.privkey),
+            "renewal_conf": str(lin.conf.path),
+        }
+    except Exception as exc:  # a damaged lineage is reported, not fatal
+        return {"name": lin.name, "error": str(exc)}
+
+
+# -- accounts -----------------------------------------------------------------------------
+def register(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    url = session.server_url(config)
+    if session.load_account(config, url) is not None and not config.account:
+        raise ConfigError(f"there is already an account for {url} in {config.config_dir}; "
+                          "use update_account to change it")
+    _, acct = session.register(config, url, ask)
+    say(f"Account registered: {acct.uri}")
+    return 0
+
+
+def _stored_client(config: argparse.Namespace) -> tuple[Any, account_store.Account, str]:
+    url = session.server_url(config)
+    client, acct = session.client_for(config, register_if_missing=False)
+    return client, acct, url
+
+
+def show_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    client, acct, url = _stored_client(config)
+    try:
+        remote = client.account()
+    except AcmeError as err:
+        raise session.explain_account_error(err, config, url) from None
+    say(f"Account details for server {url}:")
+    say(f"  Account URL: {remote.url}")
+    say(f"  Account Thumbprint: {_thumbprint(acct)}")
+    emails = [c.removeprefix("mailto:") for c in remote.contact]
+    say(f"  Email contact: {', '.join(emails) if emails else 'none'}")
+    say(f"  Status: {remote.status}")
+    return 0
+
+
+def _thumbprint(acct: account_store.Account) -> str:
+    from certwright.core.acme.jws import thumbprint
+
+    return thumbprint(acct.key)
+
+
+def update_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    client, acct, url = _stored_client(config)
+    if config.rollover_key:
+        raise ConfigError("--rollover-key is not available in this version")
+    if not config.email and not config.register_unsafely_without_email:
+        raise ConfigError("give the new contact with -m EMAIL (or "
+                          "--register-unsafely-without-email to remove it)")
+    remote = client.update_account(session.contact_from(config))
+    acct.body = dict(remote.raw)
+    account_store.save_account(Path(config.config_dir), url, acct)
+    emails = [c.removeprefix("mailto:") for c in remote.contact]
+    say(f"Your e-mail address was updated to {', '.join(emails) or 'none'}.")
+    return 0
+
+
+def unregister(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    client, acct, url = _stored_client(config)
+    if ask is not None and ask("Deactivate this account? It can't be undone. [y/N] ") \
+            .strip().lower() not in ("y", "yes"):
+        say("Deactivation aborted.")
+        return 1
+    client.deactivate_account()
+    account_store.delete_account(Path(config.config_dir), url, acct.id)
+    say("Account deactivated.")
+    return 0
+
+
+# -- plugins and help ---------------------------------------------------------------------
+def plugins_cmd(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    groups = []
+    if config.list_authenticators or not config.list_installers:
+        groups.append(("Authenticators", plugins.AUTHENTICATORS))
+    if config.list_installers or not config.list_authenticators:
+        groups.append(("Installers", plugins.INSTALLERS))
+    for title, group in groups:
+        found = plugins.discover(group)
+        print(f"{title}:")
+        if not found:
+            print("  (none installed)")
+        for info in found:
+            print(f"* {info.name}\n  {info.description or '(no description)'}\n"
+                  f"  Entry point: {info.name} = {info.target}")
+            if info.error:
+                print(f"  Unavailable: {info.error}")
+        print()
+    return 0
+
+
+def help_text(parser: argparse.ArgumentParser, topic: str) -> str:
+    from certwright.core.cli_parser import USAGE
+
+    if topic in ("", None):
+        return USAGE
+    if topic == "all":
+        return parser.format_help()
+    names = {p.name for g in (plugins.AUTHENTICATORS, plugins.INSTALLERS)
+             for p in plugins.discover(g)}
+    if topic not in VERBS and topic not in names:
+        raise ConfigError(f"no help on {topic!r}: try a verb ({', '.join(VERBS)}), "
+                          "a plugin name, or all")
+    wanted = VERB_GROUPS.get(topic, ()) if topic in VERBS else (topic,)
+    out = [f"certwright {topic}: {VERBS.get(topic, 'plugin options')}\n"]
+    for group in parser._action_groups:
+        if group.title in wanted:
+            fmt = parser._get_formatter()
+            fmt.start_section(group.title)
+            fmt.add_text(group.description)
+            fmt.add_arguments(group._group_actions)
+            fmt.end_section()
+            out.append(fmt.format_help())
+    return "\n".join(out)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
+    "certonly": _locked(certonly),
+    "run": _locked(run),
+    "certificates": certificates,
+    "register": _locked(register),
+    "show_account": show_account,
+    "update_account": _locked(update_account),
+    "unregister": _locked(unregister),
+    "plugins": plugins_cmd,
+}

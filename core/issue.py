@@ -1,0 +1,272 @@
+"""`certonly`: choose the lineage, the key and the authenticator, obtain, store."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from certwright.core import __version__, flow, keys, names, plugins, session
+from certwright.core.acme.errors import AcmeError
+from certwright.core.errors import ConfigError, PluginError
+from certwright.core.interfaces import Authenticator, Identifier
+from certwright.core.storage import lineage as lineages
+from certwright.core.storage.files import atomic_write
+from certwright.core.storage.lineage import Lineage
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+
+AUTH_SHORTCUTS = ("webroot", "standalone", "manual", "nginx", "apache")
+# Options a renewal must reuse, under Certbot's [renewalparams] names.
+RENEWAL_KEYS = (
+    "key_type", "elliptic_curve", "rsa_key_size", "reuse_key", "pref_challs",
+    "preferred_chain", "must_staple", "http01_port", "http01_address", "https_port",
+    "pre_hook", "post_hook", "deploy_hook", "preferred_profile", "required_profile",
+    "issuance_timeout", "eab_kid",
+)
+
+
+def authenticator_name(config: argparse.Namespace) -> str:
+    chosen = [n for n in AUTH_SHORTCUTS if getattr(config, f"use_{n}", False)]
+    if config.authenticator:
+        chosen.insert(0, config.authenticator)
+    if len(set(chosen)) > 1:
+        raise ConfigError(f"more than one authenticator given: {', '.join(sorted(set(chosen)))}")
+    if not chosen:
+        raise ConfigError(
+            "choose how to prove control of the names: --webroot -w DIR, --standalone, "
+            "--manual, or -a NAME (see `certwright plugins`)"
+        )
+    return chosen[0]
+
+
+def load_authenticator(config: argparse.Namespace) -> Authenticator:
+    cls = plugins.find(plugins.AUTHENTICATORS, authenticator_name(config))
+    auth: Authenticator = cls(config)
+    auth.prepare()
+    return auth
+
+
+def key_spec(config: argparse.Namespace) -> keys.KeySpec:
+    return keys.KeySpec(
+        key_type=config.key_type or "ecdsa",
+        curve=config.elliptic_curve or "secp256r1",
+        rsa_bits=config.rsa_key_size or 2048,
+    )
+
+
+@dataclass
+class Target:
+    """What `certonly` is about to do: a new lineage, a renewal of one, or nothing."""
+
+    identifiers: list[Identifier]
+    lineage: Lineage | None
+    name: str
+    action: str  # "new", "renew", "expand", "keep"
+
+
+def renewal_due(lineage: Lineage, now: datetime.datetime | None = None) -> bool:
+    """Due with a third of the lifetime left (half for lifetimes under 10 days)."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    not_before, not_after = lineage.not_before, lineage.not_after
+    lifetime = not_after - not_before
+    share = 2 if lifetime < datetime.timedelta(days=10) else 3
+    due: bool = now >= not_after - lifetime / share
+    return due
+
+
+def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Target:
+    config_dir = Path(config.config_dir)
+    wanted = {i.value for i in idents}
+    if config.certname:
+        try:
+            existing: Lineage | None = lineages.load_lineage(config_dir, config.certname)
+        except Exception:
+            existing = None
+        if existing is None:
+            if not idents:
+                raise ConfigError(f"no certificate named {config.certname!r} and no -d given")
+            return Target(idents, None, config.certname, "new")
+        if not idents:
+            idents = [names.parse_identifier(n) for n in existing.names]
+        return Target(idents, existing, existing.name, _action(config, existing, idents))
+    if not idents:
+        raise ConfigError("give the names for the certificate with -d DOMAIN")
+    base = idents[0].value.removeprefix("*.")
+    if config.duplicate:
+        return Target(idents, None, base, "new")
+    for candidate in lineages.list_lineages(config_dir):
+        have = set(candidate.names)
+        if have == wanted:
+            return Target(idents, candidate, candidate.name, _action(config, candidate, idents))
+        if have < wanted:
+            if not config.expand and config.noninteractive:
+                raise ConfigError(
+                    f"certificate {candidate.name!r} has {', '.join(sorted(have))}; to add "
+                    f"{', '.join(sorted(wanted - have))} to it give --expand (or --cert-name)"
+                )
+            return Target(idents, candidate, candidate.name, "expand")
+    return Target(idents, None, base, "new")
+
+
+def _action(config: argparse.Namespace, lineage: Lineage, idents: list[Identifier]) -> str:
+    if set(lineage.names) != {i.value for i in idents}:
+        return "expand"
+    if config.force_renewal or renewal_due(lineage):
+        return "renew"
+    return "keep"
+
+
+def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: str,
+                   server: str) -> dict[str, object]:
+    params: dict[str, object] = {
+        "account": account_id,
+        "authenticator": auth.name,
+        "server": server,
+    }
+    if getattr(config, "installer", None):
+        params["installer"] = config.installer
+    for key in RENEWAL_KEYS:
+        value = getattr(config, key, None)
+        if value not in (None, False, "", []):
+            params[key] = value
+    params["key_type"] = key_spec(config).key_type
+    params.update(auth.renewal_params())
+    return params
+
+
+def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | None) -> int:
+    if config.csr:
+        return _obtain_for_csr(config, say, ask)
+    idents = names.parse_domains(config.domains)
+    target = choose_target(config, idents)
+    if target.action == "keep":
+        say(f"Certificate not yet due for renewal; no action taken ({target.name}, expires "
+            f"{target.lineage.not_after:%Y-%m-%d})." if target.lineage else "No action taken.")
+        return 0
+    auth = load_authenticator(config)
+    check_authenticator_for(target.identifiers, auth, config.pref_challs)
+    client, account = session.client_for(config, ask=ask)
+    spec = key_spec(config)
+    key = _choose_key(config, target, spec)
+    csr = keys.make_csr(key, target.identifiers, must_staple=config.must_staple)
+    issued = _run_flow(config, client, auth, target.identifiers, csr, say)
+    if config.dry_run:
+        say("The dry run was successful.")
+        return 0
+    key_pem = keys.key_to_pem(key)
+    params = renewal_params(config, auth, account.id, session.server_url(config))
+    if target.lineage is None:
+        lineage = lineages.new_lineage(
+            Path(config.config_dir), target.name, issued.cert.encode(), issued.chain.encode(),
+            issued.fullchain.encode(), key_pem, params, __version__)
+    else:
+        lineage = target.lineage
+        same_key = key_pem == lineage.privkey_pem()
+        lineage.save_successor(issued.cert.encode(), issued.chain.encode(),
+                               issued.fullchain.encode(), None if same_key else key_pem, params)
+        lineage = lineages.load_lineage(Path(config.config_dir), lineage.name)
+    _report(say, lineage)
+    return 0
+
+
+def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
+              idents: list[Identifier], csr: bytes, say: Say) -> flow.Issued:
+    opts = flow.Options(
+        timeout=config.issuance_timeout,
+        preferred_challenges=config.pref_challs or (),
+        preferred_chain=config.preferred_chain,
+        profile=config.required_profile or config.preferred_profile,
+    )
+    say(f"Requesting a certificate for {_names_text(idents)}")
+    try:
+        return flow.obtain(client, auth, idents, csr, opts)
+    except AcmeError as err:
+        raise session.explain_account_error(err, config, session.server_url(config)) from None
+
+
+def _choose_key(config: argparse.Namespace, target: Target, spec: keys.KeySpec) -> Any:
+    lineage = target.lineage
+    if lineage is not None and not config.new_key:
+        reuse = config.reuse_key
+        if reuse is None:
+            reuse = str(lineage.conf.params.get("reuse_key", "False")).lower() == "true"
+        if reuse:
+            key = keys.load_private_key(lineage.privkey_pem(), str(lineage.privkey))
+            explicit_type = config.key_type or config.elliptic_curve or config.rsa_key_size
+            if not explicit_type or spec.matches(key):
+                return key
+            log.info("key type changed; generating a new key despite --reuse-key")
+    return spec.generate()
+
+
+def _obtain_for_csr(config: argparse.Namespace, say: Say,
+                    ask: Callable[[str], str] | None) -> int:
+    path = Path(config.csr)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: can't read the CSR: {exc.strerror}") from None
+    csr = keys.load_csr(data, str(path))
+    idents = names.parse_domains(i.value for i in keys.csr_identifiers(csr))
+    if config.domains:
+        given = {i.value for i in names.parse_domains(config.domains)}
+        if given != {i.value for i in idents}:
+            raise ConfigError(f"{path}: the CSR's names differ from the -d names")
+    if not idents:
+        raise ConfigError(f"{path}: the CSR names no domain")
+    auth = load_authenticator(config)
+    client, _ = session.client_for(config, ask=ask)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    issued = _run_flow(config, client, auth, idents, csr.public_bytes(Encoding.DER), say)
+    if config.dry_run:
+        say("The dry run was successful.")
+        return 0
+    outputs = (
+        (config.cert_path or "0000_cert.pem", issued.cert),
+        (config.chain_path or "0000_chain.pem", issued.chain),
+        (config.fullchain_path or "0000_fullchain.pem", issued.fullchain),
+    )
+    for out, pem in outputs:
+        atomic_write(Path(out), pem.encode(), 0o644)
+    say("Successfully received certificate.")
+    say(f"Certificate is saved at: {Path(outputs[0][0]).absolute()}")
+    say(f"Intermediate CA chain is saved at: {Path(outputs[1][0]).absolute()}")
+    say(f"Full certificate chain is saved at: {Path(outputs[2][0]).absolute()}")
+    return 0
+
+
+def _names_text(idents: list[Identifier]) -> str:
+    values = [i.value for i in idents]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+
+def _report(say: Say, lineage: Lineage) -> None:
+    say("Successfully received certificate.")
+    say(f"Certificate is saved at: {lineage.fullchain}")
+    say(f"Key is saved at:         {lineage.privkey}")
+    say(f"This certificate expires on {lineage.not_after:%Y-%m-%d}.")
+    say("These files will be updated when the certificate renews.")
+
+
+def check_authenticator_for(idents: list[Identifier], auth: Authenticator,
+                            preferred: list[str] | None) -> None:
+    """Refuse before any order is placed when a name can't be proven (wildcard + http-01)."""
+    for ident in idents:
+        types = list(auth.challenge_types(ident))
+        if preferred and ident.is_wildcard and "dns-01" not in preferred:
+            types = []
+        if ident.is_wildcard and "dns-01" not in types:
+            raise PluginError(
+                f"{ident.value} is a wildcard name: it needs the dns-01 challenge, which "
+                f"{auth.name} can't do here (use --manual --preferred-challenges dns or a "
+                "DNS plugin)")
+        if not types:
+            raise PluginError(f"the {auth.name} authenticator can't prove control of "
+                              f"{ident.value}")

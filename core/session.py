@@ -1,0 +1,121 @@
+"""From options to a ready ACME client: the server URL, the transport, the account."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from certwright.core.acme.client import AcmeClient
+from certwright.core.acme.errors import AcmeError
+from certwright.core.acme.jws import jwk_of
+from certwright.core.acme.transport import Transport
+from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
+from certwright.core.errors import ConfigError
+from certwright.core.keys import KeySpec
+from certwright.core.storage import accounts as store
+
+log = logging.getLogger(__name__)
+
+
+def server_url(config: argparse.Namespace) -> str:
+    """``--server``, else staging for ``--staging``/``--dry-run``, else Let's Encrypt."""
+    if config.server:
+        if config.staging and config.server not in (LE_STAGING, LE_PRODUCTION):
+            raise ConfigError("--staging and --server name different CAs; give one of them")
+        return str(config.server)
+    if config.staging or config.dry_run:
+        return LE_STAGING
+    return LE_PRODUCTION
+
+
+def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
+    t = Transport(url or server_url(config), user_agent=config.user_agent)
+    if config.no_verify_ssl:
+        t.session.verify = False
+    return t
+
+
+def load_account(config: argparse.Namespace, url: str) -> store.Account | None:
+    accounts = store.list_accounts(Path(config.config_dir), url)
+    if config.account:
+        for acct in accounts:
+            if acct.id == config.account:
+                return acct
+        raise ConfigError(f"no account {config.account} for {url} in {config.config_dir}")
+    return accounts[0] if accounts else None
+
+
+def client_for(
+    config: argparse.Namespace,
+    *,
+    register_if_missing: bool = True,
+    ask: Callable[[str], str] | None = None,
+) -> tuple[AcmeClient, store.Account]:
+    """A client logged in to the stored account, registering one when there is none."""
+    url = server_url(config)
+    acct = load_account(config, url)
+    if acct is not None:
+        return AcmeClient(transport(config, url), acct.key, kid=acct.uri), acct
+    if not register_if_missing:
+        raise ConfigError(
+            f"no account for {url} in {config.config_dir}; run `certwright register` first"
+        )
+    return register(config, url, ask=ask)
+
+
+def contact_from(config: argparse.Namespace) -> list[str]:
+    if not config.email:
+        return []
+    return ["mailto:" + e.strip() for e in config.email.split(",") if e.strip()]
+
+
+def register(
+    config: argparse.Namespace, url: str, ask: Callable[[str], str] | None = None
+) -> tuple[AcmeClient, store.Account]:
+    if not config.email and not config.register_unsafely_without_email:
+        if config.noninteractive or ask is None:
+            raise ConfigError(
+                "an ACME account needs -m EMAIL (or --register-unsafely-without-email) "
+                "when running non-interactively"
+            )
+        config.email = ask("Email address (for urgent notices from the CA): ").strip() or None
+    client = AcmeClient(transport(config, url), jwk_of(KeySpec().generate()))
+    directory = client.directory
+    if not config.tos:
+        tos = directory.terms_of_service or "(none published)"
+        if config.noninteractive or ask is None:
+            raise ConfigError(f"agree to the CA's terms of service with --agree-tos: {tos}")
+        if ask(f"Terms of service: {tos}\nAgree? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise ConfigError("the CA's terms of service must be accepted to register")
+    if directory.external_account_required and not (config.eab_kid and config.eab_hmac_key):
+        raise ConfigError("this CA requires External Account Binding: give --eab-kid and "
+                          "--eab-hmac-key")
+    account = client.register(contact_from(config), agree_tos=True, eab_kid=config.eab_kid,
+                              eab_hmac_key=config.eab_hmac_key)
+    acct = store.Account(
+        id=store.account_id_for_key(client.key),
+        key=client.key,
+        uri=account.url,
+        body=dict(account.raw),
+        meta={
+            "creation_dt": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "creation_host": socket.getfqdn(),
+        },
+    )
+    store.save_account(Path(config.config_dir), url, acct)
+    log.info("registered account %s at %s", account.url, url)
+    return client, acct
+
+
+def explain_account_error(err: AcmeError, config: argparse.Namespace, url: str) -> AcmeError:
+    """Turn a stale stored account into an error that says what to do."""
+    if err.code in ("accountDoesNotExist", "unauthorized") and "account" in err.detail.lower():
+        err.detail += (
+            f" (the account stored in {config.config_dir} for {url} is unknown to the CA; "
+            "remove it with `certwright unregister` or register anew with `certwright register`)"
+        )
+    return err

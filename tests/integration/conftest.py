@@ -1,0 +1,77 @@
+"""Fixtures for end-to-end runs of the certwright CLI against the real Pebble."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_binary
+from tests.servers.nginx import NGINX_BINARY, Nginx
+from tests.servers.pebble import Pebble
+
+CERTWRIGHT = str(Path(sys.executable).parent / "certwright")
+
+
+@dataclass
+class Cli:
+    """Runs ``certwright`` against one Pebble with its own config/work/logs dirs."""
+
+    base: Path
+    ca: Pebble
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.base / "config"
+
+    def dirs(self) -> list[str]:
+        return ["--config-dir", str(self.config_dir), "--work-dir", str(self.base / "work"),
+                "--logs-dir", str(self.base / "logs")]
+
+    def __call__(self, *args: str, check: bool = True, account: bool = True,
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [CERTWRIGHT, *args, *self.dirs(), "--server", self.ca.directory_url, "-n"]
+        if account:
+            argv += ["--agree-tos", "-m", "admin@example.org"]
+        env = self.ca.env(os.environ)
+        env.update(self.extra_env)
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"certwright {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def snapshot(self) -> dict[str, bytes | str]:
+        """Every file and link under the config dir, to check a failure changed nothing."""
+        out: dict[str, bytes | str] = {}
+        if not self.config_dir.exists():
+            return out
+        for path in sorted(self.config_dir.rglob("*")):
+            rel = str(path.relative_to(self.config_dir))
+            if rel.endswith(".lock"):
+                continue
+            if path.is_symlink():
+                out[rel] = "-> " + os.readlink(path)
+            elif path.is_file():
+                out[rel] = path.read_bytes()
+        return out
+
+
+@pytest.fixture
+def cli(pebble: Pebble, tmp_path: Path) -> Cli:
+    return Cli(tmp_path, pebble)
+
+
+@pytest.fixture
+def web(pebble: Pebble, www_root: Path, tmp_path: Path) -> Iterator[Nginx]:
+    """Real nginx serving ``www_root`` on the port where Pebble validates http-01."""
+    require_binary(NGINX_BINARY)
+    with Nginx(tmp_path / "nginx", www_root, http_port=pebble.http_port) as server:
+        yield server
