@@ -1,0 +1,131 @@
+"""Atomic file, symlink and directory primitives for the store.
+
+Every write goes to a temporary name in the target's directory and is renamed over the
+target, so a reader (or a crash) only ever sees the old bytes or the new bytes. A temporary
+file is created with its final mode from the start: a private key is never readable by
+others, not even for an instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from pathlib import Path
+
+from certwright.core.errors import StorageError
+
+TEMP_SUFFIX = ".tmp"
+"""Temporary files are named ``.<target>.<random>.tmp``; :func:`is_temp_name` recognises them."""
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file left by an interrupted :func:`atomic_write`."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries to disk (a rename is durable only after this)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise StorageError(f"cannot open directory {path}: {_reason(error)}") from error
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        # Some filesystems cannot fsync a directory; the rename itself already happened.
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise StorageError(f"cannot sync directory {path}: {_reason(error)}") from error
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _keep_owner(fd: int, path: Path) -> None:
+    """As root, give the new file the owner and group of the file it replaces."""
+    if os.geteuid() != 0:
+        return
+    try:
+        old = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    os.fchown(fd, old.st_uid, old.st_gid)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically; the file ends up with exactly ``mode``.
+
+    On failure (a full disk, a read-only filesystem, ...) the temporary file is removed,
+    the old file is left untouched and :class:`StorageError` names the path and the reason.
+    """
+    temp = _temp_path(path)
+    fd = -1
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        os.fchmod(fd, mode)  # the umask may have removed bits; it can only have removed them
+        _keep_owner(fd, path)
+        _write_all(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(temp, path)
+    except OSError as error:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise StorageError(f"cannot write {path}: {_reason(error)}") from error
+    fsync_dir(path.parent)
+
+
+def atomic_symlink(target: str, link: Path) -> None:
+    """Make ``link`` point to ``target`` atomically, replacing any file or link there."""
+    temp = _temp_path(link)
+    try:
+        os.symlink(target, temp)
+        os.replace(temp, link)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise StorageError(f"cannot link {link} to {target}: {_reason(error)}") from error
+    fsync_dir(link.parent)
+
+
+def ensure_dir(path: Path, mode: int = 0o755) -> None:
+    """Create ``path`` and missing parents; directories created here get exactly ``mode``.
+
+    An existing directory keeps its mode: users tighten or loosen these on purpose.
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        if current.exists() or current.is_symlink():
+            raise StorageError(f"{current} exists and is not a directory")
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+            os.chmod(directory, mode)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise StorageError(f"{directory} exists and is not a directory") from None
+        except OSError as error:
+            raise StorageError(f"cannot create {directory}: {_reason(error)}") from error

@@ -1,0 +1,755 @@
+"""Certificate lineages in Certbot's layout.
+
+::
+
+    archive/<name>/{cert,chain,fullchain,privkey}N.pem     every version ever saved
+    live/<name>/{cert,chain,fullchain,privkey}.pem         relative links to one version
+    live/<name>/README
+    renewal/<name>.conf                                    see renewal_conf
+
+Switching versions is crash safe. Archive files are written atomically (a version is
+"complete" once all four exist). The new links are built in a sibling directory
+``live/.<name>.new`` which is then exchanged with ``live/<name>`` in one step by Linux
+``renameat2(RENAME_EXCHANGE)``; a reader sees the old four links or the new four, never a
+mix. Where the exchange is not supported, two renames are used (``live/<name>`` is briefly
+absent, never mixed) and :func:`repair_store` completes an interrupted switch.
+
+Callers hold the store lock (:mod:`certwright.core.storage.lock`) around writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import functools
+import itertools
+import os
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from certwright.core.errors import StorageError
+from certwright.core.storage.files import (
+    atomic_symlink,
+    atomic_write,
+    ensure_dir,
+    fsync_dir,
+    is_temp_name,
+)
+from certwright.core.storage.renewal_conf import (
+    ALL_FOUR,
+    RenewalConf,
+    read_renewal_conf,
+    write_renewal_conf,
+)
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+KEY_MODE = 0o600
+"""Mode of a new private key; group bits of the previous key are kept (as Certbot does)."""
+_KEPT_KEY_BITS = 0o074  # group rwx and other read, carried over from the previous key
+_FILE_MODE = 0o644
+_TOP_DIR_MODE = 0o700  # renewal/, archive/, live/ as Certbot creates them
+_LINEAGE_DIR_MODE = 0o755  # archive/<name>/, live/<name>/
+_NEW_SUFFIX = ".new"
+_OLD_SUFFIX = ".old"
+_VERSIONED = re.compile(r"(cert|privkey|chain|fullchain)([0-9]+)\.pem")
+_LIST_KNOWN_NAMES = 10
+
+README = "README"
+_LIVE_README = """\
+This directory holds the current certificate of this lineage. Each .pem file here is a
+link into ../../archive/{name}/; a renewal switches all four links at once.
+
+  privkey.pem    the private key: keep it secret
+  fullchain.pem  the certificate followed by the intermediate certificates; this is the
+                 file most server software wants
+  chain.pem      the intermediate certificates alone
+  cert.pem       the certificate alone; most servers need fullchain.pem instead
+
+Point your servers at these paths rather than at archive/, and do not move or rename
+these files: certwright and Certbot find them here.
+"""
+_BASE_README = """\
+Each directory here holds the current certificate of one lineage, named after it:
+
+  <name>/privkey.pem    the private key: keep it secret
+  <name>/fullchain.pem  certificate plus intermediates, for most server software
+  <name>/chain.pem      the intermediates alone
+  <name>/cert.pem       the certificate alone
+
+The files are links that move to the newest version on renewal. Point your servers at
+them and leave them where they are.
+"""
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+# --- low-level helpers -------------------------------------------------------------------
+
+
+@functools.cache
+def _libc_renameat2() -> Callable[..., int] | None:
+    try:
+        func: Any = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    result: Callable[..., int] = func
+    return result
+
+
+def exchange_paths(first: Path, second: Path) -> bool:
+    """Swap two directory entries atomically; False if the system cannot do that."""
+    renameat2 = _libc_renameat2()
+    if renameat2 is None:
+        return False
+    status = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if status == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise StorageError(f"cannot exchange {first} and {second}: {os.strerror(code)}")
+
+
+def _remove_tree(path: Path) -> None:
+    try:
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        else:
+            shutil.rmtree(path)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise StorageError(f"cannot remove {path}: {error.strerror}") from error
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise StorageError(f"cannot read {path}: {error.strerror}") from error
+
+
+def _version_of(target: str, kind: str) -> int | None:
+    match = _VERSIONED.fullmatch(os.path.basename(target))
+    if match is None or match.group(1) != kind:
+        return None
+    return int(match.group(2))
+
+
+def _valid_name(name: str) -> str:
+    if not name or name.startswith(".") or "/" in name or "\0" in name:
+        raise StorageError(f"invalid certificate name {name!r}")
+    return name
+
+
+def _describe_key(public_key: object) -> str:
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return f"ECDSA {public_key.curve.name}"
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"RSA {public_key.key_size}"
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    if isinstance(public_key, ed448.Ed448PublicKey):
+        return "Ed448"
+    if isinstance(public_key, dsa.DSAPublicKey):
+        return f"DSA {public_key.key_size}"
+    return type(public_key).__name__
+
+
+def cert_matches_key(cert_pem: bytes, key_pem: bytes) -> bool:
+    """Whether the certificate in ``cert_pem`` is for the private key in ``key_pem``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return False
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
+
+
+# --- the lineage ---------------------------------------------------------------------------
+
+
+def default_conf(config_dir: Path, name: str, version: str = "") -> RenewalConf:
+    """The conf Certbot would write for ``name`` under ``config_dir`` (absolute paths)."""
+    root = os.path.abspath(config_dir)
+    live = os.path.join(root, "live", name)
+    return RenewalConf(
+        name=name,
+        path=Path(root, "renewal", f"{name}.conf"),
+        version=version,
+        archive_dir=os.path.join(root, "archive", name),
+        cert=os.path.join(live, "cert.pem"),
+        privkey=os.path.join(live, "privkey.pem"),
+        chain=os.path.join(live, "chain.pem"),
+        fullchain=os.path.join(live, "fullchain.pem"),
+    )
+
+
+@dataclass(eq=False)
+class Lineage:
+    """One certificate lineage. ``error`` is set (and ``conf`` holds default paths) when
+    its renewal conf could not be read; such a lineage is listed but not used."""
+
+    name: str
+    config_dir: Path
+    conf: RenewalConf
+    error: str | None = None
+    _certificate: x509.Certificate | None = field(default=None, init=False, repr=False)
+
+    # paths
+    @property
+    def cert(self) -> Path:
+        return Path(self.conf.cert)
+
+    @property
+    def privkey(self) -> Path:
+        return Path(self.conf.privkey)
+
+    @property
+    def chain(self) -> Path:
+        return Path(self.conf.chain)
+
+    @property
+    def fullchain(self) -> Path:
+        return Path(self.conf.fullchain)
+
+    @property
+    def live_dir(self) -> Path:
+        return Path(self.conf.cert).parent
+
+    @property
+    def archive_dir(self) -> Path:
+        return Path(self.conf.archive_dir)
+
+    @property
+    def renewal_conf_path(self) -> Path:
+        return self.conf.path
+
+    @property
+    def params(self) -> dict[str, object]:
+        return self.conf.params
+
+    def link(self, kind: str) -> Path:
+        """The live path of ``kind`` (one of cert, privkey, chain, fullchain)."""
+        if kind not in ALL_FOUR:
+            raise ValueError(f"unknown kind {kind!r}")
+        return Path(getattr(self.conf, kind))
+
+    def archive_path(self, kind: str, version: int) -> Path:
+        return self.archive_dir / f"{kind}{version}.pem"
+
+    # versions
+    def archive_versions(self) -> dict[str, set[int]]:
+        """Versions present in the archive, per kind."""
+        found: dict[str, set[int]] = {kind: set() for kind in ALL_FOUR}
+        try:
+            names = os.listdir(self.archive_dir)
+        except FileNotFoundError:
+            return found
+        except OSError as error:
+            raise StorageError(f"cannot list {self.archive_dir}: {error.strerror}") from error
+        for entry in names:
+            match = _VERSIONED.fullmatch(entry)
+            if match:
+                found[match.group(1)].add(int(match.group(2)))
+        return found
+
+    def complete_versions(self) -> list[int]:
+        """Versions with all four archive files, newest first."""
+        found = self.archive_versions()
+        common = set.intersection(*found.values())
+        return sorted(common, reverse=True)
+
+    def latest_version(self) -> int:
+        """The highest version with all four archive files present (0 if there is none)."""
+        complete = self.complete_versions()
+        return complete[0] if complete else 0
+
+    def _next_free_version(self) -> int:
+        # Past every partial version too, so nothing half-written is ever reused.
+        found = self.archive_versions()
+        return max(itertools.chain.from_iterable(found.values()), default=0) + 1
+
+    def link_versions(self) -> dict[str, int | None]:
+        """The version each live link names (None: missing or not an archive file name)."""
+        versions: dict[str, int | None] = {}
+        for kind in ALL_FOUR:
+            try:
+                versions[kind] = _version_of(os.readlink(getattr(self.conf, kind)), kind)
+            except OSError:
+                versions[kind] = None
+        return versions
+
+    def current_version(self) -> int:
+        """The version ``cert.pem`` points to."""
+        link = self.conf.cert
+        try:
+            target = os.readlink(link)
+        except OSError as error:
+            raise StorageError(f"{link} is not a link: {error.strerror}") from error
+        version = _version_of(target, "cert")
+        if version is None:
+            raise StorageError(f"{link} points to {target}, not to an archive version")
+        return version
+
+    def is_consistent(self) -> bool:
+        """All four links name the same version and their files exist."""
+        versions = set(self.link_versions().values())
+        if len(versions) != 1 or None in versions:
+            return False
+        return all(os.path.exists(getattr(self.conf, kind)) for kind in ALL_FOUR)
+
+    # the certificate
+    def cert_pem(self) -> bytes:
+        return _read(self.cert)
+
+    def privkey_pem(self) -> bytes:
+        return _read(self.privkey)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The current certificate, parsed on first use."""
+        if self._certificate is None:
+            from cryptography import x509
+
+            try:
+                self._certificate = x509.load_pem_x509_certificate(self.cert_pem())
+            except ValueError as error:
+                raise StorageError(f"{self.cert} is not a PEM certificate: {error}") from error
+        return self._certificate
+
+    @property
+    def names(self) -> list[str]:
+        """The certificate's names: the subject CN first (if any), then its SANs."""
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        cert = self.certificate
+        names: list[str] = []
+        for attribute in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+            value = attribute.value
+            names.append(value if isinstance(value, str) else value.decode())
+        try:
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return names
+        for dns in sans.get_values_for_type(x509.DNSName):
+            if dns not in names:
+                names.append(dns)
+        for ip in sans.get_values_for_type(x509.IPAddress):
+            if str(ip) not in names:
+                names.append(str(ip))
+        return names
+
+    @property
+    def not_before(self) -> datetime:
+        return self.certificate.not_valid_before_utc
+
+    @property
+    def not_after(self) -> datetime:
+        return self.certificate.not_valid_after_utc
+
+    @property
+    def serial(self) -> int:
+        return self.certificate.serial_number
+
+    @property
+    def key_type(self) -> str:
+        """E.g. ``ECDSA secp256r1`` or ``RSA 2048``."""
+        return _describe_key(self.certificate.public_key())
+
+    # writing
+    def save_successor(
+        self,
+        cert: bytes,
+        chain: bytes,
+        fullchain: bytes,
+        privkey: bytes | None,
+        params: Mapping[str, object],
+        version_string: str | None = None,
+    ) -> int:
+        """Store a new version and make it current; return its number.
+
+        ``privkey`` None keeps the current key (its bytes are copied into the new version).
+        The new key file gets 0600 plus the group bits and group of the previous key. The
+        renewal conf (``params``, and ``version`` if given) is rewritten after the switch.
+        """
+        prior = self.current_version()
+        self._remove_temp_files()
+        new = self._next_free_version()
+        key_bytes = privkey if privkey is not None else _read(self.privkey)
+        self._write_key(new, key_bytes, self.archive_path("privkey", prior))
+        atomic_write(self.archive_path("chain", new), chain, _FILE_MODE)
+        atomic_write(self.archive_path("fullchain", new), fullchain, _FILE_MODE)
+        atomic_write(self.archive_path("cert", new), cert, _FILE_MODE)
+        self._switch_live(new)
+        self._certificate = None
+        self.conf.params = dict(params)
+        if version_string is not None:
+            self.conf.version = version_string
+        write_renewal_conf(self.conf)
+        return new
+
+    def _write_key(self, version: int, data: bytes, previous: Path) -> None:
+        path = self.archive_path("privkey", version)
+        atomic_write(path, data, KEY_MODE)
+        try:
+            old = os.stat(previous)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise StorageError(f"cannot stat {previous}: {error.strerror}") from error
+        try:
+            if old.st_gid != os.stat(path).st_gid:
+                os.chown(path, -1, old.st_gid)
+            os.chmod(path, KEY_MODE | (old.st_mode & _KEPT_KEY_BITS))
+        except OSError as error:
+            raise StorageError(f"cannot set the mode of {path}: {error.strerror}") from error
+
+    def _remove_temp_files(self) -> None:
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(self.archive_dir):
+                if is_temp_name(entry):
+                    (self.archive_dir / entry).unlink(missing_ok=True)
+
+    def _link_targets(self, version: int, live_dir: Path) -> dict[str, str]:
+        return {
+            self.link(kind).name: os.path.relpath(self.archive_path(kind, version), live_dir)
+            for kind in ALL_FOUR
+        }
+
+    def _switch_live(self, version: int) -> None:
+        """Point all four live links at ``version`` in one atomic step."""
+        live_dir = self.live_dir
+        together = all(self.link(kind).parent == live_dir for kind in ALL_FOUR)
+        if not together or live_dir.is_symlink():
+            # Links spread over several directories (a hand-edited conf): one at a time.
+            for kind in ALL_FOUR:
+                link = self.link(kind)
+                atomic_symlink(os.path.relpath(self.archive_path(kind, version), link.parent), link)
+            return
+        staged = live_dir.with_name(f".{live_dir.name}{_NEW_SUFFIX}")
+        _remove_tree(staged)
+        _build_live_dir(staged, live_dir, self._link_targets(version, live_dir), self.name)
+        _install_live_dir(staged, live_dir)
+
+    def repair(self) -> str | None:
+        """Re-point disagreeing or broken live links to the newest complete version whose
+        certificate matches its key; say what was done (None if nothing was needed)."""
+        if self.is_consistent():
+            return None
+        before = self.link_versions()
+        described = ", ".join(f"{kind} {before[kind] or 'missing'}" for kind in ALL_FOUR)
+        for version in self.complete_versions():
+            cert = self.archive_path("cert", version)
+            key = self.archive_path("privkey", version)
+            if cert_matches_key(_read(cert), _read(key)):
+                self._remove_temp_files()
+                self._switch_live(version)
+                return f"{self.name}: live links were inconsistent ({described}); " \
+                    f"re-pointed to version {version}"
+        return f"{self.name}: live links are inconsistent ({described}) and " \
+            f"{self.archive_dir} holds no complete version whose certificate matches its key"
+
+
+def _build_live_dir(staged: Path, source: Path, targets: Mapping[str, str], name: str) -> None:
+    """Fill ``staged`` with the links in ``targets`` plus everything else ``source`` holds."""
+    try:
+        os.mkdir(staged, 0o700)
+        for link_name, target in targets.items():
+            os.symlink(target, staged / link_name)
+        skip = set(targets) | {f"previous_{kind}.pem" for kind in ALL_FOUR}
+        has_readme = False
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(source):
+                if entry.name in skip or is_temp_name(entry.name):
+                    continue
+                has_readme = has_readme or entry.name == README
+                _copy_entry(entry, staged / entry.name)
+        if not has_readme:
+            (staged / README).write_text(_LIVE_README.format(name=name))
+        try:
+            info = os.stat(source)
+            mode, uid, gid = info.st_mode & 0o7777, info.st_uid, info.st_gid
+        except FileNotFoundError:
+            mode, uid, gid = _LINEAGE_DIR_MODE, -1, -1
+        if os.geteuid() == 0 and uid >= 0:
+            os.chown(staged, uid, gid)
+        os.chmod(staged, mode)
+    except OSError as error:
+        _remove_tree(staged)
+        raise StorageError(f"cannot prepare {staged}: {error.strerror}") from error
+    fsync_dir(staged)
+
+
+def _copy_entry(entry: os.DirEntry[str], dest: Path) -> None:
+    """Carry a file a user keeps in a live directory over to its replacement."""
+    if entry.is_symlink():
+        os.symlink(os.readlink(entry.path), dest)
+    elif entry.is_dir():
+        shutil.copytree(entry.path, dest, symlinks=True)
+    else:
+        try:
+            os.link(entry.path, dest)
+        except OSError:
+            shutil.copy2(entry.path, dest)
+
+
+def _install_live_dir(staged: Path, live_dir: Path) -> None:
+    """Make the complete directory ``staged`` become ``live_dir``."""
+    parent = live_dir.parent
+    try:
+        if not os.path.lexists(live_dir):
+            os.rename(staged, live_dir)
+        elif exchange_paths(staged, live_dir):
+            fsync_dir(parent)
+            _remove_tree(staged)  # now holds the previous links
+            return
+        else:
+            retired = live_dir.with_name(f".{live_dir.name}{_OLD_SUFFIX}")
+            _remove_tree(retired)
+            os.rename(live_dir, retired)
+            os.rename(staged, live_dir)
+            fsync_dir(parent)
+            _remove_tree(retired)
+            return
+    except OSError as error:
+        raise StorageError(f"cannot switch {live_dir}: {error.strerror}") from error
+    fsync_dir(parent)
+
+
+def _write_base_readme(live_root: Path) -> None:
+    readme = live_root / README
+    if not readme.exists():
+        atomic_write(readme, _BASE_README.encode(), _FILE_MODE)
+
+
+def _claim_name(root: Path, wanted: str) -> str:
+    """Reserve a free lineage name (``wanted``, ``wanted-0001``, ...) by creating its
+    archive directory."""
+    for count in itertools.count():
+        name = wanted if count == 0 else f"{wanted}-{count:04d}"
+        live = root / "live" / name
+        if (root / "renewal" / f"{name}.conf").exists():
+            continue
+        if os.path.lexists(live) and (not live.is_dir() or os.listdir(live)):
+            continue
+        archive = root / "archive" / name
+        try:
+            os.mkdir(archive, _LINEAGE_DIR_MODE)
+        except FileExistsError:
+            if not archive.is_dir() or os.listdir(archive):
+                continue
+        except OSError as error:
+            raise StorageError(f"cannot create {archive}: {error.strerror}") from error
+        os.chmod(archive, _LINEAGE_DIR_MODE)
+        return name
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def new_lineage(
+    config_dir: Path,
+    name: str,
+    cert: bytes,
+    chain: bytes,
+    fullchain: bytes,
+    privkey: bytes,
+    params: Mapping[str, object],
+    version_string: str,
+) -> Lineage:
+    """Create a lineage at version 1. If ``name`` is taken, ``name-0001``, ``name-0002``, ...
+    is used (as Certbot does); the returned lineage carries the name actually used."""
+    root = Path(os.path.abspath(config_dir))
+    _valid_name(name)
+    ensure_dir(root)
+    for sub in ("renewal", "archive", "live"):
+        ensure_dir(root / sub, _TOP_DIR_MODE)
+    _write_base_readme(root / "live")
+    name = _claim_name(root, name)
+    conf = default_conf(root, name, version_string)
+    conf.params = dict(params)
+    lineage = Lineage(name, root, conf)
+    try:
+        atomic_write(lineage.archive_path("privkey", 1), privkey, KEY_MODE)
+        atomic_write(lineage.archive_path("chain", 1), chain, _FILE_MODE)
+        atomic_write(lineage.archive_path("fullchain", 1), fullchain, _FILE_MODE)
+        atomic_write(lineage.archive_path("cert", 1), cert, _FILE_MODE)
+        live_dir = lineage.live_dir
+        staged = live_dir.with_name(f".{name}{_NEW_SUFFIX}")
+        _remove_tree(staged)
+        _build_live_dir(staged, live_dir, lineage._link_targets(1, live_dir), name)
+        _install_live_dir(staged, live_dir)
+        write_renewal_conf(conf)  # last: the lineage exists once its conf does
+    except BaseException:
+        with contextlib.suppress(StorageError):
+            _remove_tree(lineage.live_dir)
+            _remove_tree(lineage.archive_dir)
+        raise
+    return lineage
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+def _conf_names(config_dir: Path) -> list[str]:
+    try:
+        entries = os.listdir(Path(config_dir) / "renewal")
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise StorageError(f"cannot list {config_dir}/renewal: {error.strerror}") from error
+    return sorted(e[:-5] for e in entries if e.endswith(".conf") and not e.startswith("."))
+
+
+def list_lineages(config_dir: Path) -> list[Lineage]:
+    """Every lineage with a renewal conf, sorted by name. A conf that cannot be read gives
+    a lineage with ``error`` set instead of stopping the listing. Certificates are not read."""
+    root = Path(os.path.abspath(config_dir))
+    renewal = root / "renewal"
+    lineages = []
+    for name in _conf_names(root):
+        try:
+            conf = read_renewal_conf(renewal.joinpath(name + ".conf"))
+        except StorageError as error:
+            lineages.append(Lineage(name, root, default_conf(root, name), error=str(error)))
+            continue
+        lineages.append(Lineage(name, root, conf))
+    return lineages
+
+
+def load_lineage(config_dir: Path, name: str) -> Lineage:
+    """The lineage ``name``; StorageError if there is none or its conf cannot be read."""
+    root = Path(os.path.abspath(config_dir))
+    path = root / "renewal" / f"{_valid_name(name)}.conf"
+    if not path.exists():
+        known = _conf_names(root)
+        if not known:
+            hint = "there are no certificates"
+        elif len(known) <= _LIST_KNOWN_NAMES:
+            hint = "known names: " + ", ".join(known)
+        else:
+            hint = f"there are {len(known)} other certificates"
+        raise StorageError(f"no certificate named {name!r} in {root} ({hint})")
+    return Lineage(name, root, read_renewal_conf(path))
+
+
+def delete_lineage(config_dir: Path, name: str) -> None:
+    """Remove the renewal conf (first, so the lineage disappears at once), the live links
+    and README, and the archive files. Directories are removed once empty; files a user
+    put there are left alone."""
+    root = Path(os.path.abspath(config_dir))
+    path = root / "renewal" / f"{_valid_name(name)}.conf"
+    if not path.exists():
+        raise StorageError(f"no certificate named {name!r} in {root}")
+    try:
+        conf = read_renewal_conf(path)
+    except StorageError:
+        conf = default_conf(root, name)
+    try:
+        path.unlink()
+    except OSError as error:
+        raise StorageError(f"cannot remove {path}: {error.strerror}") from error
+    lineage = Lineage(name, root, conf)
+    for kind in ALL_FOUR:
+        with contextlib.suppress(FileNotFoundError):
+            lineage.link(kind).unlink()
+    live_dir = lineage.live_dir
+    with contextlib.suppress(FileNotFoundError):
+        (live_dir / README).unlink()
+    with contextlib.suppress(OSError):
+        live_dir.rmdir()  # only if nothing a user put there is left
+    for suffix in (_NEW_SUFFIX, _OLD_SUFFIX):
+        _remove_tree(live_dir.with_name(f".{live_dir.name}{suffix}"))
+    _remove_archive(lineage.archive_dir)
+
+
+def _remove_archive(archive: Path) -> None:
+    """Remove the archive files of a lineage, and the directory if nothing else is there.
+
+    Only ``<kind>N.pem`` and temporary files are removed: a hand-edited ``archive_dir``
+    pointing somewhere else cannot make a delete wipe unrelated files.
+    """
+    try:
+        entries = os.listdir(archive)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise StorageError(f"cannot list {archive}: {error.strerror}") from error
+    for entry in entries:
+        if _VERSIONED.fullmatch(entry) or is_temp_name(entry):
+            with contextlib.suppress(FileNotFoundError):
+                (archive / entry).unlink()
+    with contextlib.suppress(OSError):
+        archive.rmdir()
+
+
+def _finish_interrupted_switches(live_root: Path) -> list[str]:
+    messages: list[str] = []
+    try:
+        entries = sorted(os.listdir(live_root))
+    except FileNotFoundError:
+        return messages
+    leftovers = [
+        e for e in entries
+        if e.startswith(".") and e.endswith((_NEW_SUFFIX, _OLD_SUFFIX)) and len(e) > 5
+    ]
+    for entry in leftovers:
+        path = live_root / entry
+        final = live_root / entry[1:-4]
+        if not path.is_dir() or path.is_symlink():
+            continue
+        if not os.path.lexists(final):
+            complete = all(os.path.exists(path / f"{kind}.pem") for kind in ALL_FOUR)
+            if (entry.endswith(_NEW_SUFFIX) and complete) or entry.endswith(_OLD_SUFFIX):
+                os.rename(path, final)
+                messages.append(f"{final.name}: finished an interrupted switch of {final}")
+                continue
+        _remove_tree(path)
+        messages.append(f"removed leftover {path}")
+    return messages
+
+
+def repair_store(config_dir: Path) -> list[str]:
+    """Undo the traces of an interrupted write; return one line per thing fixed.
+
+    Finishes or drops half-done live directory switches, removes temporary files, and
+    re-points any lineage whose live links disagree (or dangle) to its newest complete
+    version. Run it at start, holding the store lock.
+    """
+    root = Path(os.path.abspath(config_dir))
+    try:
+        messages = _finish_interrupted_switches(root / "live")
+    except OSError as error:
+        raise StorageError(f"cannot repair {root / 'live'}: {error.strerror}") from error
+    renewal = root / "renewal"
+    with contextlib.suppress(FileNotFoundError):
+        for entry in sorted(os.listdir(renewal)):
+            if is_temp_name(entry):
+                (renewal / entry).unlink(missing_ok=True)
+                messages.append(f"removed leftover {renewal / entry}")
+    for lineage in list_lineages(root):
+        if lineage.error is None:
+            fixed = lineage.repair()
+            if fixed:
+                messages.append(fixed)
+    return messages
