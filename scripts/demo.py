@@ -37,7 +37,7 @@ def main() -> int:
         store = ["--config-dir", str(base / "config"), "--work-dir", str(base / "work"),
                  "--logs-dir", str(base / "logs")]
         argv = [certwright, "certonly", "--webroot", "-w", str(www),
-                *sum((["-d", n] for n in NAMES), []), "--server", ca.directory_url,
+                *[arg for n in NAMES for arg in ("-d", n)], "--server", ca.directory_url,
                 "-m", "admin@example.org", "--agree-tos", "-n", *store]
         print("$ certwright " + " ".join(argv[1:]))
         subprocess.run(argv, env=ca.env(os.environ), check=True)

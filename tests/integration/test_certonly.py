@@ -111,12 +111,13 @@ def test_manual_http01_hooks(cli: Cli, web: Nginx, www_root: Path, tmp_path: Pat
 
 
 def _dns_hooks(tmp_path: Path, pebble: Pebble) -> tuple[str, str]:
+    mgmt = pebble.challtestsrv.management_url
     set_txt = (f"{sys.executable} -c \"import json,os,urllib.request as u; "
-               f"u.urlopen(u.Request('{pebble.challtestsrv.management_url}/set-txt', json.dumps("
+               f"u.urlopen(u.Request('{mgmt}/set-txt', json.dumps("
                "{'host': '_acme-challenge.'+os.environ['CERTBOT_DOMAIN']+'.', "
                "'value': os.environ['CERTBOT_VALIDATION']}).encode()))\"")
     clear_txt = (f"{sys.executable} -c \"import json,os,urllib.request as u; "
-                 f"u.urlopen(u.Request('{pebble.challtestsrv.management_url}/clear-txt', json.dumps("
+                 f"u.urlopen(u.Request('{mgmt}/clear-txt', json.dumps("
                  "{'host': '_acme-challenge.'+os.environ['CERTBOT_DOMAIN']+'.'}).encode()))\"")
     auth = _hook(tmp_path / "dns-auth.sh", set_txt + "\n")
     clean = _hook(tmp_path / "dns-clean.sh", clear_txt + "\n")
