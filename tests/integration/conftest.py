@@ -36,7 +36,9 @@ class Cli:
 
     def __call__(self, *args: str, check: bool = True, account: bool = True,
                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        argv = [CERTWRIGHT, *args, *self.dirs(), "--server", self.ca.directory_url, "-n"]
+        argv = [CERTWRIGHT, *args, *self.dirs(), "-n"]
+        if "--server" not in args:
+            argv += ["--server", self.ca.directory_url]
         if account:
             argv += ["--agree-tos", "-m", "admin@example.org"]
         env = self.ca.env(os.environ)

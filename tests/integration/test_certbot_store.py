@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -36,29 +34,7 @@ from certwright.core.storage.lineage import (
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-CERTBOT_VENV = REPO / ".bench" / "certbot-venv"
-CERTBOT_VERSION = "5.8.0"
 PEBBLE = "https://127.0.0.1:14000/dir"
-
-
-@pytest.fixture(scope="module")
-def certbot_venv() -> Path:
-    certbot = CERTBOT_VENV / "bin" / "certbot"
-    if not certbot.exists():
-        env = {k: v for k, v in os.environ.items() if k != "REQUESTS_CA_BUNDLE"}
-        try:
-            subprocess.run([sys.executable, "-m", "venv", str(CERTBOT_VENV)], check=True)
-            subprocess.run(
-                [str(CERTBOT_VENV / "bin" / "pip"), "install", "-q",
-                 f"certbot=={CERTBOT_VERSION}"],
-                check=True, env=env, timeout=900,
-            )
-        except (subprocess.SubprocessError, OSError) as error:
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(f"cannot install Certbot {CERTBOT_VERSION}: {error}")
-            pytest.skip(f"cannot install Certbot {CERTBOT_VERSION}: {error}")
-    return CERTBOT_VENV
 
 
 def certbot_python(venv: Path, script: str, *args: str) -> str:
