@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +22,6 @@ from certwright.core.errors import PluginError
 
 if TYPE_CHECKING:
     import socketserver
-    import threading
 
     from certwright.core.interfaces import AddArgument, ChallengeTask, Identifier
 
@@ -43,6 +43,7 @@ class StandaloneAuthenticator:
 
     name: ClassVar[str] = "standalone"
     description: ClassVar[str] = "Run a temporary built-in web server on port 80 (http-01)"
+    shareable: ClassVar[bool] = True  # one instance may serve several lineages at once
 
     def __init__(self, config: argparse.Namespace) -> None:
         self.config = config
@@ -51,6 +52,7 @@ class StandaloneAuthenticator:
         port = getattr(config, "http01_port", None)
         self.port: int = DEFAULT_PORT if port is None else int(port)
         self._tokens: dict[str, str] = {}
+        self._lock = threading.Lock()
         self._server: socketserver.TCPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -74,14 +76,16 @@ class StandaloneAuthenticator:
 
     def present(self, task: ChallengeTask) -> None:
         token = http01_token(task, self.name)
-        self._tokens[token] = task.key_authorization
-        if self._server is None:
-            self._start()
+        with self._lock:
+            self._tokens[token] = task.key_authorization
+            if self._server is None:
+                self._start()
 
     def cleanup(self, task: ChallengeTask) -> None:
-        self._tokens.pop(task.token, None)
-        if not self._tokens:
-            self._stop()
+        with self._lock:
+            self._tokens.pop(task.token, None)
+            if not self._tokens:
+                self._stop()
 
     def renewal_params(self) -> Mapping[str, object]:
         return {}
@@ -89,8 +93,6 @@ class StandaloneAuthenticator:
     # -- the server ----------------------------------------------------------------------
 
     def _start(self) -> None:
-        import threading
-
         server = _bind(self.address, self.port, self._tokens)
         thread = threading.Thread(
             target=server.serve_forever,

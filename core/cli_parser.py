@@ -303,6 +303,10 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
     verb, argv = split_verb(argv, parser)
     ns = parser.parse_args(extra + argv)
     ns.verb = verb
+    ns.explicit = frozenset(
+        a.dest for a in parser._actions
+        if a.dest not in ("help", "version") and getattr(ns, a.dest, None) != a.default
+    )
     for name in ("config_dir", "work_dir", "logs_dir"):
         setattr(ns, name, os.path.abspath(os.path.expanduser(getattr(ns, name))))
     return ns

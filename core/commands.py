@@ -24,6 +24,7 @@ VERB_GROUPS = {
     "certonly": ("certificate", "account and server", "plugins"),
     "run": ("certificate", "account and server", "plugins"),
     "certificates": ("certificate",),
+    "renew": ("certificate", "plugins"),
     "register": ("account and server",),
     "show_account": ("account and server",),
     "update_account": ("account and server",),
@@ -60,6 +61,12 @@ def certonly(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     from certwright.core import issue
 
     return issue.obtain(config, say, ask)
+
+
+def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    from certwright.core import renew as renewal
+
+    return renewal.renew(config, say, ask)
 
 
 def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
@@ -241,6 +248,7 @@ def help_text(parser: argparse.ArgumentParser, topic: str) -> str:
 HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
     "certonly": _locked(certonly),
     "run": _locked(run),
+    "renew": _locked(renew),
     "certificates": certificates,
     "register": _locked(register),
     "show_account": show_account,

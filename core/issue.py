@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certwright.core import __version__, flow, keys, names, plugins, session
+from certwright.core import __version__, flow, hooks, keys, names, plugins, session
 from certwright.core.acme.errors import AcmeError
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import Authenticator, Identifier
@@ -141,6 +141,7 @@ def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: 
 
 
 def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | None) -> int:
+    """`certonly`: pre hooks, issue (or keep), deploy hooks, post hooks."""
     if config.csr:
         return _obtain_for_csr(config, say, ask)
     idents = names.parse_domains(config.domains)
@@ -151,37 +152,96 @@ def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | Non
         return 0
     auth = load_authenticator(config)
     check_authenticator_for(target.identifiers, auth, config.pref_challs)
-    client, account = session.client_for(config, ask=ask)
-    spec = key_spec(config)
-    key = _choose_key(config, target, spec)
-    csr = keys.make_csr(key, target.identifiers, must_staple=config.must_staple)
-    issued = _run_flow(config, client, auth, target.identifiers, csr, say)
-    if config.dry_run:
+    runner = HookRunner(config, say)
+    runner.pre()
+    try:
+        lineage = issue(config, target, auth, say, ask)
+    except Exception:
+        runner.post([], [i.value for i in target.identifiers])
+        raise
+    if lineage is None:
         say("The dry run was successful.")
+        runner.post([], [])
         return 0
-    key_pem = keys.key_to_pem(key)
-    params = renewal_params(config, auth, account.id, session.server_url(config))
-    if target.lineage is None:
-        lineage = lineages.new_lineage(
-            Path(config.config_dir), target.name, issued.cert.encode(), issued.chain.encode(),
-            issued.fullchain.encode(), key_pem, params, __version__)
-    else:
-        lineage = target.lineage
-        same_key = key_pem == lineage.privkey_pem()
-        lineage.save_successor(issued.cert.encode(), issued.chain.encode(),
-                               issued.fullchain.encode(), None if same_key else key_pem, params)
-        lineage = lineages.load_lineage(Path(config.config_dir), lineage.name)
     _report(say, lineage)
+    runner.deploy(lineage)
+    runner.post(lineage.names, [])
     return 0
 
 
+def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: Say,
+          ask: Callable[[str], str] | None) -> Lineage | None:
+    """Obtain a certificate for ``target`` and store it; None on a dry run."""
+    client, account = session.client_for(config, ask=ask)
+    key = _choose_key(config, target, key_spec(config))
+    csr = keys.make_csr(key, target.identifiers, must_staple=config.must_staple)
+    replaces = getattr(config, "ari_replaces", None)
+    issued = _run_flow(config, client, auth, target.identifiers, csr, say, replaces)
+    if config.dry_run:
+        return None
+    key_pem = keys.key_to_pem(key)
+    params = renewal_params(config, auth, account.id, session.server_url(config))
+    config_dir = Path(config.config_dir)
+    if target.lineage is None:
+        return lineages.new_lineage(
+            config_dir, target.name, issued.cert.encode(), issued.chain.encode(),
+            issued.fullchain.encode(), key_pem, params, __version__)
+    lineage = target.lineage
+    same_key = key_pem == lineage.privkey_pem()
+    lineage.save_successor(issued.cert.encode(), issued.chain.encode(),
+                           issued.fullchain.encode(), None if same_key else key_pem, params,
+                           __version__)
+    return lineages.load_lineage(config_dir, lineage.name)
+
+
+class HookRunner:
+    """Runs the hooks of one command: pre once, deploy per lineage, post once."""
+
+    def __init__(self, config: argparse.Namespace, say: Say) -> None:
+        self.config = config
+        self.say = say
+        self.ran_pre = False
+        self.config_dir = Path(config.config_dir)
+
+    def _commands(self, kind: str, given: str | None) -> list[str | None]:
+        found: list[str | None] = [given]
+        if self.config.directory_hooks:
+            found += hooks.directory_hooks(self.config_dir, kind)
+        return found
+
+    def pre(self) -> None:
+        if self.ran_pre or self.config.dry_run:
+            return
+        self.ran_pre = True
+        hooks.run_hooks(self._commands("pre", self.config.pre_hook), "pre", warn=self.warn)
+
+    def deploy(self, lineage: Lineage, given: str | None = None) -> bool:
+        if self.config.dry_run:
+            return True
+        env = {"RENEWED_LINEAGE": str(lineage.live_dir),
+               "RENEWED_DOMAINS": " ".join(lineage.names)}
+        command = given if given is not None else self.config.deploy_hook
+        return hooks.run_hooks(self._commands("deploy", command), "deploy", env, self.warn)
+
+    def post(self, renewed: list[str], failed: list[str]) -> None:
+        if self.config.dry_run:
+            return
+        env = {"RENEWED_DOMAINS": " ".join(renewed), "FAILED_DOMAINS": " ".join(failed)}
+        hooks.run_hooks(self._commands("post", self.config.post_hook), "post", env, self.warn)
+
+    def warn(self, text: str) -> None:
+        log.warning("%s", text)
+
+
 def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
-              idents: list[Identifier], csr: bytes, say: Say) -> flow.Issued:
+              idents: list[Identifier], csr: bytes, say: Say,
+              replaces: str | None = None) -> flow.Issued:
     opts = flow.Options(
         timeout=config.issuance_timeout,
         preferred_challenges=config.pref_challs or (),
         preferred_chain=config.preferred_chain,
-        profile=config.required_profile or config.preferred_profile,
+        profile=choose_profile(config, client),
+        replaces=replaces,
     )
     say(f"Requesting a certificate for {_names_text(idents)}")
     try:
@@ -270,3 +330,20 @@ def check_authenticator_for(idents: list[Identifier], auth: Authenticator,
         if not types:
             raise PluginError(f"the {auth.name} authenticator can't prove control of "
                               f"{ident.value}")
+
+
+def choose_profile(config: argparse.Namespace, client: Any) -> str | None:
+    """``--required-profile`` must be offered; ``--preferred-profile`` falls back to the default."""
+    required, preferred = config.required_profile, config.preferred_profile
+    if not (required or preferred):
+        return None
+    offered = client.directory.profiles
+    if required:
+        if required not in offered:
+            raise ConfigError(f"the CA does not offer the profile {required!r} "
+                              f"(offered: {', '.join(offered) or 'none'})")
+        return str(required)
+    if preferred in offered:
+        return str(preferred)
+    log.info("the CA does not offer the profile %r; using its default", preferred)
+    return None

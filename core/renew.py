@@ -1,0 +1,343 @@
+"""`renew`: find the lineages that are due, renew them in parallel, run the hooks.
+
+Deciding needs no plugin and, when nothing changed, no certificate parsing: a small cache
+in the work dir maps each lineage's current ``cert.pem`` target to its validity period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import copy
+import datetime
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from certwright.core import issue, names, plugins
+from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
+from certwright.core.errors import CertwrightError, ConfigError
+from certwright.core.interfaces import Authenticator
+from certwright.core.storage import lineage as lineages
+from certwright.core.storage.files import atomic_write
+from certwright.core.storage.lineage import Lineage
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+Ask = Callable[[str], str] | None
+
+INTS = {"rsa_key_size", "http01_port", "https_port"}
+FLOATS = {"issuance_timeout"}
+BOOLS = {"reuse_key", "must_staple", "autorenew"}
+LISTS = {"pref_challs", "webroot_path"}
+ALIASES = {"renew_hook": "deploy_hook"}
+DEFAULT_JOBS = 4
+CACHE_FILE = "renewal-cache.json"
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # renewed | not-due | failed | dry-run
+    detail: str = ""
+    domains: tuple[str, ...] = ()
+
+
+# -- is it due? ---------------------------------------------------------------------------
+class ValidityCache:
+    """``{name: [cert target, not_before, not_after]}``; archive files never change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dirty = False
+        try:
+            self.data: dict[str, list[Any]] = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            self.data = {}
+
+    def window(self, lin: Lineage) -> tuple[float, float]:
+        try:
+            target = os.readlink(lin.cert)
+        except OSError:
+            target = str(lin.cert)
+        hit = self.data.get(lin.name)
+        if hit and hit[0] == target:
+            return float(hit[1]), float(hit[2])
+        nb, na = lin.not_before.timestamp(), lin.not_after.timestamp()
+        self.data[lin.name] = [target, nb, na]
+        self.dirty = True
+        return nb, na
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(self.data).encode(), 0o600)
+        except (OSError, CertwrightError) as exc:
+            log.debug("renewal cache not saved: %s", exc)
+
+
+def default_due_time(not_before: float, not_after: float) -> float:
+    lifetime = not_after - not_before
+    share = 2 if lifetime < 10 * 86400 else 3
+    return not_after - lifetime / share
+
+
+def _renew_before_expiry(lin: Lineage) -> float | None:
+    text = str(lin.conf.extra.get("renew_before_expiry", "") or "").strip()
+    parts = text.split()
+    if len(parts) == 2 and parts[0].isdigit() and parts[1].rstrip("s") in ("day", "week"):
+        unit = 86400 if parts[1].startswith("day") else 7 * 86400
+        return int(parts[0]) * unit
+    return None
+
+
+def is_due(lin: Lineage, cache: ValidityCache, now: float, ari: AriCheck | None) -> bool:
+    nb, na = cache.window(lin)
+    due = default_due_time(nb, na)
+    before = _renew_before_expiry(lin)
+    if before is not None:
+        due = na - before
+    if ari is not None:
+        moment = ari.renewal_time(lin, now)
+        if moment is not None:
+            due = min(due, moment)
+    return now >= due
+
+
+class AriCheck:
+    """Asks the CA's ``renewalInfo`` (RFC 9773); any failure falls back to the lifetime."""
+
+    def __init__(self, config: argparse.Namespace) -> None:
+        self.config = config
+        self._directories: dict[str, Any] = {}
+
+    def transport(self, server: str) -> Any:
+        if server not in self._directories:
+            from certwright.core import session
+
+            try:
+                self._directories[server] = session.transport(self.config, server)
+                _ = self._directories[server].directory
+            except Exception as exc:
+                log.warning("ARI: could not read %s: %s", server, exc)
+                self._directories[server] = None
+        return self._directories[server]
+
+    def renewal_time(self, lin: Lineage, now: float) -> float | None:
+        server = str(lin.params.get("server") or "")
+        if not server or server == "None":
+            return None
+        section = lin.conf.extra.get("acme_renewal_info")
+        retry = section.get("ari_retry_after") if isinstance(section, dict) else None
+        if retry:
+            try:
+                if datetime.datetime.fromisoformat(str(retry)).timestamp() > now:
+                    return None
+            except ValueError:
+                pass
+        transport = self.transport(server)
+        if transport is None or not transport.directory.renewal_info:
+            return None
+        from certwright.core import ari
+
+        try:
+            info = ari.fetch(transport, transport.directory.renewal_info, lin.certificate)
+            retry_after = info.retry_after or 6 * 3600
+            moment: float | None = info.choose_moment().timestamp()
+        except Exception as exc:  # never fatal
+            log.warning("ARI check for %s failed: %s", lin.name, exc)
+            retry_after, moment = 6 * 3600, None
+        _store_retry_after(lin, now + retry_after)
+        return moment
+
+
+def _store_retry_after(lin: Lineage, when: float) -> None:
+    from certwright.core.storage.renewal_conf import write_renewal_conf
+
+    stamp = datetime.datetime.fromtimestamp(when).isoformat(timespec="seconds")  # naive local,
+    lin.conf.extra["acme_renewal_info"] = {"ari_retry_after": stamp}  # as Certbot writes it
+    try:
+        write_renewal_conf(lin.conf)
+    except CertwrightError as exc:
+        log.warning("could not store the ARI retry time for %s: %s", lin.name, exc)
+
+
+# -- per-lineage configuration ------------------------------------------------------------
+def _convert(key: str, value: object) -> object:
+    if value in ("None", None):
+        return None
+    if key in INTS:
+        return int(str(value))
+    if key in FLOATS:
+        return float(str(value))
+    if key in BOOLS:
+        return str(value).lower() == "true"
+    if key in LISTS:
+        items = value if isinstance(value, list) else str(value).split(",")
+        return [str(v).strip() for v in items if str(v).strip()]
+    return value
+
+
+def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespace:
+    """The stored renewal options, overridden by what was given on this command line."""
+    ns = copy.copy(config)
+    explicit = set(getattr(config, "explicit", ()))
+    cli_auth = any(getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS)
+    for raw_key, raw in lin.params.items():
+        key = ALIASES.get(raw_key, raw_key)
+        if key in explicit or (key == "authenticator" and cli_auth):
+            continue
+        try:
+            setattr(ns, key, _convert(key, raw))
+        except ValueError:
+            raise ConfigError(f"{lin.conf.path}: bad value for {raw_key}: {raw!r}") from None
+    if not cli_auth and ns.authenticator is None:
+        raise ConfigError(f"{lin.conf.path}: no authenticator stored; give one on the command "
+                          "line (e.g. --webroot -w DIR)")
+    if config.dry_run and ns.server == LE_PRODUCTION:
+        ns.server = LE_STAGING
+    ns.certname = lin.name
+    ns.domains = list(lin.names)
+    return ns
+
+
+# -- the run ------------------------------------------------------------------------------
+class Renewer:
+    def __init__(self, config: argparse.Namespace, say: Say, ask: Ask, ari: AriCheck) -> None:
+        self.config = config
+        self.ari = ari
+        self.say = say
+        self.ask = ask
+        self.runner = issue.HookRunner(config, say)
+        self._shared: dict[tuple[Any, ...], Authenticator] = {}
+
+    def authenticator(self, ns: argparse.Namespace) -> Authenticator:
+        name = issue.authenticator_name(ns)
+        cls = plugins.find(plugins.AUTHENTICATORS, name)
+        if not getattr(cls, "shareable", False):
+            auth: Authenticator = cls(ns)
+            auth.prepare()
+            return auth
+        key = (name, ns.http01_address, ns.http01_port)
+        if key not in self._shared:
+            self._shared[key] = cls(ns)
+            self._shared[key].prepare()
+        return self._shared[key]
+
+    def renew_one(self, lin: Lineage) -> Outcome:
+        try:
+            ns = lineage_config(self.config, lin)
+            ns.ari_replaces = self._replaces(ns, lin)
+            idents = names.parse_domains(lin.names)
+            auth = self.authenticator(ns)
+            target = issue.Target(idents, lin, lin.name, "renew")
+            new = issue.issue(ns, target, auth, self.say, None)
+        except CertwrightError as exc:
+            return Outcome(lin.name, "failed", str(exc), tuple(lin.names))
+        except Exception as exc:
+            log.exception("renewal of %s failed", lin.name)
+            return Outcome(lin.name, "failed", f"{type(exc).__name__}: {exc}", tuple(lin.names))
+        if new is None:
+            return Outcome(lin.name, "dry-run", "", tuple(lin.names))
+        hook = ns.deploy_hook
+        ok = self.runner.deploy(new, hook)
+        return Outcome(lin.name, "renewed", "" if ok else "a deploy hook failed",
+                       tuple(new.names))
+
+    def _replaces(self, ns: argparse.Namespace, lin: Lineage) -> str | None:
+        """RFC 9773 §5: name the certificate this order replaces, when the CA speaks ARI."""
+        transport = self.ari.transport(ns.server)
+        if transport is None or not transport.directory.renewal_info:
+            return None
+        try:
+            from certwright.core import ari
+
+            return ari.cert_id(lin.certificate)
+        except Exception as exc:
+            log.debug("no replaces for %s: %s", lin.name, exc)
+            return None
+
+
+def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    config_dir = Path(config.config_dir)
+    found = lineages.list_lineages(config_dir)
+    if config.certname:
+        found = [lin for lin in found if lin.name == config.certname]
+        if not found:
+            raise ConfigError(f"no certificate named {config.certname!r} in {config_dir}")
+    outcomes: list[Outcome] = []
+    due: list[Lineage] = []
+    cache = ValidityCache(Path(config.work_dir) / CACHE_FILE)
+    ari = AriCheck(config)
+    now = time.time()
+    for lin in found:
+        if lin.error:
+            outcomes.append(Outcome(lin.name, "failed", lin.error))
+            continue
+        try:
+            autorenew = str(lin.params.get("autorenew", "True")).lower() != "false"
+            wanted = config.force_renewal or config.dry_run or (
+                autorenew and is_due(lin, cache, now, ari))
+        except Exception as exc:
+            outcomes.append(Outcome(lin.name, "failed", f"can't read the certificate: {exc}"))
+            continue
+        if wanted:
+            due.append(lin)
+        else:
+            outcomes.append(Outcome(lin.name, "not-due"))
+    cache.save()
+    if due:
+        _random_sleep(config, say)
+        renewer = Renewer(config, say, ask, ari)
+        renewer.runner.pre()
+        jobs = max(1, config.jobs or DEFAULT_JOBS)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            outcomes += list(pool.map(renewer.renew_one, due))
+        renewed = [d for o in outcomes if o.status == "renewed" for d in o.domains]
+        failed = [d for o in outcomes if o.status == "failed" for d in o.domains]
+        renewer.runner.post(renewed, failed)
+    return _summary(outcomes, say)
+
+
+def _random_sleep(config: argparse.Namespace, say: Say) -> None:
+    if not config.random_sleep_on_renew or config.dry_run or sys.stdin.isatty():
+        return
+    seconds = random.uniform(1, 480)
+    say(f"Non-interactive renewal: sleeping {seconds:.0f} s first to spread the load on the "
+        "CA (--no-random-sleep-on-renew to skip)")
+    time.sleep(seconds)
+
+
+def _summary(outcomes: list[Outcome], say: Say) -> int:
+    by: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by.setdefault(o.status, []).append(o)
+    if not outcomes:
+        say("No certificates found.")
+        return 0
+    titles = (("renewed", "renewed"), ("dry-run", "renewed in a dry run (nothing saved)"),
+              ("not-due", "not due for renewal"), ("failed", "failed"))
+    for status, title in titles:
+        items = by.get(status, [])
+        if not items:
+            continue
+        if status == "not-due" and len(items) > 20:
+            say(f"{len(items)} certificates are {title}.")
+            continue
+        say(f"{len(items)} {title}:")
+        for o in sorted(items, key=lambda o: o.name):
+            say(f"  {o.name}" + (f": {o.detail}" if o.detail else ""))
+    failed = len(by.get("failed", []))
+    if failed:
+        print(f"Error: {failed} renewal(s) failed; see above and the log", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,123 @@
+"""`renew` against a real Pebble issuing short-lived certificates."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Cli
+from tests.servers.pebble import Pebble
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def short_ca(pebble_factory) -> Pebble:
+    """Certificates valid for 30 s: due (half the lifetime left) after 15 s."""
+    ca: Pebble = pebble_factory(validity_seconds=30)
+    return ca
+
+
+def standalone(ca: Pebble) -> list[str]:
+    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
+            "127.0.0.1"]
+
+
+def _hook(path: Path, body: str) -> str:
+    path.write_text("#!/bin/sh\n" + textwrap.dedent(body))
+    path.chmod(0o755)
+    return str(path)
+
+
+def version(cli: Cli, name: str) -> int:
+    target = os.readlink(cli.config_dir / "live" / name / "cert.pem")
+    return int(target.rsplit("cert", 1)[1].removesuffix(".pem"))
+
+
+def test_renew_uses_stored_options_and_runs_hooks(pebble: Pebble, tmp_path: Path) -> None:
+    cli = Cli(tmp_path, pebble)
+    log = tmp_path / "hooks.log"
+    deploy = _hook(tmp_path / "deploy.sh",
+                   f'echo "deploy $RENEWED_LINEAGE $RENEWED_DOMAINS" >> {log}\n')
+    cli("certonly", *standalone(pebble), "-d", "r1.example.org", "-d", "www.r1.example.org",
+        "--deploy-hook", deploy, "--key-type", "rsa")
+    cli("certonly", *standalone(pebble), "-d", "r2.example.org")
+    hooks_dir = cli.config_dir / "renewal-hooks"
+    for kind in ("pre", "deploy", "post"):
+        (hooks_dir / kind).mkdir(parents=True, exist_ok=True)
+        _hook(hooks_dir / kind / "10-log", f'echo "dir-{kind} $RENEWED_DOMAINS" >> {log}\n')
+    log.write_text("")
+    proc = cli("renew", "--no-random-sleep-on-renew", "--force-renewal",
+               "--pre-hook", f"echo pre >> {log}", "--post-hook",
+               f'echo "post [$RENEWED_DOMAINS] [$FAILED_DOMAINS]" >> {log}', account=False)
+    assert "2 renewed" in proc.stdout
+    assert version(cli, "r1.example.org") == 2 and version(cli, "r2.example.org") == 2
+    lines = log.read_text().splitlines()
+    assert lines.count("pre") == 1 and lines.count("dir-pre ") == 1
+    live = cli.config_dir / "live" / "r1.example.org"
+    assert f"deploy {live} r1.example.org www.r1.example.org" in lines
+    assert sum(line.startswith("dir-deploy") for line in lines) == 2
+    post = [line for line in lines if line.startswith("post")]
+    assert len(post) == 1 and "r1.example.org" in post[0] and "r2.example.org" in post[0]
+    assert lines[-1].startswith("dir-post") or lines[-2].startswith("dir-post")
+    conf = (cli.config_dir / "renewal" / "r1.example.org.conf").read_text()
+    assert "key_type = rsa" in conf and f"deploy_hook = {deploy}" in conf
+    assert "pre_hook" in conf, "options given to renew are saved, like Certbot"
+
+
+def test_nothing_due_is_quick_and_runs_no_hooks(cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    cli("certonly", *standalone(pebble), "-d", "quiet.example.org")
+    marker = tmp_path / "pre-ran"
+    proc = cli("renew", "--pre-hook", f"touch {marker}", account=False)
+    assert "1 not due for renewal" in proc.stdout
+    assert not marker.exists()
+    assert version(cli, "quiet.example.org") == 1
+
+
+def test_due_certificates_are_renewed_in_parallel(short_ca: Pebble, tmp_path: Path) -> None:
+    cli = Cli(tmp_path, short_ca)
+    for i in range(4):
+        cli("certonly", *standalone(short_ca), "-d", f"p{i}.example.org")
+    assert "4 not due" in cli("renew", account=False).stdout
+    time.sleep(15.5)
+    proc = cli("renew", "--jobs", "4", "--no-random-sleep-on-renew", account=False)
+    assert "4 renewed" in proc.stdout, proc.stdout
+    assert all(version(cli, f"p{i}.example.org") == 2 for i in range(4))
+
+
+def test_failure_is_reported_and_others_continue(pebble: Pebble, tmp_path: Path,
+                                                 www_root: Path) -> None:
+    cli = Cli(tmp_path, pebble)
+    cli("certonly", *standalone(pebble), "-d", "good.example.org")
+    cli("certonly", *standalone(pebble), "-d", "bad.example.org")
+    conf = cli.config_dir / "renewal" / "bad.example.org.conf"
+    conf.write_text(conf.read_text().replace("authenticator = standalone",
+                                             "authenticator = nosuchplugin"))
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False,
+               check=False)
+    assert proc.returncode == 1
+    assert "1 renewed" in proc.stdout and "good.example.org" in proc.stdout
+    assert "bad.example.org: unknown authenticator 'nosuchplugin'" in proc.stdout
+    assert version(cli, "good.example.org") == 2 and version(cli, "bad.example.org") == 1
+
+
+def test_dry_run_changes_nothing(cli: Cli, pebble: Pebble) -> None:
+    cli("certonly", *standalone(pebble), "-d", "dry.example.org")
+    before = cli.snapshot()
+    proc = cli("renew", "--dry-run", account=False)
+    assert "renewed in a dry run" in proc.stdout
+    assert cli.snapshot() == before
+
+
+def test_second_run_waits_for_the_lock(cli: Cli, pebble: Pebble) -> None:
+    from certwright.core.storage.lock import lock
+
+    cli("certonly", *standalone(pebble), "-d", "lock.example.org")
+    with lock(cli.config_dir / ".certwright.lock"):
+        proc = cli("renew", account=False, check=False)
+    assert proc.returncode != 0
+    assert "holds the lock" in proc.stderr
