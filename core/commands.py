@@ -25,6 +25,9 @@ VERB_GROUPS = {
     "run": ("certificate", "account and server", "plugins"),
     "certificates": ("certificate",),
     "renew": ("certificate", "plugins"),
+    "revoke": ("certificate", "account and server"),
+    "delete": ("certificate",),
+    "reconfigure": ("certificate", "plugins"),
     "register": ("account and server",),
     "show_account": ("account and server",),
     "update_account": ("account and server",),
@@ -42,7 +45,7 @@ def dispatch(config: argparse.Namespace, say: Say, ask: Ask) -> int:
 
 
 def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., int]:
-    def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    def locked(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         config_dir = Path(config.config_dir)
         try:
             config_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -54,7 +57,7 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
                 say(fixed)
             return fn(config, say, ask)
 
-    return run
+    return locked
 
 
 def certonly(config: argparse.Namespace, say: Say, ask: Ask) -> int:
@@ -67,6 +70,16 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     from certwright.core import renew as renewal
 
     return renewal.renew(config, say, ask)
+
+
+def _manage(verb: str) -> Callable[[argparse.Namespace, Say, Ask], int]:
+    def handler(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+        from certwright.core import manage
+
+        result: int = getattr(manage, verb)(config, say, ask)
+        return result
+
+    return handler
 
 
 def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
@@ -175,7 +188,9 @@ def _thumbprint(acct: account_store.Account) -> str:
 def update_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     client, acct, url = _stored_client(config)
     if config.rollover_key:
-        raise ConfigError("--rollover-key is not available in this version")
+        from certwright.core import manage
+
+        return manage.rollover(config, say, ask)
     if not config.email and not config.register_unsafely_without_email:
         raise ConfigError("give the new contact with -m EMAIL (or "
                           "--register-unsafely-without-email to remove it)")
@@ -249,6 +264,9 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
     "certonly": _locked(certonly),
     "run": _locked(run),
     "renew": _locked(renew),
+    "revoke": _locked(_manage("revoke")),
+    "delete": _locked(_manage("delete")),
+    "reconfigure": _locked(_manage("reconfigure")),
     "certificates": certificates,
     "register": _locked(register),
     "show_account": show_account,

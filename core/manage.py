@@ -1,0 +1,157 @@
+"""`revoke`, `delete`, `reconfigure` and account key rollover."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from certwright.core import session
+from certwright.core.acme.client import REVOCATION_REASONS, AcmeClient
+from certwright.core.acme.jws import jwk_of
+from certwright.core.errors import ConfigError
+from certwright.core.keys import KeySpec, load_private_key
+from certwright.core.storage import accounts as account_store
+from certwright.core.storage import lineage as lineages
+from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+Ask = Callable[[str], str] | None
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: can't read the {what}: {exc.strerror}") from None
+
+
+def revoke(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    config_dir = Path(config.config_dir)
+    lineage = None
+    if config.certname:
+        lineage = lineages.load_lineage(config_dir, config.certname)
+        cert_path = lineage.cert
+        if not config.server and lineage.params.get("server") not in (None, "None"):
+            config.server = str(lineage.params["server"])
+        if not config.account and lineage.params.get("account") not in (None, "None"):
+            config.account = str(lineage.params["account"])
+    elif config.cert_path:
+        cert_path = Path(config.cert_path)
+        lineage = _lineage_for_cert(config_dir, cert_path)
+    else:
+        raise ConfigError("say which certificate to revoke: --cert-name NAME or --cert-path FILE")
+    try:
+        cert = x509.load_pem_x509_certificate(_read(cert_path, "certificate"))
+    except ValueError:
+        raise ConfigError(f"{cert_path}: not a PEM certificate") from None
+    der = cert.public_bytes(Encoding.DER)
+    reason = REVOCATION_REASONS[config.reason]
+    if config.key_path:
+        key = load_private_key(_read(Path(config.key_path), "key"), config.key_path)
+        if key.public_key() != cert.public_key():
+            raise ConfigError(f"{config.key_path}: this key does not belong to {cert_path}")
+        client = AcmeClient(session.transport(config), jwk_of(key))
+        client.revoke(der, reason, cert_key=client.key)
+    else:
+        client, _ = session.client_for(config, register_if_missing=False)
+        client.revoke(der, reason)
+    say(f"Congratulations! You have successfully revoked the certificate that was located at "
+        f"{cert_path}.")
+    if lineage is not None and _should_delete(config, ask, lineage.name):
+        lineages.delete_lineage(config_dir, lineage.name)
+        say(f"Deleted all files relating to certificate {lineage.name}.")
+    return 0
+
+
+def _lineage_for_cert(config_dir: Path, cert_path: Path) -> lineages.Lineage | None:
+    try:
+        resolved = cert_path.resolve()
+    except OSError:
+        return None
+    for lin in lineages.list_lineages(config_dir):
+        if lin.error is None and resolved.parent in (lin.live_dir.resolve(),
+                                                     Path(lin.archive_dir).resolve()):
+            return lin
+    return None
+
+
+def _should_delete(config: argparse.Namespace, ask: Ask, name: str) -> bool:
+    if config.delete_after_revoke is not None:
+        return bool(config.delete_after_revoke)
+    if ask is None:
+        return True  # Certbot's default answer
+    answer = ask(f"Delete the certificate {name} and all its versions? [Y/n] ")
+    return answer.strip().lower() not in ("n", "no")
+
+
+def delete(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    if not config.certname:
+        raise ConfigError("say which certificate to delete: --cert-name NAME")
+    config_dir = Path(config.config_dir)
+    lineage = lineages.load_lineage(config_dir, config.certname)
+    if ask is not None and ask(f"Delete {lineage.name} ({', '.join(lineage.names)})? [y/N] ") \
+            .strip().lower() not in ("y", "yes"):
+        say("Nothing deleted.")
+        return 1
+    lineages.delete_lineage(config_dir, lineage.name)
+    say(f"Deleted all files relating to certificate {lineage.name}.")
+    return 0
+
+
+def reconfigure(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    """Change stored renewal options after a dry-run renewal with them succeeds."""
+    from certwright.core import issue, names, renew
+
+    if not config.certname:
+        raise ConfigError("say which certificate to reconfigure: --cert-name NAME")
+    config_dir = Path(config.config_dir)
+    lin = lineages.load_lineage(config_dir, config.certname)
+    ns = renew.lineage_config(config, lin)
+    ns.dry_run = True
+    auth = issue.load_authenticator(ns)
+    target = issue.Target(names.parse_domains(lin.names), lin, lin.name, "renew")
+    say(f"Simulating a renewal of {lin.name} with the new options...")
+    issue.issue(ns, target, auth, say, None)
+    _, account = session.client_for(ns, register_if_missing=False)
+    params = issue.renewal_params(ns, auth, account.id, session.server_url(ns))
+    conf = read_renewal_conf(lin.conf.path)
+    conf.params = params
+    write_renewal_conf(conf)
+    say(f"Successfully updated the renewal options of {lin.name}.")
+    return 0
+
+
+def rollover(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    """RFC 8555 §7.3.5: replace the account key; the account keeps its URL."""
+    client, acct = session.client_for(config, register_if_missing=False)
+    url = session.server_url(config)
+    old_key = acct.key
+    new_key = jwk_of(KeySpec().generate())
+    client.change_key(new_key)
+    config_dir = Path(config.config_dir)
+    new = account_store.Account(id=account_store.account_id_for_key(new_key), key=new_key,
+                                uri=acct.uri, body=acct.body, meta=acct.meta)
+    account_store.save_account(config_dir, url, new)
+    moved = _repoint_lineages(config_dir, acct.id, new.id)
+    account_store.delete_account(config_dir, url, acct.id)
+    del old_key
+    say(f"The account key was rolled over; account {acct.uri} is now {new.id}"
+        + (f" ({moved} renewal configuration(s) updated)." if moved else "."))
+    return 0
+
+
+def _repoint_lineages(config_dir: Path, old_id: str, new_id: str) -> int:
+    moved = 0
+    for lin in lineages.list_lineages(config_dir):
+        if lin.error is None and str(lin.params.get("account")) == old_id:
+            conf = read_renewal_conf(lin.conf.path)
+            conf.params["account"] = new_id
+            write_renewal_conf(conf)
+            moved += 1
+    return moved
