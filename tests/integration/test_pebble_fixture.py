@@ -68,6 +68,7 @@ class MiniAcme:
             "y": b64(numbers.y.to_bytes(32, "big")),
         }
         self.kid: str | None = None
+        self.certificate_response: requests.Response | None = None
 
     @property
     def thumbprint(self) -> str:
@@ -150,7 +151,8 @@ class MiniAcme:
         assert finalized.status_code == 200, finalized.text
         order = self.poll(order_url, {"valid", "invalid"})
         assert order["status"] == "valid", order
-        return self.post(order["certificate"], None).content
+        self.certificate_response = self.post(order["certificate"], None)
+        return self.certificate_response.content
 
 
 def challenge(challenges: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -272,6 +274,25 @@ def test_validity_seconds_reaches_pebble(pebble_factory: PebbleFactory) -> None:
     leaf = x509.load_pem_x509_certificates(client.issue(name, present))[0]
     lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
     assert dt.timedelta(minutes=55) < lifetime < dt.timedelta(minutes=65)
+
+
+def test_chain_length_and_alternate_roots(pebble_factory: PebbleFactory) -> None:
+    ca = pebble_factory(chain_length=2, alternate_roots=1)
+    client = MiniAcme(ca)
+    name = "chain.example.org"
+
+    def present(challenges: list[dict[str, Any]], thumbprint: str) -> str:
+        chall = challenge(challenges, "dns-01")
+        digest = hashlib.sha256(f"{chall['token']}.{thumbprint}".encode()).digest()
+        ca.set_txt(f"_acme-challenge.{name}", b64(digest))
+        return str(chall["url"])
+
+    chain = x509.load_pem_x509_certificates(client.issue(name, present))
+    assert len(chain) == 3  # leaf + chain_length intermediates
+    roots = [x509.load_pem_x509_certificate(ca.root_pem(i)) for i in (0, 1)]
+    assert roots[0].subject != roots[1].subject
+    assert client.certificate_response is not None
+    assert 'rel="alternate"' in client.certificate_response.headers.get("Link", "")
 
 
 def test_nonce_rejection_gives_bad_nonce(pebble_factory: PebbleFactory) -> None:

@@ -51,9 +51,16 @@ _TLS = """\
 class Nginx:
     """``Nginx(workdir, root, http_port)``; ``serve_tls(fullchain, privkey)`` adds HTTPS."""
 
-    def __init__(self, workdir: Path, root: Path, *, http_port: int | None = None,
-                 server_names: str = "_", host: str = "127.0.0.1",
-                 binary: str = NGINX_BINARY) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        root: Path,
+        *,
+        http_port: int | None = None,
+        server_names: str = "_",
+        host: str = "127.0.0.1",
+        binary: str = NGINX_BINARY,
+    ) -> None:
         self.workdir = workdir.resolve()
         self.root = root.resolve()
         self.host = host
@@ -65,26 +72,40 @@ class Nginx:
         self._tls = ""
         self._proc = ManagedProcess(
             [self.binary, "-c", str(self.conf_path), "-p", str(self.workdir)],
-            log_path=self.workdir / "nginx.out")
+            log_path=self.workdir / "nginx.out",
+        )
 
     def _write_conf(self) -> None:
         (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(_CONF.format(
-            work=self.workdir, host=self.host, http_port=self.http_port, root=self.root,
-            server_names=self.server_names, tls=self._tls))
+        self.conf_path.write_text(
+            _CONF.format(
+                work=self.workdir,
+                host=self.host,
+                http_port=self.http_port,
+                root=self.root,
+                server_names=self.server_names,
+                tls=self._tls,
+            )
+        )
 
     def start(self) -> Self:
         self._write_conf()
         proc = self._proc.start()
-        wait_for_port(self.host, self.http_port, proc=proc, log=self.workdir / "error.log",
-                      what="nginx")
+        wait_for_port(
+            self.host, self.http_port, proc=proc, log=self.workdir / "error.log", what="nginx"
+        )
         return self
 
     def serve_tls(self, fullchain: Path, privkey: Path) -> None:
         """Restart with an HTTPS server block using these files (the demo's install step)."""
-        self._tls = _TLS.format(host=self.host, https_port=self.https_port,
-                                server_names=self.server_names, fullchain=fullchain,
-                                privkey=privkey, root=self.root)
+        self._tls = _TLS.format(
+            host=self.host,
+            https_port=self.https_port,
+            server_names=self.server_names,
+            fullchain=fullchain,
+            privkey=privkey,
+            root=self.root,
+        )
         self.stop()
         self.start()
         wait_for_port(self.host, self.https_port, what="nginx https")

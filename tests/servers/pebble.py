@@ -642,22 +642,30 @@ class Pebble:
         )
 
 
-def main() -> None:
-    """`python -m tests.servers.pebble [workdir]`: run until Ctrl-C, print how to use it."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tests.servers.pebble [workdir]`: run until SIGINT or SIGTERM (either stops
+    both servers cleanly), printing the URLs and the environment to use."""
+    import signal
     import sys
     import tempfile
+    import threading
 
-    workdir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="pebble-"))
+    args = list(sys.argv[1:] if argv is None else argv)
+    workdir = Path(args[0]) if args else Path(tempfile.mkdtemp(prefix="pebble-"))
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
+        signal.signal(signum, lambda _signum, _frame: stopping.set())
     with Pebble(workdir) as ca:
         print(ca.describe())
-        print(f"started in {ca.startup_seconds:.3f} s {ca.timings}")
-        print(f"export REQUESTS_CA_BUNDLE={ca.ca_bundle}")
-        try:
-            while ca.running:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
+        print(f"started in {ca.startup_seconds:.3f} s; logs in {workdir}")
+        print(f"export REQUESTS_CA_BUNDLE={ca.ca_bundle}", flush=True)
+        while ca.running and not stopping.wait(0.2):
             pass
+        if not ca.running:
+            print(f"a server exited; see {ca.log_path} and {ca.challtestsrv.log_path}")
+            return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
