@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import errno
 import http.server
 import json
 import logging
 import re
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
@@ -100,9 +102,13 @@ class _Server(http.server.ThreadingHTTPServer):
         except (ssl.SSLError, OSError) as exc:
             log.debug("TLS handshake from %s failed: %s", client_address, exc)
             return
+        with self.front._lock:
+            self.front._connections.add(tls)
         try:
             super().finish_request(tls, client_address)
         finally:
+            with self.front._lock:
+                self.front._connections.discard(tls)
             tls.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -111,6 +117,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real CA
+    timeout = 30  # seconds an idle kept-alive connection stays open
     server: _Server
 
     def do_GET(self) -> None:
@@ -176,6 +183,7 @@ class AcmeFront:
         self.requests_log: list[tuple[str, str]] = []
         self._order_extras: dict[str, dict[str, Any]] = {}  # order / finalize URL -> fields
         self._lock = threading.Lock()
+        self._connections: set[ssl.SSLSocket] = set()
         self._port: int | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -219,11 +227,16 @@ class AcmeFront:
         raise AssertionError("unreachable")
 
     def stop(self) -> None:
-        """Stop serving and close the sockets and sessions. Idempotent."""
+        """Stop serving, end open connections, close the sessions. Idempotent."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:  # kept-alive connections must not outlive the front
+            connections, self._connections = list(self._connections), set()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -414,7 +427,9 @@ class AcmeFront:
             detail = f"profile {profile!r} is not offered here (offered: {offered})"
             self._problem(req, 400, "invalidProfile", detail)
             return
-        extras = {k: payload[k] for k in ("profile", "replaces") if payload and k in payload}
+        extras: dict[str, Any] = {
+            k: payload[k] for k in ("profile", "replaces") if payload and k in payload
+        }
         upstream = self._forward(req, "POST", req.path, body, extras)
         if upstream is None or upstream.status_code != 201 or not extras:
             return
