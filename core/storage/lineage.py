@@ -729,12 +729,14 @@ def _finish_interrupted_switches(live_root: Path) -> list[str]:
     return messages
 
 
-def repair_store(config_dir: Path) -> list[str]:
+def repair_store(config_dir: Path, full: bool = False) -> list[str]:
     """Undo the traces of an interrupted write; return one line per thing fixed.
 
-    Finishes or drops half-done live directory switches, removes temporary files, and
-    re-points any lineage whose live links disagree (or dangle) to its newest complete
-    version. Run it at start, holding the store lock.
+    Finishes or drops half-done live directory switches and removes temporary files. When
+    it found such traces (or ``full``), it also re-points any lineage whose live links
+    disagree (or dangle) to its newest complete version. An interrupted switch always
+    leaves a trace in ``live/``, so a clean store costs two directory listings, not a
+    read of every lineage. Run it at start, holding the store lock.
     """
     root = Path(os.path.abspath(config_dir))
     try:
@@ -747,6 +749,8 @@ def repair_store(config_dir: Path) -> list[str]:
             if is_temp_name(entry):
                 (renewal / entry).unlink(missing_ok=True)
                 messages.append(f"removed leftover {renewal / entry}")
+    if not (messages or full):
+        return messages
     for lineage in list_lineages(root):
         if lineage.error is None:
             fixed = lineage.repair()
