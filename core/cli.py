@@ -74,12 +74,16 @@ def _main(args: list[str]) -> int:
     if _wants_short_help(args):
         print(cli_parser.USAGE, end="")
         return 0
-    from certwright.core import commands, plugins
+    from certwright.core import commands
 
-    auth_classes = [p.cls for p in plugins.discover(plugins.AUTHENTICATORS) if p.cls]
-    inst_classes = [p.cls for p in plugins.discover(plugins.INSTALLERS) if p.cls]
-    parser = cli_parser.build_parser(auth_classes + inst_classes)
-    config = cli_parser.parse(args, parser)
+    try:  # most verbs need no plugin: try without loading any
+        parser = cli_parser.build_parser(partial=True)
+        config = cli_parser.parse(args, parser)
+        if config.help is not None or config.verb in PLUGIN_VERBS:
+            raise cli_parser.NeedPlugins()
+    except cli_parser.NeedPlugins:
+        parser = _full_parser()
+        config = cli_parser.parse(args, parser)
     if config.help is not None:
         print(commands.help_text(parser, config.help or config.verb or ""), end="")
         return 0
@@ -99,6 +103,17 @@ def _main(args: list[str]) -> int:
         print(f"Error: unexpected {type(exc).__name__}: {exc} (details in "
               f"{config.logs_dir}/certwright.log)", file=sys.stderr)
         return 1
+
+
+PLUGIN_VERBS = frozenset({"run", "certonly", "install", "enhance", "reconfigure", None})
+
+
+def _full_parser() -> argparse.ArgumentParser:
+    from certwright.core import cli_parser, plugins
+
+    auth_classes = [p.cls for p in plugins.discover(plugins.AUTHENTICATORS) if p.cls]
+    inst_classes = [p.cls for p in plugins.discover(plugins.INSTALLERS) if p.cls]
+    return cli_parser.build_parser(auth_classes + inst_classes)
 
 
 def _wants_short_help(args: list[str]) -> bool:

@@ -199,8 +199,13 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def build_parser(plugin_classes: Sequence[type[Any]] = ()) -> argparse.ArgumentParser:
+def build_parser(
+    plugin_classes: Sequence[type[Any]] = (), partial: bool = False
+) -> argparse.ArgumentParser:
+    """The full parser; ``partial`` leaves plugins out and reports unknown options as
+    NeedPlugins, so verbs that need no plugin start without loading any."""
     p = _Parser(prog="certwright", usage=USAGE, add_help=False, allow_abbrev=False)
+    p.partial = partial  # type: ignore[attr-defined]
     _common(p)
     _certificate_options(p)
     _account_options(p)
@@ -237,6 +242,8 @@ def ini_arguments(path: Path, parser: argparse.ArgumentParser) -> list[str]:
         opt = f"--{key}"
         action = parser._option_string_actions.get(opt)
         if action is None:
+            if getattr(parser, "partial", False):
+                raise NeedPlugins(key)
             raise ConfigError(f"{path}:{lineno}: unknown option {key!r}")
         if action.nargs == 0:
             if not sep or value.lower() in ("true", "yes", "1", "on", ""):
@@ -285,6 +292,10 @@ def split_verb(
     return None, args
 
 
+class NeedPlugins(Exception):
+    """A partial parse met an option that may belong to a plugin."""
+
+
 def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Namespace:
     """Parse with cli.ini defaults underneath the command line."""
     argv = list(argv)
@@ -301,7 +312,12 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
             raise ConfigError(f"{path}: config file not found")
         extra += ini_arguments(path, parser)
     verb, argv = split_verb(argv, parser)
-    ns = parser.parse_args(extra + argv)
+    if getattr(parser, "partial", False):
+        ns, unknown = parser.parse_known_args(extra + argv)
+        if unknown:
+            raise NeedPlugins(unknown[0])
+    else:
+        ns = parser.parse_args(extra + argv)
     ns.verb = verb
     ns.explicit = frozenset(
         a.dest for a in parser._actions

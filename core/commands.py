@@ -9,11 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from certwright.core import plugins, session
-from certwright.core.acme.errors import AcmeError
 from certwright.core.cli_parser import VERBS
 from certwright.core.errors import ConfigError
-from certwright.core.storage import accounts as account_store
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lock import lock
 
@@ -72,17 +69,22 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     return renewal.renew(config, say, ask)
 
 
-def _manage(verb: str) -> Callable[[argparse.Namespace, Say, Ask], int]:
-    def handler(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-        from certwright.core import manage
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace, Say, Ask], int]:
+    """A verb whose module (and its imports: requests, josepy…) loads only when it runs."""
 
-        result: int = getattr(manage, verb)(config, say, ask)
+    def handler(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+        import importlib
+
+        fn = getattr(importlib.import_module(f"certwright.core.{module}"), name)
+        result: int = fn(config, say, ask)
         return result
 
     return handler
 
 
 def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    from certwright.core import plugins
+
     installers = [p.name for p in plugins.discover(plugins.INSTALLERS) if p.cls]
     if not installers:
         raise ConfigError("`run` obtains and installs, but no installer plugin is installed; "
@@ -99,8 +101,12 @@ def certificates(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if config.domains:
         wanted = {d.lower() for d in config.domains}
         found = [lin for lin in found if wanted & set(lin.names)]
+    from certwright.core.lineage_cache import LineageCache
+
     now = datetime.datetime.now(datetime.UTC)
-    rows = [_describe(lin, now) for lin in found]
+    cache = LineageCache(Path(config.work_dir))
+    rows = [_describe(lin, cache, now) for lin in found]
+    cache.save()
     if config.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -125,15 +131,18 @@ def certificates(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     return 0
 
 
-def _describe(lin: Any, now: datetime.datetime) -> dict[str, Any]:
+def _describe(lin: Any, cache: Any, now: datetime.datetime) -> dict[str, Any]:
     try:
-        not_after = lin.not_after
+        if lin.error:
+            raise ValueError(lin.error)
+        found = cache.summary(lin)
+        not_after = datetime.datetime.fromtimestamp(found.not_after, datetime.UTC)
         days = (not_after - now).days
         return {
             "name": lin.name,
-            "domains": list(lin.names),
-            "serial": f"{lin.serial:x}",
-            "key_type": lin.key_type,
+            "domains": list(found.names),
+            "serial": found.serial,
+            "key_type": found.key_type,
             "expires": not_after.strftime("%Y-%m-%d %H:%M:%S+00:00"),
             "days_left": days,
             "status": "VALID" if days >= 0 else "EXPIRED",
@@ -147,75 +156,10 @@ def _describe(lin: Any, now: datetime.datetime) -> dict[str, Any]:
         return {"name": lin.name, "error": str(exc)}
 
 
-# -- accounts -----------------------------------------------------------------------------
-def register(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    url = session.server_url(config)
-    if session.load_account(config, url) is not None and not config.account:
-        raise ConfigError(f"there is already an account for {url} in {config.config_dir}; "
-                          "use update_account to change it")
-    _, acct = session.register(config, url, ask)
-    say(f"Account registered: {acct.uri}")
-    return 0
-
-
-def _stored_client(config: argparse.Namespace) -> tuple[Any, account_store.Account, str]:
-    url = session.server_url(config)
-    client, acct = session.client_for(config, register_if_missing=False)
-    return client, acct, url
-
-
-def show_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    client, acct, url = _stored_client(config)
-    try:
-        remote = client.account()
-    except AcmeError as err:
-        raise session.explain_account_error(err, config, url) from None
-    say(f"Account details for server {url}:")
-    say(f"  Account URL: {remote.url}")
-    say(f"  Account Thumbprint: {_thumbprint(acct)}")
-    emails = [c.removeprefix("mailto:") for c in remote.contact]
-    say(f"  Email contact: {', '.join(emails) if emails else 'none'}")
-    say(f"  Status: {remote.status}")
-    return 0
-
-
-def _thumbprint(acct: account_store.Account) -> str:
-    from certwright.core.acme.jws import thumbprint
-
-    return thumbprint(acct.key)
-
-
-def update_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    client, acct, url = _stored_client(config)
-    if config.rollover_key:
-        from certwright.core import manage
-
-        return manage.rollover(config, say, ask)
-    if not config.email and not config.register_unsafely_without_email:
-        raise ConfigError("give the new contact with -m EMAIL (or "
-                          "--register-unsafely-without-email to remove it)")
-    remote = client.update_account(session.contact_from(config))
-    acct.body = dict(remote.raw)
-    account_store.save_account(Path(config.config_dir), url, acct)
-    emails = [c.removeprefix("mailto:") for c in remote.contact]
-    say(f"Your e-mail address was updated to {', '.join(emails) or 'none'}.")
-    return 0
-
-
-def unregister(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    client, acct, url = _stored_client(config)
-    if ask is not None and ask("Deactivate this account? It can't be undone. [y/N] ") \
-            .strip().lower() not in ("y", "yes"):
-        say("Deactivation aborted.")
-        return 1
-    client.deactivate_account()
-    account_store.delete_account(Path(config.config_dir), url, acct.id)
-    say("Account deactivated.")
-    return 0
-
-
 # -- plugins and help ---------------------------------------------------------------------
 def plugins_cmd(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    from certwright.core import plugins
+
     groups = []
     if config.list_authenticators or not config.list_installers:
         groups.append(("Authenticators", plugins.AUTHENTICATORS))
@@ -236,6 +180,7 @@ def plugins_cmd(config: argparse.Namespace, say: Say, ask: Ask) -> int:
 
 
 def help_text(parser: argparse.ArgumentParser, topic: str) -> str:
+    from certwright.core import plugins
     from certwright.core.cli_parser import USAGE
 
     if topic in ("", None):
@@ -264,13 +209,13 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
     "certonly": _locked(certonly),
     "run": _locked(run),
     "renew": _locked(renew),
-    "revoke": _locked(_manage("revoke")),
-    "delete": _locked(_manage("delete")),
-    "reconfigure": _locked(_manage("reconfigure")),
+    "revoke": _locked(_lazy("manage", "revoke")),
+    "delete": _locked(_lazy("manage", "delete")),
+    "reconfigure": _locked(_lazy("manage", "reconfigure")),
     "certificates": certificates,
-    "register": _locked(register),
-    "show_account": show_account,
-    "update_account": _locked(update_account),
-    "unregister": _locked(unregister),
+    "register": _locked(_lazy("account_verbs", "register")),
+    "show_account": _lazy("account_verbs", "show_account"),
+    "update_account": _locked(_lazy("account_verbs", "update_account")),
+    "unregister": _locked(_lazy("account_verbs", "unregister")),
     "plugins": plugins_cmd,
 }

@@ -10,24 +10,23 @@ import argparse
 import concurrent.futures
 import copy
 import datetime
-import json
 import logging
-import os
 import random
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from certwright.core import issue, names, plugins
 from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
 from certwright.core.errors import CertwrightError, ConfigError
-from certwright.core.interfaces import Authenticator
+from certwright.core.lineage_cache import LineageCache
 from certwright.core.storage import lineage as lineages
-from certwright.core.storage.files import atomic_write
 from certwright.core.storage.lineage import Lineage
+
+if TYPE_CHECKING:
+    from certwright.core.interfaces import Authenticator
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -39,7 +38,6 @@ BOOLS = {"reuse_key", "must_staple", "autorenew"}
 LISTS = {"pref_challs", "webroot_path"}
 ALIASES = {"renew_hook": "deploy_hook"}
 DEFAULT_JOBS = 4
-CACHE_FILE = "renewal-cache.json"
 
 
 @dataclass
@@ -51,40 +49,6 @@ class Outcome:
 
 
 # -- is it due? ---------------------------------------------------------------------------
-class ValidityCache:
-    """``{name: [cert target, not_before, not_after]}``; archive files never change."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.dirty = False
-        try:
-            self.data: dict[str, list[Any]] = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            self.data = {}
-
-    def window(self, lin: Lineage) -> tuple[float, float]:
-        try:
-            target = os.readlink(lin.cert)
-        except OSError:
-            target = str(lin.cert)
-        hit = self.data.get(lin.name)
-        if hit and hit[0] == target:
-            return float(hit[1]), float(hit[2])
-        nb, na = lin.not_before.timestamp(), lin.not_after.timestamp()
-        self.data[lin.name] = [target, nb, na]
-        self.dirty = True
-        return nb, na
-
-    def save(self) -> None:
-        if not self.dirty:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, json.dumps(self.data).encode(), 0o600)
-        except (OSError, CertwrightError) as exc:
-            log.debug("renewal cache not saved: %s", exc)
-
-
 def default_due_time(not_before: float, not_after: float) -> float:
     lifetime = not_after - not_before
     share = 2 if lifetime < 10 * 86400 else 3
@@ -100,8 +64,9 @@ def _renew_before_expiry(lin: Lineage) -> float | None:
     return None
 
 
-def is_due(lin: Lineage, cache: ValidityCache, now: float, ari: AriCheck | None) -> bool:
-    nb, na = cache.window(lin)
+def is_due(lin: Lineage, cache: LineageCache, now: float, ari: AriCheck | None) -> bool:
+    found = cache.summary(lin)
+    nb, na = found.not_before, found.not_after
     due = default_due_time(nb, na)
     before = _renew_before_expiry(lin)
     if before is not None:
@@ -113,12 +78,31 @@ def is_due(lin: Lineage, cache: ValidityCache, now: float, ari: AriCheck | None)
     return now >= due
 
 
-class AriCheck:
-    """Asks the CA's ``renewalInfo`` (RFC 9773); any failure falls back to the lifetime."""
+DIRECTORY_TTL = 86400.0
 
-    def __init__(self, config: argparse.Namespace) -> None:
+
+class AriCheck:
+    """Asks the CA's ``renewalInfo`` (RFC 9773); any failure falls back to the lifetime.
+
+    Whether a CA offers ``renewalInfo`` is remembered for a day in the validity cache, so
+    an idle run against a CA without ARI makes no request at all.
+    """
+
+    def __init__(self, config: argparse.Namespace, cache: LineageCache) -> None:
         self.config = config
+        self.cache = cache
         self._directories: dict[str, Any] = {}
+
+    def offers_ari(self, server: str, now: float) -> bool:
+        known: dict[str, Any] = self.cache.data.setdefault("_directories", {})
+        entry = known.get(server)
+        if isinstance(entry, list) and len(entry) == 2 and now - float(entry[0]) < DIRECTORY_TTL:
+            return bool(entry[1])
+        transport = self.transport(server)  # an unreachable CA counts as "no ARI" for a day
+        offers = transport is not None and bool(transport.directory.renewal_info)
+        known[server] = [now, offers]
+        self.cache.dirty = True
+        return offers
 
     def transport(self, server: str) -> Any:
         if server not in self._directories:
@@ -144,9 +128,9 @@ class AriCheck:
                     return None
             except ValueError:
                 pass
-        transport = self.transport(server)
-        if transport is None or not transport.directory.renewal_info:
+        if not self.offers_ari(server, now):
             return None
+        transport = self.transport(server)
         from certwright.core import ari
 
         try:
@@ -191,7 +175,9 @@ def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespa
     """The stored renewal options, overridden by what was given on this command line."""
     ns = copy.copy(config)
     explicit = set(getattr(config, "explicit", ()))
-    cli_auth = any(getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS)
+    from certwright.core.issue import AUTH_SHORTCUTS
+
+    cli_auth = any(getattr(config, f"use_{n}", False) for n in AUTH_SHORTCUTS)
     for raw_key, raw in lin.params.items():
         key = ALIASES.get(raw_key, raw_key)
         if key in explicit or (key == "authenticator" and cli_auth):
@@ -213,6 +199,8 @@ def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespa
 # -- the run ------------------------------------------------------------------------------
 class Renewer:
     def __init__(self, config: argparse.Namespace, say: Say, ask: Ask, ari: AriCheck) -> None:
+        from certwright.core import issue
+
         self.config = config
         self.ari = ari
         self.say = say
@@ -221,6 +209,8 @@ class Renewer:
         self._shared: dict[tuple[Any, ...], Authenticator] = {}
 
     def authenticator(self, ns: argparse.Namespace) -> Authenticator:
+        from certwright.core import issue, plugins
+
         name = issue.authenticator_name(ns)
         cls = plugins.find(plugins.AUTHENTICATORS, name)
         if not getattr(cls, "shareable", False):
@@ -234,6 +224,8 @@ class Renewer:
         return self._shared[key]
 
     def renew_one(self, lin: Lineage) -> Outcome:
+        from certwright.core import issue, names
+
         try:
             ns = lineage_config(self.config, lin)
             ns.ari_replaces = self._replaces(ns, lin)
@@ -255,8 +247,7 @@ class Renewer:
 
     def _replaces(self, ns: argparse.Namespace, lin: Lineage) -> str | None:
         """RFC 9773 §5: name the certificate this order replaces, when the CA speaks ARI."""
-        transport = self.ari.transport(ns.server)
-        if transport is None or not transport.directory.renewal_info:
+        if not ns.server or not self.ari.offers_ari(str(ns.server), time.time()):
             return None
         try:
             from certwright.core import ari
@@ -276,8 +267,8 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             raise ConfigError(f"no certificate named {config.certname!r} in {config_dir}")
     outcomes: list[Outcome] = []
     due: list[Lineage] = []
-    cache = ValidityCache(Path(config.work_dir) / CACHE_FILE)
-    ari = AriCheck(config)
+    cache = LineageCache(Path(config.work_dir))
+    ari = AriCheck(config, cache)
     now = time.time()
     for lin in found:
         if lin.error:
