@@ -1,0 +1,104 @@
+"""ARI (RFC 9773) and profiles, through a local front that adds them to Pebble."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Cli
+from tests.servers.acme_front import AcmeFront
+from tests.servers.pebble import Pebble
+
+pytestmark = pytest.mark.integration
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+@pytest.fixture
+def front(pebble: Pebble, tmp_path: Path) -> Iterator[AcmeFront]:
+    with AcmeFront(pebble, tmp_path / "front", profiles={"classic": "90 days",
+                                                         "shortlived": "6 days"}) as f:
+        yield f
+
+
+class FrontCli(Cli):
+    """Runs certwright against the front instead of Pebble itself."""
+
+    def __init__(self, base: Path, ca: Pebble, front: AcmeFront) -> None:
+        super().__init__(base, ca, extra_env=front.env(os.environ))
+        self.front = front
+
+    def __call__(self, *args: str, **kw):  # type: ignore[no-untyped-def]
+        if "--server" not in args:
+            args = (*args, "--server", self.front.directory_url)
+        return super().__call__(*args, **kw)
+
+
+def standalone(ca: Pebble) -> list[str]:
+    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
+            "127.0.0.1", "--no-random-sleep-on-renew"]
+
+
+def version(cli: Cli, name: str) -> int:
+    return int(os.readlink(cli.config_dir / "live" / name / "cert.pem")
+               .rsplit("cert", 1)[1].removesuffix(".pem"))
+
+
+def test_ari_window_decides_and_renewal_carries_replaces(
+        pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from certwright.core.ari import cert_id
+
+    cli = FrontCli(tmp_path, pebble, front)
+    cli("certonly", *standalone(pebble)[:-1], "-d", "ari.example.org")
+    cert = x509.load_pem_x509_certificate(
+        (cli.config_dir / "live" / "ari.example.org" / "cert.pem").read_bytes())
+    ident = cert_id(cert)
+    # a window in the future: not due, and the answer is remembered (Retry-After)
+    front.ari_window = (NOW + datetime.timedelta(days=5), NOW + datetime.timedelta(days=6))
+    front.ari_retry_after = 3600
+    assert "1 not due" in cli("renew", *standalone(pebble), account=False).stdout
+    assert front.ari_requests == [ident]
+    conf = (cli.config_dir / "renewal" / "ari.example.org.conf").read_text()
+    assert "[acme_renewal_info]" in conf and "ari_retry_after" in conf
+    cli("renew", *standalone(pebble), account=False)
+    assert front.ari_requests == [ident], "not asked again before Retry-After"
+    # the CA moves the window into the past (e.g. a mass revocation): renew now
+    conf_path = cli.config_dir / "renewal" / "ari.example.org.conf"
+    conf_path.write_text(conf_path.read_text().split("[acme_renewal_info]")[0])
+    front.ari_window = (NOW - datetime.timedelta(hours=2), NOW - datetime.timedelta(hours=1))
+    proc = cli("renew", *standalone(pebble), account=False)
+    assert "1 renewed" in proc.stdout, proc.stdout + proc.stderr
+    assert version(cli, "ari.example.org") == 2
+    assert front.orders[-1].get("replaces") == ident
+
+
+def test_ari_errors_are_not_fatal(pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    cli = FrontCli(tmp_path, pebble, front)
+    cli("certonly", *standalone(pebble)[:-1], "-d", "arifail.example.org")
+    front.ari_fail = True
+    proc = cli("renew", *standalone(pebble), account=False)
+    assert proc.returncode == 0 and "1 not due" in proc.stdout
+    assert "ARI check for arifail.example.org failed" in proc.stderr
+
+
+def test_profiles(pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    cli = FrontCli(tmp_path, pebble, front)
+    cli("certonly", *standalone(pebble)[:-1], "-d", "prof.example.org",
+        "--preferred-profile", "shortlived")
+    assert front.orders[-1].get("profile") == "shortlived"
+    conf = (cli.config_dir / "renewal" / "prof.example.org.conf").read_text()
+    assert "preferred_profile = shortlived" in conf
+    cli("certonly", *standalone(pebble)[:-1], "-d", "prof2.example.org",
+        "--preferred-profile", "nosuch")
+    assert "profile" not in front.orders[-1], "falls back to the CA's default"
+    proc = cli("certonly", *standalone(pebble)[:-1], "-d", "prof3.example.org",
+               "--required-profile", "nosuch", check=False)
+    assert proc.returncode != 0 and "does not offer the profile 'nosuch'" in proc.stderr
+    cli("renew", "--force-renewal", *standalone(pebble), "--cert-name", "prof.example.org",
+        account=False)
+    assert front.orders[-1].get("profile") == "shortlived", "the profile is kept for renewal"
