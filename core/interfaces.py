@@ -103,3 +103,112 @@ class PluginInfo:
     description: str = ""
     error: str | None = None
     cls: type[Any] | None = field(default=None, repr=False)
+
+
+# -- installers ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileChange:
+    """One file in a plan: its new bytes, and the SHA-256 of what it must replace.
+
+    ``expected_sha256=None`` means the file must not exist yet (it is created with
+    ``mode``); ``new_content=None`` means the file is removed.
+    """
+
+    path: str
+    new_content: bytes | None
+    expected_sha256: str | None
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """What an installer wants done, as data. Installers never write files themselves."""
+
+    title: str
+    changes: tuple[FileChange, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the server should now answer TLS for ``server_name`` (checked by handshake)."""
+
+    host: str
+    port: int
+    server_name: str
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """Install one certificate for ``domains``; paths point into ``live/``."""
+
+    cert_name: str
+    domains: tuple[str, ...]
+    cert_path: str
+    key_path: str
+    chain_path: str
+    fullchain_path: str
+    https_port: int = 443
+    http_port: int = 80
+
+
+@dataclass(frozen=True)
+class EnhanceRequest:
+    """Turn on ``enhancements`` (``redirect``, ``hsts``, ``uir``) for ``domains``."""
+
+    domains: tuple[str, ...]
+    enhancements: frozenset[str]
+    https_port: int = 443
+    http_port: int = 80
+
+
+@runtime_checkable
+class Installer(Protocol):
+    """Puts certificates into one kind of server. Reads config, plans, never writes.
+
+    ``prepare`` raises PluginError when the server is not installed or its config does
+    not parse (naming the file and line). ``config_test`` runs the server's own check
+    (``nginx -t``…) and raises PluginError with its output; ``reload`` makes the running
+    server pick the config up.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, config: argparse.Namespace) -> None: ...
+
+    @classmethod
+    def add_arguments(cls, add: AddArgument) -> None: ...
+
+    def prepare(self) -> None: ...
+
+    def discover_names(self) -> set[str]: ...
+
+    def plan_deploy(self, req: DeployRequest) -> ChangePlan: ...
+
+    def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
+        """Where to verify by handshake that the new certificate is served (may be empty)."""
+
+    def config_test(self) -> None: ...
+
+    def reload(self) -> None: ...
+
+    def renewal_params(self) -> Mapping[str, object]: ...
+
+
+@runtime_checkable
+class SupportsEnhancements(Protocol):
+    def supported_enhancements(self) -> frozenset[str]: ...
+
+    def plan_enhance(self, req: EnhanceRequest) -> ChangePlan: ...
+
+
+@runtime_checkable
+class SupportsHttp01(Protocol):
+    """An installer that can serve http-01 tokens through its own server."""
+
+    def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan: ...
