@@ -208,6 +208,7 @@ class Bench:
     _accounts: dict[str, Path] = field(default_factory=dict)
     _warm: set[tuple[str, str]] = field(default_factory=set)
     _serial: int = 0
+    _built: dict[str, Path] = field(default_factory=dict)  # stores built by sections
 
     def reps(self, normal: int, quick: int) -> int:
         return quick if self.quick else normal
@@ -296,18 +297,29 @@ def alternate(bench: Bench, repeat: int, one_run: Callable[[Tool, int], Samples]
 class Row:
     metric: str
     certwright: list[float]  # samples; the table shows the median
-    certbot: list[float]
+    certbot: list[float]  # empty for a certwright-only row
     target: float | None = None  # the largest acceptable certwright/certbot ratio
+    limit: float | None = None  # certwright-only rows: the largest acceptable median (s)
 
     @property
-    def ratio(self) -> float:
+    def ratio(self) -> float | None:
+        if not self.certbot:
+            return None
         return statistics.median(self.certwright) / statistics.median(self.certbot)
 
     @property
     def verdict(self) -> str:
-        if self.target is None:
+        if self.limit is not None:
+            return "ok" if statistics.median(self.certwright) < self.limit else "NOT OK"
+        if self.target is None or self.ratio is None:
             return "-"
         return "ok" if self.ratio <= self.target else "NOT OK"
+
+    @property
+    def target_text(self) -> str:
+        if self.limit is not None:
+            return f"< {self.limit:.2f} s"
+        return f"<= {self.target:.2f}x" if self.target is not None else "-"
 
 
 def rows_for(metric: str, results: Mapping[str, Samples], *, wall_target: float | None = None,
@@ -321,14 +333,20 @@ def rows_for(metric: str, results: Mapping[str, Samples], *, wall_target: float 
 
 
 def _seconds(samples: Sequence[float]) -> str:
-    return f"{statistics.median(samples):.3f} s"
+    return f"{statistics.median(samples):.3f} s" if samples else "-"
+
+
+def _spread(samples: Sequence[float]) -> str:
+    if not samples:
+        return "-"
+    return f"{min(samples):.3f}-{max(samples):.3f} (n={len(samples)})"
 
 
 def print_table(rows: Sequence[Row]) -> None:
     header = ("metric", "certwright", "certbot", "ratio", "target", "ok")
     cells = [header] + [
-        (row.metric, _seconds(row.certwright), _seconds(row.certbot), f"{row.ratio:.2f}x",
-         f"<= {row.target:.2f}x" if row.target is not None else "-", row.verdict)
+        (row.metric, _seconds(row.certwright), _seconds(row.certbot),
+         f"{row.ratio:.2f}x" if row.ratio is not None else "-", row.target_text, row.verdict)
         for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
 
@@ -343,9 +361,8 @@ def print_table(rows: Sequence[Row]) -> None:
         print(line(values))
     print("\nmedians; spread (min-max, n runs):")
     for row in rows:
-        print(f"  {row.metric}: certwright {min(row.certwright):.3f}-{max(row.certwright):.3f}"
-              f" (n={len(row.certwright)}), certbot {min(row.certbot):.3f}-"
-              f"{max(row.certbot):.3f} (n={len(row.certbot)})")
+        print(f"  {row.metric}: certwright {_spread(row.certwright)}, "
+              f"certbot {_spread(row.certbot)}")
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -393,6 +410,128 @@ def section_twenty(bench: Bench) -> list[Row]:
     return rows_for(f"{count} certs in a row (total)", results)
 
 
+# -- stores with many lineages ---------------------------------------------------------------
+
+LINK_KINDS = ("cert", "chain", "fullchain", "privkey")
+
+
+def copy_store(src: Path, dst: Path) -> Path:
+    """Copy a store (symlinks kept as links); renewal confs get dst's paths instead of src's."""
+    shutil.copytree(src, dst, symlinks=True)
+    for conf in (dst / "config" / "renewal").glob("*.conf"):
+        conf.write_text(conf.read_text().replace(str(src), str(dst)))
+    return dst
+
+
+def clone_lineage(config: Path, name: str, new_names: Sequence[str]) -> None:
+    """Copies of lineage `name` under other names: archive dir copied, live links made,
+    renewal conf written with the name replaced. The certificate itself is unchanged."""
+    conf_text = (config / "renewal" / f"{name}.conf").read_text()
+    for new in new_names:
+        shutil.copytree(config / "archive" / name, config / "archive" / new)
+        live = config / "live" / new
+        live.mkdir()
+        for kind in LINK_KINDS:
+            (live / f"{kind}.pem").symlink_to(f"../../archive/{new}/{kind}1.pem")
+        (config / "renewal" / f"{new}.conf").write_text(conf_text.replace(name, new))
+
+
+def issue_real(bench: Bench, label: str, count: int) -> tuple[Path, list[str]]:
+    """A certwright store with `count` real certificates (webroot through the bench's nginx)."""
+    certwright = bench.tools[0]
+    store = bench.fresh_store(certwright, label)
+    names = [bench.name(certwright, f"{label}-{i}") for i in range(count)]
+    for name in names:
+        run_once(bench.certonly(certwright, store, name), bench.env)
+    return store, names
+
+
+def many_lineages(bench: Bench, count: int) -> Path:
+    """A store (certwright-issued, built once per count) with `count` lineages, none due:
+    one real 90-day certificate and count - 1 copies of it under other names."""
+    key = f"lineages-{count}"
+    if key not in bench._built:
+        store, (name,) = issue_real(bench, key, 1)
+        stem = name.split(".", 1)[0]
+        clone_lineage(store / "config", name,
+                      [name.replace(stem, f"{stem}-c{i}", 1) for i in range(1, count)])
+        bench._built[key] = store
+    return bench._built[key]
+
+
+def store_per_tool(bench: Bench, src: Path, label: str) -> dict[str, Path]:
+    return {tool.name: copy_store(src, bench.base / "stores" / f"{label}-{tool.name}")
+            for tool in bench.tools}
+
+
+def renew_argv(bench: Bench, tool: Tool, store: Path, *extra: str) -> list[str]:
+    return tool.argv("renew", "-n", "--no-random-sleep-on-renew", *extra, *bench.dirs(store))
+
+
+def idle_section(bench: Bench, label: str, metric: str, target: float,
+                 argv: Callable[[Tool, Path], list[str]]) -> list[Row]:
+    """A read-only command over the 200-lineage store: each tool its own copy of it, one
+    warm-up run per tool, then alternating measured runs."""
+    stores = store_per_tool(bench, many_lineages(bench, 200), label)
+    for tool in bench.tools:
+        run_once(argv(tool, stores[tool.name]), bench.env)  # warm-up (caches, .pyc)
+    results = alternate(bench, bench.reps(5, 3), lambda tool, _: measure(
+        argv(tool, stores[tool.name]), bench.env, 1))
+    return rows_for(metric, results, wall_target=target)
+
+
+def section_renew_idle(bench: Bench) -> list[Row]:
+    """`renew` with 200 lineages, none due."""
+    return idle_section(bench, "idle", "renew, 200 lineages none due", 0.2,
+                        lambda tool, store: renew_argv(bench, tool, store))
+
+
+def section_certificates(bench: Bench) -> list[Row]:
+    """`certificates` with 200 lineages."""
+    return idle_section(bench, "certificates", "certificates, 200 lineages", 0.25,
+                        lambda tool, store: tool.argv("certificates", *bench.dirs(store)))
+
+
+def section_renew_10k(bench: Bench) -> list[Row]:
+    """certwright alone: `renew` with 10,000 lineages, none due."""
+    certwright = bench.tools[0]
+    store = many_lineages(bench, 10_000)
+    argv = renew_argv(bench, certwright, store)
+    run_once(argv, bench.env)  # warm-up
+    samples = measure(argv, bench.env, bench.reps(3, 1))
+    return [Row("renew, 10k lineages none due (certwright only), wall", samples.wall, [],
+                limit=2.0),
+            Row("renew, 10k lineages none due (certwright only), CPU", samples.cpu, [])]
+
+
+def _not_at_version_2(store: Path, names: Sequence[str]) -> list[str]:
+    """Names whose live cert link does not point at version 2."""
+    live = store / "config" / "live"
+    return [n for n in names
+            if os.readlink(live / n / "cert.pem") != f"../../archive/{n}/cert2.pem"]
+
+
+def section_renew_due(bench: Bench) -> list[Row]:
+    """50 lineages, all renewed (--force-renewal stands in for "due"): certwright with
+    --jobs 8, Certbot (which has no --jobs) one after another. One run each."""
+    count = 50
+    src, names = issue_real(bench, "due", count)
+    stores = store_per_tool(bench, src, "due")
+    results = {}
+    for tool in bench.tools:
+        jobs = ("--jobs", "8") if tool.name == "certwright" else ()
+        samples = Samples()
+        samples.add(run_once(renew_argv(bench, tool, stores[tool.name], "--force-renewal",
+                                        *jobs), bench.env))
+        missing = _not_at_version_2(stores[tool.name], names)
+        if missing:
+            raise BenchError(f"{tool.name} renew exited 0 but {len(missing)} of {count} "
+                             f"lineages are not at version 2, e.g. {missing[0]}")
+        results[tool.name] = samples
+    return rows_for(f"renew --force-renewal, {count} lineages (certwright --jobs 8)",
+                    results, wall_target=0.05)
+
+
 @dataclass(frozen=True)
 class Section:
     name: str
@@ -403,6 +542,10 @@ SECTIONS: tuple[Section, ...] = (
     Section("help", section_help),
     Section("one", section_one),
     Section("twenty", section_twenty),
+    Section("renew-idle", section_renew_idle),
+    Section("renew-10k", section_renew_10k),
+    Section("certificates", section_certificates),
+    Section("renew-due", section_renew_due),
 )
 
 
