@@ -175,6 +175,13 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
     add("--no-random-sleep-on-renew", dest="random_sleep_on_renew", action="store_false",
         default=True)
     add("--jobs", type=int, default=None)
+    add("--redirect", dest="redirect", action="store_true", default=None)
+    add("--no-redirect", dest="redirect", action="store_false")
+    add("--hsts", dest="hsts", action="store_true", default=None)
+    add("--no-hsts", dest="hsts", action="store_false")
+    add("--uir", dest="uir", action="store_true", default=None)
+    add("--no-uir", dest="uir", action="store_false")
+    add("--checkpoints", type=int, default=1)
     add("--authenticators", dest="list_authenticators", action="store_true")
     add("--installers", dest="list_installers", action="store_true")
     add("--init", action="store_true")

@@ -30,6 +30,9 @@ VERB_GROUPS = {
     "update_account": ("account and server",),
     "unregister": ("account and server",),
     "plugins": ("plugins",),
+    "install": ("certificate", "plugins"),
+    "enhance": ("certificate", "plugins"),
+    "rollback": ("plugins",),
 }
 
 
@@ -52,6 +55,10 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
         with lock(config_dir / ".certwright.lock", timeout=0.0):
             for fixed in lineages.repair_store(config_dir):
                 say(fixed)
+            from certwright.core.transaction import recover
+
+            for undone in recover(Path(config.work_dir)):
+                say(undone)
             return fn(config, say, ask)
 
     return locked
@@ -80,17 +87,6 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace, Say, Ask], in
         return result
 
     return handler
-
-
-def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    from certwright.core import plugins
-
-    installers = [p.name for p in plugins.discover(plugins.INSTALLERS) if p.cls]
-    if not installers:
-        raise ConfigError("`run` obtains and installs, but no installer plugin is installed; "
-                          "use `certwright certonly` to obtain a certificate only")
-    raise ConfigError("installing certificates is not available in this version; "
-                      "use `certwright certonly`")
 
 
 # -- certificates -------------------------------------------------------------------------
@@ -207,7 +203,10 @@ def help_text(parser: argparse.ArgumentParser, topic: str) -> str:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
     "certonly": _locked(certonly),
-    "run": _locked(run),
+    "run": _locked(_lazy("install", "run")),
+    "install": _locked(_lazy("install", "install")),
+    "enhance": _locked(_lazy("install", "enhance")),
+    "rollback": _locked(_lazy("install", "rollback")),
     "renew": _locked(renew),
     "revoke": _locked(_lazy("manage", "revoke")),
     "delete": _locked(_lazy("manage", "delete")),

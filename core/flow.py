@@ -81,7 +81,11 @@ def _prove_control(
 ) -> None:
     presented: list[ChallengeTask] = []
     try:
-        for task, _ in tasks:
+        present_all = getattr(authenticator, "present_all", None)
+        if present_all is not None and tasks:  # one config change and reload for all
+            presented = [task for task, _ in tasks]
+            present_all(presented)
+        for task, _ in tasks if present_all is None else ():
             presented.append(task)
             authenticator.present(task)
         for _, chall in tasks:

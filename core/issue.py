@@ -141,15 +141,23 @@ def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: 
 
 
 def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | None) -> int:
-    """`certonly`: pre hooks, issue (or keep), deploy hooks, post hooks."""
+    """`certonly`."""
     if config.csr:
         return _obtain_for_csr(config, say, ask)
+    obtain_lineage(config, say, ask)
+    return 0
+
+
+def obtain_lineage(config: argparse.Namespace, say: Say,
+                   ask: Callable[[str], str] | None) -> tuple[Lineage | None, bool]:
+    """Pre hooks, issue (or keep), deploy hooks, post hooks. Returns the lineage (None
+    after a dry run) and whether a certificate was issued."""
     idents = names.parse_domains(config.domains)
     target = choose_target(config, idents)
     if target.action == "keep":
         say(f"Certificate not yet due for renewal; no action taken ({target.name}, expires "
             f"{target.lineage.not_after:%Y-%m-%d})." if target.lineage else "No action taken.")
-        return 0
+        return target.lineage, False
     auth = load_authenticator(config)
     check_authenticator_for(target.identifiers, auth, config.pref_challs)
     runner = HookRunner(config, say)
@@ -162,11 +170,11 @@ def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | Non
     if lineage is None:
         say("The dry run was successful.")
         runner.post([], [])
-        return 0
+        return None, False
     _report(say, lineage)
     runner.deploy(lineage)
     runner.post(lineage.names, [])
-    return 0
+    return lineage, True
 
 
 def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: Say,

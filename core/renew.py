@@ -13,6 +13,7 @@ import datetime
 import logging
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -207,6 +208,7 @@ class Renewer:
         self.ask = ask
         self.runner = issue.HookRunner(config, say)
         self._shared: dict[tuple[Any, ...], Authenticator] = {}
+        self._deploy_lock = threading.Lock()
 
     def authenticator(self, ns: argparse.Namespace) -> Authenticator:
         from certwright.core import issue, plugins
@@ -240,8 +242,16 @@ class Renewer:
             return Outcome(lin.name, "failed", f"{type(exc).__name__}: {exc}", tuple(lin.names))
         if new is None:
             return Outcome(lin.name, "dry-run", "", tuple(lin.names))
-        hook = ns.deploy_hook
-        ok = self.runner.deploy(new, hook)
+        if getattr(ns, "installer", None) not in (None, "None"):
+            try:
+                with self._deploy_lock:  # one server reload at a time
+                    from certwright.core.install import redeploy
+
+                    redeploy(ns, new, self.say)
+            except CertwrightError as exc:
+                return Outcome(lin.name, "failed", f"renewed, but installing it failed: {exc}",
+                               tuple(new.names))
+        ok = self.runner.deploy(new, ns.deploy_hook)
         return Outcome(lin.name, "renewed", "" if ok else "a deploy hook failed",
                        tuple(new.names))
 

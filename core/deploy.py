@@ -1,0 +1,127 @@
+"""Plan → apply → config test → commit → reload → verify, with rollback on any failure.
+
+Verification is a TLS handshake with SNI to each endpoint the installer names, comparing
+the served certificate with the one just installed; it polls with a bounded backoff
+instead of sleeping a fixed time after the reload.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from certwright.core.errors import CertwrightError, PluginError
+from certwright.core.interfaces import ChangePlan, Endpoint, Installer
+from certwright.core.transaction import Transaction
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+VERIFY_TIMEOUT = 10.0
+
+
+class DeployError(CertwrightError):
+    """A deploy step failed; the previous configuration was restored."""
+
+
+def plan_diff(plan: ChangePlan) -> str:
+    """The plan as a unified diff (what ``--dry-run`` prints)."""
+    out: list[str] = []
+    for change in plan.changes:
+        path = Path(change.path)
+        try:
+            old = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            old = ""
+        new = (change.new_content or b"").decode("utf-8", errors="replace")
+        out += difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True),
+            fromfile=str(path) if change.expected_sha256 else "/dev/null",
+            tofile=str(path) if change.new_content is not None else "/dev/null")
+    return "".join(out)
+
+
+def served_certificate(endpoint: Endpoint, timeout: float = 2.0) -> bytes:
+    """DER of the certificate served at ``endpoint`` for its SNI name."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as sock, \
+            ctx.wrap_socket(sock, server_hostname=endpoint.server_name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    if der is None:
+        raise OSError("no certificate in the handshake")
+    return der
+
+
+def verify(endpoints: Sequence[Endpoint], expected_der: bytes,
+           timeout: float = VERIFY_TIMEOUT) -> None:
+    """Wait (bounded) until every endpoint serves ``expected_der``."""
+    deadline = time.monotonic() + timeout
+    for endpoint in endpoints:
+        delay, last = 0.02, "no answer"
+        while True:
+            try:
+                if served_certificate(endpoint) == expected_der:
+                    break
+                last = "it still serves another certificate"
+            except (OSError, ssl.SSLError) as exc:
+                last = str(exc) or type(exc).__name__
+            if time.monotonic() + delay > deadline:
+                raise DeployError(f"{endpoint.host}:{endpoint.port} (SNI {endpoint.server_name}) "
+                                  f"does not serve the new certificate: {last}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: Say,
+               endpoints: Sequence[Endpoint] = (), expected_der: bytes | None = None,
+               dry_run: bool = False) -> None:
+    """Run the whole pipeline; on failure roll back, reload the old config and say which
+    step failed."""
+    if dry_run:
+        diff = plan_diff(plan)
+        say(diff if diff else f"{plan.title}: no configuration changes needed")
+        return
+    txn = None
+    if not plan.empty:
+        txn = Transaction(work_dir, plan.title, installer=installer.name,
+                          installer_params=dict(installer.renewal_params()))
+    step = "apply"
+    try:
+        if txn is not None:
+            txn.apply(plan)
+            step = "config test"
+            installer.config_test()
+            txn.commit()
+        step = "reload"
+        installer.reload()
+        if expected_der is not None and endpoints:
+            step = "verify"
+            verify(endpoints, expected_der)
+    except (CertwrightError, OSError) as exc:
+        restored = txn.rollback() if txn is not None and txn.manifest.files else []
+        if restored and step != "config test":
+            try:
+                installer.reload()
+            except CertwrightError as again:
+                log.error("reloading the restored configuration failed: %s", again)
+        what = "; the previous configuration was restored" if restored else ""
+        raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
+    for note in plan.notes:
+        say(note)
+
+
+def expected_certificate(cert_path: str) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        pem = Path(cert_path).read_bytes()
+        return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    except (OSError, ValueError) as exc:
+        raise PluginError(f"{cert_path}: can't read the certificate to install: {exc}") from None

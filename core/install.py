@@ -1,0 +1,199 @@
+"""`run`, `install`, `enhance` and `rollback`: the installer side of the tool."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from certwright.core import plugins
+from certwright.core.deploy import apply_plan, expected_certificate
+from certwright.core.errors import ConfigError, PluginError
+from certwright.core.interfaces import (
+    DeployRequest,
+    EnhanceRequest,
+    Installer,
+    SupportsEnhancements,
+)
+from certwright.core.storage import lineage as lineages
+from certwright.core.storage.lineage import Lineage
+from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+Ask = Callable[[str], str] | None
+INSTALLER_SHORTCUTS = ("nginx", "apache", "haproxy", "postfix", "dovecot")
+ENHANCEMENTS = ("redirect", "hsts", "uir")
+
+
+def installer_name(config: argparse.Namespace, required: bool = True) -> str | None:
+    chosen = [n for n in INSTALLER_SHORTCUTS if getattr(config, f"use_{n}", False)]
+    if config.installer:
+        chosen.insert(0, config.installer)
+    if len(set(chosen)) > 1:
+        raise ConfigError(f"more than one installer given: {', '.join(sorted(set(chosen)))}")
+    if not chosen:
+        if required:
+            installed = [p.name for p in plugins.discover(plugins.INSTALLERS) if p.cls]
+            raise ConfigError("choose the server to install into with -i NAME or --NAME "
+                              f"(installed: {', '.join(installed) or 'none'})")
+        return None
+    return chosen[0]
+
+
+def load_installer(config: argparse.Namespace, name: str | None = None) -> Installer:
+    name = name or installer_name(config)
+    cls = plugins.find(plugins.INSTALLERS, name or "")
+    inst: Installer = cls(config)
+    inst.prepare()
+    return inst
+
+
+def request_for(config: argparse.Namespace, lineage: Lineage | None) -> DeployRequest:
+    if lineage is not None:
+        return DeployRequest(
+            cert_name=lineage.name, domains=tuple(lineage.names), cert_path=str(lineage.cert),
+            key_path=str(lineage.privkey), chain_path=str(lineage.chain),
+            fullchain_path=str(lineage.fullchain), https_port=config.https_port,
+            http_port=config.http01_port)
+    missing = [f for f in ("cert_path", "key_path") if not getattr(config, f)]
+    if missing or not config.domains:
+        raise ConfigError("say what to install: --cert-name NAME, or --cert-path, --key-path "
+                          "(and --fullchain-path, --chain-path) with -d DOMAIN")
+    from certwright.core.names import parse_domains
+
+    domains = tuple(i.value for i in parse_domains(config.domains))
+    fullchain = config.fullchain_path or config.cert_path
+    return DeployRequest(
+        cert_name=domains[0].removeprefix("*."), domains=domains, cert_path=config.cert_path,
+        key_path=config.key_path, chain_path=config.chain_path or fullchain,
+        fullchain_path=fullchain, https_port=config.https_port, http_port=config.http01_port)
+
+
+def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
+           say: Say) -> None:
+    plan = installer.plan_deploy(req)
+    expected = None if config.dry_run else expected_certificate(req.cert_path)
+    apply_plan(installer, plan, work_dir=Path(config.work_dir), say=say,
+               endpoints=installer.endpoints(req), expected_der=expected,
+               dry_run=config.dry_run)
+    if not config.dry_run:
+        say(f"Successfully deployed certificate for {', '.join(req.domains)} to "
+            f"{installer.name}.")
+    enhance_with(config, installer, req.domains, say)
+
+
+def enhance_with(config: argparse.Namespace, installer: Installer,
+                 domains: tuple[str, ...], say: Say) -> None:
+    wanted = frozenset(e for e in ENHANCEMENTS if getattr(config, e, None))
+    if not wanted:
+        return
+    if not isinstance(installer, SupportsEnhancements):
+        raise PluginError(f"the {installer.name} installer supports no enhancements")
+    unsupported = wanted - installer.supported_enhancements()
+    if unsupported:
+        raise PluginError(f"the {installer.name} installer can't do: "
+                          f"{', '.join(sorted(unsupported))}")
+    req = EnhanceRequest(domains=domains, enhancements=wanted, https_port=config.https_port,
+                         http_port=config.http01_port)
+    apply_plan(installer, installer.plan_enhance(req), work_dir=Path(config.work_dir),
+               say=say, dry_run=config.dry_run)
+    if not config.dry_run:
+        say(f"Enabled {', '.join(sorted(wanted))} for {', '.join(domains)}.")
+
+
+def remember_installer(lineage: Lineage, installer: Installer) -> None:
+    conf = read_renewal_conf(lineage.conf.path)
+    conf.params["installer"] = installer.name
+    conf.params.update(installer.renewal_params())
+    write_renewal_conf(conf)
+
+
+# -- verbs --------------------------------------------------------------------------------
+def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    """Obtain (or keep) a certificate, then install it."""
+    from certwright.core import issue
+
+    name = installer_name(config)
+    config.installer = name
+    if not config.authenticator and not any(
+            getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS):
+        config.authenticator = name  # `-i nginx` alone: nginx also answers the challenges
+    installer = load_installer(config, name)
+    lineage, _ = issue.obtain_lineage(config, say, ask)
+    if lineage is None:  # dry run: show what the install would change
+        return 0
+    deploy(config, installer, request_for(config, lineage), say)
+    remember_installer(lineage, installer)
+    return 0
+
+
+def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    lineage = lineages.load_lineage(Path(config.config_dir), config.certname) \
+        if config.certname else None
+    installer = load_installer(config)
+    deploy(config, installer, request_for(config, lineage), say)
+    if lineage is not None and not config.dry_run:
+        remember_installer(lineage, installer)
+    return 0
+
+
+def enhance(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    if not any(getattr(config, e, None) for e in ENHANCEMENTS):
+        raise ConfigError("say which enhancement: --redirect, --hsts or --uir")
+    if config.certname:
+        lineage = lineages.load_lineage(Path(config.config_dir), config.certname)
+        domains = tuple(lineage.names)
+        if not config.installer and lineage.params.get("installer") not in (None, "None"):
+            config.installer = str(lineage.params["installer"])
+    elif config.domains:
+        from certwright.core.names import parse_domains
+
+        domains = tuple(i.value for i in parse_domains(config.domains))
+    else:
+        raise ConfigError("say what to enhance: --cert-name NAME or -d DOMAIN")
+    enhance_with(config, load_installer(config), domains, say)
+    return 0
+
+
+def rollback(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    """Undo the last N committed configuration changes, newest first; then config-test
+    and reload each server involved."""
+    from certwright.core.transaction import checkpoints
+
+    work_dir = Path(config.work_dir)
+    found = checkpoints(work_dir)
+    if not found:
+        say("There are no configuration changes to roll back.")
+        return 0
+    count = max(1, config.checkpoints)
+    chosen = list(reversed(found))[:count]
+    servers: dict[str, dict[str, Any]] = {}
+    for txn in chosen:
+        restored = txn.rollback(check_after=True)
+        say(f"Rolled back {txn.manifest.title!r} ({len(restored)} file(s))")
+        if txn.manifest.installer:
+            servers.setdefault(txn.manifest.installer, txn.manifest.installer_params)
+    for name, params in servers.items():
+        ns = argparse.Namespace(**vars(config))
+        for key, value in params.items():
+            if key not in getattr(config, "explicit", ()):
+                setattr(ns, key, value)
+        installer = load_installer(ns, name)
+        installer.config_test()
+        installer.reload()
+        say(f"{name}: configuration test passed and the server was reloaded.")
+    return 0
+
+
+def redeploy(ns: argparse.Namespace, lineage: Lineage, say: Say) -> None:
+    """After a renewal: make the stored installer serve the new certificate."""
+    name = str(ns.installer)
+    installer = load_installer(ns, name)
+    req = request_for(ns, lineage)
+    plan = installer.plan_deploy(req)
+    apply_plan(installer, plan, work_dir=Path(ns.work_dir), say=say,
+               endpoints=installer.endpoints(req),
+               expected_der=expected_certificate(req.cert_path))
