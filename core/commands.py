@@ -12,7 +12,7 @@ from typing import Any
 from certwright.core.cli_parser import VERBS
 from certwright.core.errors import ConfigError
 from certwright.core.storage import lineage as lineages
-from certwright.core.storage.lock import lock
+from certwright.core.storage.lock import certbot_lock, lock
 
 Say = Callable[[str], None]
 Ask = Callable[[str], str] | None
@@ -52,7 +52,7 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
         except OSError as exc:
             raise ConfigError(f"{config_dir}: can't create the config dir: {exc.strerror}") \
                 from None
-        with lock(config_dir / ".certwright.lock", timeout=0.0):
+        with lock(config_dir / ".certwright.lock", timeout=0.0), certbot_lock(config_dir):
             for fixed in lineages.repair_store(config_dir):
                 say(fixed)
             from certwright.core.transaction import recover

@@ -74,3 +74,23 @@ def lock(path: Path, timeout: float = 0.0) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def certbot_lock(config_dir: Path) -> Iterator[None]:
+    """Also hold Certbot's own lock (``lockf`` on ``<config-dir>/.certbot.lock``), so
+    certwright and Certbot never write one store at the same time."""
+    path = config_dir / ".certbot.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        raise StorageError(f"cannot open lock file {path}: {error.strerror}") from error
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise LockError(f"another program (Certbot?) holds {path}; try again when it "
+                            "has finished") from None
+        yield
+    finally:
+        os.close(fd)

@@ -121,3 +121,14 @@ def test_second_run_waits_for_the_lock(cli: Cli, pebble: Pebble) -> None:
         proc = cli("renew", account=False, check=False)
     assert proc.returncode != 0
     assert "holds the lock" in proc.stderr
+
+
+def test_certbot_lock_is_respected(cli: Cli, pebble: Pebble) -> None:
+    import fcntl
+
+    cli("certonly", *standalone(pebble), "-d", "cblock.example.org")
+    with open(cli.config_dir / ".certbot.lock", "a+") as held:
+        fcntl.lockf(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running Certbot would
+        proc = cli("renew", account=False, check=False)
+    assert proc.returncode != 0 and "Certbot" in proc.stderr
+    assert cli("renew", account=False).returncode == 0
