@@ -1,0 +1,305 @@
+"""nginx: install certificates into server blocks, and answer http-01 through nginx.
+
+Options (shared by the installer and the authenticator; Certbot's names where they exist):
+
+``--nginx-server-root DIR`` (default ``/etc/nginx``)
+    nginx's configuration directory; certwright keeps its own files under
+    ``DIR/certwright/`` (TLS options, server blocks it had to create, http-01 answers).
+``--nginx-conf FILE`` (default ``DIR/nginx.conf``)
+    The main configuration file, when it is not ``nginx.conf`` in the server root.
+``--nginx-ctl CMD`` (default ``nginx``)
+    The nginx binary: ``CMD -c FILE -t`` tests the configuration.
+``--nginx-reload-cmd CMD``
+    How to reload (split like a shell would, run without one); default
+    ``CMD -c FILE -s reload``.
+
+The modules: :mod:`.tree` reads the configuration (the only user of crossplane),
+:mod:`.select` picks server blocks as nginx does, :mod:`.plan` turns requests into
+``ChangePlan`` s, :mod:`.challenge` holds temporary http-01 answers. Every command runs
+through :func:`run_command` (``NginxInstaller.runner``), so tests can see each argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from certwright.authenticators._http01 import http01_types
+from certwright.core.errors import PluginError
+from certwright.installers.nginx import process
+from certwright.installers.nginx.challenge import (
+    ApplyPlan,
+    ChallengeSession,
+    Fetch,
+    http_get,
+    wait_until_served,
+)
+from certwright.installers.nginx.plan import (
+    ENHANCEMENTS,
+    Layout,
+    deploy_endpoints,
+    http01_probes,
+    plan_deploy,
+    plan_enhance,
+    plan_http01,
+)
+from certwright.installers.nginx.tree import NginxTree, load_tree
+
+if TYPE_CHECKING:
+    from certwright.core.interfaces import (
+        AddArgument,
+        ChallengeTask,
+        ChangePlan,
+        DeployRequest,
+        Endpoint,
+        EnhanceRequest,
+        Identifier,
+    )
+
+__all__ = ["NginxAuthenticator", "NginxInstaller", "Runner", "run_command"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVER_ROOT = "/etc/nginx"
+DEFAULT_CTL = "nginx"
+COMMAND_TIMEOUT = 60.0
+
+Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+def run_command(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (no shell), capturing text output; PluginError when it cannot start."""
+    try:
+        return subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+            stdin=subprocess.DEVNULL, check=False,
+        )
+    except FileNotFoundError:
+        raise PluginError(f"{argv[0]}: command not found") from None
+    except subprocess.TimeoutExpired:
+        raise PluginError(f"{shlex.join(argv)}: no answer after {COMMAND_TIMEOUT:.0f} s") \
+            from None
+    except OSError as exc:
+        raise PluginError(f"{argv[0]}: cannot run: {exc.strerror}") from None
+
+
+def add_nginx_options(add: AddArgument) -> None:
+    """Add the nginx options once, whichever of the two plugins asks first."""
+    options: list[tuple[str, dict[str, object]]] = [
+        ("--nginx-server-root", {"default": DEFAULT_SERVER_ROOT, "metavar": "DIR",
+                                 "help": "nginx configuration directory (default: %(default)s)"}),
+        ("--nginx-conf", {"default": None, "metavar": "FILE",
+                          "help": "main configuration file (default: nginx.conf in the "
+                                  "server root)"}),
+        ("--nginx-ctl", {"default": DEFAULT_CTL, "metavar": "CMD",
+                         "help": "nginx binary used to test and reload (default: %(default)s)"}),
+        ("--nginx-reload-cmd", {"default": None, "metavar": "CMD",
+                                "help": "command that reloads nginx (default: "
+                                        "NGINX_CTL -c CONF -s reload)"}),
+    ]
+    for flag, kwargs in options:
+        with contextlib.suppress(argparse.ArgumentError):  # the other nginx plugin did
+            add(flag, dest=flag[2:].replace("-", "_"), **kwargs)
+
+
+class _NginxBase:
+    """What the installer and the authenticator share: options, the tree, commands."""
+
+    def __init__(self, config: argparse.Namespace) -> None:
+        self.config = config
+        self.runner: Runner = run_command
+        self.proc_root = "/proc"
+        self.reload_timeout = process.RELOAD_TIMEOUT
+        self.server_root = os.path.abspath(
+            str(getattr(config, "nginx_server_root", None) or DEFAULT_SERVER_ROOT))
+        conf = getattr(config, "nginx_conf", None)
+        self.main_conf = os.path.abspath(str(conf)) if conf else \
+            os.path.join(self.server_root, "nginx.conf")
+        self.ctl = str(getattr(config, "nginx_ctl", None) or DEFAULT_CTL)
+        self.reload_cmd: str | None = getattr(config, "nginx_reload_cmd", None) or None
+        self.layout = Layout(self.server_root)
+
+    @classmethod
+    def add_arguments(cls, add: AddArgument) -> None:
+        add_nginx_options(add)
+
+    def prepare(self) -> None:
+        if shutil.which(self.ctl) is None:
+            raise PluginError(f"nginx is not installed here ({self.ctl!r} is not found; "
+                              "see --nginx-ctl)")
+        self.tree()
+
+    def tree(self) -> NginxTree:
+        """The parsed config, re-read only when a file in it or a directory holding one
+        changed (one command asks several times; parsing 1,000 files is the main cost)."""
+        cached = getattr(self, "_tree", None)
+        if cached is not None and cached[1] == _fingerprint(cached[0]):
+            tree: NginxTree = cached[0]
+            return tree
+        tree = load_tree(self.main_conf)
+        self._tree = (tree, _fingerprint(tree))
+        return tree
+
+    def _run(self, argv: Sequence[str], what: str) -> None:
+        done = self.runner(argv)
+        if done.returncode != 0:
+            tail = [line for line in (done.stderr or done.stdout or "").splitlines()
+                    if line.strip()][-5:]
+            detail = ": " + " | ".join(tail) if tail else ""
+            raise PluginError(f"nginx {what} failed (exit {done.returncode}){detail}")
+
+    def config_test(self) -> None:
+        self._run([self.ctl, "-c", self.main_conf, "-t"], "configuration test")
+
+    def reload(self) -> None:
+        """Reload, then wait (bounded) until nginx runs new workers with the new config:
+        ``-s reload`` returns before that, and a check made at once sees the old one."""
+        argv = shlex.split(self.reload_cmd) if self.reload_cmd else \
+            [self.ctl, "-c", self.main_conf, "-s", "reload"]
+        before = self._workers()
+        self._run(argv, "reload")
+        if before is not None and not process.wait_for_reload(
+                before, self.proc_root, self.reload_timeout):
+            raise PluginError(f"nginx started no new worker processes within "
+                              f"{self.reload_timeout:.0f} s of the reload; see its error log")
+
+    def _workers(self) -> process.Workers | None:
+        cached = getattr(self, "_tree", None)  # the pid file's path: any recent parse will do
+        try:
+            pid = cached[0].pid if cached is not None else self.tree().pid
+        except PluginError:
+            return None
+        if pid is not None and not os.path.isabs(pid):
+            return None  # relative to a prefix we do not know
+        found = process.snapshot(pid or process.DEFAULT_PID_FILE, self.proc_root)
+        return found if found is not None and found.pids else None
+
+    def renewal_params(self) -> Mapping[str, object]:
+        params: dict[str, object] = {"nginx_server_root": self.server_root,
+                                     "nginx_ctl": self.ctl}
+        if self.reload_cmd:
+            params["nginx_reload_cmd"] = self.reload_cmd
+        if getattr(self.config, "nginx_conf", None):
+            params["nginx_conf"] = self.main_conf
+        return params
+
+    def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan:
+        port = int(getattr(self.config, "http01_port", None) or 80)
+        return plan_http01(self.tree(), tasks, self.layout, port)
+
+
+def _fingerprint(tree: NginxTree) -> tuple[tuple[str, int, int, int], ...]:
+    paths = {tree.main} | {f.path for f in tree.files.values()}
+    paths |= {os.path.dirname(p) for p in paths}
+    paths |= {os.path.dirname(pattern) for pattern in tree.http_includes}
+    marks = []
+    for path in sorted(paths):
+        try:
+            st = os.stat(path)
+            marks.append((path, st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            marks.append((path, 0, -1, 0))
+    return tuple(marks)
+
+
+class NginxInstaller(_NginxBase):
+    """Installer + SupportsEnhancements + SupportsHttp01 for nginx."""
+
+    name: ClassVar[str] = "nginx"
+    description: ClassVar[str] = "Nginx web server: certificates into server blocks"
+
+    def discover_names(self) -> set[str]:
+        """Names in ``server_name`` lines: no regexes, trailing wildcards or placeholders;
+        ``.example.org`` gives ``example.org`` and ``*.example.org``."""
+        names: set[str] = set()
+        for block in self.tree().servers:
+            for name in block.server_names:
+                if not name or name == "_" or name[0] in "~$" or name.endswith(".*"):
+                    continue
+                if name.startswith("."):
+                    names.update({name[1:], "*" + name})
+                elif "*" not in name[1:]:
+                    names.add(name)
+        return names
+
+    def plan_deploy(self, req: DeployRequest) -> ChangePlan:
+        return plan_deploy(self.tree(), req, self.layout)
+
+    def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
+        return deploy_endpoints(self.tree(), req, self.layout)
+
+    def supported_enhancements(self) -> frozenset[str]:
+        return ENHANCEMENTS
+
+    def plan_enhance(self, req: EnhanceRequest) -> ChangePlan:
+        return plan_enhance(self.tree(), req, self.layout)
+
+
+class NginxAuthenticator(_NginxBase):
+    """http-01 through the running nginx: one temporary config change for all tasks.
+
+    The core calls :meth:`present_all` (or :meth:`present` per task), then
+    :meth:`cleanup` for each task; the temporary change is undone with the last cleanup.
+    ``apply_plan`` writes a plan and returns its undo; the core may set it, otherwise a
+    temporary transaction in ``config.work_dir`` is used. After the reload, presenting
+    waits (bounded) until nginx itself answers every token (``fetch`` asks it); answers
+    still missing then are logged, and the CA has the last word.
+    """
+
+    name: ClassVar[str] = "nginx"
+    description: ClassVar[str] = "Answer http-01 through the running nginx"
+
+    def __init__(self, config: argparse.Namespace) -> None:
+        super().__init__(config)
+        self.apply_plan: ApplyPlan | None = None
+        self.fetch: Fetch = http_get
+        self._tasks: list[ChallengeTask] = []
+        self._session: ChallengeSession | None = None
+
+    def challenge_types(self, identifier: Identifier) -> Sequence[str]:
+        return http01_types(identifier)
+
+    def present(self, task: ChallengeTask) -> None:
+        self.present_all([task])
+
+    def present_all(self, tasks: Sequence[ChallengeTask]) -> None:
+        """Serve every task given so far (these and earlier ones) with one reload."""
+        for task in tasks:
+            if task not in self._tasks:
+                self._tasks.append(task)
+        port = int(getattr(self.config, "http01_port", None) or 80)
+        tree = self.tree()
+        plan = plan_http01(tree, self._tasks, self.layout, port)
+        probes = http01_probes(tree, self._tasks, port)
+
+        def served() -> None:
+            for probe in wait_until_served(probes, fetch=self.fetch):
+                log.warning("nginx does not answer http://%s%s at %s:%d yet; asking the CA "
+                            "anyway", probe.domain, probe.path, probe.host, probe.port)
+
+        if self._session is None:
+            self._session = ChallengeSession(self._applier(), self.config_test, self.reload)
+        self._session.replace(plan, served)
+
+    def cleanup(self, task: ChallengeTask) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+        if not self._tasks and self._session is not None:
+            self._session.close()
+
+    def _applier(self) -> ApplyPlan:
+        if self.apply_plan is not None:
+            return self.apply_plan
+        from pathlib import Path
+
+        from certwright.core.transaction import temporary
+
+        work_dir = Path(str(getattr(self.config, "work_dir", None) or "/var/lib/certwright"))
+        return lambda plan: temporary(work_dir, plan, lambda: None, installer=self.name)

@@ -1,0 +1,635 @@
+"""Plans for nginx: deploy a certificate, enhance server blocks, serve http-01 tokens.
+
+Pure functions from a parsed :class:`~certwright.installers.nginx.tree.NginxTree` (and a
+``read`` callable for the few files certwright manages itself) to a ``ChangePlan`` holding
+whole new file contents. Edits are line-anchored (see :mod:`.edit`), so everything the plan
+does not touch stays byte-identical.
+
+**Deploy.** For each name of the certificate, in this order: the server blocks that answer
+it by name over TLS on the https port get their ``ssl_certificate``/``ssl_certificate_key``
+replaced (or added); else the blocks answering it by name on the http port gain TLS: for
+each address they listen on, ``listen <address>:<https port> ssl;``, the certificate lines
+and ``include <managed TLS options>;``; else the ``default_server`` of the https port, then
+of the http port; else a new server block in ``<server root>/certwright/servers/<cert
+name>.conf`` (that directory's ``*.conf`` is included from ``http`` if it is not yet).
+
+``listen`` options that nginx allows once per address and port (``default_server``,
+``reuseport``, ``backlog=``, ``ipv6only=``…) are not copied onto a new listen, with two
+exceptions made only while nobody holds them for that address and port yet:
+``default_server`` (no block is the default there; a catch-all stays one over https) and
+``ipv6only=`` (no block listens there at all). Otherwise nginx stops with "duplicate listen
+options" or "a duplicate default server". ``ssl`` may repeat.
+
+**Redirect.** In the plain-http block(s) for the names, at server level (before the
+block's own rewrite directives)::
+
+    set $certwright_redirect "$scheme:$uri";
+    if ($certwright_redirect ~ "^http:(?!/\\.well-known/acme-challenge/)") {
+        return 301 https://$host$request_uri;
+    }
+
+One form fits every layout: it only fires for plain http, so a block that listens on both
+ports does not loop, and it leaves ``/.well-known/acme-challenge/`` alone, so a webroot's
+files and the nginx authenticator's ``location =`` entries keep answering over plain http.
+A block that already redirects to https is left as it is. (The target has no port: a
+non-default ``--https-port`` usually sits behind a port forward that makes it 443.)
+
+**HSTS / upgrade-insecure-requests.** ``add_header … always;`` in the https block(s),
+unless the header is there already.
+
+**http-01.** In each block answering the name on the http port, at its top:
+``location = /.well-known/acme-challenge/<token> { default_type text/plain; return 200
+"<key authorization>"; }``. Server-level ``return``/``rewrite``/``if`` run before location
+matching, so in a block that has any, a guard goes first:
+``if ($uri ~ "^/\\.well-known/acme-challenge/") { break; }`` (``break`` ends the block's
+rewrite directives for that path, so the ``location =`` is reached). Names no block answers
+get a temporary server block in ``<server root>/certwright/challenges/http01.conf``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from certwright.authenticators._http01 import CHALLENGE_PATH, http01_token
+from certwright.core.errors import PluginError
+from certwright.core.interfaces import (
+    ChallengeTask,
+    ChangePlan,
+    DeployRequest,
+    Endpoint,
+    EnhanceRequest,
+    FileChange,
+)
+from certwright.installers.nginx import edit
+from certwright.installers.nginx.challenge import Probe
+from certwright.installers.nginx.edit import FileEdits, statement
+from certwright.installers.nginx.select import covers, select_blocks
+from certwright.installers.nginx.tree import (
+    ENCODING,
+    ERRORS,
+    Directive,
+    Listen,
+    NginxTree,
+    ServerBlock,
+)
+
+Read = Callable[[str], bytes | None]
+"""Current bytes of a file, None when it does not exist."""
+
+ENHANCEMENTS = frozenset({"redirect", "hsts", "uir"})
+
+OPTIONS_TEXT = """\
+# TLS settings for server blocks configured by certwright. Created when missing and never
+# overwritten: edit freely. (No OCSP stapling: Let's Encrypt ended OCSP in 2025.)
+ssl_protocols TLSv1.2 TLSv1.3;
+ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
+ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
+ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+ssl_prefer_server_ciphers off;
+ssl_session_cache shared:certwright_tls:10m;
+ssl_session_timeout 1d;
+ssl_session_tickets off;
+"""
+OPTION_NAMES = frozenset(
+    line.split()[0] for line in OPTIONS_TEXT.splitlines() if line and not line.startswith("#")
+)
+
+REDIRECT_VAR = "$certwright_redirect"
+REDIRECT_LINES = (
+    f'set {REDIRECT_VAR} "$scheme:$uri";',
+    f'if ({REDIRECT_VAR} ~ "^http:(?!/\\.well-known/acme-challenge/)") {{',
+    "\treturn 301 https://$host$request_uri;",
+    "}",
+)
+CHALLENGE_GUARD = 'if ($uri ~ "^/\\.well-known/acme-challenge/") { break; }'
+HSTS_HEADER = "Strict-Transport-Security"
+HSTS_LINE = f'add_header {HSTS_HEADER} "max-age=31536000" always;'
+UIR_HEADER = "Content-Security-Policy"
+UIR_VALUE = "upgrade-insecure-requests"
+UIR_LINE = f'add_header {UIR_HEADER} "{UIR_VALUE}";'
+_REWRITE_MODULE = frozenset({"return", "rewrite", "if", "set", "break"})
+_KEY_AUTHORIZATION = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def read_file(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PluginError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where certwright keeps its own nginx files, under the server root."""
+
+    server_root: str
+
+    @property
+    def managed_dir(self) -> str:
+        return os.path.join(self.server_root, "certwright")
+
+    @property
+    def options_file(self) -> str:
+        return os.path.join(self.managed_dir, "options-ssl-nginx.conf")
+
+    @property
+    def servers_dir(self) -> str:
+        return os.path.join(self.managed_dir, "servers")
+
+    @property
+    def challenges_dir(self) -> str:
+        return os.path.join(self.managed_dir, "challenges")
+
+    @property
+    def challenge_file(self) -> str:
+        return os.path.join(self.challenges_dir, "http01.conf")
+
+    def server_file(self, name: str) -> str:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name.replace("*", "wildcard")).lstrip(".")
+        return os.path.join(self.servers_dir, f"{safe or 'server'}.conf")
+
+
+# -- where a certificate goes -------------------------------------------------------------
+@dataclass(frozen=True)
+class DeployTargets:
+    """``https``: blocks already serving TLS for some names; ``http``: plain blocks that
+    gain TLS; ``unmatched``: names no block answers (they get a new block)."""
+
+    https: tuple[tuple[ServerBlock, tuple[str, ...]], ...]
+    http: tuple[tuple[ServerBlock, tuple[str, ...]], ...]
+    unmatched: tuple[str, ...]
+
+
+def _managed_block(tree: NginxTree, block: ServerBlock, path: str) -> bool:
+    return tree.files[block.file].real_path == os.path.realpath(path)
+
+
+def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> DeployTargets:
+    own = layout.server_file(req.cert_name)
+    blocks = [b for b in tree.servers if not _managed_block(tree, b, own)]
+    https: dict[int, tuple[ServerBlock, list[str]]] = {}
+    http: dict[int, tuple[ServerBlock, list[str]]] = {}
+    unmatched: list[str] = []
+    for name in req.domains:
+        for port, ssl, into, fallback in (
+            (req.https_port, True, https, False),
+            (req.http_port, False, http, False),
+            (req.https_port, True, https, True),
+            (req.http_port, False, http, True),
+        ):
+            matches = select_blocks(blocks, name, port, ssl=ssl, fallback=fallback)
+            for match in matches:
+                into.setdefault(match.block.order, (match.block, []))[1].append(name)
+            if matches:
+                break
+        else:
+            unmatched.append(name)
+    for order, (_, names) in list(http.items()):
+        if order in https:  # a block with TLS already: only its certificate changes
+            https[order][1].extend(names)
+            del http[order]
+    return DeployTargets(
+        tuple((b, tuple(n)) for b, n in sorted(https.values(), key=lambda e: e[0].order)),
+        tuple((b, tuple(n)) for b, n in sorted(http.values(), key=lambda e: e[0].order)),
+        tuple(unmatched),
+    )
+
+
+def _listen_arg(host: str, port: int) -> str:
+    return str(port) if host == "*" else f"{host}:{port}"
+
+
+def _tls_hosts(block: ServerBlock, http_port: int) -> list[tuple[str, Listen | None]]:
+    """Addresses a plain block gains TLS on: those it listens on for http."""
+    out: list[tuple[str, Listen | None]] = []
+    for item in block.listens_on(http_port):
+        if not item.unix and all(item.host != host for host, _ in out):
+            out.append((item.host, item))
+    return out or [("*", None)]
+
+
+def _new_block_hosts(tree: NginxTree, port: int, *also: int) -> list[str]:
+    """Addresses for a new block on ``port``: every address the config already uses for
+    ``port`` (else for the ports in ``also``), so it joins each of those groups."""
+    for candidate in (port, *also):
+        hosts: list[str] = []
+        for block in tree.servers:
+            for item in block.listens_on(candidate):
+                if not item.unix and item.host not in hosts:
+                    hosts.append(item.host)
+        if hosts:
+            return hosts
+    v6 = any(item.ipv6 for block in tree.servers for item in block.listens)
+    return ["*", "[::]"] if v6 else ["*"]
+
+
+def _probe_host(host: str) -> str:
+    if host == "*":
+        return "127.0.0.1"
+    if host == "[::]":
+        return "::1"
+    return host[1:-1] if host.startswith("[") else host
+
+
+def _probe_name(name: str) -> str:
+    return "certwright-probe." + name[2:] if name.startswith("*.") else name
+
+
+def deploy_endpoints(tree: NginxTree, req: DeployRequest, layout: Layout) -> list[Endpoint]:
+    """Where, once the deploy plan is applied, each name should be served over TLS: one
+    address per block (IPv4 first; a wildcard becomes loopback)."""
+    targets = resolve_deploy(tree, req, layout)
+    entries: list[tuple[list[str], tuple[str, ...]]] = []
+    for block, names in targets.https:
+        hosts = [i.host for i in block.listens_on(req.https_port, ssl=True) if not i.unix]
+        entries.append((hosts, names))
+    for block, names in targets.http:
+        entries.append(([h for h, _ in _tls_hosts(block, req.http_port)], names))
+    if targets.unmatched:
+        hosts = _new_block_hosts(tree, req.https_port, req.http_port)
+        entries.append((hosts, targets.unmatched))
+    out: list[Endpoint] = []
+    for hosts, names in entries:
+        if not hosts:
+            continue
+        host = sorted(hosts, key=lambda h: h.startswith("["))[0]
+        for name in names:
+            endpoint = Endpoint(_probe_host(host), req.https_port, _probe_name(name))
+            if endpoint not in out:
+                out.append(endpoint)
+    return out
+
+
+# -- the planner ----------------------------------------------------------------------------
+class _Planner:
+    """Collects edits of parsed files and whole contents of certwright's own files."""
+
+    def __init__(self, tree: NginxTree, layout: Layout, read: Read) -> None:
+        self.tree, self.layout, self.read = tree, layout, read
+        self.edits: dict[str, FileEdits] = {}
+        self.written: dict[str, str | None] = {}
+        self.notes: list[str] = []
+        self.claimed = {item.key for b in tree.servers for item in b.listens}
+        self.defaults = {item.key for b in tree.servers for item in b.listens
+                         if item.default_server}
+        self.included: set[str] = set()
+
+    def text(self, path: str) -> str:
+        return self.tree.files[path].text
+
+    def edit(self, path: str, change: edit.Edit) -> None:
+        self.edits.setdefault(path, FileEdits(self.tree.files[path])).add(change)
+
+    def write(self, path: str, text: str | None) -> None:
+        self.written[path] = text
+
+    def note(self, message: str) -> None:
+        if message not in self.notes:
+            self.notes.append(message)
+
+    def plan(self, title: str) -> ChangePlan:
+        changes: list[FileChange] = []
+        seen: set[str] = set()
+        for path, edits in self.edits.items():
+            config = self.tree.files[path]
+            if config.real_path in seen:
+                raise PluginError(f"{path} is read twice through links; edit it by hand")
+            seen.add(config.real_path)
+            new = edits.result()
+            if new != config.text:
+                changes.append(FileChange(config.real_path, config.encode(new), config.sha256))
+        for path, text in self.written.items():
+            current = self.read(path)
+            content = None if text is None else text.encode(ENCODING, ERRORS)
+            if current == content:
+                continue
+            sha = None if current is None else hashlib.sha256(current).hexdigest()
+            changes.append(FileChange(path, content, sha))
+        return ChangePlan(title=title, changes=tuple(changes), notes=tuple(self.notes))
+
+    # -- placing lines in a block ---------------------------------------------------------
+    def own(self, block: ServerBlock) -> list[Directive]:
+        return list(block.directive.block or ())
+
+    def insert_after_listens(self, block: ServerBlock, lines: Sequence[str]) -> None:
+        """After the block's last own ``listen`` (else at its top)."""
+        text = self.text(block.file)
+        listens = [d for d in self.own(block) if d.name == "listen"]
+        near = listens[-1] if listens else None
+        indent = edit.child_indent(text, block.directive, near)
+        offset = near.end if near else block.directive.open + 1
+        self.edit(block.file, edit.lines_after(text, offset, lines, indent))
+
+    def insert_top(self, block: ServerBlock, lines: Sequence[str]) -> None:
+        """After ``listen``/``server_name`` when no rewrite directive comes before them;
+        else right after ``server {`` (rewrite directives run in order)."""
+        text = self.text(block.file)
+        near = None
+        for item in self.own(block):
+            if item.name in _REWRITE_MODULE:
+                break
+            if item.name in ("listen", "server_name"):
+                near = item
+        indent = edit.child_indent(text, block.directive, near)
+        offset = near.end if near else block.directive.open + 1
+        self.edit(block.file, edit.lines_after(text, offset, lines, indent))
+
+    def insert_first(self, block: ServerBlock, lines: Sequence[str]) -> None:
+        text = self.text(block.file)
+        indent = edit.child_indent(text, block.directive)
+        self.edit(block.file, edit.lines_after(text, block.directive.open + 1, lines, indent))
+
+    def ensure_included(self, pattern: str, path: str) -> None:
+        """Make the ``http`` block include ``pattern`` (which names ``path``)."""
+        if self.tree.includes_file(path) or pattern in self.included:
+            return
+        http = self.tree.http
+        if http is None:
+            raise PluginError(f"{self.tree.main}: no http block to include {pattern} from")
+        text = self.text(http.file)
+        last = [i for i in http.block or () if i.file == http.file][-1:]
+        indent = edit.child_indent(text, http, last[0] if last else None)
+        self.edit(http.file, edit.lines_at_end(text, http, [statement("include", pattern)],
+                                               indent))
+        self.included.add(pattern)
+
+    # -- deploy -----------------------------------------------------------------------------
+    def certificate_lines(self, block: ServerBlock, req: DeployRequest) -> list[str]:
+        """Replace the block's certificate directives in place; return those to add."""
+        missing = []
+        for name, found, path in (
+            ("ssl_certificate", block.ssl_certificates, req.fullchain_path),
+            ("ssl_certificate_key", block.ssl_certificate_keys, req.key_path),
+        ):
+            if not found:
+                missing.append(statement(name, path))
+                continue
+            target = _pick(found, req.cert_name)
+            if len(found) > 1:
+                self.note(f"{block.where}: several {name} lines; replaced the one at "
+                          f"{target.where}")
+            if target.args == (path,):
+                continue
+            if target.file != block.file and self.tree.include_count(target.file) > 1:
+                raise PluginError(
+                    f"{target.where}: {name} for the server block at {block.where} is set in "
+                    f"a file that {self.tree.include_count(target.file)} include lines share; "
+                    "move it into the server block, then run again")
+            self.edit(target.file, edit.replace_statement(target, statement(name, path)))
+        return missing
+
+    def wants_options(self, block: ServerBlock) -> bool:
+        options = os.path.realpath(self.layout.options_file)
+        for item in block.includes:
+            if item.args and os.path.realpath(self.tree.resolve(item.args[0])) == options:
+                return False
+        clash = sorted({d.name for d in block.directives if d.name in OPTION_NAMES})
+        if clash:
+            self.note(f"{block.where}: sets {', '.join(clash)} itself, so certwright's TLS "
+                      f"options ({self.layout.options_file}) are not included there")
+            return False
+        return True
+
+    def update_certificate(self, block: ServerBlock, req: DeployRequest) -> None:
+        missing = self.certificate_lines(block, req)
+        if missing:
+            self.insert_after_listens(block, missing)
+
+    def add_tls(self, block: ServerBlock, req: DeployRequest) -> None:
+        lines: list[str] = []
+        if not block.listens:  # implicit *:80 stops once any listen is written
+            lines.append(statement("listen", str(req.http_port)))
+        existing = {item.key: item for item in block.listens if item.port == req.https_port}
+        for host, source in _tls_hosts(block, req.http_port):
+            key = (host, req.https_port)
+            if key in existing:
+                current = existing[key]
+                if not current.ssl and current.directive is not None:
+                    end = current.directive.end - 1  # just before its ";"
+                    self.edit(current.directive.file, edit.Edit(end, end, " ssl"))
+                continue
+            params = ["ssl"]
+            if source is not None and source.default_server and key not in self.defaults:
+                params.append("default_server")  # the catch-all stays the catch-all
+                self.defaults.add(key)
+            v6only = source.param("ipv6only=") if source else None
+            if v6only and key not in self.claimed:
+                params.append(v6only)
+            self.claimed.add(key)
+            lines.append(statement("listen", _listen_arg(host, req.https_port), *params))
+        lines += self.certificate_lines(block, req)
+        if self.wants_options(block):
+            lines.append(statement("include", self.layout.options_file))
+            self.need_options()
+        self.insert_after_listens(block, lines)
+
+    def need_options(self) -> None:
+        if self.read(self.layout.options_file) is None:
+            self.write(self.layout.options_file, OPTIONS_TEXT)
+
+    def new_tls_server(self, req: DeployRequest, names: Sequence[str], path: str) -> None:
+        hosts = _new_block_hosts(self.tree, req.https_port, req.http_port)
+        body = [statement("listen", _listen_arg(h, req.https_port), "ssl") for h in hosts]
+        body += [
+            statement("server_name", *names),
+            statement("ssl_certificate", req.fullchain_path),
+            statement("ssl_certificate_key", req.key_path),
+            statement("include", self.layout.options_file),
+        ]
+        header = (f"# Managed by certwright for the certificate {req.cert_name}: rewritten "
+                  "by each install of it.\n")
+        self.write(path, header + _server_text(body))
+        self.need_options()
+        self.ensure_included(os.path.join(self.layout.servers_dir, "*.conf"), path)
+        self.note(f"{', '.join(names)}: no server block answers these names; created one "
+                  f"in {path} (it serves no content yet)")
+
+    def note_uncovered(self, block: ServerBlock, domains: Sequence[str]) -> None:
+        plain = [n for n in block.server_names
+                 if n and n != "_" and not n.startswith(("~", "$")) and "*" not in n
+                 and not n.startswith(".")]
+        left = [n for n in plain if not covers(domains, n)]
+        if left:
+            self.note(f"{block.where}: this server block also answers {', '.join(left)}, "
+                      "which the certificate does not cover")
+
+
+def _pick(found: Sequence[Directive], cert_name: str) -> Directive:
+    """The certificate line of this lineage if there is one, else the first."""
+    marker = f"/live/{cert_name}/"
+    return next((d for d in found if d.args and marker in d.args[0]), found[0])
+
+
+def _server_text(body: Sequence[str]) -> str:
+    return "server {\n" + "".join(line + "\n" for line in edit.render(body, edit.UNIT)) + "}\n"
+
+
+def plan_deploy(
+    tree: NginxTree, req: DeployRequest, layout: Layout, read: Read = read_file
+) -> ChangePlan:
+    planner = _Planner(tree, layout, read)
+    targets = resolve_deploy(tree, req, layout)
+    for block, _ in targets.https:
+        planner.update_certificate(block, req)
+    for block, _ in targets.http:
+        planner.add_tls(block, req)
+    own = layout.server_file(req.cert_name)
+    if targets.unmatched:
+        planner.new_tls_server(req, targets.unmatched, own)
+    elif read(own) is not None:
+        planner.write(own, None)  # every name now has a block of the user's: retire ours
+    for block, _ in (*targets.https, *targets.http):
+        planner.note_uncovered(block, req.domains)
+    return planner.plan(f"nginx: install certificate {req.cert_name}")
+
+
+# -- enhancements ---------------------------------------------------------------------------
+def plan_enhance(
+    tree: NginxTree, req: EnhanceRequest, layout: Layout, read: Read = read_file
+) -> ChangePlan:
+    unknown = sorted(req.enhancements - ENHANCEMENTS)
+    if unknown:
+        raise PluginError(f"nginx cannot do: {', '.join(unknown)}")
+    planner = _Planner(tree, layout, read)
+    if "redirect" in req.enhancements:
+        _redirect(planner, req)
+    if "hsts" in req.enhancements:
+        _header(planner, req, HSTS_LINE, lambda d: d.args[:1] != () and
+                d.args[0].lower() == HSTS_HEADER.lower())
+    if "uir" in req.enhancements:
+        _header(planner, req, UIR_LINE, lambda d: len(d.args) > 1 and
+                d.args[0].lower() == UIR_HEADER.lower() and UIR_VALUE in d.args[1].lower())
+    what = ", ".join(sorted(req.enhancements))
+    return planner.plan(f"nginx: enable {what} for {', '.join(req.domains)}")
+
+
+def _blocks_for(
+    tree: NginxTree, names: Iterable[str], port: int, ssl: bool, fallback: bool = True
+) -> tuple[list[ServerBlock], list[str]]:
+    found: dict[int, ServerBlock] = {}
+    missing: list[str] = []
+    for name in names:
+        matches = select_blocks(tree.servers, name, port, ssl=ssl, fallback=fallback)
+        for match in matches:
+            found.setdefault(match.block.order, match.block)
+        if not matches:
+            missing.append(name)
+    return [found[k] for k in sorted(found)], missing
+
+
+def _redirect(planner: _Planner, req: EnhanceRequest) -> None:
+    blocks, missing = _blocks_for(planner.tree, req.domains, req.http_port, ssl=False)
+    for block in blocks:
+        if block.redirects:
+            planner.note(f"{block.where}: already redirects to https; left as it is")
+            continue
+        planner.insert_top(block, REDIRECT_LINES)
+    if missing:
+        path = planner.layout.server_file(f"redirect-{missing[0]}")
+        hosts = _new_block_hosts(planner.tree, req.http_port)
+        body = [statement("listen", _listen_arg(h, req.http_port)) for h in hosts]
+        body += [statement("server_name", *missing), *REDIRECT_LINES]
+        planner.write(path, "# Managed by certwright: redirects plain http to https.\n"
+                      + _server_text(body))
+        planner.ensure_included(os.path.join(planner.layout.servers_dir, "*.conf"), path)
+
+
+def _header(
+    planner: _Planner, req: EnhanceRequest, line: str, present: Callable[[Directive], bool]
+) -> None:
+    blocks, missing = _blocks_for(planner.tree, req.domains, req.https_port, ssl=True)
+    if missing:
+        raise PluginError(f"no server block serves {', '.join(missing)} over https on port "
+                          f"{req.https_port}; install a certificate first")
+    for block in blocks:
+        if any(present(d) for d in block.headers):
+            continue
+        planner.insert_after_listens(block, [line])
+        shadowing = [d.where for d in block.locations
+                     if any(i.name == "add_header" for i in d.block or ())]
+        if shadowing:
+            planner.note(f"add_header in {', '.join(shadowing)} replaces the server's "
+                         "headers there; add the header in those locations too")
+
+
+# -- http-01 --------------------------------------------------------------------------------
+def challenge_location(task: ChallengeTask) -> str:
+    token = http01_token(task, "nginx")
+    if not _KEY_AUTHORIZATION.fullmatch(task.key_authorization):
+        raise PluginError(f"refusing key authorization for {task.domain}: unexpected "
+                          "characters")
+    return (f"location = {CHALLENGE_PATH}{token} {{ default_type text/plain; "
+            f'return 200 "{task.key_authorization}"; }}')
+
+
+def _preempts(item: Directive) -> bool:
+    """A server-level directive that may answer before locations are matched (our own
+    redirect leaves the challenge path alone)."""
+    if item.name == "if":
+        return REDIRECT_VAR not in item.args
+    return item.name in ("return", "rewrite")
+
+
+def plan_http01(
+    tree: NginxTree, tasks: Sequence[ChallengeTask], layout: Layout, http_port: int = 80,
+    read: Read = read_file,
+) -> ChangePlan:
+    planner = _Planner(tree, layout, read)
+    per_block: dict[int, tuple[ServerBlock, list[str]]] = {}
+    unmatched: list[ChallengeTask] = []
+    for task in tasks:
+        location = challenge_location(task)
+        matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)
+        for match in matches:
+            entry = per_block.setdefault(match.block.order, (match.block, []))
+            if location not in entry[1]:
+                entry[1].append(location)
+        if not matches:
+            unmatched.append(task)
+    for block, locations in per_block.values():
+        preempted = any(_preempts(d) for d in block.directives)
+        planner.insert_first(block, [CHALLENGE_GUARD, *locations] if preempted else locations)
+    if unmatched:
+        names = list(dict.fromkeys(t.domain for t in unmatched))
+        hosts = _new_block_hosts(tree, http_port)
+        body = [statement("listen", _listen_arg(h, http_port)) for h in hosts]
+        body += [statement("server_name", *names)]
+        body += list(dict.fromkeys(challenge_location(t) for t in unmatched))
+        planner.write(layout.challenge_file,
+                      "# Temporary: certwright's http-01 answers (removed after validation).\n"
+                      + _server_text(body))
+        planner.ensure_included(os.path.join(layout.challenges_dir, "*.conf"),
+                                layout.challenge_file)
+    domains = ", ".join(dict.fromkeys(t.domain for t in tasks))
+    return planner.plan(f"nginx: http-01 challenges for {domains}")
+
+
+def http01_probes(
+    tree: NginxTree, tasks: Sequence[ChallengeTask], http_port: int = 80
+) -> list[Probe]:
+    """Where nginx should answer each task once :func:`plan_http01`'s plan is live: one
+    address per block (IPv4 first, a wildcard as loopback). Listens that expect a PROXY
+    protocol header are not asked."""
+    probes: list[Probe] = []
+    for task in tasks:
+        path = CHALLENGE_PATH + http01_token(task, "nginx")
+        matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)
+        host_sets = [[i.host for i in m.block.listens_on(http_port, ssl=False)
+                      if not i.unix and "proxy_protocol" not in i.params] for m in matches]
+        if not matches:
+            host_sets = [_new_block_hosts(tree, http_port)]
+        for hosts in host_sets:
+            if hosts:
+                host = sorted(hosts, key=lambda h: h.startswith("["))[0]
+                probe = Probe(_probe_host(host), http_port, task.domain, path,
+                              task.key_authorization)
+                if probe not in probes:
+                    probes.append(probe)
+    return probes

@@ -1,0 +1,192 @@
+"""`run --nginx`, install, enhance, rollback and renew against a real nginx."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tests.conftest import require_binary
+from tests.integration.conftest import CERTWRIGHT, Cli
+from tests.servers.nginx_tree import NGINX, NginxTree
+from tests.servers.pebble import Pebble
+
+pytestmark = pytest.mark.integration
+
+PLAIN_SITE = """\
+# example site: comments and layout must survive
+server {{
+    listen 127.0.0.1:{http};
+    server_name example.org www.example.org;   # both names
+    root {www};
+
+    location /api/ {{
+        return 200 "api\\n";
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def tree(pebble: Pebble) -> Iterator[NginxTree]:
+    require_binary(NGINX)
+    root = Path(tempfile.mkdtemp(prefix="certwright-nginx-"))
+    root.chmod(0o755)
+    t = NginxTree(root, http_port=pebble.http_port)
+    try:
+        yield t
+    finally:
+        t.stop()
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def served(tree: NginxTree, name: str, port: int | None = None,
+           root_pem: bytes | None = None) -> x509.Certificate:
+    ctx = ssl.create_default_context(cadata=root_pem.decode()) if root_pem else \
+        ssl._create_unverified_context()
+    with socket.create_connection(("127.0.0.1", port or tree.https_port), timeout=5) as s, \
+            ctx.wrap_socket(s, server_hostname=name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def http_get(port: int, host: str, path: str) -> tuple[int, str]:
+    """A raw HTTP/1.0 request: status and Location (no redirects followed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode()
+    status = int(head.split()[1])
+    location = next((line.split(":", 1)[1].strip() for line in head.splitlines()
+                     if line.lower().startswith("location:")), "")
+    return status, location
+
+
+def https_headers(tree: NginxTree, name: str) -> str:
+    ctx = ssl._create_unverified_context()
+    with socket.create_connection(("127.0.0.1", tree.https_port), timeout=5) as s, \
+            ctx.wrap_socket(s, server_hostname=name) as tls:
+        tls.sendall(f"GET / HTTP/1.0\r\nHost: {name}\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    return data.split(b"\r\n\r\n", 1)[0].decode()
+
+
+def test_run_nginx_end_to_end(cli: Cli, tree: NginxTree, pebble: Pebble) -> None:
+    site = tree.site("example", PLAIN_SITE)
+    tree.start()
+    proc = cli("run", "--nginx", *tree.args(), "-d", "example.org", "-d", "www.example.org",
+               "--redirect", "--hsts")
+    assert "Successfully deployed" in proc.stdout, proc.stdout + proc.stderr
+    for name in ("example.org", "www.example.org"):
+        cert = served(tree, name, root_pem=pebble.root_pem())  # verifies the chain
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert name in sans.get_values_for_type(x509.DNSName)
+    status, location = http_get(tree.http_port, "example.org", "/some/page?x=1")
+    assert status == 301 and location == "https://example.org/some/page?x=1"
+    status, _ = http_get(tree.http_port, "example.org",
+                         "/.well-known/acme-challenge/probe")
+    assert status != 301, "the challenge path keeps answering over plain http"
+    assert "strict-transport-security" in https_headers(tree, "example.org").lower()
+    text = site.read_text()
+    assert "# example site: comments and layout must survive" in text
+    assert "server_name example.org www.example.org;   # both names" in text
+    assert (tree.root / "sites-enabled" / "example").is_symlink(), "the link is kept"
+    conf = (cli.config_dir / "renewal" / "example.org.conf").read_text()
+    assert "installer = nginx" in conf and "authenticator = nginx" in conf
+    # running again changes nothing and adds no duplicate directives
+    before = tree.snapshot()
+    cli("run", "--nginx", *tree.args(), "-d", "example.org", "-d", "www.example.org",
+        "--redirect", "--hsts")
+    assert tree.snapshot() == before
+    # renewal: nginx serves the new serial without anyone touching it
+    old = served(tree, "example.org").serial_number
+    cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
+    assert served(tree, "example.org").serial_number != old
+
+
+def test_dry_run_prints_the_diff_and_changes_nothing(cli: Cli, tree: NginxTree) -> None:
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    cli("certonly", "--nginx", *tree.args(), "-d", "example.org")
+    before = tree.snapshot()
+    proc = cli("install", "--nginx", *tree.args(), "--cert-name", "example.org", "--dry-run",
+               account=False)
+    assert "+++ " in proc.stdout and "ssl_certificate" in proc.stdout
+    assert tree.snapshot() == before
+
+
+def test_rollback_restores_files_and_served_state(cli: Cli, tree: NginxTree) -> None:
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    before = tree.snapshot()
+    cli("run", "--nginx", *tree.args(), "-d", "example.org")
+    assert tree.snapshot() != before
+    served(tree, "example.org")
+    proc = cli("rollback", "--checkpoints", "1", *tree.args(), account=False)
+    assert "Rolled back" in proc.stdout
+    assert tree.snapshot() == before
+    with pytest.raises(OSError):
+        served(tree, "example.org")  # nothing listens on the https port any more
+
+
+def test_failing_config_test_rolls_back(cli: Cli, tree: NginxTree, tmp_path: Path) -> None:
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    cli("certonly", "--nginx", *tree.args(), "-d", "example.org")
+    before = tree.snapshot()
+    ctl = tmp_path / "nginx-ctl"
+    ctl.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -t ] && '
+                   f'{{ echo "emerg: injected failure" >&2; exit 1; }}; done\nexec {NGINX} "$@"\n')
+    ctl.chmod(0o755)
+    proc = cli("install", "--nginx", *tree.args(), "--nginx-ctl", str(ctl),
+               "--cert-name", "example.org", account=False, check=False)
+    assert proc.returncode != 0
+    assert "config test failed" in proc.stderr and "restored" in proc.stderr
+    assert "injected failure" in proc.stderr
+    assert tree.snapshot() == before
+
+
+def test_crash_mid_deploy_is_recovered(cli: Cli, tree: NginxTree, tmp_path: Path) -> None:
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    cli("certonly", "--nginx", *tree.args(), "-d", "example.org")
+    before = tree.snapshot()
+    ctl = tmp_path / "slow-ctl"
+    ctl.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -t ] && sleep 30; done\n'
+                   f'exec {NGINX} "$@"\n')
+    ctl.chmod(0o755)
+    argv = [CERTWRIGHT, "install", "--nginx", *tree.args(), "--nginx-ctl", str(ctl),
+            "--cert-name", "example.org", *cli.dirs(), "-n"]
+    proc = subprocess.Popen(argv, env=cli.ca.env(os.environ), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while tree.snapshot() == before and time.monotonic() < deadline:
+        time.sleep(0.02)  # wait until the plan is applied (the config test is then running)
+    assert tree.snapshot() != before
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    out = cli("certificates", account=False).stdout
+    assert "example.org" in out
+    proc2 = cli("install", "--nginx", *tree.args(), "--cert-name", "example.org",
+                "--dry-run", account=False)
+    assert "Rolled back the unfinished change" in proc2.stdout
+    assert tree.snapshot() == before
+
+
+def test_plugins_lists_nginx(cli: Cli) -> None:
+    out = cli("plugins", "--installers", account=False).stdout
+    assert "* nginx" in out
