@@ -89,8 +89,11 @@ def _main(args: list[str]) -> int:
         return 0
     setup_logging(config)
     log.debug("certwright %s", " ".join(args))
+    from certwright.core.transaction import signals_raise
+
     try:
-        return commands.dispatch(config, _say_to(config), _ask(config))
+        with signals_raise():  # SIGTERM/SIGHUP unwind like Ctrl-C: temporary changes undone
+            return commands.dispatch(config, _say_to(config), _ask(config))
     except CertwrightError:
         raise
     except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -190,3 +191,33 @@ def test_crash_mid_deploy_is_recovered(cli: Cli, tree: NginxTree, tmp_path: Path
 def test_plugins_lists_nginx(cli: Cli) -> None:
     out = cli("plugins", "--installers", account=False).stdout
     assert "* nginx" in out
+
+
+def test_sigterm_during_the_challenge_undoes_the_temporary_change(
+        cli: Cli, tree: NginxTree, tmp_path: Path) -> None:
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    before = tree.snapshot()
+    ctl = tmp_path / "slow-reload"
+    once = tmp_path / "slept"  # only the first reload hangs; the one undoing it does not
+    ctl.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -s ] && [ ! -e {once} ] && '
+                   f'touch {once} && sleep 30; done\nexec {NGINX} "$@"\n')
+    ctl.chmod(0o755)
+    argv = [CERTWRIGHT, "certonly", "--nginx", *tree.args(), "--nginx-ctl", str(ctl),
+            "-d", "example.org", *cli.dirs(), "-n", "--server", cli.ca.directory_url,
+            "--agree-tos", "-m", "a@example.org"]
+    proc = subprocess.Popen(argv, env=cli.ca.env(os.environ), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while tree.snapshot() == before and time.monotonic() < deadline:
+            time.sleep(0.02)  # the temporary challenge config is in place, reload pending
+        assert tree.snapshot() != before
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the hanging ctl left in its group
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert tree.snapshot() == before, "the challenge change was rolled back"
