@@ -171,8 +171,23 @@ def plugins_cmd(config: argparse.Namespace, say: Say, ask: Ask) -> int:
                   f"  Entry point: {info.name} = {info.target}")
             if info.error:
                 print(f"  Unavailable: {info.error}")
+            elif (config.prepare or config.init) and info.cls is not None:
+                print(f"  {_prepared(info.cls, config)}")
         print()
     return 0
+
+
+def _prepared(cls: Any, config: argparse.Namespace) -> str:
+    """``plugins --prepare``: can the plugin work here (server installed, config readable)?"""
+    from certwright.core.errors import CertwrightError
+
+    try:
+        cls(config).prepare()
+    except CertwrightError as exc:
+        return f"Not ready: {exc}"
+    except Exception as exc:  # a third-party plugin's bug must not stop the listing
+        return f"Not ready: {type(exc).__name__}: {exc}"
+    return "Ready"
 
 
 def help_text(parser: argparse.ArgumentParser, topic: str) -> str:

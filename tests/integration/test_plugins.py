@@ -1,0 +1,58 @@
+"""Plugin discovery: third-party entry points, broken plugins, unknown names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import CERTWRIGHT
+
+pytestmark = pytest.mark.integration
+
+
+def fake_distribution(site: Path) -> None:
+    """A third-party package registering one good and one broken authenticator."""
+    dist = site / "thirdparty_auth-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-auth\n"
+                                   "Version: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[certwright.authenticators]\n"
+        "thirdparty = thirdparty_auth:Good\n"
+        "broken = thirdparty_broken:Nope\n")
+    (site / "thirdparty_auth.py").write_text(
+        "class Good:\n"
+        "    name = 'thirdparty'\n"
+        "    description = 'A plugin from another package'\n"
+        "    @classmethod\n"
+        "    def add_arguments(cls, add):\n"
+        "        add('--thirdparty-token', default=None)\n")
+    (site / "thirdparty_broken.py").write_text("raise ImportError('needs libfoo')\n")
+
+
+def run(site: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(site))
+    return subprocess.run([CERTWRIGHT, *args, "--config-dir", str(tmp_path / "c"),
+                           "--work-dir", str(tmp_path / "w"), "--logs-dir", str(tmp_path / "l")],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_third_party_and_broken_plugins(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    fake_distribution(site)
+    proc = run(site, tmp_path, "plugins", "--authenticators")
+    assert proc.returncode == 0, proc.stderr
+    assert "* thirdparty\n  A plugin from another package" in proc.stdout
+    assert "* broken" in proc.stdout and "Unavailable: failed to load: ImportError: needs libfoo" \
+        in proc.stdout
+    assert "* webroot" in proc.stdout, "built-ins register the same way"
+    helped = run(site, tmp_path, "--help", "thirdparty")
+    assert "--thirdparty-token" in helped.stdout
+    bad = run(site, tmp_path, "certonly", "-a", "nosuch", "-d", "x.example.org", "-n")
+    assert bad.returncode != 0
+    assert "unknown authenticator 'nosuch'; installed:" in bad.stderr and "webroot" in bad.stderr
+    broken = run(site, tmp_path, "certonly", "-a", "broken", "-d", "x.example.org", "-n")
+    assert "the authenticator 'broken' can't be used: failed to load" in broken.stderr
