@@ -82,8 +82,14 @@ def _main(args: list[str]) -> int:
         if config.help is not None or config.verb in PLUGIN_VERBS:
             raise cli_parser.NeedPlugins()
     except cli_parser.NeedPlugins:
-        parser = _full_parser()
-        config = cli_parser.parse(args, parser)
+        try:  # only the plugins the command line names (as Certbot users pick them)
+            if "-h" in args or "--help" in args:
+                raise cli_parser.NeedPlugins() from None
+            parser = cli_parser.build_parser(_named_plugins(args), partial=True)
+            config = cli_parser.parse(args, parser)
+        except cli_parser.NeedPlugins:  # an option of some other plugin: load them all
+            parser = _full_parser()
+            config = cli_parser.parse(args, parser)
     if config.help is not None:
         print(commands.help_text(parser, config.help or config.verb or ""), end="")
         return 0
@@ -109,6 +115,26 @@ def _main(args: list[str]) -> int:
 
 
 PLUGIN_VERBS = frozenset({"run", "certonly", "install", "enhance", "reconfigure", None})
+
+
+def _named_plugins(args: list[str]) -> list[type]:
+    """Classes of the plugins chosen on the command line (-a, -i, --NAME shortcuts)."""
+    from certwright.core import cli_parser, plugins
+
+    names: set[str] = set()
+    for i, arg in enumerate(args):
+        key, _, value = arg.partition("=")
+        if key in ("-a", "--authenticator", "-i", "--installer", "--configurator"):
+            names.add(value or (args[i + 1] if i + 1 < len(args) else ""))
+        elif key.startswith("--") and key[2:] in cli_parser.SHORTCUTS:
+            names.add(key[2:])
+    found: list[type] = []
+    for group in (plugins.AUTHENTICATORS, plugins.INSTALLERS):
+        for name in sorted(names):
+            info = plugins.load_named(group, name)
+            if info is not None and info.cls is not None:
+                found.append(info.cls)
+    return found
 
 
 def _full_parser() -> argparse.ArgumentParser:

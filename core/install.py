@@ -29,18 +29,12 @@ ENHANCEMENTS = ("redirect", "hsts", "uir")
 
 
 def installer_name(config: argparse.Namespace, required: bool = True) -> str | None:
-    chosen = [n for n in INSTALLER_SHORTCUTS if getattr(config, f"use_{n}", False)]
-    if config.installer:
-        chosen.insert(0, config.installer)
-    if len(set(chosen)) > 1:
-        raise ConfigError(f"more than one installer given: {', '.join(sorted(set(chosen)))}")
-    if not chosen:
-        if required:
-            installed = [p.name for p in plugins.discover(plugins.INSTALLERS) if p.cls]
-            raise ConfigError("choose the server to install into with -i NAME or --NAME "
-                              f"(installed: {', '.join(installed) or 'none'})")
-        return None
-    return chosen[0]
+    name = plugins.chosen(config, config.installer, INSTALLER_SHORTCUTS, "installer")
+    if name is None and required:
+        installed = [p.name for p in plugins.discover(plugins.INSTALLERS) if p.cls]
+        raise ConfigError("choose the server to install into with -i NAME or --NAME "
+                          f"(installed: {', '.join(installed) or 'none'})")
+    return name
 
 
 def load_installer(config: argparse.Namespace, name: str | None = None) -> Installer:

@@ -32,17 +32,13 @@ RENEWAL_KEYS = (
 
 
 def authenticator_name(config: argparse.Namespace) -> str:
-    chosen = [n for n in AUTH_SHORTCUTS if getattr(config, f"use_{n}", False)]
-    if config.authenticator:
-        chosen.insert(0, config.authenticator)
-    if len(set(chosen)) > 1:
-        raise ConfigError(f"more than one authenticator given: {', '.join(sorted(set(chosen)))}")
-    if not chosen:
+    name = plugins.chosen(config, config.authenticator, AUTH_SHORTCUTS, "authenticator")
+    if name is None:
         raise ConfigError(
             "choose how to prove control of the names: --webroot -w DIR, --standalone, "
             "--manual, or -a NAME (see `certwright plugins`)"
         )
-    return chosen[0]
+    return name
 
 
 def load_authenticator(config: argparse.Namespace) -> Authenticator:

@@ -17,31 +17,55 @@ INSTALLERS = "certwright.installers"
 
 
 @functools.cache
+def _entries(group: str) -> dict[str, metadata.EntryPoint]:
+    """Registered entry points by name (the first registration of a name wins)."""
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=group):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+@functools.cache
+def _load(group: str, name: str) -> PluginInfo:
+    ep = _entries(group)[name]
+    info = PluginInfo(name=ep.name, group=group, target=ep.value)
+    try:
+        cls: Any = ep.load()
+        info.cls = cls
+        info.description = str(getattr(cls, "description", "")).strip()
+    except Exception as exc:  # a broken third-party plugin must not stop the tool
+        info.error = f"failed to load: {type(exc).__name__}: {exc}"
+    return info
+
+
 def discover(group: str) -> tuple[PluginInfo, ...]:
     """Every plugin registered in ``group``, loaded; sorted by name."""
-    found: dict[str, PluginInfo] = {}
-    for ep in metadata.entry_points(group=group):
-        if ep.name in found:
-            continue
-        info = PluginInfo(name=ep.name, group=group, target=ep.value)
-        try:
-            cls: Any = ep.load()
-            info.cls = cls
-            info.description = str(getattr(cls, "description", "")).strip()
-        except Exception as exc:  # a broken third-party plugin must not stop the tool
-            info.error = f"failed to load: {type(exc).__name__}: {exc}"
-        found[ep.name] = info
-    return tuple(sorted(found.values(), key=lambda p: p.name))
+    return tuple(_load(group, name) for name in sorted(_entries(group)))
+
+
+def load_named(group: str, name: str) -> PluginInfo | None:
+    """Load only the plugin called ``name`` (None when nothing is registered under it)."""
+    return _load(group, name) if name in _entries(group) else None
+
+
+def chosen(config: Any, given: str | None, shortcuts: tuple[str, ...], kind: str) -> str | None:
+    """The plugin named by ``-a``/``-i`` or a ``--NAME`` shortcut; None when none is; a
+    ConfigError when they disagree."""
+    names = [n for n in shortcuts if getattr(config, f"use_{n}", False)]
+    if given:
+        names.insert(0, given)
+    if len(set(names)) > 1:
+        raise ConfigError(f"more than one {kind} given: {', '.join(sorted(set(names)))}")
+    return names[0] if names else None
 
 
 def find(group: str, name: str) -> type[Any]:
     """The plugin class called ``name``, or a ConfigError naming the installed ones."""
-    plugins = discover(group)
     kind = "authenticator" if group == AUTHENTICATORS else "installer"
-    for info in plugins:
-        if info.name == name:
-            if info.cls is None:
-                raise ConfigError(f"the {kind} {name!r} can't be used: {info.error}")
-            return info.cls
-    names = ", ".join(p.name for p in plugins if p.cls is not None) or "none"
+    info = load_named(group, name)
+    if info is not None:
+        if info.cls is None:
+            raise ConfigError(f"the {kind} {name!r} can't be used: {info.error}")
+        return info.cls
+    names = ", ".join(p.name for p in discover(group) if p.cls is not None) or "none"
     raise ConfigError(f"unknown {kind} {name!r}; installed: {names}")

@@ -26,7 +26,7 @@ from typing import Any
 
 from certwright.core.errors import CertwrightError
 from certwright.core.interfaces import ChangePlan
-from certwright.core.storage.files import atomic_write, ensure_dir
+from certwright.core.storage.files import atomic_write, ensure_dir, is_temp_name
 
 OPEN, COMMITTED, ROLLED_BACK = "open", "committed", "rolled-back"
 
@@ -192,11 +192,24 @@ def recover(work_dir: Path) -> list[str]:
     for txn in transactions(work_dir):
         if txn.manifest.state == OPEN:
             txn.rollback()
+            for rec in txn.manifest.files:
+                _remove_write_leftovers(Path(rec.path))
             messages.append(f"Rolled back the unfinished change {txn.manifest.title!r} left "
                             "by an interrupted run")
             if txn.manifest.temporary:
                 txn.discard()
     return messages
+
+
+def _remove_write_leftovers(path: Path) -> None:
+    """Temp files of an atomic write that a crash cut short (``.<name>.<random>.tmp``)."""
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if is_temp_name(name) and name.startswith(f".{path.name}."):
+            (path.parent / name).unlink(missing_ok=True)
 
 
 def checkpoints(work_dir: Path) -> list[Transaction]:

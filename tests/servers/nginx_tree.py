@@ -96,10 +96,13 @@ class NginxTree:
             rel = path.relative_to(self.root)
             if rel.parts[0] in ("run", "logs", "tmp", "www") or path.is_dir():
                 continue
-            if path.is_symlink():
-                out[str(rel)] = "-> " + str(path.readlink())
-            else:
-                out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            try:
+                if path.is_symlink():
+                    out[str(rel)] = "-> " + str(path.readlink())
+                else:
+                    out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            except FileNotFoundError:  # a temp file renamed away while we looked
+                continue
         return out
 
     def copy_to(self, dest: Path) -> None:
