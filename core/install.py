@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,10 @@ def rollback(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         return 0
     count = max(1, config.checkpoints)
     chosen = list(reversed(found))[:count]
+    say(f"Rolling back {len(chosen)} of {len(found)} checkpoint(s), newest first:")
+    for txn in chosen:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(txn.manifest.created))
+        say(f"  {when}  {txn.manifest.title}")
     servers: dict[str, dict[str, Any]] = {}
     for txn in chosen:
         restored = txn.rollback(check_after=True)

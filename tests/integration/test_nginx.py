@@ -135,13 +135,21 @@ def test_rollback_restores_files_and_served_state(cli: Cli, tree: NginxTree) -> 
     tree.start()
     before = tree.snapshot()
     cli("run", "--nginx", *tree.args(), "-d", "example.org")
-    assert tree.snapshot() != before
+    deployed = tree.snapshot()
+    assert deployed != before
     served(tree, "example.org")
+    cli("enhance", "--cert-name", "example.org", "--redirect", *tree.args(), account=False)
+    assert http_get(tree.http_port, "example.org", "/")[0] == 301
     proc = cli("rollback", "--checkpoints", "1", *tree.args(), account=False)
-    assert "Rolled back" in proc.stdout
+    assert "Rolled back" in proc.stdout and "redirect" in proc.stdout.lower()
+    assert tree.snapshot() == deployed, "only the newest checkpoint was undone"
+    assert http_get(tree.http_port, "example.org", "/")[0] == 200
+    served(tree, "example.org")
+    cli("rollback", "--checkpoints", "5", *tree.args(), account=False)
     assert tree.snapshot() == before
     with pytest.raises(OSError):
         served(tree, "example.org")  # nothing listens on the https port any more
+    assert "no configuration changes" in cli("rollback", *tree.args(), account=False).stdout
 
 
 def test_failing_config_test_rolls_back(cli: Cli, tree: NginxTree, tmp_path: Path) -> None:
