@@ -23,8 +23,8 @@ from cryptography import x509
 
 from certwright.core.acme.errors import AcmeError, TransportError
 from certwright.core.acme.transport import Transport
+from certwright.core.due import default_due_time
 
-SHORT_LIFETIME = dt.timedelta(days=10)
 """Below this lifetime a certificate is renewed at half its life, not at two thirds."""
 
 _RFC3339 = re.compile(
@@ -159,8 +159,8 @@ def fetch(get: Transport | Getter, renewal_info: str, cert: x509.Certificate) ->
 
 def default_due(not_before: dt.datetime, not_after: dt.datetime) -> dt.datetime:
     """Without ARI: when a third of the lifetime is left (half, for lifetimes under 10 days)."""
-    lifetime = not_after - not_before
-    return not_after - (lifetime / 2 if lifetime < SHORT_LIFETIME else lifetime / 3)
+    due = default_due_time(not_before.timestamp(), not_after.timestamp())
+    return dt.datetime.fromtimestamp(due, dt.UTC)
 
 
 def due_at(

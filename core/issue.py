@@ -12,6 +12,7 @@ from typing import Any
 
 from certwright.core import __version__, flow, hooks, keys, names, plugins, session
 from certwright.core.acme.errors import AcmeError
+from certwright.core.due import default_due_time
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import Authenticator, Identifier
 from certwright.core.storage import lineage as lineages
@@ -67,13 +68,10 @@ class Target:
 
 
 def renewal_due(lineage: Lineage, now: datetime.datetime | None = None) -> bool:
-    """Due with a third of the lifetime left (half for lifetimes under 10 days)."""
+    """Due by the lifetime rule (see :mod:`certwright.core.due`)."""
     now = now or datetime.datetime.now(datetime.UTC)
-    not_before, not_after = lineage.not_before, lineage.not_after
-    lifetime = not_after - not_before
-    share = 2 if lifetime < datetime.timedelta(days=10) else 3
-    due: bool = now >= not_after - lifetime / share
-    return due
+    due_time = default_due_time(lineage.not_before.timestamp(), lineage.not_after.timestamp())
+    return now.timestamp() >= due_time
 
 
 def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Target:

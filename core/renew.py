@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
+from certwright.core.due import default_due_time
 from certwright.core.errors import CertwrightError, ConfigError
 from certwright.core.lineage_cache import LineageCache
 from certwright.core.storage import lineage as lineages
@@ -50,12 +51,6 @@ class Outcome:
 
 
 # -- is it due? ---------------------------------------------------------------------------
-def default_due_time(not_before: float, not_after: float) -> float:
-    lifetime = not_after - not_before
-    share = 2 if lifetime < 10 * 86400 else 3
-    return not_after - lifetime / share
-
-
 def _renew_before_expiry(lin: Lineage) -> float | None:
     text = str(lin.conf.extra.get("renew_before_expiry", "") or "").strip()
     parts = text.split()
