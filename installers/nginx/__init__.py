@@ -164,11 +164,28 @@ class _NginxBase:
         argv = shlex.split(self.reload_cmd) if self.reload_cmd else \
             [self.ctl, "-c", self.main_conf, "-s", "reload"]
         before = self._workers()
+        if before is None and not self.reload_cmd and self._not_running():
+            log.info("nginx is not running; starting it")
+            self._run([self.ctl, "-c", self.main_conf], "start")
+            return
         self._run(argv, "reload")
         if before is not None and not process.wait_for_reload(
                 before, self.proc_root, self.reload_timeout):
             raise PluginError(f"nginx started no new worker processes within "
                               f"{self.reload_timeout:.0f} s of the reload; see its error log")
+
+    def _not_running(self) -> bool:
+        """No live master behind the pid file (a missing or stale pid file)."""
+        cached = getattr(self, "_tree", None)
+        pid_file = (cached[0].pid if cached is not None else None) or process.DEFAULT_PID_FILE
+        if not os.path.isabs(pid_file):
+            return False  # relative to a prefix we do not know: let the reload decide
+        try:
+            with open(pid_file) as handle:
+                os.kill(int(handle.read().strip()), 0)
+        except (OSError, ValueError):
+            return True
+        return False
 
     def _workers(self) -> process.Workers | None:
         cached = getattr(self, "_tree", None)  # the pid file's path: any recent parse will do

@@ -229,3 +229,22 @@ def test_sigterm_during_the_challenge_undoes_the_temporary_change(
         proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM
     assert tree.snapshot() == before, "the challenge change was rolled back"
+
+
+def test_install_starts_nginx_when_it_is_not_running(cli: Cli, tree: NginxTree,
+                                                     pebble: Pebble) -> None:
+    tree.site("example", PLAIN_SITE)
+    cli("certonly", "--standalone", "--http-01-port", str(pebble.http_port),
+        "--http-01-address", "127.0.0.1", "-d", "example.org")
+    pid_file = tree.root / "run" / "nginx.pid"
+    assert not pid_file.exists()
+    try:
+        cli("install", "--nginx", *tree.args(), "--cert-name", "example.org", account=False)
+        assert pid_file.exists()
+        served(tree, "example.org", root_pem=pebble.root_pem())
+    finally:
+        if pid_file.exists():  # the nginx certwright started for this test
+            os.kill(int(pid_file.read_text().strip()), signal.SIGQUIT)
+            deadline = time.monotonic() + 10
+            while pid_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
