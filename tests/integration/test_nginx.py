@@ -248,3 +248,16 @@ def test_install_starts_nginx_when_it_is_not_running(cli: Cli, tree: NginxTree,
             deadline = time.monotonic() + 10
             while pid_file.exists() and time.monotonic() < deadline:
                 time.sleep(0.02)
+
+
+def test_run_with_webroot_authenticator_and_nginx_installer(cli: Cli, tree: NginxTree,
+                                                            pebble: Pebble) -> None:
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    cli("run", "-a", "webroot", "-w", str(tree.www), "-i", "nginx", *tree.args(),
+        "-d", "example.org", "--hsts")
+    served(tree, "example.org", root_pem=pebble.root_pem())
+    conf = (cli.config_dir / "renewal" / "example.org.conf").read_text()
+    assert "authenticator = webroot" in conf and "installer = nginx" in conf
+    assert f"nginx_server_root = {tree.root}" in conf
+    assert not (tree.www / ".well-known").exists()
