@@ -67,6 +67,20 @@ def request_for(config: argparse.Namespace, lineage: Lineage | None) -> DeployRe
         fullchain_path=fullchain, https_port=config.https_port, http_port=config.http01_port)
 
 
+def _would_be(config: argparse.Namespace) -> DeployRequest:
+    """The request a real run would make: the lineage's live/ paths, existing or not."""
+    from certwright.core import issue, names
+
+    idents = names.parse_domains(config.domains)
+    target = issue.choose_target(config, idents)
+    live = Path(config.config_dir) / "live" / target.name
+    return DeployRequest(
+        cert_name=target.name, domains=tuple(i.value for i in target.identifiers),
+        cert_path=str(live / "cert.pem"), key_path=str(live / "privkey.pem"),
+        chain_path=str(live / "chain.pem"), fullchain_path=str(live / "fullchain.pem"),
+        https_port=config.https_port, http_port=config.http01_port)
+
+
 def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
            say: Say) -> None:
     plan = installer.plan_deploy(req)
@@ -118,7 +132,8 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         config.authenticator = name  # `-i nginx` alone: nginx also answers the challenges
     installer = load_installer(config, name)
     lineage, _ = issue.obtain_lineage(config, say, ask)
-    if lineage is None:  # dry run: show what the install would change
+    if lineage is None:  # dry run: show the config diff the install would make
+        deploy(config, installer, _would_be(config), say)
         return 0
     deploy(config, installer, request_for(config, lineage), say)
     remember_installer(lineage, installer)

@@ -261,3 +261,15 @@ def test_run_with_webroot_authenticator_and_nginx_installer(cli: Cli, tree: Ngin
     assert "authenticator = webroot" in conf and "installer = nginx" in conf
     assert f"nginx_server_root = {tree.root}" in conf
     assert not (tree.www / ".well-known").exists()
+
+
+def test_run_dry_run_prints_the_diff_and_changes_nothing(cli: Cli, tree: NginxTree) -> None:
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    before = tree.snapshot()
+    proc = cli("run", "--nginx", *tree.args(), "-d", "example.org", "--redirect", "--dry-run")
+    assert "The dry run was successful." in proc.stdout
+    assert "+    listen 127.0.0.1:" in proc.stdout and "ssl_certificate" in proc.stdout
+    assert "return 301 https://" in proc.stdout
+    assert tree.snapshot() == before
+    assert not (cli.config_dir / "live").exists()
