@@ -319,6 +319,8 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
             raise ConfigError(f"{path}: config file not found")
         extra += ini_arguments(path, parser)
     verb, argv = split_verb(argv, parser)
+    if verb is None and argv and not argv[0].startswith("-"):
+        raise ConfigError(f"unknown verb {argv[0]!r}; the verbs are: {', '.join(VERBS)}")
     if getattr(parser, "partial", False):
         ns, unknown = parser.parse_known_args(extra + argv)
         if unknown:
