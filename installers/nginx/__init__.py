@@ -164,11 +164,14 @@ class _NginxBase:
         argv = shlex.split(self.reload_cmd) if self.reload_cmd else \
             [self.ctl, "-c", self.main_conf, "-s", "reload"]
         before = self._workers()
-        if before is None and not self.reload_cmd and self._not_running():
+        try:
+            self._run(argv, "reload")
+        except PluginError:
+            if before is not None or self.reload_cmd or not self._not_running():
+                raise
             log.info("nginx is not running; starting it")
             self._run([self.ctl, "-c", self.main_conf], "start")
             return
-        self._run(argv, "reload")
         if before is not None and not process.wait_for_reload(
                 before, self.proc_root, self.reload_timeout):
             raise PluginError(f"nginx started no new worker processes within "
