@@ -64,18 +64,6 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
     return locked
 
 
-def certonly(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    from certwright.core import issue
-
-    return issue.obtain(config, say, ask)
-
-
-def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    from certwright.core import renew as renewal
-
-    return renewal.renew(config, say, ask)
-
-
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace, Say, Ask], int]:
     """A verb whose module (and its imports: requests, josepy…) loads only when it runs."""
 
@@ -217,12 +205,12 @@ def help_text(parser: argparse.ArgumentParser, topic: str) -> str:
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
-    "certonly": _locked(certonly),
+    "certonly": _locked(_lazy("issue", "obtain")),
     "run": _locked(_lazy("install", "run")),
     "install": _locked(_lazy("install", "install")),
     "enhance": _locked(_lazy("install", "enhance")),
     "rollback": _locked(_lazy("install", "rollback")),
-    "renew": _locked(renew),
+    "renew": _locked(_lazy("renew", "renew")),
     "revoke": _locked(_lazy("manage", "revoke")),
     "delete": _locked(_lazy("manage", "delete")),
     "reconfigure": _locked(_lazy("manage", "reconfigure")),
