@@ -45,7 +45,12 @@ def load_account(config: argparse.Namespace, url: str) -> store.Account | None:
         for acct in accounts:
             if acct.id == config.account:
                 return acct
-        raise ConfigError(f"no account {config.account} for {url} in {config.config_dir}")
+        if "account" in getattr(config, "explicit", ()):
+            raise ConfigError(f"no account {config.account} for {url} in {config.config_dir}")
+        # a renewal conf naming an account that is gone: use (or register) another
+        log.warning("account %s (from the renewal configuration) is not in %s; using %s",
+                    config.account, config.config_dir,
+                    accounts[0].id if accounts else "a new account")
     return accounts[0] if accounts else None
 
 
@@ -114,8 +119,11 @@ def register(
 def explain_account_error(err: AcmeError, config: argparse.Namespace, url: str) -> AcmeError:
     """Turn a stale stored account into an error that says what to do."""
     if err.code in ("accountDoesNotExist", "unauthorized") and "account" in err.detail.lower():
+        acct = load_account(config, url)
+        where = store.accounts_dir(Path(config.config_dir), url) / acct.id if acct else \
+            store.accounts_dir(Path(config.config_dir), url)
         err.detail += (
-            f" (the account stored in {config.config_dir} for {url} is unknown to the CA; "
-            "remove it with `certwright unregister` or register anew with `certwright register`)"
+            f" (the account stored in {where} is unknown to the CA, which may have been reset; "
+            "move that directory away and run again to register a new account)"
         )
     return err

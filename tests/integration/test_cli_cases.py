@@ -200,3 +200,25 @@ def test_help_and_version(cli: Cli) -> None:
     assert cli("--version", account=False).stdout.startswith("certwright ")
     listed = cli("plugins", "--authenticators", account=False).stdout
     assert all(f"* {n}" in listed for n in ("manual", "standalone", "webroot"))
+
+
+def test_account_forgotten_by_the_ca_gets_a_clear_error(pebble_factory, tmp_path: Path) -> None:
+    ca = pebble_factory()
+    cli = Cli(tmp_path, ca)
+    cli("certonly", *standalone(ca), "-d", "before.example.org")
+    ca.restart()  # same directory URL, all accounts forgotten
+    before = cli.snapshot()
+    proc = cli("certonly", *standalone(ca), "-d", "after.example.org", account=False,
+               check=False)
+    line = one_error_line(proc)
+    assert "accountDoesNotExist" in line and "unknown to the CA" in line
+    account_dir = next((cli.config_dir / "accounts").rglob("regr.json")).parent
+    assert str(account_dir) in line
+    assert cli.snapshot() == before
+    # following the advice works: a new account is registered and the order goes through
+    account_dir.rename(tmp_path / "old-account")
+    cli("certonly", *standalone(ca), "-d", "after.example.org")
+    # a lineage whose renewal conf names the old account renews with the new one
+    proc = cli("renew", "--cert-name", "before.example.org", "--force-renewal",
+               "--no-random-sleep-on-renew", account=False)
+    assert "1 renewed" in proc.stdout and "is not in" in proc.stderr
