@@ -34,15 +34,20 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() == "true"
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip locally; under CI=true fail instead, so a green CI never hides a skipped test."""
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, so this fails instead of skipping", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_binary(name: str) -> str:
     """Absolute path of `name` on PATH; otherwise skip the test, or fail it when CI=true."""
     path = shutil.which(name)
     if path is not None:
         return path
-    reason = f"{name} not found on PATH (Debian: `make sysdeps`)"
-    if in_ci():
-        pytest.fail(f"{reason}; CI=true, so this fails instead of skipping", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail(f"{name} not found on PATH (Debian: `make sysdeps`)")
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +120,5 @@ def certbot_venv() -> Path:
                 check=True, env=env, timeout=900,
             )
         except (subprocess.SubprocessError, OSError) as error:
-            if in_ci():
-                pytest.fail(f"cannot install Certbot {CERTBOT_VERSION}: {error}")
-            pytest.skip(f"cannot install Certbot {CERTBOT_VERSION}: {error}")
+            skip_or_fail(f"cannot install Certbot {CERTBOT_VERSION}: {error}")
     return CERTBOT_VENV

@@ -17,6 +17,7 @@ from certwright.core.errors import LockError, StorageError
 from certwright.core.storage import files
 from certwright.core.storage.files import atomic_symlink, atomic_write, ensure_dir
 from certwright.core.storage.lock import lock
+from tests.conftest import skip_or_fail
 
 
 def mode_of(path: Path) -> int:
@@ -60,8 +61,9 @@ def test_atomic_write_replaces_and_sets_mode(tmp_path: Path) -> None:
     assert mode_of(target) == 0o640
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
 def test_atomic_write_keeps_owner_and_group_as_root(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        skip_or_fail("changing owners needs root")
     target = tmp_path / "f"
     target.write_bytes(b"old")
     os.chown(target, 4321, 8765)

@@ -33,6 +33,7 @@ from certwright.core.storage.lineage import (
     repair_store,
 )
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
+from tests.conftest import skip_or_fail
 
 KINDS = ("cert", "privkey", "chain", "fullchain")
 PARAMS: dict[str, object] = {
@@ -263,7 +264,7 @@ def test_renameat2_exchange_swaps(tmp_path: Path) -> None:
     (tmp_path / "a" / "in-a").touch()
     (tmp_path / "b").mkdir()
     if not lineage_module.exchange_paths(tmp_path / "a", tmp_path / "b"):
-        pytest.skip("renameat2(RENAME_EXCHANGE) is not supported here")
+        skip_or_fail("renameat2(RENAME_EXCHANGE) is not supported here")
     assert (tmp_path / "b" / "in-a").exists()
     assert not (tmp_path / "a" / "in-a").exists()
 
@@ -458,7 +459,7 @@ def crash_rounds(tmp_path: Path, mode: str, rounds: int, seed: int) -> None:
 
 def test_kill_9_during_save_successor_never_breaks_live_links(tmp_path: Path) -> None:
     if not lineage_module.exchange_paths(*_two_dirs(tmp_path / "probe")):
-        pytest.skip("renameat2(RENAME_EXCHANGE) is not supported here")
+        skip_or_fail("renameat2(RENAME_EXCHANGE) is not supported here")
     crash_rounds(tmp_path / "etc", "exchange", rounds=30, seed=1)
 
 
