@@ -67,6 +67,7 @@ class Manifest:
     installer: str = ""
     installer_params: dict[str, Any] = field(default_factory=dict)
     files: list[FileRecord] = field(default_factory=list)
+    created_dirs: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
@@ -134,8 +135,21 @@ class Transaction:
             if change.new_content is None:
                 path.unlink(missing_ok=True)
             else:
-                ensure_dir(path.parent, 0o755)
+                self._make_parents(path.parent)
                 atomic_write(path, change.new_content, mode)
+
+    def _make_parents(self, directory: Path) -> None:
+        """Create missing directories, journaled first, so a rollback removes them too."""
+        missing = []
+        while not directory.exists():
+            missing.append(directory)
+            directory = directory.parent
+        if not missing:
+            return
+        self.manifest.created_dirs += [str(d) for d in missing]  # deepest first
+        self._save()
+        for folder in reversed(missing):
+            ensure_dir(folder, 0o755)
 
     def commit(self) -> None:
         self.manifest.state = COMMITTED
@@ -161,6 +175,9 @@ class Transaction:
                     raise TransactionError(f"backup {rec.backup} of {path} is missing")
                 atomic_write(path, data, rec.mode)
             restored.append(str(path))
+        for folder in self.manifest.created_dirs:  # deepest first; only if left empty
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
         self.manifest.state = ROLLED_BACK
         self._save()
         return restored

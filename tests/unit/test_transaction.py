@@ -44,6 +44,7 @@ def test_apply_commit_and_rollback_byte_for_byte(tmp_path: Path) -> None:
     cp.rollback(check_after=True)
     assert conf.read_bytes() == b"# keep me\nserver {}\n"
     assert not created.exists()
+    assert not created.parent.exists(), "the directory it created is removed too"
     assert checkpoints(tmp_path / "work") == []
 
 
