@@ -94,7 +94,10 @@ class NginxTree:
         out = {}
         for path in sorted(self.root.rglob("*")):
             rel = path.relative_to(self.root)
-            if rel.parts[0] in ("run", "logs", "tmp", "www") or path.is_dir():
+            if rel.parts[0] in ("run", "logs", "tmp", "www"):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                out[str(rel) + "/"] = "dir"  # a directory left behind counts too
                 continue
             try:
                 if path.is_symlink():
