@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,6 +42,11 @@ if TYPE_CHECKING:
     from certwright.core.interfaces import AddArgument, ChallengeTask, Identifier
 
 logger = logging.getLogger(__name__)
+
+# Directories this process created under each web root, shared by every instance: parallel
+# renewals may share a web root, and whichever finishes last removes what was created.
+_CREATED: dict[str, list[str]] = {}
+_CREATED_LOCK = threading.Lock()
 
 _MAP_EXAMPLE = '{"example.com,www.example.com": "/var/www/example"}'
 
@@ -157,7 +163,6 @@ class WebrootAuthenticator:
         given: Mapping[str, str] = getattr(config, "webroot_map", None) or {}
         self._map = {_norm_domain(k): _abspath(str(v)) for k, v in given.items()}
         # root -> directories this instance created under it, outermost first
-        self._created: dict[str, list[str]] = {}
         # task -> (root, token file) for every task present() got as far as a root for
         self._tasks: dict[ChallengeTask, tuple[str, str]] = {}
 
@@ -225,8 +230,16 @@ class WebrootAuthenticator:
         challenge_dir = os.path.join(root, WELL_KNOWN, ACME_CHALLENGE)
         target = os.path.join(challenge_dir, token)
         self._tasks[task] = (root, target)
-        self._make_dirs(root)
-        _write_atomically(target, task.key_authorization.encode())
+        for attempt in range(3):
+            self._make_dirs(root)
+            try:
+                _write_atomically(target, task.key_authorization.encode())
+                break
+            except PluginError:
+                # another renewal sharing this web root may have just removed the empty
+                # challenge directory it had made: make it again and retry
+                if attempt == 2 or os.path.isdir(challenge_dir):
+                    raise
         logger.debug("wrote http-01 token for %s to %s", task.domain, target)
 
     def _make_dirs(self, root: str) -> None:
@@ -235,7 +248,11 @@ class WebrootAuthenticator:
             owner = os.stat(root)
         except OSError as exc:
             raise PluginError(f"webroot {root}: {exc.strerror}") from None
-        created = self._created.setdefault(root, [])
+        with _CREATED_LOCK:
+            self._make_dirs_locked(root, owner)
+
+    def _make_dirs_locked(self, root: str, owner: os.stat_result) -> None:
+        created = _CREATED.setdefault(root, [])
         path = root
         for part in (WELL_KNOWN, ACME_CHALLENGE):
             path = os.path.join(path, part)
@@ -264,13 +281,14 @@ class WebrootAuthenticator:
             pass
         except OSError as exc:
             logger.warning("could not remove http-01 token file %s: %s", target, exc.strerror)
-        created = self._created.get(root, [])
-        while created:
-            try:
-                os.rmdir(created[-1])
-            except OSError:
-                break  # still holds other tokens (or files of others): leave it
-            created.pop()
+        with _CREATED_LOCK:
+            created = _CREATED.get(root, [])
+            while created:
+                try:
+                    os.rmdir(created[-1])
+                except OSError:
+                    break  # still holds other tokens (or files of others): leave it
+                created.pop()
 
     def renewal_params(self) -> Mapping[str, object]:
         for domain in _namespace_domains(self.config):

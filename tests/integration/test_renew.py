@@ -132,3 +132,12 @@ def test_certbot_lock_is_respected(cli: Cli, pebble: Pebble) -> None:
         proc = cli("renew", account=False, check=False)
     assert proc.returncode != 0 and "Certbot" in proc.stderr
     assert cli("renew", account=False).returncode == 0
+
+
+def test_parallel_renewals_sharing_a_web_root(cli: Cli, web, www_root: Path) -> None:
+    for i in range(6):
+        cli("certonly", "--webroot", "-w", str(www_root), "-d", f"w{i}.example.org")
+    proc = cli("renew", "--force-renewal", "--jobs", "6", "--no-random-sleep-on-renew",
+               account=False)
+    assert "6 renewed" in proc.stdout, proc.stdout + proc.stderr
+    assert not (www_root / ".well-known").exists(), "the last one out removes what was made"
