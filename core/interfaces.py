@@ -68,6 +68,11 @@ class Authenticator(Protocol):
     ``present`` must return quickly once the challenge is answerable; the core then tells
     the CA to validate. ``cleanup`` is called for every task passed to ``present`` (also
     when ``present`` raised) and must not fail because ``present`` did.
+
+    Optional class attributes: ``shareable = True`` lets one instance serve several
+    parallel renewals (the standalone server); ``parallel_safe = False`` makes parallel
+    renewals using it take turns (it edits one shared server config). An optional
+    ``present_all(tasks)`` is called instead of ``present`` for each task.
     """
 
     name: ClassVar[str]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import copy
 import datetime
 import logging
@@ -204,6 +205,7 @@ class Renewer:
         self.runner = issue.HookRunner(config, say)
         self._shared: dict[tuple[Any, ...], Authenticator] = {}
         self._deploy_lock = threading.Lock()
+        self._auth_locks: dict[str, threading.Lock] = {}
 
     def authenticator(self, ns: argparse.Namespace) -> Authenticator:
         from certwright.core import issue, plugins
@@ -229,7 +231,8 @@ class Renewer:
             idents = names.parse_domains(lin.names)
             auth = self.authenticator(ns)
             target = issue.Target(idents, lin, lin.name, "renew")
-            new = issue.issue(ns, target, auth, self.say, None)
+            with self._exclusive(auth):
+                new = issue.issue(ns, target, auth, self.say, None)
         except CertwrightError as exc:
             return Outcome(lin.name, "failed", str(exc), tuple(lin.names))
         except Exception as exc:
@@ -249,6 +252,14 @@ class Renewer:
         ok = self.runner.deploy(new, ns.deploy_hook)
         return Outcome(lin.name, "renewed", "" if ok else "a deploy hook failed",
                        tuple(new.names))
+
+    def _exclusive(self, auth: Authenticator) -> Any:
+        """A lock for authenticators that edit one shared server config (``parallel_safe =
+        False``): their renewals take turns; others run freely."""
+        if getattr(auth, "parallel_safe", True):
+            return contextlib.nullcontext()
+        with self._deploy_lock:
+            return self._auth_locks.setdefault(auth.name, threading.Lock())
 
     def _replaces(self, ns: argparse.Namespace, lin: Lineage) -> str | None:
         """RFC 9773 §5: name the certificate this order replaces, when the CA speaks ARI."""

@@ -275,6 +275,7 @@ class NginxAuthenticator(_NginxBase):
 
     name: ClassVar[str] = "nginx"
     description: ClassVar[str] = "Answer http-01 through the running nginx"
+    parallel_safe: ClassVar[bool] = False  # its changes edit one shared configuration
 
     def __init__(self, config: argparse.Namespace) -> None:
         super().__init__(config)

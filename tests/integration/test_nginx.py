@@ -273,3 +273,17 @@ def test_run_dry_run_prints_the_diff_and_changes_nothing(cli: Cli, tree: NginxTr
     assert "return 301 https://" in proc.stdout
     assert tree.snapshot() == before
     assert not (cli.config_dir / "live").exists()
+
+
+def test_parallel_renewals_through_the_nginx_authenticator(cli: Cli, tree: NginxTree) -> None:
+    tree.site("example", PLAIN_SITE.replace("server_name example.org www.example.org;",
+                                            "server_name ~^(?<n>.+)\\.example\\.org$;"))
+    tree.start()
+    for i in range(4):
+        cli("run", "--nginx", *tree.args(), "-d", f"n{i}.example.org")
+    before = {i: served(tree, f"n{i}.example.org").serial_number for i in range(4)}
+    proc = cli("renew", "--force-renewal", "--jobs", "4", "--no-random-sleep-on-renew",
+               account=False)
+    assert "4 renewed" in proc.stdout, proc.stdout + proc.stderr
+    for i in range(4):
+        assert served(tree, f"n{i}.example.org").serial_number != before[i]
