@@ -204,8 +204,8 @@ class Renewer:
         self.ask = ask
         self.runner = issue.HookRunner(config, say)
         self._shared: dict[tuple[Any, ...], Authenticator] = {}
-        self._deploy_lock = threading.Lock()
-        self._auth_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
 
     def authenticator(self, ns: argparse.Namespace) -> Authenticator:
         from certwright.core import issue, plugins
@@ -242,7 +242,7 @@ class Renewer:
             return Outcome(lin.name, "dry-run", "", tuple(lin.names))
         if getattr(ns, "installer", None) not in (None, "None"):
             try:
-                with self._deploy_lock:  # one server reload at a time
+                with self._server_lock(str(ns.installer)):  # one change per server at a time
                     from certwright.core.install import redeploy
 
                     redeploy(ns, new, self.say)
@@ -253,13 +253,18 @@ class Renewer:
         return Outcome(lin.name, "renewed", "" if ok else "a deploy hook failed",
                        tuple(new.names))
 
+    def _server_lock(self, name: str) -> threading.Lock:
+        """One lock per server plugin name: an installer's redeploy and an authenticator
+        of the same name (nginx) never edit that server's config at the same time."""
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
+
     def _exclusive(self, auth: Authenticator) -> Any:
-        """A lock for authenticators that edit one shared server config (``parallel_safe =
-        False``): their renewals take turns; others run freely."""
+        """Authenticators that edit one shared server config (``parallel_safe = False``)
+        take turns, also with redeploys to that server; others run freely."""
         if getattr(auth, "parallel_safe", True):
             return contextlib.nullcontext()
-        with self._deploy_lock:
-            return self._auth_locks.setdefault(auth.name, threading.Lock())
+        return self._server_lock(auth.name)
 
     def _replaces(self, ns: argparse.Namespace, lin: Lineage) -> str | None:
         """RFC 9773 §5: name the certificate this order replaces, when the CA speaks ARI."""
