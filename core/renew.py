@@ -217,10 +217,12 @@ class Renewer:
             auth.prepare()
             return auth
         key = (name, ns.http01_address, ns.http01_port)
-        if key not in self._shared:
-            self._shared[key] = cls(ns)
-            self._shared[key].prepare()
-        return self._shared[key]
+        with self._locks_lock:  # parallel renewals: one shared instance per key
+            if key not in self._shared:
+                shared: Authenticator = cls(ns)
+                shared.prepare()
+                self._shared[key] = shared
+            return self._shared[key]
 
     def renew_one(self, lin: Lineage) -> Outcome:
         from certwright.core import issue, names
