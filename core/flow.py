@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from certwright.core.acme import jws
@@ -43,7 +43,6 @@ class Options:
     preferred_chain: str | None = None
     profile: str | None = None
     replaces: str | None = None
-    say: Callable[[str], None] = log.info
 
 
 def obtain(
