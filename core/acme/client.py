@@ -20,12 +20,13 @@ from certwright.core.acme.messages import (
     Order,
     identifier_json,
 )
-from certwright.core.acme.transport import Response, Transport
+from certwright.core.acme.transport import RequestTimeout, Response, Transport
 from certwright.core.interfaces import Identifier
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+POLL_REQUEST_TIMEOUT = 10.0
 
 REVOCATION_REASONS = {
     "unspecified": 0,
@@ -79,13 +80,14 @@ class AcmeClient:
     def directory(self) -> Directory:
         return self.transport.directory
 
-    def _post(self, url: str, payload: Mapping[str, Any] | None) -> Response:
+    def _post(self, url: str, payload: Mapping[str, Any] | None,
+              timeout: float | None = None) -> Response:
         if self.kid is None:
             raise TransportError("no ACME account: register first")
-        return self.transport.post(url, payload, self.key, self.kid)
+        return self.transport.post(url, payload, self.key, self.kid, timeout=timeout)
 
-    def post_as_get(self, url: str) -> Response:
-        return self._post(url, None)
+    def post_as_get(self, url: str, timeout: float | None = None) -> Response:
+        return self._post(url, None, timeout)
 
     # -- accounts (§7.3) --------------------------------------------------------------
     def register(
@@ -178,10 +180,18 @@ class AcmeClient:
         deadline: float,
         what: str,
     ) -> T:
-        """Fetch until ``done``; wait Retry-After when given, else back off from ~20 ms."""
+        """Fetch until ``done``; wait Retry-After when given, else back off from ~20 ms.
+        A fetch the server leaves unanswered is asked again (it is only a read)."""
         delays = self.backoff.delays()
         while True:
-            value, resp = fetch()
+            try:
+                value, resp = fetch()
+            except RequestTimeout:
+                if time.monotonic() >= deadline:
+                    raise PollTimeout(f"timed out waiting for {what}: the CA does not answer "
+                                      "(see --issuance-timeout)") from None
+                log.warning("no answer polling %s; asking again", what)
+                continue
             if done(value):
                 return value
             wait = resp.retry_after
@@ -192,7 +202,7 @@ class AcmeClient:
 
     def poll_authorization(self, url: str, deadline: float) -> Authorization:
         def fetch() -> tuple[Authorization, Response]:
-            resp = self.post_as_get(url)
+            resp = self.post_as_get(url, _poll_timeout(deadline))
             return Authorization.from_json(url, resp.json()), resp
 
         return self.poll(fetch, lambda a: a.status != "pending", deadline=deadline,
@@ -200,7 +210,7 @@ class AcmeClient:
 
     def poll_order(self, url: str, deadline: float) -> Order:
         def fetch() -> tuple[Order, Response]:
-            resp = self.post_as_get(url)
+            resp = self.post_as_get(url, _poll_timeout(deadline))
             return Order.from_json(url, resp.json()), resp
 
         return self.poll(fetch, lambda o: o.status not in ("pending", "processing", "ready"),
@@ -220,6 +230,11 @@ class AcmeClient:
             self.transport.post(url, payload, cert_key, None)
         else:
             self._post(url, payload)
+
+
+def _poll_timeout(deadline: float) -> float:
+    """Per-request timeout while polling: short, so one lost answer costs little."""
+    return max(1.0, min(POLL_REQUEST_TIMEOUT, deadline - time.monotonic()))
 
 
 def raise_for_order(order: Order) -> None:

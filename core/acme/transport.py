@@ -84,6 +84,10 @@ def _links(resp: requests.Response) -> dict[str, tuple[str, ...]]:
     return {rel: tuple(urls) for rel, urls in found.items()}
 
 
+class RequestTimeout(TransportError):
+    """The server accepted the connection but did not answer in time."""
+
+
 class Transport:
     """Talks to one ACME server. Hand it a session to control retries, proxies, trust."""
 
@@ -105,9 +109,12 @@ class Transport:
         self._directory: Directory | None = None
 
     # -- plain HTTP -------------------------------------------------------------------
-    def _request(self, method: str, url: str, **kwargs: Any) -> Response:
+    def _request(self, method: str, url: str, *, timeout: float | None = None,
+                 **kwargs: Any) -> Response:
         try:
-            resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            resp = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
+        except requests.exceptions.Timeout as exc:
+            raise RequestTimeout(f"{url}: no answer in time: {_reason(exc)}") from None
         except requests.exceptions.SSLError as exc:
             raise TransportError(f"TLS error talking to {url}: {_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
@@ -156,12 +163,15 @@ class Transport:
         payload: Mapping[str, Any] | None,
         key: JWK,
         kid: str | None,
+        *,
+        timeout: float | None = None,
     ) -> Response:
         """POST a JWS; ``payload=None`` is POST-as-GET. Retries ``badNonce`` with a fresh nonce."""
         for attempt in range(self.bad_nonce_retries + 1):
             body = jws.sign(key, payload, url=url, nonce=self._nonce(), kid=kid)
             resp = self._request(
-                "POST", url, data=json.dumps(body), headers={"Content-Type": JOSE_JSON}
+                "POST", url, data=json.dumps(body), headers={"Content-Type": JOSE_JSON},
+                timeout=timeout,
             )
             try:
                 return self._check(resp)

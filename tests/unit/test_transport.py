@@ -22,7 +22,10 @@ class FakeSession(requests.Session):
 
     def request(self, method, url, **kwargs):
         self.seen.append((method, url, kwargs.get("data")))
-        status, headers, body = self.script.pop(0)
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        status, headers, body = item
         resp = requests.Response()
         resp.status_code = status
         resp.headers.update(headers)
@@ -97,3 +100,23 @@ def test_unreachable_server_names_the_url():
     t = Transport("https://127.0.0.1:1/dir", timeout=2)
     with pytest.raises(TransportError, match=r"could not reach https://127.0.0.1:1/dir"):
         _ = t.directory
+
+
+def test_a_poll_the_server_leaves_unanswered_is_asked_again():
+    import time
+
+    from certwright.core.acme.client import AcmeClient
+
+    order = {"status": "valid", "identifiers": [], "authorizations": [], "finalize": "f",
+             "certificate": "https://ca/cert/1"}
+    session = FakeSession([
+        (200, {"Content-Type": "application/json"}, DIRECTORY),
+        (200, {"Replay-Nonce": "first"}, b""),
+        requests.exceptions.ReadTimeout("read timed out"),
+        (200, {"Replay-Nonce": "n2"}, b""),
+        (200, {"Content-Type": "application/json", "Replay-Nonce": "n3"}, order),
+    ])
+    client = AcmeClient(Transport("https://ca/dir", session=session), _key(), kid="k")
+    got = client.poll_order("https://ca/order/1", time.monotonic() + 30)
+    assert got.status == "valid"
+    assert [m for m, _, _ in session.seen].count("POST") == 2
