@@ -1,7 +1,8 @@
 """A throwaway nginx on loopback, run in the foreground from its own temp dir.
 
-It serves a web root over plain HTTP (for webroot http-01) and, once given a certificate,
-over HTTPS with SNI. Everything it writes (pid, logs, temp paths) stays in ``workdir``.
+It serves a web root over plain HTTP (for webroot http-01). Everything it writes (pid,
+logs, temp paths) stays in ``workdir``. Tests that install certificates into nginx use the
+Debian-shaped tree in ``nginx_tree`` instead.
 """
 
 from __future__ import annotations
@@ -34,22 +35,13 @@ http {{
         server_name {server_names};
         root {root};
     }}
-{tls}}}
+}}
 """
 
-_TLS = """\
-    server {{
-        listen {host}:{https_port} ssl;
-        server_name {server_names};
-        ssl_certificate {fullchain};
-        ssl_certificate_key {privkey};
-        root {root};
-    }}
-"""
 
 
 class Nginx:
-    """``Nginx(workdir, root, http_port)``; ``serve_tls(fullchain, privkey)`` adds HTTPS."""
+    """``Nginx(workdir, root, http_port)``: a web root served over plain HTTP."""
 
     def __init__(
         self,
@@ -65,11 +57,9 @@ class Nginx:
         self.root = root.resolve()
         self.host = host
         self.http_port = http_port or free_port(host)
-        self.https_port = free_port(host)
         self.server_names = server_names
         self.binary = shutil.which(binary) or binary
         self.conf_path = self.workdir / "nginx.conf"
-        self._tls = ""
         self._proc = ManagedProcess(
             [self.binary, "-c", str(self.conf_path), "-p", str(self.workdir)],
             log_path=self.workdir / "nginx.out",
@@ -84,7 +74,6 @@ class Nginx:
                 http_port=self.http_port,
                 root=self.root,
                 server_names=self.server_names,
-                tls=self._tls,
             )
         )
 
@@ -95,20 +84,6 @@ class Nginx:
             self.host, self.http_port, proc=proc, log=self.workdir / "error.log", what="nginx"
         )
         return self
-
-    def serve_tls(self, fullchain: Path, privkey: Path) -> None:
-        """Restart with an HTTPS server block using these files (the demo's install step)."""
-        self._tls = _TLS.format(
-            host=self.host,
-            https_port=self.https_port,
-            server_names=self.server_names,
-            fullchain=fullchain,
-            privkey=privkey,
-            root=self.root,
-        )
-        self.stop()
-        self.start()
-        wait_for_port(self.host, self.https_port, what="nginx https")
 
     def stop(self) -> None:
         self._proc.stop()
