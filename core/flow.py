@@ -130,14 +130,18 @@ def _task(
             )
             return task, chall
     if ident.is_wildcard and "dns-01" not in supported:
-        raise PluginError(
-            f"{ident.value} is a wildcard name: it needs a dns-01 challenge, which the "
-            f"{authenticator.name} authenticator can't do (try --manual --preferred-challenges "
-            "dns, or a DNS plugin)"
-        )
+        raise wildcard_needs_dns(ident, authenticator.name)
     raise PluginError(
         f"no usable challenge for {ident.value}: the CA offers {', '.join(sorted(offered))}; "
         f"{authenticator.name} can do {', '.join(wanted) or 'none'}"
+    )
+
+
+def wildcard_needs_dns(ident: Identifier, authenticator: str) -> PluginError:
+    return PluginError(
+        f"{ident.value} is a wildcard name: it needs the dns-01 challenge, which "
+        f"{authenticator} can't do here (use --manual --preferred-challenges dns or a "
+        "DNS plugin)"
     )
 
 

@@ -325,10 +325,7 @@ def check_authenticator_for(idents: list[Identifier], auth: Authenticator,
         if preferred and ident.is_wildcard and "dns-01" not in preferred:
             types = []
         if ident.is_wildcard and "dns-01" not in types:
-            raise PluginError(
-                f"{ident.value} is a wildcard name: it needs the dns-01 challenge, which "
-                f"{auth.name} can't do here (use --manual --preferred-challenges dns or a "
-                "DNS plugin)")
+            raise flow.wildcard_needs_dns(ident, auth.name)
         if not types:
             raise PluginError(f"the {auth.name} authenticator can't prove control of "
                               f"{ident.value}")
