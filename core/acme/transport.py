@@ -25,7 +25,9 @@ from certwright.core.acme.messages import Directory
 log = logging.getLogger(__name__)
 
 JOSE_JSON = "application/jose+json"
-BAD_NONCE_RETRIES = 10
+# A badNonce costs one round trip; a CA that rejects half its nonces (Pebble's
+# PEBBLE_WFE_NONCEREJECT=50) needs 2**-31 luck to exhaust 30 retries.
+BAD_NONCE_RETRIES = 30
 
 
 @dataclass(frozen=True)
