@@ -107,10 +107,12 @@ def enhance_with(config: argparse.Namespace, installer: Installer,
                           f"{', '.join(sorted(unsupported))}")
     req = EnhanceRequest(domains=domains, enhancements=wanted, https_port=config.https_port,
                          http_port=config.http01_port)
-    apply_plan(installer, installer.plan_enhance(req), work_dir=Path(config.work_dir),
-               say=say, dry_run=config.dry_run)
+    plan = installer.plan_enhance(req)
+    apply_plan(installer, plan, work_dir=Path(config.work_dir), say=say,
+               dry_run=config.dry_run)
     if not config.dry_run:
-        say(f"Enabled {', '.join(sorted(wanted))} for {', '.join(domains)}.")
+        done = "Already enabled:" if plan.empty else "Enabled"
+        say(f"{done} {', '.join(sorted(wanted))} for {', '.join(domains)}.")
 
 
 def remember_installer(lineage: Lineage, installer: Installer) -> None:

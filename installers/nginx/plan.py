@@ -9,9 +9,14 @@ does not touch stays byte-identical.
 it by name over TLS on the https port get their ``ssl_certificate``/``ssl_certificate_key``
 replaced (or added); else the blocks answering it by name on the http port gain TLS: for
 each address they listen on, ``listen <address>:<https port> ssl;``, the certificate lines
-and ``include <managed TLS options>;``; else the ``default_server`` of the https port, then
-of the http port; else a new server block in ``<server root>/certwright/servers/<cert
-name>.conf`` (that directory's ``*.conf`` is included from ``http`` if it is not yet).
+and ``include <managed TLS options>;``; else a new server block in ``<server
+root>/certwright/servers/<cert name>.conf`` (that directory's ``*.conf`` is included from
+``http`` if it is not yet). A ``default_server`` is never given a certificate for a name it
+only answers as the catch-all: that would serve the certificate for every unknown name, and
+the next certificate for an unmatched name would take its place. The new block carries a
+copy of what the http ``default_server`` does (its directives but ``listen``,
+``server_name``, certificates and redirects to https), so the name serves over https what it
+served over http.
 
 ``listen`` options that nginx allows once per address and port (``default_server``,
 ``reuseport``, ``backlog=``, ``ipv6only=``…) are not copied onto a new listen, with two
@@ -51,6 +56,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -178,13 +184,8 @@ def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> Deplo
     http: dict[int, tuple[ServerBlock, list[str]]] = {}
     unmatched: list[str] = []
     for name in req.domains:
-        for port, ssl, into, fallback in (
-            (req.https_port, True, https, False),
-            (req.http_port, False, http, False),
-            (req.https_port, True, https, True),
-            (req.http_port, False, http, True),
-        ):
-            matches = select_blocks(blocks, name, port, ssl=ssl, fallback=fallback)
+        for port, ssl, into in ((req.https_port, True, https), (req.http_port, False, http)):
+            matches = select_blocks(blocks, name, port, ssl=ssl, fallback=False)
             for match in matches:
                 into.setdefault(match.block.order, (match.block, []))[1].append(name)
             if matches:
@@ -443,13 +444,28 @@ class _Planner:
             statement("ssl_certificate_key", req.key_path),
             statement("include", self.layout.options_file),
         ]
+        source = self.catch_all(names, req.http_port, path)
+        copied = _copy_body(self.tree, source) if source is not None else ""
         header = (f"# Managed by certwright for the certificate {req.cert_name}: rewritten "
                   "by each install of it.\n")
-        self.write(path, header + _server_text(body))
+        if source is not None:
+            header += f"# Serves what {source.where} serves over http.\n"
+        self.write(path, header + _server_text(body)[: -len("}\n")] + copied + "}\n")
         self.need_options()
         self.ensure_included(os.path.join(self.layout.servers_dir, "*.conf"), path)
-        self.note(f"{', '.join(names)}: no server block answers these names; created one "
-                  f"in {path} (it serves no content yet)")
+        what = (f"serving what {source.where} serves over http" if source is not None
+                else "it serves no content yet")
+        self.note(f"{', '.join(names)}: no server block answers these names by name; "
+                  f"created one in {path} ({what})")
+
+    def catch_all(self, names: Sequence[str], http_port: int, own: str) -> ServerBlock | None:
+        """The http ``default_server`` that answers ``names`` now, if there is one."""
+        blocks = [b for b in self.tree.servers if not _managed_block(self.tree, b, own)]
+        for name in names:
+            for match in select_blocks(blocks, name, http_port, ssl=False):
+                if not match.by_name:
+                    return match.block
+        return None
 
     def note_uncovered(self, block: ServerBlock, domains: Sequence[str]) -> None:
         plain = [n for n in block.server_names
@@ -465,6 +481,28 @@ def _pick(found: Sequence[Directive], cert_name: str) -> Directive:
     """The certificate line of this lineage if there is one, else the first."""
     marker = f"/live/{cert_name}/"
     return next((d for d in found if d.args and marker in d.args[0]), found[0])
+
+
+_NOT_COPIED = frozenset({"listen", "server_name", "ssl", "ssl_certificate",
+                         "ssl_certificate_key"})
+
+
+def _copy_body(tree: NginxTree, block: ServerBlock) -> str:
+    """``block``'s own statements, re-indented one level, minus what ties it to plain http:
+    listens, names, certificates, redirects to https (certwright's own included)."""
+    text = tree.files[block.file].text
+    redirects = {(d.file, d.start) for d in block.redirects}
+    out: list[str] = []
+    for item in block.directive.block or ():
+        if (item.file != block.file or item.name in _NOT_COPIED
+                or (item.file, item.start) in redirects
+                or REDIRECT_VAR in item.args or any(REDIRECT_VAR in a for a in item.args)):
+            continue
+        begin = (edit.line_start(text, item.start) if edit.starts_line(text, item.start)
+                 else item.start)
+        raw = text[begin:item.end]
+        out.append(textwrap.indent(textwrap.dedent(raw.replace("\t", edit.UNIT)), edit.UNIT))
+    return "".join(chunk.rstrip() + "\n" for chunk in out)
 
 
 def _server_text(body: Sequence[str]) -> str:
@@ -511,12 +549,14 @@ def plan_enhance(
 
 
 def _blocks_for(
-    tree: NginxTree, names: Iterable[str], port: int, ssl: bool, fallback: bool = True
+    tree: NginxTree, names: Iterable[str], port: int, ssl: bool
 ) -> tuple[list[ServerBlock], list[str]]:
+    """The blocks answering ``names`` by name (a catch-all is no place for a redirect or a
+    header: every unknown name would get it), and the names none answers."""
     found: dict[int, ServerBlock] = {}
     missing: list[str] = []
     for name in names:
-        matches = select_blocks(tree.servers, name, port, ssl=ssl, fallback=fallback)
+        matches = select_blocks(tree.servers, name, port, ssl=ssl, fallback=False)
         for match in matches:
             found.setdefault(match.block.order, match.block)
         if not matches:
@@ -536,8 +576,11 @@ def _redirect(planner: _Planner, req: EnhanceRequest) -> None:
         hosts = _new_block_hosts(planner.tree, req.http_port)
         body = [statement("listen", _listen_arg(h, req.http_port)) for h in hosts]
         body += [statement("server_name", *missing), *REDIRECT_LINES]
+        # the challenge path keeps answering as the catch-all answered it (a webroot there)
+        source = planner.catch_all(missing, req.http_port, path)
+        copied = _copy_body(planner.tree, source) if source is not None else ""
         planner.write(path, "# Managed by certwright: redirects plain http to https.\n"
-                      + _server_text(body))
+                      + _server_text(body)[: -len("}\n")] + copied + "}\n")
         planner.ensure_included(os.path.join(planner.layout.servers_dir, "*.conf"), path)
 
 

@@ -141,10 +141,19 @@ def test_layouts(cli: Cli, tree: NginxTree, pebble: Pebble) -> None:
     assert "certwright_redirect" not in text, "an existing redirect is left as it is"
     status, location = http_get(tree.http_port, "two.example.org", "/x")
     assert status == 301 and location == "https://two.example.org/x"
+    # a name only the catch-all answers: the catch-all is copied, not given the certificate
+    wild_site = tree.root / "sites-available" / "wild"
+    before = wild_site.read_text()
+    cli("run", "--nginx", *tree.args(), "-d", "stray.example.org", "--redirect")
+    assert wild_site.read_text() == before
+    served("127.0.0.1", tree.https_port, "stray.example.org", root_pem)
+    assert http_get(tree.http_port, "stray.example.org", "/x") == (
+        301, "https://stray.example.org/x")
+    assert http_get(tree.http_port, "unknown.example.net", "/x")[0] == 404  # not redirected
     check = subprocess.run([NGINX, "-t", "-c", str(tree.main)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert "duplicate" not in check.stderr
     names = cli("certificates", "--json", account=False).stdout
     for lineage in ("one.example.org", "inner.example.org", "a.wild.example.org",
-                    "tls.example.org"):
+                    "tls.example.org", "stray.example.org"):
         assert f'"name": "{lineage}"' in names

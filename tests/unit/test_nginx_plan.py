@@ -243,23 +243,53 @@ server {
     assert listens == ["listen 443 ssl;", "listen [::]:443 ssl;"]  # no default_server etc.
 
 
-def test_default_server_is_the_fallback(tmp_path: Path) -> None:
-    site = """\
+CATCH_ALL = """\
 server {
     listen 80 default_server;
     server_name _;
+    return 301 https://$host$request_uri;   # every unknown name to https
     root /var/www/html;
+\tlocation / {
+\t    try_files $uri $uri/ =404;
+\t}
 }
 """
-    tree = Tree(tmp_path, {"sites/default": site})
+
+
+def test_catch_all_is_copied_not_taken(tmp_path: Path) -> None:
+    tree = Tree(tmp_path, {"sites/default": CATCH_ALL})
     plan = tree.deploy(request())
-    _, added = line_diff(site, changed(plan, tmp_path / "sites/default"))
-    # nobody is the https default yet: the catch-all becomes it (once per address)
-    assert "listen 443 ssl default_server;" in stripped(added)
-    assert plan.notes == ()  # "_" is no name the certificate fails to cover
+    assert str(tmp_path / "sites/default") not in [c.path for c in plan.changes]
+    text = changed(plan, tmp_path / "certwright/servers/example.org.conf")
+    body = text[text.index("server {"):]
+    assert "default_server" not in body and "server_name _" not in body
+    assert "server_name example.org;" in body
+    assert "    root /var/www/html;\n" in body
+    assert "    location / {\n        try_files $uri $uri/ =404;\n    }\n}\n" in body
+    assert "return 301" not in body  # over https that would loop
+    assert any("sites/default:1" in note for note in plan.notes)
     tree.apply(plan)
-    (block,) = tree.load().servers
-    assert block.listens_on(443, ssl=True)[0].default_server
+    (ours,) = [b for b in tree.load().servers if "example.org" in b.server_names]
+    assert ours.listens_on(443, ssl=True) and not ours.listens_on(80)
+
+
+def test_second_unmatched_certificate_leaves_the_first_alone(tmp_path: Path) -> None:
+    tree = Tree(tmp_path, {"sites/default": CATCH_ALL})
+    tree.apply(tree.deploy(request("example.org")))
+    plan = tree.deploy(request("other.test", name="other.test"))
+    assert [Path(c.path).name for c in plan.changes] == ["other.test.conf"]
+
+
+def test_redirect_for_a_name_only_the_catch_all_answers(tmp_path: Path) -> None:
+    site = CATCH_ALL.replace("    return 301 https://$host$request_uri;   # every unknown "
+                             "name to https\n", "")
+    tree = Tree(tmp_path, {"sites/default": site})
+    plan = enhance(tree, "redirect")
+    assert str(tmp_path / "sites/default") not in [c.path for c in plan.changes]
+    text = changed(plan, tmp_path / "certwright/servers/redirect-example.org.conf")
+    # the challenge path is still answered from the catch-all's web root
+    assert "server_name example.org;" in text and "root /var/www/html;" in text
+    assert text.index("$certwright_redirect") < text.index("root /var/www/html;")
 
 
 def test_no_matching_block_creates_a_managed_server(tmp_path: Path) -> None:
