@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,20 @@ def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: 
     return params
 
 
+def keep_installer_params(old: Mapping[str, object],
+                          new: dict[str, object]) -> dict[str, object]:
+    """``new`` plus the stored options of its installer (``<installer>_*``, written by the
+    installer at install time) that this run did not set: a renewal or reconfigure through
+    another authenticator must not forget where the server's configuration lives."""
+    installer = new.get("installer")
+    if installer:
+        prefix = f"{installer}_"
+        for key, value in old.items():
+            if key.startswith(prefix) and key not in new:
+                new[key] = value
+    return new
+
+
 def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | None) -> int:
     """`certonly`."""
     if config.csr:
@@ -189,6 +203,7 @@ def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: 
             config_dir, target.name, issued.cert.encode(), issued.chain.encode(),
             issued.fullchain.encode(), key_pem, params, __version__)
     lineage = target.lineage
+    params = keep_installer_params(lineage.conf.params, params)
     same_key = key_pem == lineage.privkey_pem()
     lineage.save_successor(issued.cert.encode(), issued.chain.encode(),
                            issued.fullchain.encode(), None if same_key else key_pem, params,

@@ -121,7 +121,7 @@ def reconfigure(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     _, account = session.client_for(ns, register_if_missing=False)
     params = issue.renewal_params(ns, auth, account.id, session.server_url(ns))
     conf = read_renewal_conf(lin.conf.path)
-    conf.params = params
+    conf.params = issue.keep_installer_params(conf.params, params)
     write_renewal_conf(conf)
     say(f"Successfully updated the renewal options of {lin.name}.")
     return 0

@@ -261,6 +261,13 @@ def test_run_with_webroot_authenticator_and_nginx_installer(cli: Cli, tree: Ngin
     assert "authenticator = webroot" in conf and "installer = nginx" in conf
     assert f"nginx_server_root = {tree.root}" in conf
     assert not (tree.www / ".well-known").exists()
+    # renewals through webroot keep the installer's settings, so each one redeploys here
+    for _ in range(2):
+        old = served(tree, "example.org").serial_number
+        cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
+        assert served(tree, "example.org").serial_number != old
+    conf = (cli.config_dir / "renewal" / "example.org.conf").read_text()
+    assert f"nginx_server_root = {tree.root}" in conf
 
 
 def test_run_dry_run_prints_the_diff_and_changes_nothing(cli: Cli, tree: NginxTree) -> None:
