@@ -217,3 +217,14 @@ class SupportsHttp01(Protocol):
     """An installer that can serve http-01 tokens through its own server."""
 
     def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan: ...
+
+
+@runtime_checkable
+class SupportsDelete(Protocol):
+    """An installer that can take a deleted certificate out of its server's configuration."""
+
+    def plan_forget(self, cert_name: str) -> ChangePlan:
+        """Remove what the installer itself created for ``cert_name`` (never users' files)."""
+
+    def references(self, prefix: str) -> list[str]:
+        """``file:line`` of each configuration line naming a path under ``prefix``."""

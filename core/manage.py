@@ -6,15 +6,19 @@ import argparse
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from certwright.core import session
 from certwright.core.acme.client import REVOCATION_REASONS, AcmeClient
 from certwright.core.acme.jws import jwk_of
-from certwright.core.errors import ConfigError
+from certwright.core.errors import CertwrightError, ConfigError
 from certwright.core.keys import KeySpec, load_private_key
 from certwright.core.storage import accounts as account_store
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
+
+if TYPE_CHECKING:
+    from certwright.core.interfaces import Installer, SupportsDelete
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -95,13 +99,53 @@ def delete(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         raise ConfigError("say which certificate to delete: --cert-name NAME")
     config_dir = Path(config.config_dir)
     lineage = lineages.load_lineage(config_dir, config.certname)
+    installer = _installer_of(config, lineage)
     if ask is not None and ask(f"Delete {lineage.name} ({', '.join(lineage.names)})? [y/N] ") \
             .strip().lower() not in ("y", "yes"):
         say("Nothing deleted.")
         return 1
+    if installer is not None:
+        _forget(config, installer, lineage, say)
     lineages.delete_lineage(config_dir, lineage.name)
     say(f"Deleted all files relating to certificate {lineage.name}.")
     return 0
+
+
+def _installer_of(config: argparse.Namespace,
+                  lineage: lineages.Lineage) -> SupportsDelete | None:
+    """The lineage's stored installer, when it can take a certificate out of its server's
+    configuration (None otherwise, or when it can't be loaded: never a reason not to
+    delete)."""
+    from certwright.core import install, renew
+    from certwright.core.interfaces import SupportsDelete
+
+    name = lineage.conf.params.get("installer")
+    if not name or lineage.error:
+        return None
+    try:
+        installer = install.load_installer(renew.lineage_config(config, lineage), str(name))
+    except (CertwrightError, OSError) as exc:
+        log.warning("could not load the installer %s of %s: %s", name, lineage.name, exc)
+        return None
+    return installer if isinstance(installer, SupportsDelete) else None
+
+
+def _forget(config: argparse.Namespace, installer: SupportsDelete,
+            lineage: lineages.Lineage, say: Say) -> None:
+    """Remove the installer's own server block for the lineage (config test, reload); warn
+    about the lines of the user's own files that still name it."""
+    from certwright.core.deploy import apply_plan
+
+    plan = installer.plan_forget(lineage.name)
+    if not plan.empty:
+        apply_plan(cast("Installer", installer), plan, work_dir=Path(config.work_dir), say=say)
+        say(f"{plan.title} (rollback --checkpoints 1 brings it back).")
+    found = installer.references(f"{lineage.live_dir}/")
+    if found:
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        say(f"Warning: {cast('Installer', installer).name} still uses this certificate at "
+            f"{', '.join(found[:3])}{more}; once {lineage.live_dir} is gone that server "
+            "will fail its next reload or restart.")
 
 
 def reconfigure(config: argparse.Namespace, say: Say, ask: Ask) -> int:

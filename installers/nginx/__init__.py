@@ -48,6 +48,7 @@ from certwright.installers.nginx.plan import (
     http01_probes,
     plan_deploy,
     plan_enhance,
+    plan_forget,
     plan_http01,
 )
 from certwright.installers.nginx.tree import NginxTree, load_tree
@@ -248,6 +249,17 @@ class NginxInstaller(_NginxBase):
                 elif "*" not in name[1:]:
                     names.add(name)
         return names
+
+    def references(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        for path, config in self.tree().files.items():
+            for number, line in enumerate(config.text.splitlines(), 1):
+                if prefix in line and not line.lstrip().startswith("#"):
+                    found.append(f"{path}:{number}")
+        return found
+
+    def plan_forget(self, cert_name: str) -> ChangePlan:
+        return plan_forget(self.tree(), cert_name, self.layout)
 
     def plan_deploy(self, req: DeployRequest) -> ChangePlan:
         return plan_deploy(self.tree(), req, self.layout)

@@ -528,6 +528,17 @@ def plan_deploy(
     return planner.plan(f"nginx: install certificate {req.cert_name}")
 
 
+def plan_forget(
+    tree: NginxTree, cert_name: str, layout: Layout, read: Read = read_file
+) -> ChangePlan:
+    """Remove the server block certwright made for ``cert_name`` (its managed file)."""
+    planner = _Planner(tree, layout, read)
+    own = layout.server_file(cert_name)
+    if read(own) is not None:
+        planner.write(own, None)
+    return planner.plan(f"nginx: remove the server block of certificate {cert_name}")
+
+
 # -- enhancements ---------------------------------------------------------------------------
 def plan_enhance(
     tree: NginxTree, req: EnhanceRequest, layout: Layout, read: Read = read_file

@@ -295,3 +295,24 @@ def test_parallel_renewals_through_the_nginx_authenticator(cli: Cli, tree: Nginx
     assert "4 renewed" in proc.stdout, proc.stdout + proc.stderr
     for i in range(4):
         assert served(tree, f"n{i}.example.org").serial_number != before[i]
+
+
+def test_delete_takes_certwrights_own_block_out_and_warns_about_the_users(
+        cli: Cli, tree: NginxTree) -> None:
+    site = tree.site("example", PLAIN_SITE)
+    tree.start()
+    cli("run", "--nginx", *tree.args(), "-d", "example.org")
+    cli("run", "--nginx", *tree.args(), "-d", "elsewhere.example.net")  # no block of the user's
+    managed = tree.root / "certwright" / "servers" / "elsewhere.example.net.conf"
+    assert managed.exists()
+    proc = cli("delete", "--cert-name", "elsewhere.example.net", account=False)
+    assert not managed.exists() and "Warning" not in proc.stdout, proc.stdout
+    assert not (cli.config_dir / "live" / "elsewhere.example.net").exists()
+    check = subprocess.run([NGINX, "-t", "-c", str(tree.main)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr  # nothing names the deleted files
+    served(tree, "example.org")  # the reload left the other site serving
+    proc = cli("delete", "--cert-name", "example.org", account=False)
+    line = next(n for n, text in enumerate(site.read_text().splitlines(), 1)
+                if "ssl_certificate " in text)
+    enabled = tree.root / "sites-enabled" / "example"  # the path nginx includes
+    assert f"still uses this certificate at {enabled}:{line}" in proc.stdout, proc.stdout
