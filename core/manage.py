@@ -68,8 +68,7 @@ def revoke(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     say(f"Congratulations! You have successfully revoked the certificate that was located at "
         f"{cert_path}.")
     if lineage is not None and _should_delete(config, ask, lineage.name):
-        lineages.delete_lineage(config_dir, lineage.name)
-        say(f"Deleted all files relating to certificate {lineage.name}.")
+        _delete_lineage(config, lineage, say)
     return 0
 
 
@@ -99,16 +98,20 @@ def delete(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         raise ConfigError("say which certificate to delete: --cert-name NAME")
     config_dir = Path(config.config_dir)
     lineage = lineages.load_lineage(config_dir, config.certname)
-    installer = _installer_of(config, lineage)
     if ask is not None and ask(f"Delete {lineage.name} ({', '.join(lineage.names)})? [y/N] ") \
             .strip().lower() not in ("y", "yes"):
         say("Nothing deleted.")
         return 1
+    _delete_lineage(config, lineage, say)
+    return 0
+
+
+def _delete_lineage(config: argparse.Namespace, lineage: lineages.Lineage, say: Say) -> None:
+    installer = _installer_of(config, lineage)
     if installer is not None:
         _forget(config, installer, lineage, say)
-    lineages.delete_lineage(config_dir, lineage.name)
+    lineages.delete_lineage(Path(config.config_dir), lineage.name)
     say(f"Deleted all files relating to certificate {lineage.name}.")
-    return 0
 
 
 def _installer_of(config: argparse.Namespace,
