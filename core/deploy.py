@@ -111,9 +111,21 @@ def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: S
             except CertwrightError as again:
                 log.error("reloading the restored configuration failed: %s", again)
         what = "; the previous configuration was restored" if restored else ""
+        if step == "config test" and _fails_anyway(installer):
+            what += (f" (it fails the same test without this change: fix the "
+                     f"{installer.name} configuration first)")
         raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
     for note in plan.notes:
         say(note)
+
+
+def _fails_anyway(installer: Installer) -> bool:
+    """Whether the configuration as it was before the change fails the test too."""
+    try:
+        installer.config_test()
+    except CertwrightError:
+        return True
+    return False
 
 
 def expected_certificate(cert_path: str) -> bytes:

@@ -158,7 +158,9 @@ def test_failing_config_test_rolls_back(cli: Cli, tree: NginxTree, tmp_path: Pat
     cli("certonly", "--nginx", *tree.args(), "-d", "example.org")
     before = tree.snapshot()
     ctl = tmp_path / "nginx-ctl"
-    ctl.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -t ] && '
+    # the test fails only while the site carries certwright's change
+    ctl.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -t ] && grep -q ssl_certificate '
+                   f'{tree.root}/sites-available/example && '
                    f'{{ echo "emerg: injected failure" >&2; exit 1; }}; done\nexec {NGINX} "$@"\n')
     ctl.chmod(0o755)
     proc = cli("install", "--nginx", *tree.args(), "--nginx-ctl", str(ctl),
@@ -166,7 +168,23 @@ def test_failing_config_test_rolls_back(cli: Cli, tree: NginxTree, tmp_path: Pat
     assert proc.returncode != 0
     assert "config test failed" in proc.stderr and "restored" in proc.stderr
     assert "injected failure" in proc.stderr
+    assert "without this change" not in proc.stderr
     assert tree.snapshot() == before
+
+
+def test_config_that_already_fails_its_test_is_named_as_such(cli: Cli, tree: NginxTree) -> None:
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    cli("certonly", "--nginx", *tree.args(), "-d", "example.org")
+    broken = tree.site("broken", "server {{\n    listen 127.0.0.1:{http};\n"
+                                 "    server_name broken.test;\n    no_such_directive on;\n}}\n")
+    before = tree.snapshot()
+    proc = cli("install", "--nginx", *tree.args(), "--cert-name", "example.org",
+               account=False, check=False)
+    assert proc.returncode != 0
+    assert f"{tree.root}/sites-enabled/broken:4" in proc.stderr, proc.stderr
+    assert "fails the same test without this change" in proc.stderr
+    assert tree.snapshot() == before and broken.exists()
 
 
 def test_crash_mid_deploy_is_recovered(cli: Cli, tree: NginxTree, tmp_path: Path) -> None:
