@@ -202,14 +202,3 @@ def rollback(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         installer.reload()
         say(f"{name}: configuration test passed and the server was reloaded.")
     return 0
-
-
-def redeploy(ns: argparse.Namespace, lineage: Lineage, say: Say) -> None:
-    """After a renewal: make the stored installer serve the new certificate."""
-    name = str(ns.installer)
-    installer = load_installer(ns, name)
-    req = request_for(ns, lineage)
-    plan = installer.plan_deploy(req)
-    apply_plan(installer, plan, work_dir=Path(ns.work_dir), say=say,
-               endpoints=installer.endpoints(req),
-               expected_der=expected_certificate(req.cert_path))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from certwright.core import redeploy
 from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
 from certwright.core.due import default_due_time
 from certwright.core.errors import CertwrightError, ConfigError
@@ -46,7 +47,7 @@ DEFAULT_JOBS = 4
 @dataclass
 class Outcome:
     name: str
-    status: str  # renewed | not-due | failed | dry-run
+    status: str  # renewed | not-due | failed | dry-run | installed
     detail: str = ""
     domains: tuple[str, ...] = ()
 
@@ -195,7 +196,8 @@ def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespa
 
 # -- the run ------------------------------------------------------------------------------
 class Renewer:
-    def __init__(self, config: argparse.Namespace, say: Say, ask: Ask, ari: AriCheck) -> None:
+    def __init__(self, config: argparse.Namespace, say: Say, ask: Ask, ari: AriCheck,
+                 pending: set[str]) -> None:
         from certwright.core import issue
 
         self.config = config
@@ -203,6 +205,9 @@ class Renewer:
         self.say = say
         self.ask = ask
         self.runner = issue.HookRunner(config, say)
+        self.work_dir = Path(config.work_dir)
+        self.pending = pending
+        self.deployer = redeploy.Deployer(self.work_dir, say)
         self._shared: dict[tuple[Any, ...], Authenticator] = {}
         self._locks_lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
@@ -233,8 +238,16 @@ class Renewer:
             idents = names.parse_domains(lin.names)
             auth = self.authenticator(ns)
             target = issue.Target(idents, lin, lin.name, "renew")
-            with self._exclusive(auth):
-                new = issue.issue(ns, target, auth, self.say, None)
+            installed = _has_installer(ns) and not ns.dry_run
+            if installed:  # served only once the deployer has seen it served
+                redeploy.mark(self.work_dir, lin.name)
+            try:
+                with self._exclusive(auth):
+                    new = issue.issue(ns, target, auth, self.say, None)
+            except BaseException:
+                if installed and lin.name not in self.pending:
+                    redeploy.unmark(self.work_dir, lin.name)  # nothing new to serve
+                raise
         except CertwrightError as exc:
             return Outcome(lin.name, "failed", str(exc), tuple(lin.names))
         except Exception as exc:
@@ -242,28 +255,21 @@ class Renewer:
             return Outcome(lin.name, "failed", f"{type(exc).__name__}: {exc}", tuple(lin.names))
         if new is None:
             return Outcome(lin.name, "dry-run", "", tuple(lin.names))
-        if getattr(ns, "installer", None) not in (None, "None"):
-            try:
-                with self._server_lock(str(ns.installer)):  # one change per server at a time
-                    from certwright.core.install import redeploy
-
-                    redeploy(ns, new, self.say)
-            except CertwrightError as exc:
-                return Outcome(lin.name, "failed", f"renewed, but installing it failed: {exc}",
-                               tuple(new.names))
+        if installed:
+            self.deployer.add(ns, new)
         ok = self.runner.deploy(new, ns.deploy_hook)
         return Outcome(lin.name, "renewed", "" if ok else "a deploy hook failed",
                        tuple(new.names))
 
     def _server_lock(self, name: str) -> threading.Lock:
-        """One lock per server plugin name: an installer's redeploy and an authenticator
-        of the same name (nginx) never edit that server's config at the same time."""
+        """One lock per server plugin name: authenticators of one server (nginx) never
+        edit its config at the same time."""
         with self._locks_lock:
             return self._locks.setdefault(name, threading.Lock())
 
     def _exclusive(self, auth: Authenticator) -> Any:
         """Authenticators that edit one shared server config (``parallel_safe = False``)
-        take turns, also with redeploys to that server; others run freely."""
+        take turns; others run freely. Installing runs after all renewals (redeploy)."""
         if getattr(auth, "parallel_safe", True):
             return contextlib.nullcontext()
         return self._server_lock(auth.name)
@@ -290,6 +296,8 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             raise ConfigError(f"no certificate named {config.certname!r} in {config_dir}")
     outcomes: list[Outcome] = []
     due: list[Lineage] = []
+    by_name = {lin.name: lin for lin in found}
+    pending = set() if config.dry_run else redeploy.pending(Path(config.work_dir))
     cache = LineageCache(Path(config.work_dir))
     ari = AriCheck(config, cache)
     now = time.time()
@@ -309,17 +317,51 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         else:
             outcomes.append(Outcome(lin.name, "not-due"))
     cache.save()
-    if due:
-        _random_sleep(config, say)
-        renewer = Renewer(config, say, ask, ari)
-        renewer.runner.pre()
-        jobs = max(1, config.jobs or DEFAULT_JOBS)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            outcomes += list(pool.map(renewer.renew_one, due))
-        renewed = [d for o in outcomes if o.status == "renewed" for d in o.domains]
-        failed = [d for o in outcomes if o.status == "failed" for d in o.domains]
-        renewer.runner.post(renewed, failed)
+    catch_up = [o for o in outcomes if o.status == "not-due" and o.name in pending]
+    if due or catch_up:
+        renewer = Renewer(config, say, ask, ari, pending)
+        for outcome in catch_up:
+            _catch_up(config, renewer, by_name[outcome.name], outcome)
+        if due:
+            _random_sleep(config, say)
+            renewer.runner.pre()
+            jobs = max(1, config.jobs or DEFAULT_JOBS)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+                outcomes += list(pool.map(renewer.renew_one, due))
+        _note_deploys(outcomes, renewer.deployer.run())
+        if due:
+            renewed = [d for o in outcomes if o.status == "renewed" for d in o.domains]
+            failed = [d for o in outcomes if o.status == "failed" for d in o.domains]
+            renewer.runner.post(renewed, failed)
     return _summary(outcomes, say)
+
+
+def _has_installer(ns: argparse.Namespace) -> bool:
+    return getattr(ns, "installer", None) not in (None, "", "None")
+
+
+def _catch_up(config: argparse.Namespace, renewer: Renewer, lin: Lineage,
+              outcome: Outcome) -> None:
+    """A lineage renewed by an earlier run that never saw its server serve it."""
+    try:
+        ns = lineage_config(config, lin)
+    except CertwrightError as exc:
+        outcome.status, outcome.detail = "failed", str(exc)
+        return
+    if not _has_installer(ns):
+        redeploy.unmark(Path(config.work_dir), lin.name)
+        return
+    outcome.status, outcome.domains = "installed", tuple(lin.names)
+    renewer.deployer.add(ns, lin)
+
+
+def _note_deploys(outcomes: list[Outcome], results: dict[str, str]) -> None:
+    for outcome in outcomes:
+        error = results.get(outcome.name)
+        if error:
+            outcome.status = "failed"
+            outcome.detail = (f"renewed, but installing it failed: {error} (installed again "
+                              "by the next renew)")
 
 
 def _random_sleep(config: argparse.Namespace, say: Say) -> None:
@@ -339,6 +381,7 @@ def _summary(outcomes: list[Outcome], say: Say) -> int:
         say("No certificates found.")
         return 0
     titles = (("renewed", "renewed"), ("dry-run", "renewed in a dry run (nothing saved)"),
+              ("installed", "installed again (renewed earlier, not yet seen served)"),
               ("not-due", "not due for renewal"), ("failed", "failed"))
     for status, title in titles:
         items = by.get(status, [])

@@ -334,3 +334,60 @@ def test_delete_takes_certwrights_own_block_out_and_warns_about_the_users(
                 if "ssl_certificate " in text)
     enabled = tree.root / "sites-enabled" / "example"  # the path nginx includes
     assert f"still uses this certificate at {enabled}:{line}" in proc.stdout, proc.stdout
+
+
+def counting_reload(tmp_path: Path, tree: NginxTree) -> tuple[Path, Path, Path]:
+    """A --nginx-reload-cmd that counts its calls and fails while ``fail`` exists."""
+    count, fail = tmp_path / "reloads", tmp_path / "fail"
+    script = tmp_path / "reload.sh"
+    script.write_text(f'#!/bin/sh\necho x >> {count}\n[ -e {fail} ] && exit 1\n'
+                      f'exec {NGINX} -c {tree.main} -s reload\n')
+    script.chmod(0o755)
+    return script, count, fail
+
+
+def test_renew_reloads_nginx_once_for_all_renewed_certificates(
+        cli: Cli, tree: NginxTree, tmp_path: Path) -> None:
+    names = [f"n{i}.example.org" for i in range(4)]
+    site = "".join(f"server {{{{ listen 127.0.0.1:{{http}}; server_name {n}; root {{www}}; }}}}\n"
+                   for n in names)
+    tree.site("many", site)
+    tree.start()
+    script, count, _ = counting_reload(tmp_path, tree)
+    for name in names:
+        cli("run", "-a", "webroot", "-w", str(tree.www), "-i", "nginx", *tree.args(),
+            "--nginx-reload-cmd", str(script), "-d", name)
+    old = {n: served(tree, n).serial_number for n in names}
+    count.unlink()
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", "--jobs", "4",
+               account=False)
+    assert "4 renewed" in proc.stdout, proc.stdout
+    assert count.read_text().count("x") == 1, "one reload for the four certificates"
+    for name in names:
+        assert served(tree, name).serial_number != old[name]
+
+
+def test_renewal_nginx_did_not_take_is_installed_by_the_next_renew(
+        cli: Cli, tree: NginxTree, tmp_path: Path) -> None:
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    script, _, fail = counting_reload(tmp_path, tree)
+    cli("run", "-a", "webroot", "-w", str(tree.www), "-i", "nginx", *tree.args(),
+        "--nginx-reload-cmd", str(script), "-d", "example.org")
+    old = served(tree, "example.org").serial_number
+    fail.touch()
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False,
+               check=False)
+    assert proc.returncode == 1
+    assert "renewed, but installing it failed" in proc.stdout, proc.stdout
+    assert served(tree, "example.org").serial_number == old
+    live = (cli.config_dir / "live" / "example.org" / "cert.pem").read_bytes()
+    new = x509.load_pem_x509_certificate(live).serial_number
+    assert new != old
+    fail.unlink()
+    # nothing is due now, yet the renewed certificate gets served
+    proc = cli("renew", "--no-random-sleep-on-renew", account=False)
+    assert "1 installed again" in proc.stdout, proc.stdout
+    assert served(tree, "example.org").serial_number == new
+    proc = cli("renew", "--no-random-sleep-on-renew", account=False)
+    assert "installed again" not in proc.stdout and "not due" in proc.stdout
