@@ -41,7 +41,7 @@ def setup_logging(config: argparse.Namespace) -> None:
     logs = Path(config.logs_dir)
     try:
         logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = _LogFile(
             logs / "certwright.log", backupCount=max(0, config.max_log_backups))
         if handler.stream and handler.stream.tell() > 0 and config.max_log_backups > 0:
             handler.doRollover()
@@ -53,6 +53,21 @@ def setup_logging(config: argparse.Namespace) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     logging.getLogger("urllib3").setLevel(logging.INFO)
+
+
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """A log file that can't be written (a full disk) is said once, in one line, instead
+    of a traceback per record; the command goes on and reports its own errors."""
+
+    said = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.said:
+            self.said = True
+            exc = sys.exc_info()[1]
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            print(f"Warning: can't write the log {self.baseFilename}: {reason}",
+                  file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -398,17 +398,27 @@ class Lineage:
         self._remove_temp_files()
         new = self._next_free_version()
         key_bytes = privkey if privkey is not None else _read(self.privkey)
-        self._write_key(new, key_bytes, self.archive_path("privkey", prior))
-        atomic_write(self.archive_path("chain", new), chain, _FILE_MODE)
-        atomic_write(self.archive_path("fullchain", new), fullchain, _FILE_MODE)
-        atomic_write(self.archive_path("cert", new), cert, _FILE_MODE)
-        self._switch_live(new)
+        try:
+            self._write_key(new, key_bytes, self.archive_path("privkey", prior))
+            atomic_write(self.archive_path("chain", new), chain, _FILE_MODE)
+            atomic_write(self.archive_path("fullchain", new), fullchain, _FILE_MODE)
+            atomic_write(self.archive_path("cert", new), cert, _FILE_MODE)
+            self._switch_live(new)
+        except BaseException:
+            self._drop_unused_version(new)  # a failed write (a full disk): no half version
+            raise
         self._certificate = None
         self.conf.params = dict(params)
         if version_string is not None:
             self.conf.version = version_string
         write_renewal_conf(self.conf)
         return new
+
+    def _drop_unused_version(self, version: int) -> None:
+        with contextlib.suppress(Exception):
+            if self.current_version() != version:
+                for kind in ALL_FOUR:
+                    self.archive_path(kind, version).unlink(missing_ok=True)
 
     def _write_key(self, version: int, data: bytes, previous: Path) -> None:
         path = self.archive_path("privkey", version)

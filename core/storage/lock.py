@@ -64,8 +64,9 @@ def lock(path: Path, timeout: float = 0.0) -> Iterator[None]:
                 )
             time.sleep(min(poll, remaining))
             poll = min(poll * 2, _MAX_POLL)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        with contextlib.suppress(OSError):  # the pid is a courtesy; a full disk loses it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         try:
             yield
         finally:

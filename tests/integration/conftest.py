@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,7 +36,10 @@ class Cli:
                 "--logs-dir", str(self.base / "logs")]
 
     def __call__(self, *args: str, check: bool = True, account: bool = True,
-                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+                 timeout: float = 120, max_file_size: int | None = None,
+                 ) -> subprocess.CompletedProcess[str]:
+        """``max_file_size``: RLIMIT_FSIZE for the run, so writing a bigger file fails
+        for real (EFBIG; Python ignores SIGXFSZ), the way a full disk fails a write."""
         argv = [CERTWRIGHT, *args, *self.dirs(), "-n"]
         if "--server" not in args:
             argv += ["--server", self.ca.directory_url]
@@ -43,8 +47,12 @@ class Cli:
             argv += ["--agree-tos", "-m", "admin@example.org"]
         env = self.ca.env(os.environ)
         env.update(self.extra_env)
+        def limit() -> None:
+            if max_file_size is not None:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_size, max_file_size))
+
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, preexec_fn=limit)
         if check and proc.returncode != 0:
             raise AssertionError(f"certwright {' '.join(args)} exited {proc.returncode}:\n"
                                  f"{proc.stdout}\n{proc.stderr}")

@@ -48,6 +48,20 @@ def test_malformed_names_are_refused_and_the_store_is_untouched(
     assert cli.snapshot() == before
 
 
+def test_a_write_that_fails_midway_loses_nothing(cli: Cli, pebble: Pebble) -> None:
+    cli("certonly", *standalone(pebble), "-d", "full.example.org")
+    before = cli.snapshot()
+    # the key and certificate fit, the chain files do not: the save fails midway
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", check=False,
+               max_file_size=1100)
+    assert proc.returncode == 1
+    assert "cannot write" in proc.stdout and "File too large" in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stderr and "Logging error" not in proc.stderr
+    assert cli.snapshot() == before
+    cli("renew", "--force-renewal", "--no-random-sleep-on-renew")  # and it goes on from there
+    assert (cli.config_dir / "archive" / "full.example.org" / "cert2.pem").exists()
+
+
 def test_idn_is_issued_as_punycode(cli: Cli, pebble: Pebble) -> None:
     cli("certonly", *standalone(pebble), "-d", "bücher.example.org")
     cert = x509.load_pem_x509_certificate(
