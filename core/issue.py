@@ -212,7 +212,13 @@ def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: 
 
 
 class HookRunner:
-    """Runs the hooks of one command: pre once, deploy per lineage, post once."""
+    """Runs the hooks of one command: pre once, deploy per lineage, post once.
+
+    As in Certbot: the executables in ``renewal-hooks/<kind>/`` first, then the commands
+    given (on the command line, or stored for the lineages at hand), each distinct command
+    once. Pre and post hooks also run on a dry run (they usually stop and start a server
+    that holds the port); deploy hooks do not.
+    """
 
     def __init__(self, config: argparse.Namespace, say: Say) -> None:
         self.config = config
@@ -220,17 +226,19 @@ class HookRunner:
         self.ran_pre = False
         self.config_dir = Path(config.config_dir)
 
-    def _commands(self, kind: str, given: str | None) -> list[str | None]:
-        found: list[str | None] = [given]
+    def _commands(self, kind: str, *given: str | None) -> list[str | None]:
+        found: list[str | None] = []
         if self.config.directory_hooks:
             found += hooks.directory_hooks(self.config_dir, kind)
-        return found
+        return found + list(given)
 
-    def pre(self) -> None:
-        if self.ran_pre or self.config.dry_run:
+    def pre(self, *stored: str | None) -> None:
+        """``stored``: the pre hooks of the lineages about to be renewed."""
+        if self.ran_pre:
             return
         self.ran_pre = True
-        hooks.run_hooks(self._commands("pre", self.config.pre_hook), "pre", warn=self.warn)
+        hooks.run_hooks(self._commands("pre", self.config.pre_hook, *stored), "pre",
+                        warn=self.warn)
 
     def deploy(self, lineage: Lineage, given: str | None = None) -> bool:
         if self.config.dry_run:
@@ -240,11 +248,11 @@ class HookRunner:
         command = given if given is not None else self.config.deploy_hook
         return hooks.run_hooks(self._commands("deploy", command), "deploy", env, self.warn)
 
-    def post(self, renewed: list[str], failed: list[str]) -> None:
-        if self.config.dry_run:
-            return
+    def post(self, renewed: list[str], failed: list[str], *stored: str | None) -> None:
+        """``stored``: the post hooks of the lineages that were attempted."""
         env = {"RENEWED_DOMAINS": " ".join(renewed), "FAILED_DOMAINS": " ".join(failed)}
-        hooks.run_hooks(self._commands("post", self.config.post_hook), "post", env, self.warn)
+        hooks.run_hooks(self._commands("post", self.config.post_hook, *stored), "post", env,
+                        self.warn)
 
     def warn(self, text: str) -> None:
         log.warning("%s", text)

@@ -324,16 +324,29 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             _catch_up(config, renewer, by_name[outcome.name], outcome)
         if due:
             _random_sleep(config, say)
-            renewer.runner.pre()
+            renewer.runner.pre(*_stored_hooks(config, due, "pre_hook"))
             jobs = max(1, config.jobs or DEFAULT_JOBS)
             with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
                 outcomes += list(pool.map(renewer.renew_one, due))
         _note_deploys(outcomes, renewer.deployer.run())
         if due:
-            renewed = [d for o in outcomes if o.status == "renewed" for d in o.domains]
+            renewed = [d for o in outcomes if o.status in ("renewed", "dry-run")
+                       for d in o.domains]
             failed = [d for o in outcomes if o.status == "failed" for d in o.domains]
-            renewer.runner.post(renewed, failed)
+            renewer.runner.post(renewed, failed, *_stored_hooks(config, due, "post_hook"))
     return _summary(outcomes, say)
+
+
+def _stored_hooks(config: argparse.Namespace, lins: list[Lineage], key: str) -> list[str]:
+    """The ``key`` hook each lineage renews with (the command line's, else its stored one),
+    in lineage order; a lineage whose options can't be read fails later on its own."""
+    found: list[str] = []
+    for lin in lins:
+        with contextlib.suppress(CertwrightError):
+            command = getattr(lineage_config(config, lin), key, None)
+            if command and command not in found:
+                found.append(str(command))
+    return found
 
 
 def _has_installer(ns: argparse.Namespace) -> bool:

@@ -69,6 +69,25 @@ def test_renew_uses_stored_options_and_runs_hooks(pebble: Pebble, tmp_path: Path
     assert "pre_hook" in conf, "options given to renew are saved, like Certbot"
 
 
+def test_stored_pre_and_post_hooks_run_on_renew_and_dry_run(
+        pebble: Pebble, tmp_path: Path) -> None:
+    cli = Cli(tmp_path, pebble)
+    log = tmp_path / "hooks.log"
+    cli("certonly", *standalone(pebble), "-d", "s1.example.org",
+        "--pre-hook", f"echo pre-s >> {log}", "--post-hook", f"echo post-s >> {log}",
+        "--deploy-hook", f"echo deploy-s >> {log}")
+    cli("certonly", *standalone(pebble), "-d", "s2.example.org",
+        "--pre-hook", f"echo pre-s >> {log}", "--post-hook", f"echo post-t >> {log}")
+    log.write_text("")
+    cli("renew", "--no-random-sleep-on-renew", "--force-renewal", account=False)
+    lines = log.read_text().splitlines()
+    # each distinct stored command once; pre before, post after the renewals
+    assert lines == ["pre-s", "deploy-s", "post-s", "post-t"], lines
+    log.write_text("")
+    cli("renew", "--dry-run", "--no-random-sleep-on-renew", account=False)
+    assert log.read_text().splitlines() == ["pre-s", "post-s", "post-t"]  # no deploy hook
+
+
 def test_nothing_due_is_quick_and_runs_no_hooks(cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
     cli("certonly", *standalone(pebble), "-d", "quiet.example.org")
     marker = tmp_path / "pre-ran"
