@@ -17,7 +17,7 @@ log = logging.getLogger("certwright")
 
 def _say_to(config: argparse.Namespace) -> Callable[[str], None]:
     def say(text: str) -> None:
-        log.info("%s", text)
+        log.info("%s", text, extra={"said": True})  # for the log file; printed below
         if not config.quiet:
             print(text, flush=True)
 
@@ -37,6 +37,7 @@ def setup_logging(config: argparse.Namespace) -> None:
     console.setLevel(logging.DEBUG if config.verbose >= 2 else
                      logging.INFO if config.verbose == 1 else logging.WARNING)
     console.setFormatter(logging.Formatter("%(message)s"))
+    console.addFilter(lambda record: not getattr(record, "said", False))
     root.addHandler(console)
     logs = Path(config.logs_dir)
     try:
