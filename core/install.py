@@ -21,6 +21,7 @@ from certwright.core.interfaces import (
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
+from certwright.core.transaction import temporary
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -91,6 +92,15 @@ def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
     if not config.dry_run:
         say(f"Successfully deployed certificate for {', '.join(req.domains)} to "
             f"{installer.name}.")
+    elif not plan.empty and any(getattr(config, e, None) for e in ENHANCEMENTS):
+        # the enhancements build on the deploy: plan them on its files, applied for a
+        # moment in a temporary transaction (no reload; undone, also on a signal)
+        undo = temporary(Path(config.work_dir), plan, lambda: None, installer.name)
+        try:
+            enhance_with(config, installer, req.domains, say)
+        finally:
+            undo()
+        return
     enhance_with(config, installer, req.domains, say)
 
 
@@ -142,9 +152,31 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     return 0
 
 
+def _stored_installer(config: argparse.Namespace, lineage: Lineage) -> None:
+    """Without -i/--NAME, the installer stored for the lineage, with its stored options
+    (``<installer>_*``, the ports) unless given on this command line."""
+    if installer_name(config, required=False) is not None:
+        return
+    stored = lineage.params.get("installer")
+    if stored in (None, "", "None"):
+        return
+    config.installer = str(stored)
+    explicit = set(getattr(config, "explicit", ()))
+    prefix = f"{stored}_"
+    for key, value in lineage.params.items():
+        if key in explicit:
+            continue
+        if key.startswith(prefix):
+            setattr(config, key, value)
+        elif key in ("https_port", "http01_port") and str(value).isdigit():
+            setattr(config, key, int(str(value)))
+
+
 def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     lineage = lineages.load_lineage(Path(config.config_dir), config.certname) \
         if config.certname else None
+    if lineage is not None:
+        _stored_installer(config, lineage)
     installer = load_installer(config)
     deploy(config, installer, request_for(config, lineage), say)
     if lineage is not None and not config.dry_run:
@@ -158,8 +190,7 @@ def enhance(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if config.certname:
         lineage = lineages.load_lineage(Path(config.config_dir), config.certname)
         domains = tuple(lineage.names)
-        if not config.installer and lineage.params.get("installer") not in (None, "None"):
-            config.installer = str(lineage.params["installer"])
+        _stored_installer(config, lineage)
     elif config.domains:
         from certwright.core.names import parse_domains
 

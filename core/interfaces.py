@@ -223,8 +223,9 @@ class SupportsHttp01(Protocol):
 class SupportsDelete(Protocol):
     """An installer that can take a deleted certificate out of its server's configuration."""
 
-    def plan_forget(self, cert_name: str) -> ChangePlan:
-        """Remove what the installer itself created for ``cert_name`` (never users' files)."""
+    def plan_forget(self, cert_name: str, domains: Sequence[str]) -> ChangePlan:
+        """Remove what the installer itself created for the certificate ``cert_name`` of
+        ``domains`` (never users' files)."""
 
     def references(self, prefix: str) -> list[str]:
         """``file:line`` of each configuration line naming a path under ``prefix``."""

@@ -140,7 +140,7 @@ def _forget(config: argparse.Namespace, installer: SupportsDelete,
     about the lines of the user's own files that still name it."""
     from certwright.core.deploy import apply_plan
 
-    plan = installer.plan_forget(lineage.name)
+    plan = installer.plan_forget(lineage.name, lineage.names)
     if not plan.empty:
         apply_plan(cast("Installer", installer), plan, work_dir=Path(config.work_dir), say=say)
         say(f"{plan.title} (rollback --checkpoints 1 brings it back).")

@@ -258,8 +258,8 @@ class NginxInstaller(_NginxBase):
                     found.append(f"{path}:{number}")
         return found
 
-    def plan_forget(self, cert_name: str) -> ChangePlan:
-        return plan_forget(self.tree(), cert_name, self.layout)
+    def plan_forget(self, cert_name: str, domains: Sequence[str]) -> ChangePlan:
+        return plan_forget(self.tree(), cert_name, domains, self.layout)
 
     def plan_deploy(self, req: DeployRequest) -> ChangePlan:
         return plan_deploy(self.tree(), req, self.layout)

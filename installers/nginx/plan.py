@@ -73,7 +73,12 @@ from certwright.core.interfaces import (
 from certwright.installers.nginx import edit
 from certwright.installers.nginx.challenge import Probe
 from certwright.installers.nginx.edit import FileEdits, statement
-from certwright.installers.nginx.select import covers, select_blocks
+from certwright.installers.nginx.select import (
+    covers,
+    match_name,
+    normalize_name,
+    select_blocks,
+)
 from certwright.installers.nginx.tree import (
     ENCODING,
     ERRORS,
@@ -105,6 +110,7 @@ OPTION_NAMES = frozenset(
 )
 
 REDIRECT_VAR = "$certwright_redirect"
+REDIRECT_PREFIX = "redirect-"
 REDIRECT_LINES = (
     f'set {REDIRECT_VAR} "$scheme:$uri";',
     f'if ({REDIRECT_VAR} ~ "^http:(?!/\\.well-known/acme-challenge/)") {{',
@@ -157,6 +163,13 @@ class Layout:
     def challenge_file(self) -> str:
         return os.path.join(self.challenges_dir, "http01.conf")
 
+    def redirect_file(self, name: str) -> str:
+        return self.server_file(f"{REDIRECT_PREFIX}{name}")
+
+    def is_redirect_file(self, path: str) -> bool:
+        return (os.path.realpath(os.path.dirname(path)) == os.path.realpath(self.servers_dir)
+                and os.path.basename(path).startswith(REDIRECT_PREFIX))
+
     def server_file(self, name: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name.replace("*", "wildcard")).lstrip(".")
         return os.path.join(self.servers_dir, f"{safe or 'server'}.conf")
@@ -173,13 +186,20 @@ class DeployTargets:
     unmatched: tuple[str, ...]
 
 
+def _user_blocks(tree: NginxTree, layout: Layout, own: str) -> list[ServerBlock]:
+    """The blocks a deploy may target or copy: all but ``own`` (the managed file being
+    written) and certwright's redirect blocks, which answer names over http but are no
+    place for TLS and no model for content."""
+    return [b for b in tree.servers if not _managed_block(tree, b, own)
+            and not layout.is_redirect_file(tree.files[b.file].real_path)]
+
+
 def _managed_block(tree: NginxTree, block: ServerBlock, path: str) -> bool:
     return tree.files[block.file].real_path == os.path.realpath(path)
 
 
 def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> DeployTargets:
-    own = layout.server_file(req.cert_name)
-    blocks = [b for b in tree.servers if not _managed_block(tree, b, own)]
+    blocks = _user_blocks(tree, layout, layout.server_file(req.cert_name))
     https: dict[int, tuple[ServerBlock, list[str]]] = {}
     http: dict[int, tuple[ServerBlock, list[str]]] = {}
     unmatched: list[str] = []
@@ -460,7 +480,7 @@ class _Planner:
 
     def catch_all(self, names: Sequence[str], http_port: int, own: str) -> ServerBlock | None:
         """The http ``default_server`` that answers ``names`` now, if there is one."""
-        blocks = [b for b in self.tree.servers if not _managed_block(self.tree, b, own)]
+        blocks = _user_blocks(self.tree, self.layout, own)
         for name in names:
             for match in select_blocks(blocks, name, http_port, ssl=False):
                 if not match.by_name:
@@ -468,10 +488,12 @@ class _Planner:
         return None
 
     def note_uncovered(self, block: ServerBlock, domains: Sequence[str]) -> None:
-        plain = [n for n in block.server_names
-                 if n and n != "_" and not n.startswith(("~", "$")) and "*" not in n
-                 and not n.startswith(".")]
-        left = [n for n in plain if not covers(domains, n)]
+        plain: list[str] = []
+        for n in block.server_names:
+            if not n or n == "_" or n.startswith(("~", "$")) or n.endswith(".*"):
+                continue
+            plain += [n[1:], "*" + n] if n.startswith(".") else [n]
+        left = [n for n in plain if not covers(domains, n)]  # "*.x" only by "*.x"
         if left:
             self.note(f"{block.where}: this server block also answers {', '.join(left)}, "
                       "which the certificate does not cover")
@@ -483,18 +505,29 @@ def _pick(found: Sequence[Directive], cert_name: str) -> Directive:
     return next((d for d in found if d.args and marker in d.args[0]), found[0])
 
 
-_NOT_COPIED = frozenset({"listen", "server_name", "ssl", "ssl_certificate",
-                         "ssl_certificate_key"})
+_NOT_COPIED = frozenset({"listen", "server_name", "http2"})
+# what ties a block to its listens and certificates; an include carrying it is not copied
+_TLS_OR_LISTEN = re.compile(r"^\s*(?:listen|server_name|ssl\w*|http2)\s", re.MULTILINE)
+
+
+def _not_copied(tree: NginxTree, item: Directive) -> bool:
+    if item.name in _NOT_COPIED or item.name.startswith("ssl"):
+        return True
+    return item.name == "include" and any(
+        path in tree.files and _TLS_OR_LISTEN.search(tree.files[path].text)
+        for path in item.includes)
 
 
 def _copy_body(tree: NginxTree, block: ServerBlock) -> str:
-    """``block``'s own statements, re-indented one level, minus what ties it to plain http:
-    listens, names, certificates, redirects to https (certwright's own included)."""
+    """``block``'s own statements, re-indented one level, minus what ties it to its
+    listens and certificates (``listen``, ``server_name``, ``ssl*``, includes holding
+    those, such as Debian's snakeoil snippet) and redirects to https (certwright's own
+    included)."""
     text = tree.files[block.file].text
     redirects = {(d.file, d.start) for d in block.redirects}
     out: list[str] = []
     for item in block.directive.block or ():
-        if (item.file != block.file or item.name in _NOT_COPIED
+        if (item.file != block.file or _not_copied(tree, item)
                 or (item.file, item.start) in redirects
                 or REDIRECT_VAR in item.args or any(REDIRECT_VAR in a for a in item.args)):
             continue
@@ -529,14 +562,16 @@ def plan_deploy(
 
 
 def plan_forget(
-    tree: NginxTree, cert_name: str, layout: Layout, read: Read = read_file
+    tree: NginxTree, cert_name: str, domains: Sequence[str], layout: Layout,
+    read: Read = read_file,
 ) -> ChangePlan:
-    """Remove the server block certwright made for ``cert_name`` (its managed file)."""
+    """Remove the server blocks certwright made for the certificate: its TLS block and the
+    plain-http redirect blocks made for its names."""
     planner = _Planner(tree, layout, read)
-    own = layout.server_file(cert_name)
-    if read(own) is not None:
-        planner.write(own, None)
-    return planner.plan(f"nginx: remove the server block of certificate {cert_name}")
+    for path in (layout.server_file(cert_name), *map(layout.redirect_file, domains)):
+        if read(path) is not None:
+            planner.write(path, None)
+    return planner.plan(f"nginx: remove the server blocks of certificate {cert_name}")
 
 
 # -- enhancements ---------------------------------------------------------------------------
@@ -576,14 +611,21 @@ def _blocks_for(
 
 
 def _redirect(planner: _Planner, req: EnhanceRequest) -> None:
+    _, unserved = _blocks_for(planner.tree, req.domains, req.https_port, ssl=True)
+    if unserved:  # a redirect to an https that serves another name's certificate
+        raise PluginError(f"no server block serves {', '.join(unserved)} over https on port "
+                          f"{req.https_port}; install a certificate first")
     blocks, missing = _blocks_for(planner.tree, req.domains, req.http_port, ssl=False)
     for block in blocks:
-        if block.redirects:
+        answered = [n for n in req.domains
+                    if any(match_name(p, n) for p in block.server_names)]
+        if block.redirects and all(any(_redirects_host(r, n) for r in block.redirects)
+                                   for n in answered):
             planner.note(f"{block.where}: already redirects to https; left as it is")
             continue
         planner.insert_top(block, REDIRECT_LINES)
     if missing:
-        path = planner.layout.server_file(f"redirect-{missing[0]}")
+        path = planner.layout.redirect_file(missing[0])
         hosts = _new_block_hosts(planner.tree, req.http_port)
         body = [statement("listen", _listen_arg(h, req.http_port)) for h in hosts]
         body += [statement("server_name", *missing), *REDIRECT_LINES]
@@ -593,6 +635,25 @@ def _redirect(planner: _Planner, req: EnhanceRequest) -> None:
         planner.write(path, "# Managed by certwright: redirects plain http to https.\n"
                       + _server_text(body)[: -len("}\n")] + copied + "}\n")
         planner.ensure_included(os.path.join(planner.layout.servers_dir, "*.conf"), path)
+
+
+def _redirects_host(item: Directive, name: str) -> bool:
+    """Whether the redirect ``item`` applies to requests for ``name``: an ``if`` on
+    ``$host`` (Certbot writes one per name) only to the names it tests."""
+    if item.name != "if" or len(item.args) != 3 or item.args[0] not in ("$host", "$http_host"):
+        return True
+    _, op, value = item.args
+    value = value.strip("\"'")
+    if op == "=":
+        return normalize_name(value) == normalize_name(name)
+    if op == "!=":
+        return normalize_name(value) != normalize_name(name)
+    if op in ("~", "~*"):
+        try:
+            return re.search(value, name, re.IGNORECASE if op == "~*" else 0) is not None
+        except re.error:
+            return True
+    return True
 
 
 def _header(

@@ -76,7 +76,9 @@ def match_name(pattern: str, name: str) -> tuple[MatchKind, int] | None:
         return None
     if "*" in pattern:
         return None  # nginx refuses a "*" anywhere else
-    return (MatchKind.EXACT, 0) if pattern.rstrip(".") == name else None
+    # nginx drops a trailing dot from the Host header, not from server_name: a name
+    # written with one never matches
+    return (MatchKind.EXACT, 0) if pattern == name else None
 
 
 _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")

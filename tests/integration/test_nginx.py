@@ -391,3 +391,38 @@ def test_renewal_nginx_did_not_take_is_installed_by_the_next_renew(
     assert served(tree, "example.org").serial_number == new
     proc = cli("renew", "--no-random-sleep-on-renew", account=False)
     assert "installed again" not in proc.stdout and "not due" in proc.stdout
+
+
+CATCH_ALL_SITE = """\
+server {{
+    listen 127.0.0.1:{http} default_server;
+    server_name _;
+    root {www};
+}}
+"""
+
+
+def test_catch_all_name_with_redirect_through_renew_install_and_delete(
+        cli: Cli, tree: NginxTree, pebble: Pebble) -> None:
+    catch_all = tree.site("default", CATCH_ALL_SITE)
+    tree.start()
+    before = catch_all.read_text()
+    cli("run", "--nginx", *tree.args(), "-d", "c1.example.org", "--redirect")
+    servers = tree.root / "certwright" / "servers"
+    made = sorted(p.name for p in servers.iterdir())
+    assert made == ["c1.example.org.conf", "redirect-c1.example.org.conf"]
+    old = served(tree, "c1.example.org", root_pem=pebble.root_pem()).serial_number
+    cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
+    assert sorted(p.name for p in servers.iterdir()) == made, "renewal moved nothing"
+    assert served(tree, "c1.example.org").serial_number != old
+    assert http_get(tree.http_port, "c1.example.org", "/x") == (
+        301, "https://c1.example.org/x")
+    # no -i and no --nginx-server-root: the stored installer and its settings are used
+    proc = cli("install", "--cert-name", "c1.example.org", account=False)
+    assert "Successfully deployed" in proc.stdout
+    cli("delete", "--cert-name", "c1.example.org", account=False)
+    assert list(servers.iterdir()) == []
+    assert catch_all.read_text() == before
+    check = subprocess.run([NGINX, "-t", "-c", str(tree.main)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert http_get(tree.http_port, "c1.example.org", "/x")[0] == 404  # the catch-all again

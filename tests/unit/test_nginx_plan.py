@@ -27,6 +27,7 @@ from certwright.installers.nginx.plan import (
     deploy_endpoints,
     plan_deploy,
     plan_enhance,
+    plan_forget,
     plan_http01,
 )
 from certwright.installers.nginx.tree import NginxTree, load_tree
@@ -243,6 +244,8 @@ server {
     assert listens == ["listen 443 ssl;", "listen [::]:443 ssl;"]  # no default_server etc.
 
 
+TLS_BLOCK = ("server {\n    listen 443 ssl;\n    server_name example.org;\n"
+             "    ssl_certificate /c.pem;\n    ssl_certificate_key /k.pem;\n}\n")
 CATCH_ALL = """\
 server {
     listen 80 default_server;
@@ -280,10 +283,47 @@ def test_second_unmatched_certificate_leaves_the_first_alone(tmp_path: Path) -> 
     assert [Path(c.path).name for c in plan.changes] == ["other.test.conf"]
 
 
+def test_redirect_block_stays_a_redirect_and_delete_removes_both(tmp_path: Path) -> None:
+    site = CATCH_ALL.replace("    return 301 https://$host$request_uri;   # every unknown "
+                             "name to https\n", "")
+    tree = Tree(tmp_path, {"sites/default": site})
+    tree.apply(tree.deploy(request()))
+    tree.apply(enhance(tree, "redirect"))
+    servers = tmp_path / "certwright/servers"
+    assert sorted(p.name for p in servers.iterdir()) == [
+        "example.org.conf", "redirect-example.org.conf"]
+    assert tree.deploy(request()).empty  # a renewal's install leaves both as they are
+    tree.apply(plan_forget(tree.load(), "example.org", ["example.org"], tree.layout))
+    assert list(servers.iterdir()) == []
+
+
+def test_catch_all_certificate_include_is_not_copied(tmp_path: Path) -> None:
+    site = ("server {\n    listen 80 default_server;\n    listen 443 ssl default_server;\n"
+            "    server_name _;\n    include snippets/snakeoil.conf;\n"
+            "    include snippets/plain.conf;\n    ssl_protocols TLSv1.2;\n"
+            "    root /var/www/html;\n}\n")
+    tree = Tree(tmp_path, {"sites/default": site,
+                           "snippets/snakeoil.conf": "ssl_certificate /s.pem;\n"
+                                                     "ssl_certificate_key /s.key;\n",
+                           "snippets/plain.conf": "index index.html;\n"})
+    text = changed(tree.deploy(request()), tmp_path / "certwright/servers/example.org.conf")
+    assert "snakeoil" not in text and "ssl_protocols" not in text
+    assert "include snippets/plain.conf;" in text and "root /var/www/html;" in text
+
+
+def test_wildcard_block_notes_a_narrower_certificate(tmp_path: Path) -> None:
+    site = "server {\n    listen 80;\n    server_name *.example.org;\n}\n"
+    plan = Tree(tmp_path, {"sites/w": site}).deploy(request("x.example.org",
+                                                          name="x.example.org"))
+    assert any("*.example.org, which the certificate does not cover" in n
+               for n in plan.notes), plan.notes
+
+
 def test_redirect_for_a_name_only_the_catch_all_answers(tmp_path: Path) -> None:
     site = CATCH_ALL.replace("    return 301 https://$host$request_uri;   # every unknown "
                              "name to https\n", "")
     tree = Tree(tmp_path, {"sites/default": site})
+    tree.apply(tree.deploy(request()))
     plan = enhance(tree, "redirect")
     assert str(tmp_path / "sites/default") not in [c.path for c in plan.changes]
     text = changed(plan, tmp_path / "certwright/servers/redirect-example.org.conf")
@@ -476,9 +516,27 @@ def test_redirect_in_a_block_serving_both_ports(tmp_path: Path) -> None:
 
 def test_existing_redirect_is_left_alone(tmp_path: Path) -> None:
     site = ("server {\n    listen 80;\n    server_name example.org;\n"
-            "    return 301 https://example.org$request_uri;\n}\n")
+            "    return 301 https://example.org$request_uri;\n}\n" + TLS_BLOCK)
     plan = enhance(Tree(tmp_path, {"sites/example": site}), "redirect")
     assert plan.empty and any("already redirects" in n for n in plan.notes)
+
+
+def test_redirect_per_host_counts_only_for_that_host(tmp_path: Path) -> None:
+    # the layout Certbot leaves: one "if ($host = …)" per name it redirected
+    site = ("server {\n    listen 80;\n    server_name example.org new.example.org;\n"
+            "    if ($host = example.org) {\n        return 301 https://$host$request_uri;\n"
+            "    }\n    return 404;\n}\n" + TLS_BLOCK.replace("example.org;",
+                                                          "example.org new.example.org;"))
+    tree = Tree(tmp_path, {"sites/example": site})
+    assert enhance(tree, "redirect").empty
+    plan = enhance(tree, "redirect", domains=("example.org", "new.example.org"))
+    assert "$certwright_redirect" in changed(plan, tmp_path / "sites/example")
+
+
+def test_redirect_needs_https_first(tmp_path: Path) -> None:
+    site = "server {\n    listen 80;\n    server_name example.org;\n}\n"
+    with pytest.raises(PluginError, match="install a certificate first"):
+        enhance(Tree(tmp_path, {"sites/example": site}), "redirect")
 
 
 def test_redirect_without_an_http_block_creates_one(tmp_path: Path) -> None:

@@ -121,3 +121,9 @@ def test_covers_one_label_wildcards() -> None:
     assert covers(["*.example.org"], "www.example.org")
     assert not covers(["*.example.org"], "a.b.example.org")
     assert not covers(["*.example.org"], "example.org")
+
+
+def test_server_name_with_a_trailing_dot_never_matches() -> None:
+    # nginx strips the dot from the Host header, not from server_name
+    assert match_name("dot.example.org.", "dot.example.org") is None
+    assert match_name("dot.example.org", "dot.example.org.") is not None
