@@ -10,9 +10,8 @@ class CertwrightError(Exception):
 
 
 class ConfigError(CertwrightError):
-    """Bad command-line input, a bad option value or an unreadable config file."""
-
-    exit_code = 2
+    """Bad command-line input, a bad option value or an unreadable config file. Exit code
+    1 as in Certbot; 2 stays with what the argument parser itself rejects."""
 
 
 class PluginError(CertwrightError):

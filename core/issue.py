@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,9 +112,34 @@ def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Targe
 def _action(config: argparse.Namespace, lineage: Lineage, idents: list[Identifier]) -> str:
     if set(lineage.names) != {i.value for i in idents}:
         return "expand"
-    if config.force_renewal or renewal_due(lineage):
-        return "renew"
+    if config.force_renewal or config.dry_run or renewal_due(lineage):
+        return "renew"  # a dry run always tries, as in Certbot
     return "keep"
+
+
+def _keep_key_type(config: argparse.Namespace, lineage: Lineage) -> None:
+    """Certbot's rule for re-issuing into a lineage: the key type stays what it is unless
+    --key-type is given, and a change needs --cert-name too; the curve or RSA size stays
+    unless given."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    public = lineage.certificate.public_key()
+    current = "rsa" if isinstance(public, rsa.RSAPublicKey) else "ecdsa"
+    explicit = set(getattr(config, "explicit", ()))
+    wanted = config.key_type or "ecdsa"
+    if wanted != current:
+        if "key_type" in explicit and "certname" in explicit:
+            return
+        if "key_type" in explicit:
+            raise ConfigError(
+                f"are you trying to change the key type of the certificate named "
+                f"{lineage.name} from {current.upper()} to {wanted.upper()}? Give both "
+                "--cert-name and --key-type to confirm")
+        config.key_type = current
+    if isinstance(public, ec.EllipticCurvePublicKey) and "elliptic_curve" not in explicit:
+        config.elliptic_curve = public.curve.name
+    if isinstance(public, rsa.RSAPublicKey) and "rsa_key_size" not in explicit:
+        config.rsa_key_size = public.key_size
 
 
 def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: str,
@@ -166,6 +192,8 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
         say(f"Certificate not yet due for renewal; no action taken ({target.name}, expires "
             f"{target.lineage.not_after:%Y-%m-%d})." if target.lineage else "No action taken.")
         return target.lineage, False
+    if target.lineage is not None:
+        _keep_key_type(config, target.lineage)
     auth = load_authenticator(config)
     check_authenticator_for(target.identifiers, auth, config.pref_challs)
     runner = HookRunner(config, say)
@@ -301,10 +329,12 @@ def _obtain_for_csr(config: argparse.Namespace, say: Say,
     idents = names.parse_domains(i.value for i in keys.csr_identifiers(csr))
     if config.domains:
         given = {i.value for i in names.parse_domains(config.domains)}
-        if given != {i.value for i in idents}:
-            raise ConfigError(f"{path}: the CSR's names differ from the -d names")
+        extra = given - {i.value for i in idents}
+        if extra:  # -d may repeat the CSR's names, not add to them
+            raise ConfigError(f"{path}: the CSR does not name {', '.join(sorted(extra))}")
     if not idents:
         raise ConfigError(f"{path}: the CSR names no domain")
+    paths = _csr_output_paths(config)
     auth = load_authenticator(config)
     client, _ = session.client_for(config, ask=ask)
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -313,11 +343,7 @@ def _obtain_for_csr(config: argparse.Namespace, say: Say,
     if config.dry_run:
         say("The dry run was successful.")
         return 0
-    outputs = (
-        (config.cert_path or "0000_cert.pem", issued.cert),
-        (config.chain_path or "0000_chain.pem", issued.chain),
-        (config.fullchain_path or "0000_fullchain.pem", issued.fullchain),
-    )
+    outputs = tuple(zip(paths, (issued.cert, issued.chain, issued.fullchain), strict=True))
     for out, pem in outputs:
         atomic_write(Path(out), pem.encode(), 0o644)
     say("Successfully received certificate.")
@@ -325,6 +351,26 @@ def _obtain_for_csr(config: argparse.Namespace, say: Say,
     say(f"Intermediate CA chain is saved at: {Path(outputs[1][0]).absolute()}")
     say(f"Full certificate chain is saved at: {Path(outputs[2][0]).absolute()}")
     return 0
+
+
+def _csr_output_paths(config: argparse.Namespace) -> tuple[str, str, str]:
+    """Where --csr writes, as Certbot does: a path given must not exist yet (nothing is
+    overwritten); the defaults take the first free ``NNNN_`` prefix in the current dir."""
+    given = (config.cert_path, config.chain_path, config.fullchain_path)
+    for path in given:
+        if path and os.path.lexists(path):
+            raise ConfigError(f"{path}: exists already; --csr does not overwrite, give "
+                              "another path")
+    kinds = ("cert", "chain", "fullchain")
+    for n in range(10000):
+        defaults = [f"{n:04d}_{kind}.pem" for kind in kinds]
+        if not any(os.path.lexists(d) for d, g in zip(defaults, given, strict=True)
+                   if not g):
+            break
+    else:
+        raise ConfigError("no free NNNN_cert.pem name left here; give --cert-path")
+    cert, chain, full = (g or d for g, d in zip(given, defaults, strict=True))
+    return cert, chain, full
 
 
 def _names_text(idents: list[Identifier]) -> str:

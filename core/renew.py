@@ -288,6 +288,9 @@ class Renewer:
 
 
 def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    if config.domains:
+        raise ConfigError("renew takes no -d: it renews every certificate that is due, or "
+                          "the one named by --cert-name; for other names use certonly")
     config_dir = Path(config.config_dir)
     found = lineages.list_lineages(config_dir)
     if config.certname:

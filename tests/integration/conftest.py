@@ -37,7 +37,7 @@ class Cli:
 
     def __call__(self, *args: str, check: bool = True, account: bool = True,
                  timeout: float = 120, max_file_size: int | None = None,
-                 ) -> subprocess.CompletedProcess[str]:
+                 cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         """``max_file_size``: RLIMIT_FSIZE for the run, so writing a bigger file fails
         for real (EFBIG; Python ignores SIGXFSZ), the way a full disk fails a write."""
         argv = [CERTWRIGHT, *args, *self.dirs(), "-n"]
@@ -52,7 +52,7 @@ class Cli:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_size, max_file_size))
 
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, preexec_fn=limit)
+                              stdin=subprocess.DEVNULL, preexec_fn=limit, cwd=cwd)
         if check and proc.returncode != 0:
             raise AssertionError(f"certwright {' '.join(args)} exited {proc.returncode}:\n"
                                  f"{proc.stdout}\n{proc.stderr}")

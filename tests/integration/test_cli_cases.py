@@ -44,7 +44,7 @@ def test_malformed_names_are_refused_and_the_store_is_untouched(
     before = cli.snapshot()
     proc = cli("certonly", *standalone(pebble), "-d", name, check=False)
     assert fragment in one_error_line(proc)
-    assert proc.returncode == 2
+    assert proc.returncode == 1  # Certbot's code for a refused name
     assert cli.snapshot() == before
 
 
@@ -145,6 +145,50 @@ def test_csr_issues_to_the_given_paths(cli: Cli, pebble: Pebble, tmp_path: Path)
     assert cert.public_key() == key.public_key()
     assert len(x509.load_pem_x509_certificates((out / "f.pem").read_bytes())) >= 2
     assert not (cli.config_dir / "live").exists(), "a CSR issuance is not a lineage"
+    before = (out / "c.pem").read_bytes()
+    proc = cli("certonly", *standalone(pebble), "--csr", str(csr_path),
+               "--cert-path", str(out / "c.pem"), check=False)
+    assert "exists already" in one_error_line(proc) and proc.returncode == 1
+    assert (out / "c.pem").read_bytes() == before
+    # default paths, as in Certbot: the first free NNNN_ prefix, nothing overwritten
+    here = tmp_path / "here"
+    here.mkdir()
+    for _ in range(2):
+        cli("certonly", *standalone(pebble), "--csr", str(csr_path), "-d", "csr.example.org",
+            cwd=here)
+    assert sorted(p.name for p in here.iterdir()) == [
+        f"{n}_{kind}.pem" for n in ("0000", "0001") for kind in ("cert", "chain", "fullchain")]
+
+
+def test_reissue_keeps_the_key_type_unless_asked_with_cert_name(
+        cli: Cli, pebble: Pebble) -> None:
+    cli("certonly", *standalone(pebble), "-d", "kt.example.org", "--key-type", "rsa",
+        "--rsa-key-size", "3072")
+    cli("certonly", *standalone(pebble), "-d", "kt.example.org", "--force-renewal")
+    conf = (cli.config_dir / "renewal" / "kt.example.org.conf").read_text()
+    assert "key_type = rsa" in conf and "rsa_key_size = 3072" in conf
+    before = cli.snapshot()
+    proc = cli("certonly", *standalone(pebble), "-d", "kt.example.org", "--key-type", "ecdsa",
+               "--force-renewal", check=False)
+    assert "--cert-name and --key-type" in one_error_line(proc) and proc.returncode == 1
+    assert cli.snapshot() == before
+    cli("certonly", *standalone(pebble), "-d", "kt.example.org", "--key-type", "ecdsa",
+        "--cert-name", "kt.example.org", "--force-renewal")
+    key = (cli.config_dir / "live" / "kt.example.org" / "privkey.pem").read_bytes()
+    assert isinstance(serialization.load_pem_private_key(key, None), ec.EllipticCurvePrivateKey)
+
+
+def test_dry_run_of_a_certificate_not_due_still_asks_the_ca(cli: Cli, pebble: Pebble) -> None:
+    cli("certonly", *standalone(pebble), "-d", "dr.example.org")
+    before = cli.snapshot()
+    proc = cli("certonly", *standalone(pebble), "-d", "dr.example.org", "--dry-run")
+    assert "The dry run was successful" in proc.stdout, proc.stdout
+    assert cli.snapshot() == before
+
+
+def test_renew_refuses_domains(cli: Cli, pebble: Pebble) -> None:
+    proc = cli("renew", "-d", "x.example.org", check=False, account=False)
+    assert "certonly" in one_error_line(proc) and proc.returncode == 1
 
 
 def test_account_verbs(cli: Cli, pebble: Pebble) -> None:
