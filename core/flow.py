@@ -24,6 +24,13 @@ from certwright.core.keys import chain_top_issuer_cn, split_pem_chain
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class ValidationFailed(AcmeError):
+    """Authorizations the CA did not validate; ``failed`` names their identifiers."""
+
+    failed: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Issued:
     """A freshly issued certificate, split the way the store keeps it."""
@@ -156,10 +163,11 @@ def _validation_error(failures: list[tuple[Authorization, AcmeError | None]]) ->
     for authz, err in failures:
         parts.append(f"{authz.identifier.value}: {err or authz.status}")
     first = next((e for _, e in failures if e is not None), None)
-    return AcmeError(
+    return ValidationFailed(
         type=first.type if first else "unauthorized",
         detail="validation failed for " + "; ".join(parts),
         status=first.status if first else 403,
+        failed=tuple(authz.identifier.value for authz, _ in failures),
     )
 
 

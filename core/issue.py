@@ -25,11 +25,13 @@ Say = Callable[[str], None]
 
 AUTH_SHORTCUTS = ("webroot", "standalone", "manual", "nginx", "apache")
 # Options a renewal must reuse, under Certbot's [renewalparams] names.
+# Certbot stores --deploy-hook under its old name (and reads both)
+STORED_AS = {"deploy_hook": "renew_hook"}
 RENEWAL_KEYS = (
     "key_type", "elliptic_curve", "rsa_key_size", "reuse_key", "pref_challs",
     "preferred_chain", "must_staple", "http01_port", "http01_address", "https_port",
     "pre_hook", "post_hook", "deploy_hook", "preferred_profile", "required_profile",
-    "issuance_timeout", "eab_kid",
+    "issuance_timeout", "eab_kid", "allow_subset_of_names",
 )
 
 
@@ -154,7 +156,7 @@ def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: 
     for key in RENEWAL_KEYS:
         value = getattr(config, key, None)
         if value not in (None, False, "", []):
-            params[key] = value
+            params[STORED_AS.get(key, key)] = value
     params["key_type"] = key_spec(config).key_type
     params.update(auth.renewal_params())
     return params
@@ -218,9 +220,8 @@ def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: 
     """Obtain a certificate for ``target`` and store it; None on a dry run."""
     client, account = session.client_for(config, ask=ask)
     key = _choose_key(config, target, key_spec(config))
-    csr = keys.make_csr(key, target.identifiers, must_staple=config.must_staple)
-    replaces = getattr(config, "ari_replaces", None)
-    issued = _run_flow(config, client, auth, target.identifiers, csr, say, replaces)
+    issued = _issue_subset(config, client, auth, target.identifiers, key, say,
+                           getattr(config, "ari_replaces", None))
     if config.dry_run:
         return None
     key_pem = keys.key_to_pem(key)
@@ -237,6 +238,23 @@ def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: 
                            issued.fullchain.encode(), None if same_key else key_pem, params,
                            __version__)
     return lineages.load_lineage(config_dir, lineage.name)
+
+
+def _issue_subset(config: argparse.Namespace, client: Any, auth: Authenticator,
+                  idents: list[Identifier], key: Any, say: Say,
+                  replaces: str | None) -> flow.Issued:
+    """The flow for ``idents``; with --allow-subset-of-names, names the CA did not
+    validate are dropped and the rest asked for again in a new order, as in Certbot."""
+    while True:
+        csr = keys.make_csr(key, idents, must_staple=config.must_staple)
+        try:
+            return _run_flow(config, client, auth, idents, csr, say, replaces)
+        except flow.ValidationFailed as err:
+            left = [i for i in idents if i.value not in err.failed]
+            if not config.allow_subset_of_names or not left or len(left) == len(idents):
+                raise
+            say(f"Retrying without: {', '.join(err.failed)} ({err.detail})")
+            idents = left
 
 
 class HookRunner:

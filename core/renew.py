@@ -38,7 +38,7 @@ Ask = Callable[[str], str] | None
 
 INTS = {"rsa_key_size", "http01_port", "https_port"}
 FLOATS = {"issuance_timeout"}
-BOOLS = {"reuse_key", "must_staple", "autorenew"}
+BOOLS = {"reuse_key", "must_staple", "autorenew", "allow_subset_of_names"}
 LISTS = {"pref_challs", "webroot_path"}
 ALIASES = {"renew_hook": "deploy_hook"}
 DEFAULT_JOBS = 4

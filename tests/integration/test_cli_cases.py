@@ -186,6 +186,27 @@ def test_dry_run_of_a_certificate_not_due_still_asks_the_ca(cli: Cli, pebble: Pe
     assert cli.snapshot() == before
 
 
+def test_allow_subset_of_names_drops_what_fails_validation(
+        cli: Cli, web: Nginx, www_root: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "not-served"  # a web root nginx does not serve: validation 404s
+    elsewhere.mkdir()
+    args = ["certonly", "--webroot", "-w", str(www_root), "-d", "good.example.org",
+            "-w", str(elsewhere), "-d", "bad.example.org"]
+    cli("register")
+    before = cli.snapshot()
+    proc = cli(*args, check=False)
+    assert proc.returncode == 1 and "bad.example.org" in proc.stderr
+    assert cli.snapshot() == before
+    proc = cli(*args, "--allow-subset-of-names")
+    assert "Retrying without: bad.example.org" in proc.stdout, proc.stdout
+    pem = (cli.config_dir / "live" / "good.example.org" / "cert.pem").read_bytes()
+    sans = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert sans == ["good.example.org"]
+    conf = (cli.config_dir / "renewal" / "good.example.org.conf").read_text()
+    assert "allow_subset_of_names = True" in conf
+
+
 def test_renew_refuses_domains(cli: Cli, pebble: Pebble) -> None:
     proc = cli("renew", "-d", "x.example.org", check=False, account=False)
     assert "certonly" in one_error_line(proc) and proc.returncode == 1

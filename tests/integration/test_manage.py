@@ -88,7 +88,7 @@ def test_reconfigure_checks_with_a_dry_run(cli: Cli, pebble: Pebble, www_root: P
     proc = cli("reconfigure", "--cert-name", "rc.example.org", "--key-type", "rsa",
                "--deploy-hook", "true", *standalone(pebble), account=False)
     text = conf.read_text()
-    assert "key_type = rsa" in text and "deploy_hook = true" in text
+    assert "key_type = rsa" in text and "renew_hook = true" in text
     assert "cert1.pem" in str((cli.config_dir / "live" / "rc.example.org" / "cert.pem")
                               .readlink()), "no certificate was issued"
 

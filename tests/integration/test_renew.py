@@ -65,7 +65,7 @@ def test_renew_uses_stored_options_and_runs_hooks(pebble: Pebble, tmp_path: Path
     assert len(post) == 1 and "r1.example.org" in post[0] and "r2.example.org" in post[0]
     assert lines[-1].startswith("dir-post") or lines[-2].startswith("dir-post")
     conf = (cli.config_dir / "renewal" / "r1.example.org.conf").read_text()
-    assert "key_type = rsa" in conf and f"deploy_hook = {deploy}" in conf
+    assert "key_type = rsa" in conf and f"renew_hook = {deploy}" in conf
     assert "pre_hook" in conf, "options given to renew are saved, like Certbot"
 
 
