@@ -95,7 +95,9 @@ def certificates(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        say(f"No certificates found in {config.config_dir}.")
+        which = " matching the --cert-name/-d given" if config.certname or config.domains \
+            else ""
+        say(f"No certificates found{which} in {config.config_dir}.")
         return 0
     lines = ["Found the following certs:"]
     for row in rows:

@@ -594,6 +594,8 @@ def new_lineage(
     ensure_dir(root)
     for sub in ("renewal", "archive", "live"):
         ensure_dir(root / sub, _TOP_DIR_MODE)
+    for kind in ("pre", "deploy", "post"):  # where Certbot users look for them
+        ensure_dir(root / "renewal-hooks" / kind)
     _write_base_readme(root / "live")
     name = _claim_name(root, name)
     conf = default_conf(root, name, version_string)
