@@ -175,7 +175,9 @@ class Transaction:
                     raise TransactionError(f"backup {rec.backup} of {path} is missing")
                 atomic_write(path, data, rec.mode)
             restored.append(str(path))
-        for folder in self.manifest.created_dirs:  # deepest first; only if left empty
+        # deepest first (the list grows per write, so sort); only those left empty
+        for folder in sorted(self.manifest.created_dirs, key=lambda d: d.count("/"),
+                             reverse=True):
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
         self.manifest.state = ROLLED_BACK

@@ -114,7 +114,8 @@ def ensure_dir(path: Path, mode: int = 0o755) -> None:
     missing: list[Path] = []
     current = path
     while not current.is_dir():
-        if current.exists() or current.is_symlink():
+        if (current.exists() or current.is_symlink()) and not current.is_dir():
+            # (checked again: another thread may have made it a moment ago)
             raise StorageError(f"{current} exists and is not a directory")
         missing.append(current)
         if current.parent == current:
