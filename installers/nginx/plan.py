@@ -74,6 +74,8 @@ from certwright.installers.nginx import edit
 from certwright.installers.nginx.challenge import Probe
 from certwright.installers.nginx.edit import FileEdits, statement
 from certwright.installers.nginx.select import (
+    address_groups,
+    best_match,
     covers,
     match_name,
     normalize_name,
@@ -184,6 +186,17 @@ class DeployTargets:
     https: tuple[tuple[ServerBlock, tuple[str, ...]], ...]
     http: tuple[tuple[ServerBlock, tuple[str, ...]], ...]
     unmatched: tuple[str, ...]
+    held: tuple[tuple[str, ServerBlock], ...] = ()
+    """Names another certificate's managed block serves, left with it."""
+
+
+def loops_over_https(block: ServerBlock) -> bool:
+    """Whether a redirect to https in ``block`` would fire over https too (a plain
+    ``return 301 https://…``, Certbot's ``if ($host = …)``): TLS added to it would loop.
+    An ``if`` testing ``$scheme``/``$https`` (certwright's own redirect) does not."""
+    return any(not (r.name == "if" and any(
+        "$scheme" in a or "$https" in a or REDIRECT_VAR in a for a in r.args))
+        for r in block.redirects)
 
 
 def _user_blocks(tree: NginxTree, layout: Layout, own: str) -> list[ServerBlock]:
@@ -203,14 +216,26 @@ def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> Deplo
     https: dict[int, tuple[ServerBlock, list[str]]] = {}
     http: dict[int, tuple[ServerBlock, list[str]]] = {}
     unmatched: list[str] = []
+    held: list[tuple[str, ServerBlock]] = []
     for name in req.domains:
-        for port, ssl, into in ((req.https_port, True, https), (req.http_port, False, http)):
-            matches = select_blocks(blocks, name, port, ssl=ssl, fallback=False)
-            for match in matches:
-                into.setdefault(match.block.order, (match.block, []))[1].append(name)
-            if matches:
-                break
-        else:
+        matches = select_blocks(blocks, name, req.https_port, ssl=True, fallback=False)
+        # another certificate's managed block is taken over only when this certificate
+        # covers all its names (a renamed lineage); else the name stays with it, or the
+        # two certificates would take turns in it, one renewal after another
+        kept = tuple(m for m in matches if _held_by_another(tree, layout, m.block, req.domains))
+        if kept and len(kept) == len(matches):
+            held.append((name, kept[0].block))
+            continue
+        matches = tuple(m for m in matches if m not in kept)
+        into = https
+        if not matches:  # a block whose redirect fires over https too would loop there
+            matches = tuple(m for m in select_blocks(blocks, name, req.http_port, ssl=False,
+                                                     fallback=False)
+                            if not loops_over_https(m.block))
+            into = http
+        for match in matches:
+            into.setdefault(match.block.order, (match.block, []))[1].append(name)
+        if not matches:
             unmatched.append(name)
     for order, (_, names) in list(http.items()):
         if order in https:  # a block with TLS already: only its certificate changes
@@ -220,7 +245,15 @@ def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> Deplo
         tuple((b, tuple(n)) for b, n in sorted(https.values(), key=lambda e: e[0].order)),
         tuple((b, tuple(n)) for b, n in sorted(http.values(), key=lambda e: e[0].order)),
         tuple(unmatched),
+        tuple(held),
     )
+
+
+def _held_by_another(tree: NginxTree, layout: Layout, block: ServerBlock,
+                     domains: Sequence[str]) -> bool:
+    path = tree.files[block.file].real_path
+    managed = os.path.realpath(os.path.dirname(path)) == os.path.realpath(layout.servers_dir)
+    return managed and not all(covers(domains, n) for n in block.server_names)
 
 
 def _listen_arg(host: str, port: int) -> str:
@@ -236,19 +269,24 @@ def _tls_hosts(block: ServerBlock, http_port: int) -> list[tuple[str, Listen | N
     return out or [("*", None)]
 
 
-def _new_block_hosts(tree: NginxTree, port: int, *also: int) -> list[str]:
-    """Addresses for a new block on ``port``: every address the config already uses for
-    ``port`` (else for the ports in ``also``), so it joins each of those groups."""
+def _new_block_listens(tree: NginxTree, port: int, *also: int) -> list[tuple[str, Listen | None]]:
+    """Addresses for a new block on ``port``: every address the config uses for ``port``
+    or for the ports in ``also`` (a TLS block for names answered over http on IPv4 and
+    IPv6 listens on both), each with a listen it was seen on."""
+    found: dict[str, Listen] = {}
     for candidate in (port, *also):
-        hosts: list[str] = []
         for block in tree.servers:
             for item in block.listens_on(candidate):
-                if not item.unix and item.host not in hosts:
-                    hosts.append(item.host)
-        if hosts:
-            return hosts
+                if not item.unix:
+                    found.setdefault(item.host, item)
+    if found:
+        return list(found.items())
     v6 = any(item.ipv6 for block in tree.servers for item in block.listens)
-    return ["*", "[::]"] if v6 else ["*"]
+    return [("*", None), ("[::]", None)] if v6 else [("*", None)]
+
+
+def _new_block_hosts(tree: NginxTree, port: int, *also: int) -> list[str]:
+    return [host for host, _ in _new_block_listens(tree, port, *also)]
 
 
 def _probe_host(host: str) -> str:
@@ -381,6 +419,27 @@ class _Planner:
                                                indent))
         self.included.add(pattern)
 
+    def ensure_bucket(self, names: Sequence[str]) -> None:
+        """nginx's server-name hash needs buckets wider than its longest name; the
+        default (64) fails ``nginx -t`` from about 47 characters. Raise it, as Certbot
+        does, where certwright writes such a name."""
+        need = _bucket_for(max((len(n) for n in names), default=0))
+        http = self.tree.http
+        if need <= 64 or http is None:
+            return
+        found = [i for i in http.block or () if i.name == "server_names_hash_bucket_size"]
+        line = statement("server_names_hash_bucket_size", str(need))
+        if found:
+            current = found[-1]
+            if current.args and current.args[0].isdigit() and int(current.args[0]) >= need:
+                return
+            self.edit(current.file, edit.Edit(current.start, current.end, line))
+            return
+        text = self.text(http.file)
+        last = [i for i in http.block or () if i.file == http.file][-1:]
+        indent = edit.child_indent(text, http, last[0] if last else None)
+        self.edit(http.file, edit.lines_at_end(text, http, [line], indent))
+
     # -- deploy -----------------------------------------------------------------------------
     def certificate_lines(self, block: ServerBlock, req: DeployRequest) -> list[str]:
         """Replace the block's certificate directives in place; return those to add."""
@@ -456,8 +515,15 @@ class _Planner:
             self.write(self.layout.options_file, OPTIONS_TEXT)
 
     def new_tls_server(self, req: DeployRequest, names: Sequence[str], path: str) -> None:
-        hosts = _new_block_hosts(self.tree, req.https_port, req.http_port)
-        body = [statement("listen", _listen_arg(h, req.https_port), "ssl") for h in hosts]
+        body = []
+        for host, seen in _new_block_listens(self.tree, req.https_port, req.http_port):
+            params = ["ssl"]
+            key = (host, req.https_port)
+            v6only = seen.param("ipv6only=") if seen else None
+            if v6only and key not in self.claimed:  # nobody holds it there yet
+                params.append(v6only)
+            self.claimed.add(key)
+            body.append(statement("listen", _listen_arg(host, req.https_port), *params))
         body += [
             statement("server_name", *names),
             statement("ssl_certificate", req.fullchain_path),
@@ -475,16 +541,24 @@ class _Planner:
         self.ensure_included(os.path.join(self.layout.servers_dir, "*.conf"), path)
         what = (f"serving what {source.where} serves over http" if source is not None
                 else "it serves no content yet")
+        self.ensure_bucket(names)
         self.note(f"{', '.join(names)}: no server block answers these names by name; "
                   f"created one in {path} ({what})")
 
     def catch_all(self, names: Sequence[str], http_port: int, own: str) -> ServerBlock | None:
-        """The http ``default_server`` that answers ``names`` now, if there is one."""
+        """The block whose content a new block for ``names`` copies: one answering them
+        over http with nothing but a redirect to https, else the http ``default_server``
+        answering them, else nginx's implicit default (the first block on the port)."""
         blocks = _user_blocks(self.tree, self.layout, own)
         for name in names:
+            for match in select_blocks(blocks, name, http_port, ssl=False, fallback=False):
+                if loops_over_https(match.block):
+                    return match.block
             for match in select_blocks(blocks, name, http_port, ssl=False):
                 if not match.by_name:
                     return match.block
+        for members in address_groups(blocks, http_port, ssl=False).values():
+            return members[0][0]
         return None
 
     def note_uncovered(self, block: ServerBlock, domains: Sequence[str]) -> None:
@@ -538,6 +612,13 @@ def _copy_body(tree: NginxTree, block: ServerBlock) -> str:
     return "".join(chunk.rstrip() + "\n" for chunk in out)
 
 
+def _bucket_for(longest: int) -> int:
+    size = 64
+    while size < longest + 18:  # the name, its length and a pointer, aligned
+        size *= 2
+    return size
+
+
 def _server_text(body: Sequence[str]) -> str:
     return "server {\n" + "".join(line + "\n" for line in edit.render(body, edit.UNIT)) + "}\n"
 
@@ -558,6 +639,9 @@ def plan_deploy(
         planner.write(own, None)  # every name now has a block of the user's: retire ours
     for block, _ in (*targets.https, *targets.http):
         planner.note_uncovered(block, req.domains)
+    for name, block in targets.held:
+        planner.note(f"{name}: left with the other certificate {block.where} serves (it "
+                     "also covers names this one does not)")
     return planner.plan(f"nginx: install certificate {req.cert_name}")
 
 
@@ -568,9 +652,12 @@ def plan_forget(
     """Remove the server blocks certwright made for the certificate: its TLS block and the
     plain-http redirect blocks made for its names."""
     planner = _Planner(tree, layout, read)
+    marker = f"/live/{cert_name}/".encode()
     for path in (layout.server_file(cert_name), *map(layout.redirect_file, domains)):
-        if read(path) is not None:
-            planner.write(path, None)
+        current = read(path)
+        if current is None or (b"ssl_certificate" in current and marker not in current):
+            continue  # a block another certificate has taken over stays
+        planner.write(path, None)
     return planner.plan(f"nginx: remove the server blocks of certificate {cert_name}")
 
 
@@ -629,6 +716,7 @@ def _redirect(planner: _Planner, req: EnhanceRequest) -> None:
         hosts = _new_block_hosts(planner.tree, req.http_port)
         body = [statement("listen", _listen_arg(h, req.http_port)) for h in hosts]
         body += [statement("server_name", *missing), *REDIRECT_LINES]
+        planner.ensure_bucket(missing)
         # the challenge path keeps answering as the catch-all answered it (a webroot there)
         source = planner.catch_all(missing, req.http_port, path)
         copied = _copy_body(planner.tree, source) if source is not None else ""
@@ -692,6 +780,17 @@ def _preempts(item: Directive) -> bool:
     return item.name in ("return", "rewrite")
 
 
+def _unanswered_hosts(tree: NginxTree, name: str, port: int) -> list[str]:
+    """The addresses on ``port`` where no block answers ``name`` by name (all of them
+    when nothing listens there yet): a temporary challenge block must listen there too,
+    or that address family's validation reaches a default server."""
+    groups = address_groups(tree.servers, port, ssl=False)
+    if not groups:
+        return _new_block_hosts(tree, port)
+    return [key[0] for key, members in groups.items()
+            if best_match((b for b, _ in members), name) is None]
+
+
 def plan_http01(
     tree: NginxTree, tasks: Sequence[ChallengeTask], layout: Layout, http_port: int = 80,
     read: Read = read_file,
@@ -699,6 +798,7 @@ def plan_http01(
     planner = _Planner(tree, layout, read)
     per_block: dict[int, tuple[ServerBlock, list[str]]] = {}
     unmatched: list[ChallengeTask] = []
+    hosts: list[str] = []
     for task in tasks:
         location = challenge_location(task)
         matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)
@@ -706,14 +806,16 @@ def plan_http01(
             entry = per_block.setdefault(match.block.order, (match.block, []))
             if location not in entry[1]:
                 entry[1].append(location)
-        if not matches:
+        missing = _unanswered_hosts(tree, task.domain, http_port)
+        if missing:  # addresses where only a default server would answer the name
             unmatched.append(task)
+            hosts += [h for h in missing if h not in hosts]
     for block, locations in per_block.values():
         preempted = any(_preempts(d) for d in block.directives)
         planner.insert_first(block, [CHALLENGE_GUARD, *locations] if preempted else locations)
     if unmatched:
         names = list(dict.fromkeys(t.domain for t in unmatched))
-        hosts = _new_block_hosts(tree, http_port)
+        planner.ensure_bucket(names)
         body = [statement("listen", _listen_arg(h, http_port)) for h in hosts]
         body += [statement("server_name", *names)]
         body += list(dict.fromkeys(challenge_location(t) for t in unmatched))
@@ -738,8 +840,12 @@ def http01_probes(
         matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)
         host_sets = [[i.host for i in m.block.listens_on(http_port, ssl=False)
                       if not i.unix and "proxy_protocol" not in i.params] for m in matches]
-        if not matches:
-            host_sets = [_new_block_hosts(tree, http_port)]
+        proxied = {i.host for b in tree.servers for i in b.listens_on(http_port)
+                   if "proxy_protocol" in i.params}
+        missing = [h for h in _unanswered_hosts(tree, task.domain, http_port)
+                   if h not in proxied]
+        if missing:
+            host_sets.append(missing)
         for hosts in host_sets:
             if hosts:
                 host = sorted(hosts, key=lambda h: h.startswith("["))[0]

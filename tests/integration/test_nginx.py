@@ -236,9 +236,9 @@ def test_sigterm_during_the_challenge_undoes_the_temporary_change(
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
-        while tree.snapshot() == before and time.monotonic() < deadline:
-            time.sleep(0.02)  # the temporary challenge config is in place, reload pending
-        assert tree.snapshot() != before
+        while not once.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the temporary challenge config is in place, reload hanging
+        assert once.exists() and tree.snapshot() != before
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     finally:
@@ -426,3 +426,26 @@ def test_catch_all_name_with_redirect_through_renew_install_and_delete(
     check = subprocess.run([NGINX, "-t", "-c", str(tree.main)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert http_get(tree.http_port, "c1.example.org", "/x")[0] == 404  # the catch-all again
+
+
+def test_challenge_answered_on_an_address_only_the_catch_all_listens_on(
+        cli: Cli, tree: NginxTree) -> None:
+    # the site listens on IPv6 only; Pebble validates over 127.0.0.1, where only the
+    # catch-all listens: the temporary challenge block must listen there too
+    tree.site("default", "server {{\n    listen 127.0.0.1:{http} default_server;\n"
+                         "    return 404;\n}}\n")
+    tree.site("v6", "server {{\n    listen [::1]:{http};\n    server_name v6.example.org;\n"
+                    "    root {www};\n}}\n")
+    tree.start()
+    before = tree.snapshot()
+    cli("certonly", "--nginx", *tree.args(), "-d", "v6.example.org")
+    assert tree.snapshot() == before
+
+
+def test_long_names_get_a_bigger_server_names_hash(cli: Cli, tree: NginxTree) -> None:
+    tree.site("default", CATCH_ALL_SITE)
+    tree.start()
+    name = "l" * 50 + ".example.org"
+    cli("run", "--nginx", *tree.args(), "-d", name)
+    served(tree, name)
+    assert "server_names_hash_bucket_size 128;" in tree.main.read_text()

@@ -37,10 +37,11 @@ LIVE = "/etc/certwright/live/example.org"
 
 def request(*domains: str, name: str = "example.org", https: int = 443,
             http: int = 80) -> DeployRequest:
+    live = LIVE.replace("example.org", name)
     return DeployRequest(
-        cert_name=name, domains=domains or ("example.org",), cert_path=f"{LIVE}/cert.pem",
-        key_path=f"{LIVE}/privkey.pem", chain_path=f"{LIVE}/chain.pem",
-        fullchain_path=f"{LIVE}/fullchain.pem", https_port=https, http_port=http)
+        cert_name=name, domains=domains or ("example.org",), cert_path=f"{live}/cert.pem",
+        key_path=f"{live}/privkey.pem", chain_path=f"{live}/chain.pem",
+        fullchain_path=f"{live}/fullchain.pem", https_port=https, http_port=http)
 
 
 MAIN = """\
@@ -297,6 +298,50 @@ def test_redirect_block_stays_a_redirect_and_delete_removes_both(tmp_path: Path)
     assert list(servers.iterdir()) == []
 
 
+def test_new_block_listens_where_the_name_is_answered_over_http(tmp_path: Path) -> None:
+    site = ("server {\n    listen 80 default_server;\n    listen [::]:80 ipv6only=off;\n"
+            "    server_name _;\n}\n"
+            "server {\n    listen 443 ssl default_server;\n    ssl_reject_handshake on;\n}\n")
+    tree = Tree(tmp_path, {"sites/default": site})
+    text = changed(tree.deploy(request()), tmp_path / "certwright/servers/example.org.conf")
+    assert "listen 443 ssl;" in text and "listen [::]:443 ssl ipv6only=off;" in text
+
+
+def test_block_that_redirects_everything_gets_no_tls(tmp_path: Path) -> None:
+    # TLS in this block would answer https with a redirect to https: a loop
+    site = ("server {\n    listen 80;\n    server_name example.org;\n    root /srv/x;\n"
+            "    return 301 https://$host$request_uri;\n}\n")
+    tree = Tree(tmp_path, {"sites/example": site})
+    plan = tree.deploy(request())
+    assert str(tmp_path / "sites/example") not in [c.path for c in plan.changes]
+    text = changed(plan, tmp_path / "certwright/servers/example.org.conf")
+    assert "root /srv/x;" in text and "return 301" not in text
+
+
+def test_implicit_default_server_is_the_model(tmp_path: Path) -> None:
+    site = ("server {\n    listen 80;\n    server_name first.test;\n    root /srv/first;\n}\n"
+            "server {\n    listen 80;\n    server_name second.test;\n}\n")
+    text = changed(Tree(tmp_path, {"sites/s": site}).deploy(request()),
+                   tmp_path / "certwright/servers/example.org.conf")
+    assert "root /srv/first;" in text  # nginx answers unknown names from the first block
+
+
+def test_another_certificates_block_is_kept_unless_fully_covered(tmp_path: Path) -> None:
+    tree = Tree(tmp_path, {"sites/default": CATCH_ALL})
+    tree.apply(tree.deploy(request("a.test", "b.test", name="one")))
+    one = tmp_path / "certwright/servers/one.conf"
+    # "two" shares a.test only: one.conf keeps serving it with one's certificate
+    plan = tree.deploy(request("a.test", "c.test", name="two"))
+    assert str(one) not in [c.path for c in plan.changes]
+    assert "server_name c.test;" in changed(plan, tmp_path / "certwright/servers/two.conf")
+    assert any(n.startswith("a.test: left with the other certificate") for n in plan.notes)
+    # "three" covers all of one.conf's names (a renamed lineage): it takes the block over
+    tree.apply(tree.deploy(request("a.test", "b.test", name="three")))
+    assert "/live/three/" in one.read_text()
+    # deleting "one" leaves the block "three" now serves
+    assert plan_forget(tree.load(), "one", ["a.test", "b.test"], tree.layout).empty
+
+
 def test_catch_all_certificate_include_is_not_copied(tmp_path: Path) -> None:
     site = ("server {\n    listen 80 default_server;\n    listen 443 ssl default_server;\n"
             "    server_name _;\n    include snippets/snakeoil.conf;\n"
@@ -461,10 +506,11 @@ def test_endpoints(tmp_path: Path) -> None:
     tree = Tree(tmp_path, {"sites/example": site})
     req = request("example.org", "www.example.org", "new.test")
     found = deploy_endpoints(tree.load(), req, tree.layout)
-    # a new block for new.test would listen where the config listens on 443: [::]
+    # a new block for new.test would listen where the config listens on 443 and 80:
+    # [::] and 10.0.0.7; IPv4 is probed
     assert [(e.host, e.port, e.server_name) for e in found] == [
         ("::1", 443, "www.example.org"), ("10.0.0.7", 443, "example.org"),
-        ("::1", 443, "new.test")]
+        ("10.0.0.7", 443, "new.test")]
     tree.put("sites/example", "server { listen 80; server_name example.org; }\n")
     found = deploy_endpoints(tree.load(), request("*.example.org", https=8443), tree.layout)
     assert found == [Endpoint("127.0.0.1", 8443, "certwright-probe.example.org")]

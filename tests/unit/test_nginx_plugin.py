@@ -245,8 +245,11 @@ def test_http01_probes(tmp_path: Path) -> None:
         "  server { listen [::]:8080; server_name c.test; }\n}\n")
     tree = load_tree(str(tmp_path / "nginx.conf"))
     tasks = [task(d, f"t{i}") for i, d in enumerate(("a.test", "b.test", "c.test", "d.test"))]
+    # each name is also asked where only a default server would answer it (the temporary
+    # block listens there); never through the proxy_protocol listen
     assert [(p.host, p.domain) for p in http01_probes(tree, tasks, 8080)] == [
-        ("10.1.1.1", "a.test"), ("::1", "c.test"), ("10.1.1.1", "d.test")]
+        ("10.1.1.1", "a.test"), ("::1", "a.test"), ("10.1.1.1", "b.test"),
+        ("::1", "c.test"), ("10.1.1.1", "c.test"), ("10.1.1.1", "d.test")]
 
 
 def test_failed_config_test_undoes_at_once_and_cleanup_still_works(tmp_path: Path) -> None:
