@@ -124,7 +124,7 @@ HSTS_HEADER = "Strict-Transport-Security"
 HSTS_LINE = f'add_header {HSTS_HEADER} "max-age=31536000" always;'
 UIR_HEADER = "Content-Security-Policy"
 UIR_VALUE = "upgrade-insecure-requests"
-UIR_LINE = f'add_header {UIR_HEADER} "{UIR_VALUE}";'
+UIR_LINE = f'add_header {UIR_HEADER} "{UIR_VALUE}" always;'
 _REWRITE_MODULE = frozenset({"return", "rewrite", "if", "set", "break"})
 _KEY_AUTHORIZATION = re.compile(r"[A-Za-z0-9_.-]+")
 
