@@ -328,9 +328,14 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
     else:
         ns = parser.parse_args(extra + argv)
     ns.verb = verb
+    # given on the command line (or in cli.ini): the value differs from the dest's own
+    # default, which is its first action's (--reuse-key/--no-reuse-key share one dest)
+    defaults: dict[str, Any] = {}
+    for action in parser._actions:  # what argparse puts in: the first action's default
+        defaults.setdefault(action.dest, action.default)
     ns.explicit = frozenset(
-        a.dest for a in parser._actions
-        if a.dest not in ("help", "version") and getattr(ns, a.dest, None) != a.default
+        dest for dest, default in defaults.items()
+        if dest not in ("help", "version") and getattr(ns, dest, None) != default
     )
     for name in ("config_dir", "work_dir", "logs_dir"):
         setattr(ns, name, os.path.abspath(os.path.expanduser(getattr(ns, name))))

@@ -164,15 +164,17 @@ def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: 
 
 def keep_installer_params(old: Mapping[str, object],
                           new: dict[str, object]) -> dict[str, object]:
-    """``new`` plus the stored options of its installer (``<installer>_*``, written by the
-    installer at install time) that this run did not set: a renewal or reconfigure through
-    another authenticator must not forget where the server's configuration lives."""
+    """``new`` plus what a run through certwright never sets but must not forget: the
+    stored options of its installer (``<installer>_*``, written at install time; a renewal
+    through another authenticator must still find the server's configuration) and
+    ``autorenew`` (an operator's switch, as in Certbot)."""
     installer = new.get("installer")
-    if installer:
-        prefix = f"{installer}_"
-        for key, value in old.items():
-            if key.startswith(prefix) and key not in new:
-                new[key] = value
+    prefix = f"{installer}_" if installer else None
+    for key, value in old.items():
+        if key in new:
+            continue
+        if key == "autorenew" or (prefix and key.startswith(prefix)):
+            new[key] = value
     return new
 
 
@@ -423,6 +425,8 @@ def choose_profile(config: argparse.Namespace, client: Any) -> str | None:
     required, preferred = config.required_profile, config.preferred_profile
     if not (required or preferred):
         return None
+    if required and preferred:
+        raise ConfigError("give --preferred-profile or --required-profile, not both")
     offered = client.directory.profiles
     if required:
         if required not in offered:

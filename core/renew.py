@@ -41,6 +41,8 @@ FLOATS = {"issuance_timeout"}
 BOOLS = {"reuse_key", "must_staple", "autorenew", "allow_subset_of_names"}
 LISTS = {"pref_challs", "webroot_path"}
 ALIASES = {"renew_hook": "deploy_hook"}
+CHOICES = {"key_type": ("ecdsa", "rsa"),
+           "elliptic_curve": ("secp256r1", "secp384r1", "secp521r1")}
 DEFAULT_JOBS = 4
 
 
@@ -162,7 +164,7 @@ def _convert(key: str, value: object) -> object:
     if key in FLOATS:
         return float(str(value))
     if key in BOOLS:
-        return str(value).lower() == "true"
+        return _as_bool(value)
     if key in LISTS:
         items = value if isinstance(value, list) else str(value).split(",")
         return [str(v).strip() for v in items if str(v).strip()]
@@ -181,9 +183,17 @@ def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespa
         if key in explicit or (key == "authenticator" and cli_auth):
             continue
         try:
-            setattr(ns, key, _convert(key, raw))
+            value = _convert(key, raw)
+            if key in CHOICES and value is not None and value not in CHOICES[key]:
+                raise ValueError(raw)
+            setattr(ns, key, value)
         except ValueError:
             raise ConfigError(f"{lin.conf.path}: bad value for {raw_key}: {raw!r}") from None
+    # the two profile options exclude each other: one given here replaces a stored other
+    for given, other in (("preferred_profile", "required_profile"),
+                         ("required_profile", "preferred_profile")):
+        if given in explicit and other not in explicit:
+            setattr(ns, other, None)
     if not cli_auth and ns.authenticator is None:
         raise ConfigError(f"{lin.conf.path}: no authenticator stored; give one on the command "
                           "line (e.g. --webroot -w DIR)")
@@ -249,10 +259,10 @@ class Renewer:
                     redeploy.unmark(self.work_dir, lin.name)  # nothing new to serve
                 raise
         except CertwrightError as exc:
-            return Outcome(lin.name, "failed", str(exc), tuple(lin.names))
+            return Outcome(lin.name, "failed", str(exc), _names_of(lin))
         except Exception as exc:
             log.exception("renewal of %s failed", lin.name)
-            return Outcome(lin.name, "failed", f"{type(exc).__name__}: {exc}", tuple(lin.names))
+            return Outcome(lin.name, "failed", f"{type(exc).__name__}: {exc}", _names_of(lin))
         if new is None:
             return Outcome(lin.name, "dry-run", "", tuple(lin.names))
         if installed:
@@ -309,7 +319,7 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             outcomes.append(Outcome(lin.name, "failed", lin.error))
             continue
         try:
-            autorenew = str(lin.params.get("autorenew", "True")).lower() != "false"
+            autorenew = _as_bool(lin.params.get("autorenew", True))
             wanted = config.force_renewal or config.dry_run or (
                 autorenew and is_due(lin, cache, now, ari))
         except Exception as exc:
@@ -350,6 +360,20 @@ def _stored_hooks(config: argparse.Namespace, lins: list[Lineage], key: str) -> 
             if command and command not in found:
                 found.append(str(command))
     return found
+
+
+def _as_bool(value: object) -> bool:
+    """configobj's as_bool, which Certbot reads these with: yes/no, on/off, 1/0 too."""
+    return str(value).strip().lower() not in ("false", "no", "off", "0")
+
+
+def _names_of(lin: Lineage) -> tuple[str, ...]:
+    """The lineage's names for the summary and FAILED_DOMAINS; () when its certificate
+    can't be read (that is the failure being reported)."""
+    try:
+        return tuple(lin.names)
+    except Exception:
+        return ()
 
 
 def _has_installer(ns: argparse.Namespace) -> bool:

@@ -103,7 +103,14 @@ class Transport:
         bad_nonce_retries: int = BAD_NONCE_RETRIES,
     ) -> None:
         self.directory_url = directory_url
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # renewals in parallel may share one transport: more than requests' 10 pooled
+            # connections would be opened and dropped with a warning each time
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=64)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
         self.session.headers["User-Agent"] = user_agent or f"certwright/{__version__}"
         self.timeout = timeout
         self.bad_nonce_retries = bad_nonce_retries

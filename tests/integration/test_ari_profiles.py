@@ -102,3 +102,19 @@ def test_profiles(pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
     cli("renew", "--force-renewal", *standalone(pebble), "--cert-name", "prof.example.org",
         account=False)
     assert front.orders[-1].get("profile") == "shortlived", "the profile is kept for renewal"
+
+
+def test_a_profile_given_to_renew_replaces_the_stored_one(
+        front: AcmeFront, pebble: Pebble, tmp_path: Path) -> None:
+    cli = FrontCli(tmp_path, pebble, front)
+    cli("certonly", *standalone(pebble), "-d", "pr.example.org",
+        "--required-profile", "shortlived")
+    cli("renew", "--force-renewal", "--no-random-sleep-on-renew",
+        "--preferred-profile", "classic", account=False)
+    assert front.orders[-1].get("profile") == "classic", front.orders[-1]
+    text = (cli.config_dir / "renewal" / "pr.example.org.conf").read_text()
+    assert "preferred_profile = classic" in text and "required_profile" not in text
+    proc = cli("certonly", *standalone(pebble), "-d", "pr2.example.org",
+               "--required-profile", "classic", "--preferred-profile", "classic",
+               check=False)
+    assert "not both" in proc.stderr and proc.returncode == 1

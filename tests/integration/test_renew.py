@@ -124,6 +124,41 @@ def test_failure_is_reported_and_others_continue(pebble: Pebble, tmp_path: Path,
     assert version(cli, "good.example.org") == 2 and version(cli, "bad.example.org") == 1
 
 
+def test_a_lineage_with_missing_files_does_not_stop_the_others(
+        pebble: Pebble, tmp_path: Path) -> None:
+    cli = Cli(tmp_path, pebble)
+    log = tmp_path / "post.log"
+    for name in ("z1", "z2", "z3"):
+        cli("certonly", *standalone(pebble), "-d", f"{name}.example.org")
+    for path in (cli.config_dir / "archive" / "z1.example.org").iterdir():
+        path.unlink()  # removed by hand
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", "--post-hook",
+               f'echo "[$RENEWED_DOMAINS]" >> {log}', account=False, check=False)
+    assert proc.returncode == 1
+    assert "2 renewed" in proc.stdout and "z1.example.org:" in proc.stdout, proc.stdout
+    assert version(cli, "z2.example.org") == 2 and version(cli, "z3.example.org") == 2
+    assert "z2.example.org" in log.read_text()  # the post hook ran
+
+
+def test_stored_reuse_key_lasts_and_autorenew_off_is_kept(
+        cli: Cli, pebble: Pebble) -> None:
+    cli("certonly", *standalone(pebble), "-d", "rk.example.org", "--reuse-key")
+    live = cli.config_dir / "live" / "rk.example.org" / "privkey.pem"
+    key = live.read_bytes()
+    conf = cli.config_dir / "renewal" / "rk.example.org.conf"
+    for _ in range(2):
+        cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
+        assert live.read_bytes() == key
+        assert "reuse_key = True" in conf.read_text()
+    cli("renew", "--force-renewal", "--no-random-sleep-on-renew", "--new-key", account=False)
+    assert live.read_bytes() != key and "reuse_key = True" in conf.read_text()
+    # an operator's switch: "no" counts as off (configobj's as_bool) and survives renewals
+    conf.write_text(conf.read_text().replace("[renewalparams]\n",
+                                             "[renewalparams]\nautorenew = no\n"))
+    cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
+    assert "autorenew = no" in conf.read_text()
+
+
 def test_dry_run_changes_nothing(cli: Cli, pebble: Pebble) -> None:
     cli("certonly", *standalone(pebble), "-d", "dry.example.org")
     before = cli.snapshot()
