@@ -72,7 +72,7 @@ def is_due(lin: Lineage, cache: LineageCache, now: float, ari: AriCheck | None) 
     if before is not None:
         due = na - before
     if ari is not None:
-        moment = ari.renewal_time(lin, now)
+        moment = ari.renewal_time(lin, now, found.serial)
         if moment is not None:
             due = min(due, moment)
     return now >= due
@@ -116,18 +116,20 @@ class AriCheck:
                 self._directories[server] = None
         return self._directories[server]
 
-    def renewal_time(self, lin: Lineage, now: float) -> float | None:
+    def renewal_time(self, lin: Lineage, now: float, serial: str = "") -> float | None:
+        """The moment chosen in the CA's window; asked again only after Retry-After.
+        The answer is stored with the serial it is about (a renewed certificate has a
+        window of its own); a section Certbot wrote has only the retry time."""
         server = str(lin.params.get("server") or "")
         if not server or server == "None":
             return None
         section = lin.conf.extra.get("acme_renewal_info")
-        retry = section.get("ari_retry_after") if isinstance(section, dict) else None
-        if retry:
-            try:
-                if datetime.datetime.fromisoformat(str(retry)).timestamp() > now:
-                    return None
-            except ValueError:
-                pass
+        section = section if isinstance(section, dict) else {}
+        stored_serial = section.get("ari_serial")
+        if stored_serial is None or stored_serial == serial:
+            retry = _timestamp(section.get("ari_retry_after"))
+            if retry is not None and retry > now:
+                return _timestamp(section.get("ari_renewal_time"))
         if not self.offers_ari(server, now):
             return None
         transport = self.transport(server)
@@ -140,15 +142,30 @@ class AriCheck:
         except Exception as exc:  # never fatal
             log.warning("ARI check for %s failed: %s", lin.name, exc)
             retry_after, moment = 6 * 3600, None
-        _store_retry_after(lin, now + retry_after)
+        _store_ari(lin, now + retry_after, moment, serial)
         return moment
 
 
-def _store_retry_after(lin: Lineage, when: float) -> None:
+def _timestamp(text: object) -> float | None:
+    try:
+        return datetime.datetime.fromisoformat(str(text)).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def _iso(when: float) -> str:
+    return datetime.datetime.fromtimestamp(when).isoformat(timespec="seconds")  # naive local,
+
+
+def _store_ari(lin: Lineage, retry: float, moment: float | None, serial: str) -> None:
     from certwright.core.storage.renewal_conf import write_renewal_conf
 
-    stamp = datetime.datetime.fromtimestamp(when).isoformat(timespec="seconds")  # naive local,
-    lin.conf.extra["acme_renewal_info"] = {"ari_retry_after": stamp}  # as Certbot writes it
+    section = {"ari_retry_after": _iso(retry)}  # as Certbot writes it (it ignores the rest)
+    if serial:
+        section["ari_serial"] = serial
+        if moment is not None:
+            section["ari_renewal_time"] = _iso(moment)
+    lin.conf.extra["acme_renewal_info"] = section
     try:
         write_renewal_conf(lin.conf)
     except CertwrightError as exc:

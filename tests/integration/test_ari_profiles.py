@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,25 @@ def test_ari_window_decides_and_renewal_carries_replaces(
     assert "1 renewed" in proc.stdout, proc.stdout + proc.stderr
     assert version(cli, "ari.example.org") == 2
     assert front.orders[-1].get("replaces") == ident
+
+
+def test_a_window_that_opens_before_retry_after_is_kept(
+        pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    cli = FrontCli(tmp_path, pebble, front)
+    cli("certonly", *standalone(pebble)[:-1], "-d", "soon.example.org")
+    now = datetime.datetime.now(datetime.UTC)
+    front.ari_window = (now + datetime.timedelta(seconds=2), now + datetime.timedelta(seconds=3))
+    front.ari_retry_after = 6 * 3600
+    assert "1 not due" in cli("renew", *standalone(pebble), account=False).stdout
+    asked = len(front.ari_requests)
+    time.sleep(3.5)  # the chosen moment has passed; Retry-After has not
+    proc = cli("renew", *standalone(pebble), account=False)
+    assert "1 renewed" in proc.stdout, proc.stdout + proc.stderr
+    assert len(front.ari_requests) == asked, "the stored answer was used"
+    # the renewed certificate has a window of its own: it is asked about, not the old one
+    front.ari_window = (now + datetime.timedelta(days=5), now + datetime.timedelta(days=6))
+    assert "1 not due" in cli("renew", *standalone(pebble), account=False).stdout
+    assert len(front.ari_requests) == asked + 1 and front.ari_requests[-1] != front.ari_requests[0]
 
 
 def test_ari_errors_are_not_fatal(pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
