@@ -41,15 +41,14 @@ from certwright.installers.nginx.challenge import (
     http_get,
     wait_until_served,
 )
+from certwright.installers.nginx.http01 import http01_probes, plan_http01
 from certwright.installers.nginx.plan import (
     ENHANCEMENTS,
     Layout,
     deploy_endpoints,
-    http01_probes,
     plan_deploy,
     plan_enhance,
     plan_forget,
-    plan_http01,
 )
 from certwright.installers.nginx.tree import NginxTree, load_tree
 

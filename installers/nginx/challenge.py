@@ -1,6 +1,6 @@
 """Serving http-01 answers through nginx for as long as the CA needs them.
 
-The nginx authenticator never writes files: it plans (see :func:`.plan.plan_http01`) and
+The nginx authenticator never writes files: it plans (see :func:`.http01.plan_http01`) and
 hands the plan to an ``apply`` callable that the core provides. ``apply(plan)`` writes the
 plan's files (journalled, as a temporary transaction) and returns a function that puts the
 previous files back. :class:`ChallengeSession` adds the server side: config test and reload

@@ -42,13 +42,7 @@ non-default ``--https-port`` usually sits behind a port forward that makes it 44
 **HSTS / upgrade-insecure-requests.** ``add_header … always;`` in the https block(s),
 unless the header is there already.
 
-**http-01.** In each block answering the name on the http port, at its top:
-``location = /.well-known/acme-challenge/<token> { default_type text/plain; return 200
-"<key authorization>"; }``. Server-level ``return``/``rewrite``/``if`` run before location
-matching, so in a block that has any, a guard goes first:
-``if ($uri ~ "^/\\.well-known/acme-challenge/") { break; }`` (``break`` ends the block's
-rewrite directives for that path, so the ``location =`` is reached). Names no block answers
-get a temporary server block in ``<server root>/certwright/challenges/http01.conf``.
+http-01 plans are in :mod:`.http01`.
 """
 
 from __future__ import annotations
@@ -60,10 +54,8 @@ import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from certwright.authenticators._http01 import CHALLENGE_PATH, http01_token
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import (
-    ChallengeTask,
     ChangePlan,
     DeployRequest,
     Endpoint,
@@ -71,11 +63,9 @@ from certwright.core.interfaces import (
     FileChange,
 )
 from certwright.installers.nginx import edit
-from certwright.installers.nginx.challenge import Probe
 from certwright.installers.nginx.edit import FileEdits, statement
 from certwright.installers.nginx.select import (
     address_groups,
-    best_match,
     covers,
     match_name,
     normalize_name,
@@ -760,97 +750,3 @@ def _header(
         if shadowing:
             planner.note(f"add_header in {', '.join(shadowing)} replaces the server's "
                          "headers there; add the header in those locations too")
-
-
-# -- http-01 --------------------------------------------------------------------------------
-def challenge_location(task: ChallengeTask) -> str:
-    token = http01_token(task, "nginx")
-    if not _KEY_AUTHORIZATION.fullmatch(task.key_authorization):
-        raise PluginError(f"refusing key authorization for {task.domain}: unexpected "
-                          "characters")
-    return (f"location = {CHALLENGE_PATH}{token} {{ default_type text/plain; "
-            f'return 200 "{task.key_authorization}"; }}')
-
-
-def _preempts(item: Directive) -> bool:
-    """A server-level directive that may answer before locations are matched (our own
-    redirect leaves the challenge path alone)."""
-    if item.name == "if":
-        return REDIRECT_VAR not in item.args
-    return item.name in ("return", "rewrite")
-
-
-def _unanswered_hosts(tree: NginxTree, name: str, port: int) -> list[str]:
-    """The addresses on ``port`` where no block answers ``name`` by name (all of them
-    when nothing listens there yet): a temporary challenge block must listen there too,
-    or that address family's validation reaches a default server."""
-    groups = address_groups(tree.servers, port, ssl=False)
-    if not groups:
-        return _new_block_hosts(tree, port)
-    return [key[0] for key, members in groups.items()
-            if best_match((b for b, _ in members), name) is None]
-
-
-def plan_http01(
-    tree: NginxTree, tasks: Sequence[ChallengeTask], layout: Layout, http_port: int = 80,
-    read: Read = read_file,
-) -> ChangePlan:
-    planner = _Planner(tree, layout, read)
-    per_block: dict[int, tuple[ServerBlock, list[str]]] = {}
-    unmatched: list[ChallengeTask] = []
-    hosts: list[str] = []
-    for task in tasks:
-        location = challenge_location(task)
-        matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)
-        for match in matches:
-            entry = per_block.setdefault(match.block.order, (match.block, []))
-            if location not in entry[1]:
-                entry[1].append(location)
-        missing = _unanswered_hosts(tree, task.domain, http_port)
-        if missing:  # addresses where only a default server would answer the name
-            unmatched.append(task)
-            hosts += [h for h in missing if h not in hosts]
-    for block, locations in per_block.values():
-        preempted = any(_preempts(d) for d in block.directives)
-        planner.insert_first(block, [CHALLENGE_GUARD, *locations] if preempted else locations)
-    if unmatched:
-        names = list(dict.fromkeys(t.domain for t in unmatched))
-        planner.ensure_bucket(names)
-        body = [statement("listen", _listen_arg(h, http_port)) for h in hosts]
-        body += [statement("server_name", *names)]
-        body += list(dict.fromkeys(challenge_location(t) for t in unmatched))
-        planner.write(layout.challenge_file,
-                      "# Temporary: certwright's http-01 answers (removed after validation).\n"
-                      + _server_text(body))
-        planner.ensure_included(os.path.join(layout.challenges_dir, "*.conf"),
-                                layout.challenge_file)
-    domains = ", ".join(dict.fromkeys(t.domain for t in tasks))
-    return planner.plan(f"nginx: http-01 challenges for {domains}")
-
-
-def http01_probes(
-    tree: NginxTree, tasks: Sequence[ChallengeTask], http_port: int = 80
-) -> list[Probe]:
-    """Where nginx should answer each task once :func:`plan_http01`'s plan is live: one
-    address per block (IPv4 first, a wildcard as loopback). Listens that expect a PROXY
-    protocol header are not asked."""
-    probes: list[Probe] = []
-    for task in tasks:
-        path = CHALLENGE_PATH + http01_token(task, "nginx")
-        matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)
-        host_sets = [[i.host for i in m.block.listens_on(http_port, ssl=False)
-                      if not i.unix and "proxy_protocol" not in i.params] for m in matches]
-        proxied = {i.host for b in tree.servers for i in b.listens_on(http_port)
-                   if "proxy_protocol" in i.params}
-        missing = [h for h in _unanswered_hosts(tree, task.domain, http_port)
-                   if h not in proxied]
-        if missing:
-            host_sets.append(missing)
-        for hosts in host_sets:
-            if hosts:
-                host = sorted(hosts, key=lambda h: h.startswith("["))[0]
-                probe = Probe(_probe_host(host), http_port, task.domain, path,
-                              task.key_authorization)
-                if probe not in probes:
-                    probes.append(probe)
-    return probes

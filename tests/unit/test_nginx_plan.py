@@ -17,6 +17,7 @@ from certwright.core.interfaces import (
     EnhanceRequest,
     Identifier,
 )
+from certwright.installers.nginx.http01 import plan_http01
 from certwright.installers.nginx.plan import (
     CHALLENGE_GUARD,
     HSTS_LINE,
@@ -28,7 +29,6 @@ from certwright.installers.nginx.plan import (
     plan_deploy,
     plan_enhance,
     plan_forget,
-    plan_http01,
 )
 from certwright.installers.nginx.tree import NginxTree, load_tree
 

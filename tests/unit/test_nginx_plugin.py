@@ -24,7 +24,7 @@ from certwright.core.interfaces import (
 )
 from certwright.installers.nginx import NginxAuthenticator, NginxInstaller, process
 from certwright.installers.nginx.challenge import ChallengeSession, Probe, wait_until_served
-from certwright.installers.nginx.plan import http01_probes
+from certwright.installers.nginx.http01 import http01_probes
 from certwright.installers.nginx.tree import load_tree
 
 SITE = """\
