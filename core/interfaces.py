@@ -159,6 +159,9 @@ class DeployRequest:
     fullchain_path: str
     https_port: int = 443
     http_port: int = 80
+    takeover: bool = True
+    """False for the install after a renewal: a block the installer made for this
+    certificate and another certificate has since taken over stays with that one."""
 
 
 @dataclass(frozen=True)

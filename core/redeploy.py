@@ -19,7 +19,7 @@ import argparse
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from certwright.core.errors import CertwrightError
@@ -88,13 +88,14 @@ class Deployer:
         name = str(group[0].ns.installer)
         try:
             installer = load_installer(group[0].ns, name)
-        except CertwrightError as exc:
-            return {job.lineage.name: str(exc) for job in group}
+        except Exception as exc:  # never the whole run: each lineage reports it
+            log.debug("loading %s failed", name, exc_info=True)
+            return {job.lineage.name: _text(exc) for job in group}
         results: dict[str, str] = {}
         waiting = []
         for job in group:
             try:
-                req = request_for(job.ns, job.lineage)
+                req = replace(request_for(job.ns, job.lineage), takeover=False)
                 plan = installer.plan_deploy(req)
                 expected = expected_certificate(req.cert_path)
                 if plan.empty:
@@ -103,23 +104,28 @@ class Deployer:
                 apply_plan(installer, plan, work_dir=self.work_dir, say=self.say,
                            endpoints=installer.endpoints(req), expected_der=expected)
                 results[job.lineage.name] = ""
-            except CertwrightError as exc:
-                results[job.lineage.name] = str(exc)
+            except Exception as exc:
+                log.debug("installing %s failed", job.lineage.name, exc_info=True)
+                results[job.lineage.name] = _text(exc)
         if not waiting:
             return results
         try:
             installer.reload()
-        except CertwrightError as exc:
-            return results | {job.lineage.name: f"{name}: reload failed: {exc}"
+        except Exception as exc:
+            return results | {job.lineage.name: f"{name}: reload failed: {_text(exc)}"
                               for job, _, _ in waiting}
         for job, endpoints, expected in waiting:
             try:
                 verify(endpoints, expected)
                 results[job.lineage.name] = ""
-            except CertwrightError as exc:
-                results[job.lineage.name] = f"{name}: {exc}"
+            except Exception as exc:
+                results[job.lineage.name] = f"{name}: {_text(exc)}"
         log.info("%s reloaded once for %d certificate(s)", name, len(waiting))
         return results
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, CertwrightError) else f"{type(exc).__name__}: {exc}"
 
 
 def _server_key(ns: argparse.Namespace) -> tuple[str, ...]:

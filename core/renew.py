@@ -268,12 +268,16 @@ class Renewer:
             installed = _has_installer(ns) and not ns.dry_run
             if installed:  # served only once the deployer has seen it served
                 redeploy.mark(self.work_dir, lin.name)
+                serving = _live_version(lin)
             try:
                 with self._exclusive(auth):
                     new = issue.issue(ns, target, auth, self.say, None)
             except BaseException:
-                if installed and lin.name not in self.pending:
-                    redeploy.unmark(self.work_dir, lin.name)  # nothing new to serve
+                # nothing new to serve, unless live/ switched before the failure (a full
+                # disk writing the renewal conf) or an earlier run left it pending
+                if (installed and lin.name not in self.pending
+                        and _live_version(lin) == serving):
+                    redeploy.unmark(self.work_dir, lin.name)
                 raise
         except CertwrightError as exc:
             return Outcome(lin.name, "failed", str(exc), _names_of(lin))
@@ -358,6 +362,10 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             jobs = max(1, config.jobs or DEFAULT_JOBS)
             with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
                 outcomes += list(pool.map(renewer.renew_one, due))
+        for outcome in outcomes:  # a renewal that failed now still serves the last one
+            if outcome.status == "failed" and outcome.name in pending \
+                    and outcome.name in by_name:
+                _catch_up(config, renewer, by_name[outcome.name], Outcome(outcome.name, ""))
         _note_deploys(outcomes, renewer.deployer.run())
         if due:
             renewed = [d for o in outcomes if o.status in ("renewed", "dry-run")
@@ -377,6 +385,13 @@ def _stored_hooks(config: argparse.Namespace, lins: list[Lineage], key: str) -> 
             if command and command not in found:
                 found.append(str(command))
     return found
+
+
+def _live_version(lin: Lineage) -> int | None:
+    try:
+        return lin.current_version()
+    except Exception:
+        return None
 
 
 def _as_bool(value: object) -> bool:
@@ -408,14 +423,14 @@ def _catch_up(config: argparse.Namespace, renewer: Renewer, lin: Lineage,
     if not _has_installer(ns):
         redeploy.unmark(Path(config.work_dir), lin.name)
         return
-    outcome.status, outcome.domains = "installed", tuple(lin.names)
+    outcome.status, outcome.domains = "installed", _names_of(lin)
     renewer.deployer.add(ns, lin)
 
 
 def _note_deploys(outcomes: list[Outcome], results: dict[str, str]) -> None:
     for outcome in outcomes:
         error = results.get(outcome.name)
-        if error:
+        if error and outcome.status != "failed":  # a failed renewal says why already
             outcome.status = "failed"
             outcome.detail = (f"renewed, but installing it failed: {error} (installed again "
                               "by the next renew)")

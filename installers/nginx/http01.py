@@ -70,8 +70,7 @@ def plan_http01(
 ) -> ChangePlan:
     planner = _Planner(tree, layout, read)
     per_block: dict[int, tuple[ServerBlock, list[str]]] = {}
-    unmatched: list[ChallengeTask] = []
-    hosts: list[str] = []
+    per_host: dict[str, list[ChallengeTask]] = {}
     for task in tasks:
         location = challenge_location(task)
         matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)
@@ -79,22 +78,25 @@ def plan_http01(
             entry = per_block.setdefault(match.block.order, (match.block, []))
             if location not in entry[1]:
                 entry[1].append(location)
-        missing = _unanswered_hosts(tree, task.domain, http_port)
-        if missing:  # addresses where only a default server would answer the name
-            unmatched.append(task)
-            hosts += [h for h in missing if h not in hosts]
+        for host in _unanswered_hosts(tree, task.domain, http_port):
+            per_host.setdefault(host, []).append(task)  # only a default server answers
     for block, locations in per_block.values():
         preempted = any(_preempts(d) for d in block.directives)
         planner.insert_first(block, [CHALLENGE_GUARD, *locations] if preempted else locations)
-    if unmatched:
-        names = list(dict.fromkeys(t.domain for t in unmatched))
-        planner.ensure_bucket(names)
-        body = [statement("listen", _listen_arg(h, http_port)) for h in hosts]
-        body += [statement("server_name", *names)]
-        body += list(dict.fromkeys(challenge_location(t) for t in unmatched))
+    if per_host:
+        # one block per address, naming only what no block answers there by name: the
+        # same name on an address where the user's block answers would conflict with it
+        texts = []
+        planner.ensure_bucket([t.domain for pending in per_host.values() for t in pending])
+        for host, pending in per_host.items():
+            names = list(dict.fromkeys(t.domain for t in pending))
+            body = [statement("listen", _listen_arg(host, http_port)),
+                    statement("server_name", *names)]
+            body += list(dict.fromkeys(challenge_location(t) for t in pending))
+            texts.append(_server_text(body))
         planner.write(layout.challenge_file,
                       "# Temporary: certwright's http-01 answers (removed after validation).\n"
-                      + _server_text(body))
+                      + "".join(texts))
         planner.ensure_included(os.path.join(layout.challenges_dir, "*.conf"),
                                 layout.challenge_file)
     domains = ", ".join(dict.fromkeys(t.domain for t in tasks))

@@ -78,6 +78,7 @@ from certwright.installers.nginx.tree import (
     Listen,
     NginxTree,
     ServerBlock,
+    is_https_redirect,
 )
 
 Read = Callable[[str], bytes | None]
@@ -181,12 +182,33 @@ class DeployTargets:
 
 
 def loops_over_https(block: ServerBlock) -> bool:
-    """Whether a redirect to https in ``block`` would fire over https too (a plain
-    ``return 301 https://…``, Certbot's ``if ($host = …)``): TLS added to it would loop.
-    An ``if`` testing ``$scheme``/``$https`` (certwright's own redirect) does not."""
-    return any(not (r.name == "if" and any(
-        "$scheme" in a or "$https" in a or REDIRECT_VAR in a for a in r.args))
-        for r in block.redirects)
+    """Whether a redirect to https in ``block`` would answer https with itself: one to the
+    same host (``$host``, ``$server_name``, one of the block's names) that fires whatever
+    the scheme (a plain ``return 301 https://$host…``, Certbot's ``if ($host = …)``). TLS
+    added to such a block would loop. An ``if`` testing ``$scheme``/``$https``
+    (certwright's own redirect) does not fire over https; a redirect to another host (www
+    to the apex) does not loop."""
+    for item in block.redirects:
+        if item.name == "if" and any("$scheme" in a or "$https" in a or REDIRECT_VAR in a
+                                     for a in item.args):
+            continue
+        inner = (item.block or ()) if item.block is not None else ()
+        for target in (item, *inner):
+            host = _redirect_host(target)
+            if host is not None and (host == "$" or host in block.server_names):
+                return True
+    return False
+
+
+def _redirect_host(item: Directive) -> str | None:
+    """The host an https redirect statement sends to (lower case), else None."""
+    if not is_https_redirect(item):
+        return None
+    args = item.args
+    rest = (args[-1] if item.name == "return" else args[1]).lower().removeprefix("https://")
+    if rest.startswith("$"):  # $host, $server_name, $http_host: the same host
+        return "$"
+    return re.split(r"[/:$?]", rest, maxsplit=1)[0].rstrip(".")
 
 
 def _user_blocks(tree: NginxTree, layout: Layout, own: str) -> list[ServerBlock]:
@@ -198,11 +220,24 @@ def _user_blocks(tree: NginxTree, layout: Layout, own: str) -> list[ServerBlock]
 
 
 def _managed_block(tree: NginxTree, block: ServerBlock, path: str) -> bool:
-    return tree.files[block.file].real_path == os.path.realpath(path)
+    return bool(path) and tree.files[block.file].real_path == os.path.realpath(path)
+
+
+def _taken_over(tree: NginxTree, path: str, cert_name: str) -> bool:
+    """Whether certwright's block file ``path`` for ``cert_name`` now serves another
+    certificate (one that covered all its names was installed after it)."""
+    real = os.path.realpath(path)
+    marker = f"/live/{cert_name}/"
+    found = [d for b in tree.servers if tree.files[b.file].real_path == real
+             for d in b.ssl_certificates]
+    return bool(found) and not any(d.args and marker in d.args[0] for d in found)
 
 
 def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> DeployTargets:
-    blocks = _user_blocks(tree, layout, layout.server_file(req.cert_name))
+    own = layout.server_file(req.cert_name)
+    if not req.takeover and _taken_over(tree, own, req.cert_name):
+        own = ""  # a renewal leaves it to the certificate that took it: its names are held
+    blocks = _user_blocks(tree, layout, own)
     https: dict[int, tuple[ServerBlock, list[str]]] = {}
     http: dict[int, tuple[ServerBlock, list[str]]] = {}
     unmatched: list[str] = []
@@ -212,7 +247,7 @@ def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> Deplo
         # another certificate's managed block is taken over only when this certificate
         # covers all its names (a renamed lineage); else the name stays with it, or the
         # two certificates would take turns in it, one renewal after another
-        kept = tuple(m for m in matches if _held_by_another(tree, layout, m.block, req.domains))
+        kept = tuple(m for m in matches if _held_by_another(tree, layout, m.block, req))
         if kept and len(kept) == len(matches):
             held.append((name, kept[0].block))
             continue
@@ -240,10 +275,16 @@ def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> Deplo
 
 
 def _held_by_another(tree: NginxTree, layout: Layout, block: ServerBlock,
-                     domains: Sequence[str]) -> bool:
+                     req: DeployRequest) -> bool:
+    """A block certwright made for another certificate (or for this one, since taken
+    over): kept by it during renewals, taken over by an install that covers all its
+    names (a renamed lineage)."""
     path = tree.files[block.file].real_path
     managed = os.path.realpath(os.path.dirname(path)) == os.path.realpath(layout.servers_dir)
-    return managed and not all(covers(domains, n) for n in block.server_names)
+    if not managed or any(d.args and f"/live/{req.cert_name}/" in d.args[0]
+                          for d in block.ssl_certificates):
+        return False
+    return not req.takeover or not all(covers(req.domains, n) for n in block.server_names)
 
 
 def _listen_arg(host: str, port: int) -> str:
@@ -259,18 +300,23 @@ def _tls_hosts(block: ServerBlock, http_port: int) -> list[tuple[str, Listen | N
     return out or [("*", None)]
 
 
-def _new_block_listens(tree: NginxTree, port: int, *also: int) -> list[tuple[str, Listen | None]]:
-    """Addresses for a new block on ``port``: every address the config uses for ``port``
-    or for the ports in ``also`` (a TLS block for names answered over http on IPv4 and
-    IPv6 listens on both), each with a listen it was seen on."""
+def _listens_on(tree: NginxTree, port: int) -> dict[str, Listen]:
     found: dict[str, Listen] = {}
+    for block in tree.servers:
+        for item in block.listens_on(port):
+            if not item.unix:
+                found.setdefault(item.host, item)
+    return found
+
+
+def _new_block_listens(tree: NginxTree, port: int, *also: int) -> list[tuple[str, Listen | None]]:
+    """Addresses for a new block on ``port``: every address the config already uses for
+    ``port`` (else for the ports in ``also``), so it joins each of those groups, each with
+    a listen it was seen on."""
     for candidate in (port, *also):
-        for block in tree.servers:
-            for item in block.listens_on(candidate):
-                if not item.unix:
-                    found.setdefault(item.host, item)
-    if found:
-        return list(found.items())
+        found = _listens_on(tree, candidate)
+        if found:
+            return list(found.items())
     v6 = any(item.ipv6 for block in tree.servers for item in block.listens)
     return [("*", None), ("[::]", None)] if v6 else [("*", None)]
 
@@ -329,6 +375,7 @@ class _Planner:
         self.defaults = {item.key for b in tree.servers for item in b.listens
                          if item.default_server}
         self.included: set[str] = set()
+        self.bucket = 0
 
     def text(self, path: str) -> str:
         return self.tree.files[path].text
@@ -415,8 +462,9 @@ class _Planner:
         does, where certwright writes such a name."""
         need = _bucket_for(max((len(n) for n in names), default=0))
         http = self.tree.http
-        if need <= 64 or http is None:
+        if need <= max(64, self.bucket) or http is None:
             return
+        self.bucket = need  # once per plan, the widest asked for
         found = [i for i in http.block or () if i.name == "server_names_hash_bucket_size"]
         line = statement("server_names_hash_bucket_size", str(need))
         if found:
@@ -505,8 +553,17 @@ class _Planner:
             self.write(self.layout.options_file, OPTIONS_TEXT)
 
     def new_tls_server(self, req: DeployRequest, names: Sequence[str], path: str) -> None:
+        source = self.catch_all(names, req.http_port, path)
+        listens: list[tuple[str, Listen | None]] = list(
+            _listens_on(self.tree, req.https_port).items())
+        # and every address the names are answered on over http now (IPv6 next to IPv4);
+        # never addresses of unrelated blocks (a stub_status on 127.0.0.1:80)
+        for item in source.listens_on(req.http_port) if source is not None else ():
+            if not item.unix and all(host != item.host for host, _ in listens):
+                listens.append((item.host, item))
         body = []
-        for host, seen in _new_block_listens(self.tree, req.https_port, req.http_port):
+        for host, seen in listens or _new_block_listens(self.tree, req.https_port,
+                                                         req.http_port):
             params = ["ssl"]
             key = (host, req.https_port)
             v6only = seen.param("ipv6only=") if seen else None
@@ -520,7 +577,6 @@ class _Planner:
             statement("ssl_certificate_key", req.key_path),
             statement("include", self.layout.options_file),
         ]
-        source = self.catch_all(names, req.http_port, path)
         copied = _copy_body(self.tree, source) if source is not None else ""
         header = (f"# Managed by certwright for the certificate {req.cert_name}: rewritten "
                   "by each install of it.\n")
@@ -623,9 +679,14 @@ def plan_deploy(
     for block, _ in targets.http:
         planner.add_tls(block, req)
     own = layout.server_file(req.cert_name)
-    if targets.unmatched:
+    taken = _taken_over(tree, own, req.cert_name)
+    if targets.unmatched and taken and not req.takeover:
+        planner.note(f"{', '.join(targets.unmatched)}: not installed; {own} now serves "
+                     f"another certificate (install --cert-name {req.cert_name} takes it "
+                     "back)")
+    elif targets.unmatched:
         planner.new_tls_server(req, targets.unmatched, own)
-    elif read(own) is not None:
+    elif read(own) is not None and not taken:
         planner.write(own, None)  # every name now has a block of the user's: retire ours
     for block, _ in (*targets.https, *targets.http):
         planner.note_uncovered(block, req.domains)
@@ -643,10 +704,16 @@ def plan_forget(
     plain-http redirect blocks made for its names."""
     planner = _Planner(tree, layout, read)
     marker = f"/live/{cert_name}/".encode()
-    for path in (layout.server_file(cert_name), *map(layout.redirect_file, domains)):
+    own = layout.server_file(cert_name)
+    for path in (own, *map(layout.redirect_file, domains)):
         current = read(path)
         if current is None or (b"ssl_certificate" in current and marker not in current):
             continue  # a block another certificate has taken over stays
+        real = os.path.realpath(path)
+        named = {n for b in tree.servers if tree.files[b.file].real_path == real
+                 for n in b.server_names}
+        if path != own and not named <= {normalize_name(d) for d in domains}:
+            continue  # a redirect block also serving names of another certificate stays
         planner.write(path, None)
     return planner.plan(f"nginx: remove the server blocks of certificate {cert_name}")
 

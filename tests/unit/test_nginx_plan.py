@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -302,9 +303,13 @@ def test_new_block_listens_where_the_name_is_answered_over_http(tmp_path: Path) 
     site = ("server {\n    listen 80 default_server;\n    listen [::]:80 ipv6only=off;\n"
             "    server_name _;\n}\n"
             "server {\n    listen 443 ssl default_server;\n    ssl_reject_handshake on;\n}\n")
-    tree = Tree(tmp_path, {"sites/default": site})
+    tree = Tree(tmp_path, {"sites/default": site,
+                           "sites/status": "server {\n    listen 127.0.0.1:80;\n"
+                                           "    location = /status { stub_status; }\n}\n"})
     text = changed(tree.deploy(request()), tmp_path / "certwright/servers/example.org.conf")
-    assert "listen 443 ssl;" in text and "listen [::]:443 ssl ipv6only=off;" in text
+    listens = [line.strip() for line in text.splitlines() if line.strip().startswith("listen")]
+    # not 127.0.0.1:443: that would take over https on that address for every name
+    assert listens == ["listen 443 ssl;", "listen [::]:443 ssl ipv6only=off;"]
 
 
 def test_block_that_redirects_everything_gets_no_tls(tmp_path: Path) -> None:
@@ -316,6 +321,15 @@ def test_block_that_redirects_everything_gets_no_tls(tmp_path: Path) -> None:
     assert str(tmp_path / "sites/example") not in [c.path for c in plan.changes]
     text = changed(plan, tmp_path / "certwright/servers/example.org.conf")
     assert "root /srv/x;" in text and "return 301" not in text
+
+
+def test_canonical_host_redirect_block_gets_tls(tmp_path: Path) -> None:
+    # www -> apex does not loop over https: https://www keeps redirecting to the apex
+    site = ("server {\n    listen 80;\n    server_name www.example.org;\n"
+            "    return 301 https://example.org$request_uri;\n}\n")
+    tree = Tree(tmp_path, {"sites/www": site})
+    plan = tree.deploy(request("example.org", "www.example.org"))
+    assert "listen 443 ssl;" in changed(plan, tmp_path / "sites/www")
 
 
 def test_implicit_default_server_is_the_model(tmp_path: Path) -> None:
@@ -340,6 +354,30 @@ def test_another_certificates_block_is_kept_unless_fully_covered(tmp_path: Path)
     assert "/live/three/" in one.read_text()
     # deleting "one" leaves the block "three" now serves
     assert plan_forget(tree.load(), "one", ["a.test", "b.test"], tree.layout).empty
+
+
+def test_a_taken_over_block_does_not_flip_back_on_renewal(tmp_path: Path) -> None:
+    tree = Tree(tmp_path, {"sites/default": CATCH_ALL})
+    tree.apply(tree.deploy(request("x.test", "z.test", name="b")))
+    tree.apply(tree.deploy(request("x.test", "y.test", "z.test", name="a")))
+    b_conf = tmp_path / "certwright/servers/b.conf"
+    assert "/live/a/" in b_conf.read_text()
+    renewal = replace(request("x.test", "z.test", name="b"), takeover=False)
+    assert tree.deploy(renewal).empty, "b's renewal leaves its old block to a"
+    again = replace(request("x.test", "y.test", "z.test", name="a"), takeover=False)
+    assert tree.deploy(again).empty
+    forget = plan_forget(tree.load(), "b", ["x.test", "z.test"], tree.layout)
+    assert forget.empty, "deleting b keeps the block a serves"
+
+
+def test_forget_keeps_a_redirect_block_naming_other_names(tmp_path: Path) -> None:
+    tree = Tree(tmp_path, {"sites/default": CATCH_ALL.replace(
+        "    return 301 https://$host$request_uri;   # every unknown name to https\n", "")})
+    tree.apply(tree.deploy(request("a.test", "b.test", name="ab")))
+    tree.apply(enhance(tree, "redirect", domains=("a.test", "b.test")))
+    assert (tmp_path / "certwright/servers/redirect-a.test.conf").exists()
+    plan = plan_forget(tree.load(), "a-only", ["a.test"], tree.layout)
+    assert plan.empty
 
 
 def test_catch_all_certificate_include_is_not_copied(tmp_path: Path) -> None:
@@ -506,11 +544,10 @@ def test_endpoints(tmp_path: Path) -> None:
     tree = Tree(tmp_path, {"sites/example": site})
     req = request("example.org", "www.example.org", "new.test")
     found = deploy_endpoints(tree.load(), req, tree.layout)
-    # a new block for new.test would listen where the config listens on 443 and 80:
-    # [::] and 10.0.0.7; IPv4 is probed
+    # a new block for new.test listens (at least) where the config listens on 443: [::]
     assert [(e.host, e.port, e.server_name) for e in found] == [
         ("::1", 443, "www.example.org"), ("10.0.0.7", 443, "example.org"),
-        ("10.0.0.7", 443, "new.test")]
+        ("::1", 443, "new.test")]
     tree.put("sites/example", "server { listen 80; server_name example.org; }\n")
     found = deploy_endpoints(tree.load(), request("*.example.org", https=8443), tree.layout)
     assert found == [Endpoint("127.0.0.1", 8443, "certwright-probe.example.org")]
@@ -678,3 +715,16 @@ def test_http01_refuses_unsafe_values(tmp_path: Path) -> None:
         plan_http01(tree.load(), [bad], tree.layout)
     with pytest.raises(PluginError, match="base64url"):
         plan_http01(tree.load(), [challenge("example.org", "../x")], tree.layout)
+
+
+def test_temporary_challenge_blocks_name_only_what_each_address_lacks(tmp_path: Path) -> None:
+    site = ("server {\n    listen 80;\n    server_name a.test;\n}\n"
+            "server {\n    listen [::]:80;\n    server_name b.test;\n}\n")
+    tree = Tree(tmp_path, {"sites/s": site})
+    plan = plan_http01(tree.load(), [challenge("a.test", "tokA"), challenge("b.test", "tokB")],
+                       tree.layout)
+    text = changed(plan, tmp_path / "certwright/challenges/http01.conf")
+    blocks = sorted(text.split("server {")[1:])
+    assert len(blocks) == 2
+    assert "listen 80;" in blocks[0] and "server_name b.test;" in blocks[0]
+    assert "listen [::]:80;" in blocks[1] and "server_name a.test;" in blocks[1]
