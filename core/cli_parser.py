@@ -237,6 +237,8 @@ def ini_arguments(path: Path, parser: argparse.ArgumentParser) -> list[str]:
         return []
     except OSError as exc:
         raise ConfigError(f"{path}: can't read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     argv: list[str] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()

@@ -198,6 +198,7 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
         return target.lineage, False
     if target.lineage is not None:
         _keep_key_type(config, target.lineage)
+    key_spec(config)  # a bad key option is refused before an account is made at the CA
     auth = load_authenticator(config)
     check_authenticator_for(target.identifiers, auth, config.pref_challs)
     runner = HookRunner(config, say)
@@ -408,9 +409,14 @@ def _report(say: Say, lineage: Lineage) -> None:
 
 def check_authenticator_for(idents: list[Identifier], auth: Authenticator,
                             preferred: list[str] | None) -> None:
-    """Refuse before any order is placed when a name can't be proven (wildcard + http-01)."""
+    """Refuse before any order is placed when a name can't be proven (wildcard + http-01,
+    or --preferred-challenges the authenticator can't do, as Certbot does)."""
     for ident in idents:
         types = list(auth.challenge_types(ident))
+        if preferred and not ident.is_wildcard and not set(preferred) & set(types):
+            raise PluginError(f"none of the preferred challenges ({', '.join(preferred)}) "
+                              f"can be done by the {auth.name} authenticator, which does "
+                              f"{', '.join(types) or 'none'}")
         if preferred and ident.is_wildcard and "dns-01" not in preferred:
             types = []
         if ident.is_wildcard and "dns-01" not in types:

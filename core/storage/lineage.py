@@ -613,9 +613,11 @@ def new_lineage(
         _install_live_dir(staged, live_dir)
         write_renewal_conf(conf)  # last: the lineage exists once its conf does
     except BaseException:
-        with contextlib.suppress(StorageError):
-            _remove_tree(lineage.live_dir)
-            _remove_tree(lineage.archive_dir)
+        # each on its own: an archive left behind would make the next try "<name>-0001"
+        for leftover in (lineage.live_dir, lineage.live_dir.with_name(f".{name}{_NEW_SUFFIX}"),
+                         lineage.archive_dir):
+            with contextlib.suppress(StorageError):
+                _remove_tree(leftover)
         raise
     return lineage
 

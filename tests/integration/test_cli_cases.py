@@ -207,6 +207,20 @@ def test_allow_subset_of_names_drops_what_fails_validation(
     assert "allow_subset_of_names = True" in conf
 
 
+def test_unusable_options_are_refused_before_any_account_or_order(
+        cli: Cli, pebble: Pebble) -> None:
+    for extra, fragment in ((["--preferred-challenges", "tls-alpn-01"], "preferred challenges"),
+                            (["--key-type", "rsa", "--rsa-key-size", "1024"], "2048..8192")):
+        proc = cli("certonly", *standalone(pebble), "-d", "pc.example.org", *extra, check=False)
+        assert fragment in one_error_line(proc) and proc.returncode == 1
+        assert not cli.config_dir.exists() or not (cli.config_dir / "accounts").exists()
+    ini = cli.config_dir / "cli.ini"
+    ini.parent.mkdir(parents=True, exist_ok=True)
+    ini.write_bytes(b"\xff\xfe\x00garbage\n")
+    proc = cli("certificates", check=False, account=False)
+    assert f"{ini}: not UTF-8 text" in one_error_line(proc)
+
+
 def test_renew_refuses_domains(cli: Cli, pebble: Pebble) -> None:
     proc = cli("renew", "-d", "x.example.org", check=False, account=False)
     assert "certonly" in one_error_line(proc) and proc.returncode == 1

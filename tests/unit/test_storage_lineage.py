@@ -488,3 +488,26 @@ def test_delete_with_a_hand_edited_archive_dir_removes_only_archive_files(
     write_renewal_conf(lin.conf)
     delete_lineage(tmp_path, "example.com")
     assert os.listdir(shared) == ["unrelated.txt"]
+
+
+def test_failed_new_lineage_leaves_no_archive_even_when_live_cannot_be_cleaned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_remove = lineage_module._remove_tree
+
+    def install_fails(staged: Path, live_dir: Path) -> None:
+        live_dir.mkdir()  # got that far; the read-only live/ keeps it
+        raise StorageError(f"cannot rename {staged}: Read-only file system")
+
+    def remove(path: Path) -> None:
+        if path.parent.name == "live" and os.path.lexists(path):
+            raise StorageError(f"cannot remove {path}: Read-only file system")
+        real_remove(path)
+
+    monkeypatch.setattr(lineage_module, "_install_live_dir", install_fails)
+    monkeypatch.setattr(lineage_module, "_remove_tree", remove)
+    with pytest.raises(StorageError, match="cannot rename"):
+        create(tmp_path, "o2.example.org")
+    assert not (tmp_path / "archive" / "o2.example.org").exists()
+    monkeypatch.undo()
+    (tmp_path / "live" / "o2.example.org").rmdir()  # the admin makes live/ writable again
+    assert create(tmp_path, "o2.example.org").name == "o2.example.org"  # not "-0001"
