@@ -47,6 +47,7 @@ http-01 plans are in :mod:`.http01`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -160,8 +161,13 @@ class Layout:
         return self.server_file(f"{REDIRECT_PREFIX}{name}")
 
     def is_redirect_file(self, path: str) -> bool:
-        return (os.path.realpath(os.path.dirname(path)) == os.path.realpath(self.servers_dir)
-                and os.path.basename(path).startswith(REDIRECT_PREFIX))
+        """``path``: a real path (as the tree keeps them)."""
+        return (os.path.basename(path).startswith(REDIRECT_PREFIX)
+                and os.path.dirname(path) == self.servers_real)
+
+    @functools.cached_property
+    def servers_real(self) -> str:
+        return os.path.realpath(self.servers_dir)
 
     def server_file(self, name: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name.replace("*", "wildcard")).lstrip(".")
@@ -280,7 +286,7 @@ def _held_by_another(tree: NginxTree, layout: Layout, block: ServerBlock,
     over): kept by it during renewals, taken over by an install that covers all its
     names (a renamed lineage)."""
     path = tree.files[block.file].real_path
-    managed = os.path.realpath(os.path.dirname(path)) == os.path.realpath(layout.servers_dir)
+    managed = os.path.dirname(path) == layout.servers_real
     if not managed or any(d.args and f"/live/{req.cert_name}/" in d.args[0]
                           for d in block.ssl_certificates):
         return False
