@@ -110,13 +110,13 @@ def http01_probes(
     address per block (IPv4 first, a wildcard as loopback). Listens that expect a PROXY
     protocol header are not asked."""
     probes: list[Probe] = []
+    proxied = {i.host for b in tree.servers for i in b.listens_on(http_port)
+               if "proxy_protocol" in i.params}
     for task in tasks:
         path = CHALLENGE_PATH + http01_token(task, "nginx")
         matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)
         host_sets = [[i.host for i in m.block.listens_on(http_port, ssl=False)
                       if not i.unix and "proxy_protocol" not in i.params] for m in matches]
-        proxied = {i.host for b in tree.servers for i in b.listens_on(http_port)
-                   if "proxy_protocol" in i.params}
         missing = [h for h in _unanswered_hosts(tree, task.domain, http_port)
                    if h not in proxied]
         if missing:

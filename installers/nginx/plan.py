@@ -233,10 +233,14 @@ def _taken_over(tree: NginxTree, path: str, cert_name: str) -> bool:
     """Whether certwright's block file ``path`` for ``cert_name`` now serves another
     certificate (one that covered all its names was installed after it)."""
     real = os.path.realpath(path)
-    marker = f"/live/{cert_name}/"
     found = [d for b in tree.servers if tree.files[b.file].real_path == real
              for d in b.ssl_certificates]
-    return bool(found) and not any(d.args and marker in d.args[0] for d in found)
+    return bool(found) and not any(_names_lineage(d, cert_name) for d in found)
+
+
+def _names_lineage(directive: Directive, cert_name: str) -> bool:
+    """Whether a certificate line points into ``live/<cert_name>/``."""
+    return bool(directive.args) and f"/live/{cert_name}/" in directive.args[0]
 
 
 def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> DeployTargets:
@@ -287,8 +291,7 @@ def _held_by_another(tree: NginxTree, layout: Layout, block: ServerBlock,
     names (a renamed lineage)."""
     path = tree.files[block.file].real_path
     managed = os.path.dirname(path) == layout.servers_real
-    if not managed or any(d.args and f"/live/{req.cert_name}/" in d.args[0]
-                          for d in block.ssl_certificates):
+    if not managed or any(_names_lineage(d, req.cert_name) for d in block.ssl_certificates):
         return False
     return not req.takeover or not all(covers(req.domains, n) for n in block.server_names)
 
@@ -627,8 +630,7 @@ class _Planner:
 
 def _pick(found: Sequence[Directive], cert_name: str) -> Directive:
     """The certificate line of this lineage if there is one, else the first."""
-    marker = f"/live/{cert_name}/"
-    return next((d for d in found if d.args and marker in d.args[0]), found[0])
+    return next((d for d in found if _names_lineage(d, cert_name)), found[0])
 
 
 _NOT_COPIED = frozenset({"listen", "server_name", "http2"})
