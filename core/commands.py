@@ -55,8 +55,9 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
         with lock(config_dir / ".certwright.lock", timeout=0.0), certbot_lock(config_dir):
             for fixed in lineages.repair_store(config_dir):
                 say(fixed)
-            from certwright.core.transaction import recover
+            from certwright.core.transaction import begin_command, recover
 
+            begin_command()  # whatever this command changes is one checkpoint
             for undone in recover(Path(config.work_dir)):
                 say(undone)
             return fn(config, say, ask)

@@ -14,6 +14,12 @@ class ConfigError(CertwrightError):
     1 as in Certbot; 2 stays with what the argument parser itself rejects."""
 
 
+class UsageError(ConfigError):
+    """A command line that asks for something meaningless (exit code 2, as a usage error)."""
+
+    exit_code = 2
+
+
 class PluginError(CertwrightError):
     """An authenticator or installer could not do what was asked."""
 
