@@ -39,16 +39,19 @@ def setup_logging(config: argparse.Namespace) -> None:
     console.setFormatter(logging.Formatter("%(message)s"))
     console.addFilter(lambda record: not getattr(record, "said", False))
     root.addHandler(console)
+    from certwright.core.storage.files import ensure_dir
+
     logs = Path(config.logs_dir)
     try:
-        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_dir(logs, 0o700)  # new parents too: mkdir(parents=True) gives them the umask's
         handler = _LogFile(
             logs / "certwright.log", backupCount=max(0, config.max_log_backups))
         if handler.stream and handler.stream.tell() > 0 and config.max_log_backups > 0:
             handler.doRollover()
         os.chmod(logs / "certwright.log", 0o600)
-    except OSError as exc:
-        log.warning("not logging to %s: %s", logs, exc.strerror)
+    except (OSError, CertwrightError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        log.warning("not logging to %s: %s", logs, reason)
         return
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

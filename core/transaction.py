@@ -118,7 +118,7 @@ def _private_root(work_dir: Path, create: bool) -> Path | None:
     else is refused."""
     root = journal_root(work_dir)
     if create:
-        ensure_dir(Path(work_dir), 0o700)
+        ensure_dir(Path(work_dir), 0o755)
         ensure_dir(root, 0o700)
     try:
         info = os.lstat(root)

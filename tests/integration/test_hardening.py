@@ -1,0 +1,126 @@
+"""What a hostile trial broke, end to end through the CLI: modes under umask 000, planted
+transaction journals, rollback counts, one command one checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from certwright.core.interfaces import ChangePlan, FileChange
+from certwright.core.transaction import Transaction
+from tests.integration.conftest import Cli
+from tests.integration.test_nginx import PLAIN_SITE, http_get, tree  # noqa: F401 (fixture)
+from tests.servers.nginx import Nginx
+from tests.servers.nginx_tree import NginxTree
+from tests.servers.pebble import Pebble
+
+pytestmark = pytest.mark.integration
+NOBODY = 65534
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class DeepCli(Cli):
+    """Config, work and logs dirs whose parents don't exist yet (as on a fresh machine)."""
+
+    @property
+    def config_dir(self) -> Path:
+        return self.base / "etc" / "certwright"
+
+    def dirs(self) -> list[str]:
+        return ["--config-dir", str(self.config_dir),
+                "--work-dir", str(self.base / "var" / "lib" / "certwright"),
+                "--logs-dir", str(self.base / "var" / "log" / "certwright")]
+
+
+@pytest.fixture
+def umask_000() -> Iterator[None]:
+    old = os.umask(0)  # inherited by the certwright processes the test starts
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_nothing_is_writable_by_others_under_umask_000(
+        pebble: Pebble, web: Nginx, www_root: Path, tmp_path: Path, umask_000: None) -> None:
+    cli = DeepCli(tmp_path / "base", pebble)
+    cli("certonly", "--webroot", "-w", str(www_root), "-d", "example.org")
+    cli("certificates", account=False)
+    cli("renew", "--no-random-sleep-on-renew", account=False)
+    work = tmp_path / "base" / "var" / "lib" / "certwright"
+    Transaction(work, "probe").commit()  # what an installer's deploy creates
+    open_to_others = []
+    for path in [tmp_path / "base", *sorted((tmp_path / "base").rglob("*"))]:
+        info = path.lstat()
+        if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o022:
+            open_to_others.append(f"{path.relative_to(tmp_path)} {stat.S_IMODE(info.st_mode):o}")
+    assert open_to_others == []
+    assert stat.S_IMODE((work / "transactions").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "base" / "var" / "log" / "certwright").stat().st_mode) \
+        == 0o700
+
+
+@pytest.mark.parametrize("how", ["planted by another user", "backup outside the journal"])
+def test_renew_refuses_a_planted_journal_and_touches_nothing(
+        cli: Cli, tmp_path: Path, how: str) -> None:
+    victim = tmp_path / "etc-shadow"
+    victim.write_bytes(b"root:secret:::\n")
+    victim.chmod(0o640)
+    evil = tmp_path / "evil"
+    evil.write_bytes(b"root::0:0:::\n")
+    journal = tmp_path / "work" / "transactions" / "20260101T000000-1-000000001"
+    journal.mkdir(parents=True, mode=0o700)
+    (journal / "manifest.json").write_text(json.dumps({
+        "id": journal.name, "title": "deploy", "state": "open", "temporary": False,
+        "created": 0.0, "files": [{"path": str(victim), "sha_before": sha(evil.read_bytes()),
+                                   "sha_after": sha(victim.read_bytes()), "backup": str(evil),
+                                   "mode": 0o666}]}))
+    (journal / "manifest.json").chmod(0o600)
+    if how == "planted by another user":
+        for path in (journal, journal / "manifest.json"):
+            os.chown(path, NOBODY, NOBODY)
+    proc = cli("renew", "--no-random-sleep-on-renew", account=False, check=False)
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("Error: refusing the transaction journal " + str(journal)), line
+    assert victim.read_bytes() == b"root:secret:::\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o640
+
+
+def test_rollback_checkpoints_zero_does_nothing_and_negative_is_a_usage_error(
+        cli: Cli, tmp_path: Path) -> None:
+    conf = tmp_path / "site.conf"
+    conf.write_bytes(b"before")
+    txn = Transaction(tmp_path / "work", "deploy")
+    txn.apply(ChangePlan("deploy", (FileChange(str(conf), b"after", sha(b"before")),)))
+    txn.commit()
+    proc = cli("rollback", "--checkpoints", "0", account=False)
+    assert conf.read_bytes() == b"after", proc.stdout
+    proc = cli("rollback", "--checkpoints", "-5", account=False, check=False)
+    assert proc.returncode == 2
+    assert "--checkpoints -5" in proc.stderr
+    assert conf.read_bytes() == b"after"
+    cli("rollback", "--checkpoints", "1", account=False)
+    assert conf.read_bytes() == b"before"
+
+
+def test_one_run_is_one_checkpoint(cli: Cli, tree: NginxTree) -> None:  # noqa: F811
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    before = tree.snapshot()
+    cli("run", "--nginx", *tree.args(), "-d", "example.org", "-d", "www.example.org",
+        "--redirect", "--hsts")
+    assert http_get(tree.http_port, "example.org", "/")[0] == 301
+    proc = cli("rollback", "--checkpoints", "1", *tree.args(), account=False)
+    assert "Rolling back 1 of 1 checkpoint(s)" in proc.stdout, proc.stdout
+    assert tree.snapshot() == before, "every file byte for byte, no directory left"
+    assert http_get(tree.http_port, "example.org", "/")[0] == 200
