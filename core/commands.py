@@ -42,6 +42,10 @@ def dispatch(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     handler = HANDLERS.get(verb)
     if handler is None:
         raise ConfigError(f"the {verb!r} verb is not available in this version")
+    if getattr(config, "certname", None) is not None:
+        from certwright.core.names import check_cert_name
+
+        check_cert_name(config.certname)  # before any lock, CA request, hook or config
     return handler(config, say, ask)
 
 

@@ -163,6 +163,21 @@ class DeployRequest:
     """False for the install after a renewal: a block the installer made for this
     certificate and another certificate has since taken over stays with that one."""
 
+    def __post_init__(self) -> None:
+        """Every field here ends up in a server's config: a control character (a newline
+        starts a new directive) is refused, whoever built the request."""
+        from certwright.core.errors import PluginError
+        from certwright.core.names import has_control
+
+        for what, value in [("certificate name", self.cert_name),
+                            *(("name", d) for d in self.domains),
+                            ("certificate path", self.cert_path), ("key path", self.key_path),
+                            ("chain path", self.chain_path),
+                            ("fullchain path", self.fullchain_path)]:
+            if has_control(value):
+                raise PluginError(f"refusing to install: the {what} {value!r} holds a "
+                                  "control character")
+
 
 @dataclass(frozen=True)
 class EnhanceRequest:

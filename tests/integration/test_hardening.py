@@ -124,3 +124,34 @@ def test_one_run_is_one_checkpoint(cli: Cli, tree: NginxTree) -> None:  # noqa: 
     assert "Rolling back 1 of 1 checkpoint(s)" in proc.stdout, proc.stdout
     assert tree.snapshot() == before, "every file byte for byte, no directory left"
     assert http_get(tree.http_port, "example.org", "/")[0] == 200
+
+
+INJECTED = 'x\nserver { listen 127.0.0.1:9; return 200 "injected"; }\n#'
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--cert-name", INJECTED, "-d", "example.org"], "--cert-name"),
+    (["--cert-name", "../../etc", "-d", "example.org"], "--cert-name"),
+    (["-d", "evil\n.example.org"], "invalid domain"),
+])
+def test_bad_names_are_refused_before_the_ca_and_any_hook(
+        cli: Cli, tmp_path: Path, args: list[str], said: str) -> None:
+    mark = tmp_path / "hook-ran"
+    proc = cli("certonly", "--manual", "--manual-auth-hook", f"touch {mark}",
+               "--pre-hook", f"touch {mark}", *args, check=False)
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and said in line, line
+    assert not mark.exists(), "no hook ran"
+    assert not (cli.config_dir / "accounts").exists(), "the CA was not contacted"
+
+
+def test_run_nginx_refuses_a_cert_name_that_would_inject_a_server_block(
+        cli: Cli, tree: NginxTree) -> None:  # noqa: F811
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    before = tree.snapshot()
+    proc = cli("run", "--nginx", *tree.args(), "-d", "example.org", "--cert-name", INJECTED,
+               check=False)
+    assert proc.returncode == 1 and "control characters" in proc.stderr
+    assert tree.snapshot() == before
