@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from certwright.core.interfaces import ChangePlan, FileChange
 from certwright.core.transaction import Transaction
 from tests.integration.conftest import Cli
 from tests.integration.test_nginx import PLAIN_SITE, http_get, tree  # noqa: F401 (fixture)
+from tests.servers.acme_front import AcmeFront
 from tests.servers.nginx import Nginx
 from tests.servers.nginx_tree import NginxTree
 from tests.servers.pebble import Pebble
@@ -155,3 +157,54 @@ def test_run_nginx_refuses_a_cert_name_that_would_inject_a_server_block(
                check=False)
     assert proc.returncode == 1 and "control characters" in proc.stderr
     assert tree.snapshot() == before
+
+
+DOCUMENTED_HOOK = ('mkdir -p "$W/.well-known/acme-challenge" && '
+                   'echo "$CERTBOT_VALIDATION" > "$W/.well-known/acme-challenge/$CERTBOT_TOKEN"')
+
+
+def _tamper(what: str) -> Callable[[str, Any], Any]:
+    def tamper(path: str, doc: Any) -> Any:
+        if not isinstance(doc, dict) or "challenges" not in doc:
+            return doc
+        for chall in doc["challenges"]:
+            if what == "token":
+                chall["token"] = "../../../pwned"
+            elif what == "token with a newline":
+                chall["token"] += "\nX"
+            elif what == "challenge url":
+                chall["url"] += "\r\nX-Injected: 1"
+        if what == "identifier":
+            doc["identifier"]["value"] = "evil\n.example.org"
+        elif what == "unordered name":
+            doc["identifier"]["value"] = "victim.example.net"
+        return doc
+
+    return tamper
+
+
+@pytest.mark.parametrize(("what", "said"), [
+    ("token", "-01 token '../../../pwned'"),
+    ("token with a newline", "http-01 token"),
+    ("challenge url", "challenge URL"),
+    ("identifier", "DNS identifier"),
+    ("unordered name", "'victim.example.net', which was not ordered"),
+])
+def test_a_hostile_ca_is_refused_before_any_hook(
+        pebble: Pebble, tmp_path: Path, what: str, said: str) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    calls = tmp_path / "hook-calls"
+    with AcmeFront(pebble, tmp_path / "front", tamper=_tamper(what)) as front:
+        cli = Cli(tmp_path / "cli", pebble, extra_env={
+            "REQUESTS_CA_BUNDLE": str(front.ca_bundle), "SSL_CERT_FILE": str(front.ca_bundle),
+            "W": str(www)})
+        proc = cli("certonly", "--manual", "--preferred-challenges", "http",
+                   "--manual-auth-hook", f"echo \"$CERTBOT_DOMAIN\" >> {calls}; "
+                   + DOCUMENTED_HOOK, "-d", "hostile.example.org",
+                   "--server", front.directory_url, check=False)
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("Error: refusing the CA's response") and said in line, line
+    assert not calls.exists(), "the hook never ran"
+    assert not (tmp_path / "pwned").exists()

@@ -185,6 +185,7 @@ def test_journal_directories_are_private_under_umask_000(tmp_path: Path) -> None
         _site, manifest, txn = open_journal(tmp_path)
     finally:
         os.umask(old)
-    for path in (tmp_path / "w", txn.dir.parent, txn.dir):
+    assert stat.S_IMODE((tmp_path / "w").stat().st_mode) == 0o755
+    for path in (txn.dir.parent, txn.dir):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
     assert stat.S_IMODE(manifest.stat().st_mode) == 0o600
