@@ -208,3 +208,14 @@ def test_a_hostile_ca_is_refused_before_any_hook(
     assert line.startswith("Error: refusing the CA's response") and said in line, line
     assert not calls.exists(), "the hook never ran"
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("form", ["separate", "joined"])
+def test_secret_options_are_masked_in_the_log(cli: Cli, tmp_path: Path, form: str) -> None:
+    secret = "c2VjcmV0LWhtYWMta2V5LXZhbHVlLWZvci10ZXN0"
+    opt = ["--eab-hmac-key", secret] if form == "separate" else [f"--eab-hmac-key={secret}"]
+    proc = cli("certificates", "--eab-kid", "kid-1", *opt, "-vv", account=False)
+    log_text = (tmp_path / "logs" / "certwright.log").read_text()
+    assert "--eab-hmac-key" in log_text and "********" in log_text
+    assert "kid-1" in log_text, "other values are still logged"
+    assert secret not in log_text and secret not in proc.stderr + proc.stdout
