@@ -21,6 +21,7 @@ from tests.servers.acme_front import AcmeFront
 from tests.servers.nginx import Nginx
 from tests.servers.nginx_tree import NginxTree
 from tests.servers.pebble import Pebble
+from tests.servers.tlsca import TestCA, cert_pem, key_pem
 
 pytestmark = pytest.mark.integration
 NOBODY = 65534
@@ -219,3 +220,22 @@ def test_secret_options_are_masked_in_the_log(cli: Cli, tmp_path: Path, form: st
     assert "--eab-hmac-key" in log_text and "********" in log_text
     assert "kid-1" in log_text, "other values are still logged"
     assert secret not in log_text and secret not in proc.stderr + proc.stdout
+
+
+def test_nginx_refuses_a_dollar_in_a_certificate_path(
+        cli: Cli, tree: NginxTree, tmp_path: Path) -> None:  # noqa: F811
+    """nginx expands variables in ssl_certificate: live/a$host/ would pick a directory by
+    the client's SNI."""
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    before = tree.snapshot()
+    odd = tmp_path / "a$host"
+    odd.mkdir()
+    cert, key = TestCA.create().issue_server_cert(names=["example.org"])
+    (odd / "cert.pem").write_bytes(cert_pem(cert))
+    (odd / "privkey.pem").write_bytes(key_pem(key))
+    proc = cli("install", "--nginx", *tree.args(), "-d", "example.org",
+               "--cert-path", str(odd / "cert.pem"), "--key-path", str(odd / "privkey.pem"),
+               account=False, check=False)
+    assert proc.returncode == 1 and "as a variable" in proc.stderr, proc.stderr
+    assert tree.snapshot() == before
