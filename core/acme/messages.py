@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from certwright.core.acme.errors import AcmeError, TransportError
+from certwright.core.acme.errors import AcmeError, TransportError, printable
 from certwright.core.errors import ConfigError
 from certwright.core.interfaces import Identifier
 
@@ -64,6 +64,11 @@ def _url(value: object, what: str) -> str:
     return value
 
 
+def _text(value: object) -> str | None:
+    """Text the CA wants shown to the user: one line, no escape sequences."""
+    return None if value is None else printable(value)
+
+
 def _optional_url(value: object, what: str) -> str | None:
     return None if value is None else _url(value, what)
 
@@ -111,8 +116,8 @@ class Directory:
             key_change=str(data.get("keyChange", "")),
             new_authz=data.get("newAuthz"),
             renewal_info=data.get("renewalInfo"),
-            terms_of_service=meta.get("termsOfService"),
-            website=meta.get("website"),
+            terms_of_service=_text(meta.get("termsOfService")),
+            website=_text(meta.get("website")),
             caa_identities=tuple(meta.get("caaIdentities") or ()),
             external_account_required=bool(meta.get("externalAccountRequired", False)),
             profiles={str(k): str(v) for k, v in profiles.items()}

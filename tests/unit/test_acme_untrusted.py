@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from certwright.authenticators.manual import ManualAuthenticator
-from certwright.core.acme.messages import Authorization, Challenge, Order, UnsafeResponse
+from certwright.core.acme.errors import AcmeError
+from certwright.core.acme.messages import (
+    Authorization,
+    Challenge,
+    Directory,
+    Order,
+    UnsafeResponse,
+)
 from certwright.core.errors import PluginError
 from tests.unit.test_auth_manual import dns_task, http_task
 
@@ -88,3 +95,19 @@ def test_manual_still_runs_its_hook_for_a_good_task(tmp_path: Path) -> None:
     auth.present(http_task())
     auth.present(dns_task())
     assert mark.exists()
+
+
+def test_ca_text_shown_to_the_user_is_one_line_without_escape_sequences() -> None:
+    err = AcmeError.from_json({"type": "urn:ietf:params:acme:error:malformed",
+                               "detail": "bad\nError: all fine\x1b[2J", "status": "oops",
+                               "subproblems": [{"type": "x", "detail": "a\rb",
+                                                "identifier": {"value": "n\x07"}}]},
+                              status=400)
+    text = str(err)
+    assert "\n" not in text and "\r" not in text and "\x1b" not in text and "\x07" not in text
+    assert "bad Error: all fine\\x1b[2J" in text and err.status == 400
+    directory = Directory.from_json("https://ca/dir", {
+        "newNonce": "https://ca/n", "newAccount": "https://ca/a", "newOrder": "https://ca/o",
+        "meta": {"termsOfService": "https://ca/tos\n\x1b]8;;evil\x07click"}})
+    assert directory.terms_of_service is not None
+    assert "\n" not in directory.terms_of_service and "\x1b" not in directory.terms_of_service
