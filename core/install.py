@@ -168,7 +168,7 @@ def _stored_installer(config: argparse.Namespace, lineage: Lineage) -> None:
             continue
         if key.startswith(prefix):
             setattr(config, key, value)
-        elif key in ("https_port", "http01_port") and str(value).isdigit():
+        elif key in ("https_port", "http01_port") and str(value).isascii() and str(value).isdigit():
             setattr(config, key, int(str(value)))
 
 

@@ -111,3 +111,14 @@ def test_ca_text_shown_to_the_user_is_one_line_without_escape_sequences() -> Non
         "meta": {"termsOfService": "https://ca/tos\n\x1b]8;;evil\x07click"}})
     assert directory.terms_of_service is not None
     assert "\n" not in directory.terms_of_service and "\x1b" not in directory.terms_of_service
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "3²"])
+def test_digits_that_int_or_float_refuse_are_not_taken_for_numbers(value: str) -> None:
+    """str.isdigit() is true for '²', which int() and float() refuse: a Retry-After from
+    the CA or a port in a config must not end in a traceback."""
+    from certwright.core.acme.transport import parse_retry_after
+    from certwright.installers.nginx.tree import parse_listen
+
+    assert parse_retry_after(value) is None
+    assert parse_listen([f"127.0.0.1:{value}"]).port is None
