@@ -73,6 +73,10 @@ def check_manifest(data: Mapping[str, Any], directory: Path) -> None:
         raise JournalRefused(directory, f"its id {data.get('id')!r} is not its directory name")
     if data.get("state") not in STATES:
         raise JournalRefused(directory, f"unknown state {data.get('state')!r}")
+    for key, kind in (("title", str), ("installer", str), ("command", str),
+                      ("temporary", bool), ("seq", int), ("created", (int, float))):
+        if key in data and not isinstance(data[key], kind):
+            raise JournalRefused(directory, f"{key} {data[key]!r} is not of its type")
     if not isinstance(data.get("installer_params", {}), dict):
         raise JournalRefused(directory, "installer_params is not a mapping")
     files = data.get("files", [])

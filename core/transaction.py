@@ -142,7 +142,8 @@ class Transaction:
     def __init__(self, work_dir: Path, title: str, *, temporary: bool = False,
                  installer: str = "", installer_params: dict[str, Any] | None = None) -> None:
         root = _private_root(work_dir, create=True)
-        assert root is not None
+        if root is None:  # removed again between creating and checking it
+            raise TransactionError(f"{journal_root(work_dir)} disappeared")
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         seq = _next_seq(root)
         while True:  # another thread or process may take the same number: take the next
@@ -258,8 +259,8 @@ class Transaction:
         this one wrote (a checkpoint undone earlier may have had to leave them because this
         one's files were still there). Deepest first, and only when empty."""
         mine = set(self.manifest.created_dirs)
-        files = [rec.path for rec in self.manifest.files]
-        for other in _trusted_siblings(self.dir):
+        files = [rec.path for rec in self.manifest.files if rec.backup is None]
+        for other in _trusted_siblings(self.dir) if files else ():
             mine.update(d for d in other.created_dirs
                         if any(f.startswith(d + "/") for f in files))
         for folder in sorted(mine, key=lambda d: d.count("/"), reverse=True):
