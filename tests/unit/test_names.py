@@ -3,7 +3,7 @@ from typing import Any
 import pytest
 
 from certwright.core.errors import ConfigError, PluginError
-from certwright.core.interfaces import DeployRequest, Identifier
+from certwright.core.interfaces import DeployRequest, EnhanceRequest, Identifier
 from certwright.core.names import (
     check_cert_name,
     normalize_domain,
@@ -91,3 +91,8 @@ def test_a_deploy_request_with_a_newline_is_refused(field: str) -> None:
     fields[field] = (bad,) if field == "domains" else bad
     with pytest.raises(PluginError, match="control character"):
         DeployRequest(**fields)
+
+
+def test_an_enhance_request_with_a_newline_is_refused() -> None:
+    with pytest.raises(PluginError, match="control character"):
+        EnhanceRequest(domains=("example.org\nreturn 200;",), enhancements=frozenset({"hsts"}))
