@@ -236,6 +236,16 @@ class Transaction:
                 if found[rec.path] not in (rec.sha_after, rec.sha_before):
                     raise JournalRefused(self.dir, f"{rec.path} holds neither what the "
                                                    "change wrote nor what was there before")
+        backups: dict[str, bytes] = {}
+        for rec in records:  # every backup read and checked before any file is touched
+            if rec.backup is not None:
+                data = _read(Path(rec.backup))
+                if data is None:
+                    raise TransactionError(f"backup {rec.backup} of {rec.path} is missing")
+                if sha256_of(data) != rec.sha_before:
+                    raise JournalRefused(self.dir, f"backup {rec.backup} does not hold what "
+                                                   f"{rec.path} held before")
+                backups[rec.backup] = data
         restored = []
         for rec in records:
             path = Path(rec.path)
@@ -244,10 +254,7 @@ class Transaction:
             if rec.backup is None:
                 path.unlink(missing_ok=True)
             else:
-                data = _read(Path(rec.backup))
-                if data is None:
-                    raise TransactionError(f"backup {rec.backup} of {path} is missing")
-                atomic_write(path, data, rec.mode)
+                atomic_write(path, backups[rec.backup], rec.mode)
             restored.append(str(path))
         self._remove_created_dirs()
         self.manifest.state = ROLLED_BACK

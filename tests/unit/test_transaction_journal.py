@@ -127,6 +127,16 @@ def disk_holds_something_else(journal: Path, tmp_path: Path) -> str:
 
 
 @case
+def backup_swapped(journal: Path, tmp_path: Path) -> str:
+    """A backup of ours (right place, right owner) whose content is not what was there."""
+    (journal / "0.orig").write_bytes(b"pwned")
+    (journal / "0.orig").chmod(0o600)
+    rewrite(journal / "manifest.json",
+            lambda d: d["files"][0].update(backup=str(journal / "0.orig")))
+    return "does not hold what"
+
+
+@case
 def created_dir_not_a_parent(journal: Path, tmp_path: Path) -> str:
     (journal / "0.orig").write_bytes(b"pwned")
     (journal / "0.orig").chmod(0o600)
