@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PKGS := pebble nginx apache2 haproxy postfix dovecot-imapd bind9 slapd \
+APT_PKGS := pebble nginx apache2 haproxy postfix dovecot-imapd dovecot-pop3d dovecot-managesieved \
+            bind9 slapd \
             libaugeas-dev augeas-lenses pkg-config openssl curl
 PY_SOURCES := core authenticators installers tests benchmarks
 
