@@ -37,6 +37,7 @@ from certwright.authenticators._http01 import (
     http01_types,
 )
 from certwright.core.errors import PluginError
+from certwright.core.names import name_key
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import AddArgument, ChallengeTask, Identifier
@@ -52,7 +53,9 @@ _MAP_EXAMPLE = '{"example.com,www.example.com": "/var/www/example"}'
 
 
 def _norm_domain(domain: str) -> str:
-    return domain.strip().lower()
+    """Map keys are names as the CA sees them: ``Example.ORG.`` and ``bücher.example``
+    are ``example.org`` and ``xn--bcher-kva.example``, as in the challenge tasks."""
+    return name_key(domain)
 
 
 def _abspath(path: str) -> str:

@@ -75,9 +75,11 @@ class DomainAction(argparse.Action):
         ns.domains = domains
         roots = getattr(ns, "webroot_path", None) or []
         if roots:
+            from certwright.core.names import name_key
+
             mapping = dict(getattr(ns, "webroot_map", None) or {})
-            for name in names:
-                mapping.setdefault(name, roots[-1])
+            for name in names:  # keyed as the challenge will name it (punycode, no dot)
+                mapping.setdefault(name_key(name), roots[-1])
             ns.webroot_map = mapping
 
 
