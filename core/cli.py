@@ -111,6 +111,8 @@ def _main(args: list[str]) -> int:
         return 0
     setup_logging(config)
     log.debug("certwright %s", " ".join(args))
+    for text in config.ini_warnings:  # cli.ini lines skipped: said once, never fatal
+        log.warning("Warning: %s", text)
     from certwright.core.transaction import signals_raise
 
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from certwright.core.storage.renewal_conf import read_renewal_conf
 from tests.integration.conftest import Cli
@@ -56,3 +58,63 @@ def test_each_name_gets_its_own_webroot_whatever_its_spelling(
     # and `certificates -d` finds a lineage by any spelling of its names
     shown = cli("certificates", "-d", "BÜCHER.example.org.", account=False).stdout
     assert "spelling" in shown, shown
+
+
+# /etc/letsencrypt/cli.ini as Debian's and Ubuntu's certbot package installs it
+DEBIAN_STOCK_CLI_INI = """\
+# Because we are using logrotate for greater flexibility, disable the
+# internal certbot logrotation.
+max-log-backups = 0
+# Adjust interactive output regarding automated renewal
+preconfigured-renewal = True
+"""
+
+
+def test_debians_stock_cli_ini_works_and_turns_log_rotation_off(
+        cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    cli("certificates", account=False)
+    cli("certificates", account=False)
+    assert (logs / "certwright.log.1").exists()  # without it, each run starts a new log
+    for old in logs.glob("certwright.log*"):
+        old.unlink()
+    cli.config_dir.mkdir(parents=True, exist_ok=True)
+    (cli.config_dir / "cli.ini").write_text(DEBIAN_STOCK_CLI_INI)
+    proc = cli("certonly", *standalone(pebble), "-d", "debian.example.org")
+    assert proc.stderr == ""
+    assert (cli.config_dir / "live" / "debian.example.org" / "cert.pem").exists()
+    proc = cli("certificates", account=False)
+    assert "debian.example.org" in proc.stdout and proc.stderr == ""
+    assert sorted(p.name for p in logs.iterdir()) == ["certwright.log"]  # logrotate's job
+    assert (logs / "certwright.log").read_text().count("certwright certonly") == 1
+
+
+def test_cli_ini_lines_it_cant_use_are_warned_about_once_and_the_rest_applies(
+        cli: Cli, pebble: Pebble) -> None:
+    cli.config_dir.mkdir(parents=True)
+    ini = cli.config_dir / "cli.ini"
+    ini.write_text(DEBIAN_STOCK_CLI_INI + (  # lines 6 to 12
+        "text = True\n"
+        "bareword\n"
+        "rsa-key-size = abc\n"
+        "key-type: rsa   # an inline comment\n"
+        "no-such-option = 1\n"
+        "reuse-key = perhaps\n"
+        "--email 'ini@example.org'\n"))
+    proc = cli("certonly", *standalone(pebble), "-d", "warned.example.org", "--agree-tos",
+               account=False)
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        f"Warning: {ini}:6: unknown option 'text' (line ignored)",
+        f"Warning: {ini}:7: unknown option 'bareword' (line ignored)",
+        f"Warning: {ini}:8: argument --rsa-key-size: invalid int value: 'abc' (line ignored)",
+        f"Warning: {ini}:10: unknown option 'no-such-option' (line ignored)",
+        f"Warning: {ini}:11: reuse-key is a flag: give true or false, not 'perhaps' "
+        "(line ignored)",
+    ], proc.stderr
+    cert = x509.load_pem_x509_certificate(
+        (cli.config_dir / "live" / "warned.example.org" / "cert.pem").read_bytes())
+    assert isinstance(cert.public_key(), rsa.RSAPublicKey)  # key-type applied
+    assert cert.public_key().key_size == 2048  # the bad size was left out
+    shown = cli("show_account", account=False).stdout
+    assert "ini@example.org" in shown  # the quoted e-mail without quotes
