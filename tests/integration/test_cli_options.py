@@ -118,3 +118,57 @@ def test_cli_ini_lines_it_cant_use_are_warned_about_once_and_the_rest_applies(
     assert cert.public_key().key_size == 2048  # the bad size was left out
     shown = cli("show_account", account=False).stdout
     assert "ini@example.org" in shown  # the quoted e-mail without quotes
+
+
+@pytest.mark.parametrize(("option", "command", "fragment"), [
+    ("--pre-hook", "/nonexistent/hook", "/nonexistent/hook does not exist"),
+    ("--post-hook", "no-such-program --flag", "no-such-program is not a command found"),
+    ("--deploy-hook", "{tmp}/plain.sh", "exists but is not an executable file"),
+    ("--manual-auth-hook", "'/no such/dir/auth.sh' x", "/no such/dir/auth.sh does not"),
+])
+def test_hooks_are_validated_before_the_ca_is_contacted(
+        cli: Cli, pebble: Pebble, tmp_path: Path, option: str, command: str,
+        fragment: str) -> None:
+    marker = tmp_path / "pre-ran"
+    plain = tmp_path / "plain.sh"
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    command = command.replace("{tmp}", str(tmp_path))
+    auth = ["--manual", "--manual-auth-hook", "true"] if option.startswith("--manual") \
+        else standalone(pebble)
+    proc = cli("certonly", *auth, "-d", "hooked.example.org", option, command,
+               "--pre-hook" if option != "--pre-hook" else "--post-hook", f"touch {marker}",
+               check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr  # Certbot's code too
+    assert lines[0].startswith(f"Error: {option} ") and fragment in lines[0]
+    assert "--disable-hook-validation" in lines[0]
+    assert not cli.config_dir.exists() or not any(cli.config_dir.rglob("*.json")), \
+        "no account registered: the CA was not contacted"
+    assert not marker.exists(), "no hook ran"
+
+
+def test_disable_hook_validation_lets_a_shell_builtin_through(
+        cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    log = tmp_path / "hook.log"
+    hook = f"cd {tmp_path} && echo pre >> {log.name}"  # `cd` is no program on PATH
+    refused = cli("certonly", *standalone(pebble), "-d", "builtin.example.org",
+                  "--pre-hook", hook, check=False)
+    assert refused.returncode == 1 and "cd is not a command found" in refused.stderr
+    cli("certonly", *standalone(pebble), "-d", "builtin.example.org", "--pre-hook", hook,
+        "--disable-hook-validation")
+    assert log.read_text() == "pre\n"
+
+
+@pytest.mark.parametrize("args", [
+    ["certonly", "--no-such-option"],
+    ["certonly", "--rsa-key-size", "big"],
+    ["certonly", "--reason", "whim"],
+    ["certonly", "--cert-name"],
+    ["frobnicate"],
+])
+def test_what_the_argument_parser_rejects_exits_2_as_in_certbot(
+        cli: Cli, args: list[str]) -> None:
+    proc = cli(*args, check=False, account=False)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("Error: ")
