@@ -172,3 +172,49 @@ def test_what_the_argument_parser_rejects_exits_2_as_in_certbot(
     proc = cli(*args, check=False, account=False)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("Error: ")
+
+
+@pytest.fixture
+def reusing_ca(pebble_factory) -> Pebble:
+    """A Pebble that reuses every valid authorization, as Let's Encrypt does."""
+    ca: Pebble = pebble_factory(authz_reuse=100)
+    return ca
+
+
+def test_reconfigure_tests_the_new_webroot_even_when_the_ca_reuses_authorizations(
+        reusing_ca: Pebble, www_root: Path, tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "run", reusing_ca)
+    unserved = tmp_path / "not-served"
+    unserved.mkdir()
+    with Nginx(tmp_path / "nginx", www_root, http_port=reusing_ca.http_port):
+        cli("certonly", "--webroot", "-w", str(www_root), "-d", "reuse.example.org")
+        conf = cli.config_dir / "renewal" / "reuse.example.org.conf"
+        before = conf.read_bytes()
+        # a web root nginx does not serve: the challenge can't pass, and the CA's valid
+        # authorization must not stand in for it
+        proc = cli("reconfigure", "--cert-name", "reuse.example.org", "--webroot", "-w",
+                   str(unserved), "-d", "reuse.example.org", account=False, check=False)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "reuse.example.org" in proc.stderr and "404" in proc.stderr, proc.stderr
+        assert conf.read_bytes() == before
+        # the served one passes, with a fresh challenge again
+        cli("reconfigure", "--cert-name", "reuse.example.org", "--webroot", "-w",
+            str(www_root), "-d", "reuse.example.org", "--key-type", "rsa", account=False)
+        assert "key_type = rsa" in conf.read_text()
+
+
+def test_a_dry_run_tests_the_challenge_even_when_the_ca_reuses_authorizations(
+        reusing_ca: Pebble, www_root: Path, tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "run", reusing_ca)
+    with Nginx(tmp_path / "nginx", www_root, http_port=reusing_ca.http_port):
+        cli("certonly", "--webroot", "-w", str(www_root), "-d", "dry-reuse.example.org")
+        cli("renew", "--dry-run", "--no-random-sleep-on-renew", account=False)
+    before = cli.snapshot()
+    # nginx is gone: nothing serves the web root any more, and the dry run must say so
+    proc = cli("renew", "--dry-run", "--no-random-sleep-on-renew", account=False, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "dry-reuse.example.org" in proc.stdout + proc.stderr
+    proc = cli("certonly", "--dry-run", "--webroot", "-w", str(www_root), "-d",
+               "dry-reuse.example.org", account=False, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert cli.snapshot() == before
