@@ -41,7 +41,7 @@ def validate_hooks(config: argparse.Namespace) -> None:
     for option, dest in HOOK_OPTIONS:
         command = getattr(config, dest, None)
         if command:
-            problem = _program_problem(str(command))
+            problem = program_problem(str(command))
             if problem:
                 raise ConfigError(f"{option} {command!r}: {problem}; give a path or a "
                                   "command on PATH (or --disable-hook-validation)")
@@ -54,8 +54,9 @@ def _with_system_dirs(path: str) -> str:
     return os.pathsep.join([*have, *(d for d in EXTRA_PATH if d not in have)])
 
 
-def _program_problem(command: str) -> str | None:
-    """Why the program ``command`` starts with can't be run, or None when it can."""
+def program_problem(command: str) -> str | None:
+    """Why the program ``command`` starts with can't be run, or None when it can (for
+    every option that names a command to run later, so it fails now, not mid-deploy)."""
     try:
         words = shlex.split(command)
     except ValueError:  # unbalanced quotes: the shell will say; judge the first word
