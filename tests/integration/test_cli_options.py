@@ -192,15 +192,20 @@ def test_reconfigure_tests_the_new_webroot_even_when_the_ca_reuses_authorization
         before = conf.read_bytes()
         # a web root nginx does not serve: the challenge can't pass, and the CA's valid
         # authorization must not stand in for it
-        proc = cli("reconfigure", "--cert-name", "reuse.example.org", "--webroot", "-w",
-                   str(unserved), "-d", "reuse.example.org", account=False, check=False)
-        assert proc.returncode == 1, proc.stdout + proc.stderr
-        assert "reuse.example.org" in proc.stderr and "404" in proc.stderr, proc.stderr
-        assert conf.read_bytes() == before
+        for names in (["-d", "reuse.example.org"], []):  # -w alone moves every name too
+            proc = cli("reconfigure", "--cert-name", "reuse.example.org", "--webroot", "-w",
+                       str(unserved), *names, account=False, check=False)
+            assert proc.returncode == 1, proc.stdout + proc.stderr
+            assert "reuse.example.org" in proc.stderr and "404" in proc.stderr, proc.stderr
+            assert conf.read_bytes() == before
         # the served one passes, with a fresh challenge again
+        served_too = tmp_path / "served-too"
+        served_too.symlink_to(www_root)
         cli("reconfigure", "--cert-name", "reuse.example.org", "--webroot", "-w",
-            str(www_root), "-d", "reuse.example.org", "--key-type", "rsa", account=False)
-        assert "key_type = rsa" in conf.read_text()
+            str(served_too), "--key-type", "rsa", account=False)
+        stored = read_renewal_conf(conf)
+        assert stored.params["key_type"] == "rsa"
+        assert stored.params["webroot_map"] == {"reuse.example.org": str(served_too)}
 
 
 def test_a_dry_run_tests_the_challenge_even_when_the_ca_reuses_authorizations(
