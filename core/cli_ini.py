@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from certwright.core.errors import ConfigError
+from certwright.core.errors import CertwrightError, ConfigError
 
 TRUE = ("true", "yes", "on", "1", "")
 FALSE = ("false", "no", "off", "0")
@@ -126,5 +126,5 @@ def _try_alone(parser: argparse.ArgumentParser, words: list[str]) -> None:
     than stopping the whole command line."""
     try:
         parser.parse_known_args(words, namespace=argparse.Namespace())
-    except ConfigError as exc:
+    except CertwrightError as exc:  # the parser's, or a plugin action's own
         raise _Skip(str(exc)) from None

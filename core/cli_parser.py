@@ -277,7 +277,7 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
     if config_file:
         path = Path(config_file)
         if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
+            raise UsageError(f"{path}: config file not found")  # exit 2, as Certbot
         ini.append(read_ini(path, parser))
     for found in ini:
         extra += found.argv

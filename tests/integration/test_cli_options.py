@@ -166,12 +166,27 @@ def test_disable_hook_validation_lets_a_shell_builtin_through(
     ["certonly", "--reason", "whim"],
     ["certonly", "--cert-name"],
     ["frobnicate"],
+    ["certificates", "-c", "/nonexistent/cli.ini"],
 ])
 def test_what_the_argument_parser_rejects_exits_2_as_in_certbot(
         cli: Cli, args: list[str]) -> None:
     proc = cli(*args, check=False, account=False)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("Error: ")
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--webroot-map", "{a.example.org: /srv}"], "--webroot-map: not valid JSON"),
+    (["-d", "a.example.org", "-w", "/srv/a", "-w", "/srv/b", "-d", "b.example.org"],
+     "a.example.org is given before the first -w"),
+    (["-w", "/srv/a", "-d", "bad..example.org"], "empty label"),
+])
+def test_input_refused_after_parsing_exits_1_as_in_certbot(
+        cli: Cli, args: list[str], fragment: str) -> None:
+    proc = cli("certonly", "--webroot", *args, check=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
 
 
 @pytest.fixture
