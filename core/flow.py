@@ -106,13 +106,13 @@ def _without_reused(
         for authz in reused:
             try:
                 client.deactivate_authorization(authz.url)
+                log.debug("deactivated the reused authorization of %s (%s)",
+                          authz.identifier.value, authz.url)
             except AcmeError as err:
                 stuck.add(authz.url)
                 log.warning("could not deactivate the valid authorization of %s (%s); "
                             "this dry run does not test its challenge",
                             authz.identifier.value, err)
-        log.debug("deactivated %d reused authorization(s); ordering again",
-                  len(reused) - len(stuck & {a.url for a in reused}))
         order = client.new_order(identifiers, profile=opts.profile, replaces=opts.replaces)
         authzs = [client.authorization(url) for url in order.authorizations]
     return order, authzs
