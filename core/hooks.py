@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ HOOK_OPTIONS = (
 )
 # where Certbot also looks for a hook's program when PATH lacks them (cron's PATH is short)
 EXTRA_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
 def validate_hooks(config: argparse.Namespace) -> None:
@@ -61,9 +63,11 @@ def program_problem(command: str) -> str | None:
         words = shlex.split(command)
     except ValueError:  # unbalanced quotes: the shell will say; judge the first word
         words = command.split()
+    while words and _ASSIGNMENT.match(words[0]):  # `LANG=C cmd`: the program is cmd
+        words = words[1:]
     if not words:
-        return "empty command"
-    program = words[0]
+        return "no program to run"
+    program = os.path.expanduser(os.path.expandvars(words[0]))  # as the shell will
     if "/" in program:
         if not os.path.exists(program):
             return f"{program} does not exist"
