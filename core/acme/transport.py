@@ -96,7 +96,12 @@ class RequestTimeout(TransportError):
 
 
 class Transport:
-    """Talks to one ACME server. Hand it a session to control retries, proxies, trust."""
+    """Talks to one ACME server. Hand it a session to control retries, proxies, trust.
+
+    ``verify`` (False, or a CA bundle path) is passed with every request: requests merges
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` over a session's own ``verify``, so only a
+    per-request value is sure to win (proxy settings from the environment still apply).
+    """
 
     def __init__(
         self,
@@ -108,8 +113,10 @@ class Transport:
         bad_nonce_retries: int = BAD_NONCE_RETRIES,
         rate_limit_max_wait: float = RATE_LIMIT_MAX_WAIT,
         sleep: Callable[[float], None] = time.sleep,
+        verify: bool | str | None = None,
     ) -> None:
         self.directory_url = directory_url
+        self.verify = verify
         if session is None:
             session = requests.Session()
             # renewals in parallel may share one transport: more than requests' 10 pooled
@@ -129,6 +136,8 @@ class Transport:
     # -- plain HTTP -------------------------------------------------------------------
     def _request(self, method: str, url: str, *, timeout: float | None = None,
                  **kwargs: Any) -> Response:
+        if self.verify is not None:
+            kwargs.setdefault("verify", self.verify)
         try:
             resp = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.exceptions.Timeout as exc:

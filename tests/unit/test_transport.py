@@ -166,3 +166,36 @@ def test_short_rate_limits_are_waited_out_a_bounded_number_of_times():
     with pytest.raises(AcmeError, match="rateLimited"):
         t.post("https://ca/order", {}, _key(), "https://ca/acct/1")
     assert waits == [1.0, 1.0, 1.0]
+class RecordingAdapter(requests.adapters.HTTPAdapter):
+    """What requests hands the connection layer, after merging the environment in."""
+
+    def __init__(self):
+        super().__init__()
+        self.sent = []
+
+    def send(self, request, **kwargs):
+        self.sent.append(kwargs)
+        resp = requests.Response()
+        resp.status_code = 200
+        resp.headers["Content-Type"] = "application/json"
+        resp._content = json.dumps(DIRECTORY).encode()
+        resp.url = request.url
+        resp.request = request
+        return resp
+
+
+def test_verify_false_wins_over_the_environment_and_proxies_still_apply(monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/some-bundle.pem")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    adapter = RecordingAdapter()
+    session = requests.Session()
+    session.mount("https://", adapter)
+    Transport("https://ca/dir", session=session, verify=False).get("https://ca/dir")
+    assert adapter.sent[0]["verify"] is False
+    assert adapter.sent[0]["proxies"].get("https") == "http://proxy.invalid:3128"
+    # the old way, for contrast: the environment's bundle overrides session.verify
+    session.verify = False
+    Transport("https://ca/dir", session=session).get("https://ca/dir")
+    assert adapter.sent[1]["verify"] == "/etc/some-bundle.pem"
