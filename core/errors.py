@@ -15,7 +15,9 @@ class ConfigError(CertwrightError):
 
 
 class UsageError(ConfigError):
-    """A command line that asks for something meaningless (exit code 2, as a usage error)."""
+    """What Certbot's argument parser rejects (an unknown option or verb, a value its type
+    or choices refuse, a missing value), or a count that makes no sense
+    (``rollback --checkpoints -1``): exit code 2, as argparse's own."""
 
     exit_code = 2
 

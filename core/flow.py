@@ -50,6 +50,14 @@ class Options:
     preferred_chain: str | None = None
     profile: str | None = None
     replaces: str | None = None
+    # a dry run (and reconfigure's check) must test the challenges: authorizations the CA
+    # reuses are deactivated first and the order placed again (as Certbot does)
+    fresh_authorizations: bool = False
+
+
+# rounds of deactivate + order again: a CA may hold more than one valid authorization
+# for a name and reuse the next one
+FRESH_ROUNDS = 4
 
 
 def obtain(
@@ -63,6 +71,9 @@ def obtain(
     order = client.new_order(identifiers, profile=opts.profile, replaces=opts.replaces)
     authzs = [client.authorization(url) for url in order.authorizations]
     _check_ordered(authzs, identifiers)
+    if opts.fresh_authorizations:
+        order, authzs = _without_reused(client, identifiers, opts, order, authzs)
+        _check_ordered(authzs, identifiers)
     pending = [a for a in authzs if a.status == "pending"]
     tasks = [_task(client, authenticator, a, identifiers, opts) for a in pending]
     tasks = [(replace(t, remaining=len(tasks) - i - 1), c) for i, (t, c) in enumerate(tasks)]
@@ -87,6 +98,36 @@ def _check_ordered(authzs: Sequence[Authorization], identifiers: Sequence[Identi
         if (authz.identifier.type, authz.identifier.value) not in ordered:
             raise TransportError(f"refusing the CA's response: authorization {authz.url} is "
                                  f"for {authz.identifier.value!r}, which was not ordered")
+
+
+def _without_reused(
+    client: AcmeClient,
+    identifiers: Sequence[Identifier],
+    opts: Options,
+    order: Order,
+    authzs: list[Authorization],
+) -> tuple[Order, list[Authorization]]:
+    """RFC 8555 §7.5.2: deactivate the order's already-valid authorizations and place it
+    again, so that every challenge is really done. What can't be deactivated is warned
+    about once; the run goes on (it then proves less than it seems to)."""
+    stuck: set[str] = set()
+    for _ in range(FRESH_ROUNDS):
+        reused = [a for a in authzs if a.status == "valid" and a.url not in stuck]
+        if not reused:
+            break
+        for authz in reused:
+            try:
+                client.deactivate_authorization(authz.url)
+                log.debug("deactivated the reused authorization of %s (%s)",
+                          authz.identifier.value, authz.url)
+            except AcmeError as err:
+                stuck.add(authz.url)
+                log.warning("could not deactivate the valid authorization of %s (%s); "
+                            "this dry run does not test its challenge",
+                            authz.identifier.value, err)
+        order = client.new_order(identifiers, profile=opts.profile, replaces=opts.replaces)
+        authzs = [client.authorization(url) for url in order.authorizations]
+    return order, authzs
 
 
 def _prove_control(

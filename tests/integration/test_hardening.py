@@ -186,7 +186,7 @@ def _tamper(what: str) -> Callable[[str, Any], Any]:
 
 @pytest.mark.parametrize(("what", "said"), [
     ("token", "-01 token '../../../pwned'"),
-    ("token with a newline", "http-01 token"),
+    ("token with a newline", "-01 token"),
     ("challenge url", "challenge URL"),
     ("identifier", "DNS identifier"),
     ("unordered name", "'victim.example.net', which was not ordered"),
