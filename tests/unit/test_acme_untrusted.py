@@ -122,3 +122,15 @@ def test_digits_that_int_or_float_refuse_are_not_taken_for_numbers(value: str) -
 
     assert parse_retry_after(value) is None
     assert parse_listen([f"127.0.0.1:{value}"]).port is None
+
+
+def test_an_smtp_reply_code_of_unicode_digits_is_no_reply() -> None:
+    import socket
+
+    from certwright.core.probe import ProbeError, _Lines, _smtp_reply
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall("²²² hello\r\n".encode())
+        with pytest.raises(ProbeError, match="not an SMTP reply"):
+            _smtp_reply(_Lines(ours, 2.0))
