@@ -239,3 +239,16 @@ def test_nginx_refuses_a_dollar_in_a_certificate_path(
                account=False, check=False)
     assert proc.returncode == 1 and "as a variable" in proc.stderr, proc.stderr
     assert tree.snapshot() == before
+
+
+def test_files_and_directories_run_adds_to_nginx_are_not_writable_by_others(
+        cli: Cli, tree: NginxTree, umask_000: None) -> None:  # noqa: F811
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    before = {p for p in tree.root.rglob("*")}
+    cli("run", "--nginx", *tree.args(), "-d", "example.org", "-d", "other.example.org")
+    added = sorted(p for p in tree.root.rglob("*") if p not in before
+                   and p.relative_to(tree.root).parts[0] not in ("run", "logs", "tmp"))
+    assert any(p.is_dir() for p in added), added  # the managed dir for other.example.org
+    modes = {str(p.relative_to(tree.root)): stat.S_IMODE(p.lstat().st_mode) for p in added}
+    assert {k: oct(v) for k, v in modes.items() if v & 0o022} == {}
