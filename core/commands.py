@@ -59,12 +59,12 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
         with lock(config_dir / ".certwright.lock", timeout=0.0), certbot_lock(config_dir):
             for fixed in lineages.repair_store(config_dir):
                 say(fixed)
-            from certwright.core.transaction import begin_command, recover
+            from certwright.core.transaction import one_checkpoint, recover
 
-            begin_command()  # whatever this command changes is one checkpoint
             for undone in recover(Path(config.work_dir)):
                 say(undone)
-            return fn(config, say, ask)
+            with one_checkpoint():  # whatever this command changes is one checkpoint
+                return fn(config, say, ask)
 
     return locked
 

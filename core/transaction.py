@@ -48,6 +48,17 @@ def begin_command() -> str:
     return _command_id
 
 
+@contextlib.contextmanager
+def one_checkpoint() -> Iterator[str]:
+    """Every transaction made inside is one checkpoint; outside, each is its own."""
+    global _command_id
+    ident = begin_command()
+    try:
+        yield ident
+    finally:
+        _command_id = None
+
+
 class TransactionError(CertwrightError):
     """A file changed under us, or a rollback could not restore a file."""
 

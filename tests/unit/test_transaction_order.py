@@ -21,6 +21,12 @@ from certwright.core.transaction import (
 )
 
 
+@pytest.fixture(autouse=True)
+def no_command_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """begin_command() sets a module global: undone after each test."""
+    monkeypatch.setattr(transaction, "_command_id", None)
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -50,8 +56,7 @@ def test_order_is_a_sequence_even_when_the_clock_counter_wraps(
 
 
 def test_one_command_is_one_checkpoint_restored_byte_for_byte(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transaction, "_command_id", None)
+        tmp_path: Path) -> None:
     site, extra = tmp_path / "site.conf", tmp_path / "conf.d" / "hsts.conf"
     site.write_bytes(b"server { listen 80; }\n")
     work = tmp_path / "w"
@@ -110,3 +115,14 @@ def test_a_directory_still_holding_a_file_is_kept(tmp_path: Path) -> None:
     (managed / "users-own.conf").write_bytes(b"mine")
     rollback_checkpoint(checkpoints(work)[-1])
     assert (managed / "users-own.conf").read_bytes() == b"mine"
+
+
+def test_outside_a_command_each_transaction_is_its_own_checkpoint(tmp_path: Path) -> None:
+    from certwright.core.transaction import one_checkpoint
+
+    work, conf = tmp_path / "w", tmp_path / "a.conf"
+    with one_checkpoint():
+        edit(work, conf, b"1", "in the command")
+        edit(work, conf, b"2", "in the command too")
+    edit(work, conf, b"3", "a library call after it")
+    assert [len(g) for g in checkpoints(work)] == [2, 1]
