@@ -4,8 +4,9 @@ A journal names files to overwrite, modes to set and installer options to load; 
 hand-edited one would turn recovery or ``rollback`` into a write anywhere as root. So a
 journal is trusted only when:
 
-- the journal root, the journal directory, ``manifest.json`` and every backup are owned by
-  the running user, are not symlinks, and are not writable by group or others;
+- the journal root, the journal directory, ``manifest.json`` and (before it is restored)
+  every backup are owned by the running user, are not symlinks, and are not writable by
+  group or others;
 - each file path is one an installer plan could name: absolute, normalised (no ``..``),
   not reached through a symlink, and without control characters;
 - each backup is the very file the transaction writes for that record
@@ -118,4 +119,5 @@ def _check_record(rec: Mapping[str, Any], index: int, directory: Path) -> None:
         expected = str(directory / f"{index}.orig")
         if backup != expected:
             raise JournalRefused(directory, f"backup {backup!r} of {path} is not {expected}")
-        check_private(Path(backup), directory=False, journal=directory)
+        # its owner and mode are checked when it is about to be restored (an old journal
+        # whose backups were cleaned up must not stop every command)

@@ -250,6 +250,7 @@ class Transaction:
         backups: dict[str, bytes] = {}
         for rec in records:  # every backup read and checked before any file is touched
             if rec.backup is not None:
+                check_private(Path(rec.backup), directory=False, journal=self.dir)
                 data = _read(Path(rec.backup))
                 if data is None:
                     raise TransactionError(f"backup {rec.backup} of {rec.path} is missing")

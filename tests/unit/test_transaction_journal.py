@@ -199,3 +199,14 @@ def test_journal_directories_are_private_under_umask_000(tmp_path: Path) -> None
     for path in (txn.dir.parent, txn.dir):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
     assert stat.S_IMODE(manifest.stat().st_mode) == 0o600
+
+
+def test_an_old_journal_whose_backups_were_cleaned_up_blocks_nothing(tmp_path: Path) -> None:
+    site, _, txn = open_journal(tmp_path)
+    txn.commit()
+    (txn.dir / "0.orig").unlink()
+    assert recover(tmp_path / "w") == []
+    Transaction(tmp_path / "w", "next").commit()
+    with pytest.raises(JournalRefused, match="0.orig is missing"):
+        txn.rollback(check_after=True)
+    assert site.read_bytes() == b"new"
