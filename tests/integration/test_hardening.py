@@ -252,3 +252,16 @@ def test_files_and_directories_run_adds_to_nginx_are_not_writable_by_others(
     assert any(p.is_dir() for p in added), added  # the managed dir for other.example.org
     modes = {str(p.relative_to(tree.root)): stat.S_IMODE(p.lstat().st_mode) for p in added}
     assert {k: oct(v) for k, v in modes.items() if v & 0o022} == {}
+
+
+def test_two_runs_rolled_back_leave_no_managed_directory(
+        cli: Cli, tree: NginxTree) -> None:  # noqa: F811
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    before = tree.snapshot()
+    cli("run", "--nginx", *tree.args(), "-d", "one.example.org")
+    cli("run", "--nginx", *tree.args(), "-d", "two.example.org")
+    assert any(k.startswith("certwright/") and k.endswith("/") for k in tree.snapshot())
+    proc = cli("rollback", "--checkpoints", "2", *tree.args(), account=False)
+    assert "Rolling back 2 of 2" in proc.stdout
+    assert tree.snapshot() == before, "no file and no directory of ours is left"
