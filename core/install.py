@@ -11,7 +11,7 @@ from typing import Any
 
 from certwright.core import plugins
 from certwright.core.deploy import apply_plan, expected_certificate
-from certwright.core.errors import ConfigError, PluginError
+from certwright.core.errors import ConfigError, PluginError, UsageError
 from certwright.core.interfaces import (
     DeployRequest,
     EnhanceRequest,
@@ -168,7 +168,7 @@ def _stored_installer(config: argparse.Namespace, lineage: Lineage) -> None:
             continue
         if key.startswith(prefix):
             setattr(config, key, value)
-        elif key in ("https_port", "http01_port") and str(value).isdigit():
+        elif key in ("https_port", "http01_port") and str(value).isascii() and str(value).isdigit():
             setattr(config, key, int(str(value)))
 
 
@@ -202,27 +202,35 @@ def enhance(config: argparse.Namespace, say: Say, ask: Ask) -> int:
 
 
 def rollback(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    """Undo the last N committed configuration changes, newest first; then config-test
-    and reload each server involved."""
-    from certwright.core.transaction import checkpoints
+    """Undo the last N checkpoints (one per command that changed a configuration), newest
+    first; then config-test and reload each server involved."""
+    from certwright.core.transaction import checkpoints, rollback_checkpoint
 
+    count = config.checkpoints
+    if count < 0:
+        raise UsageError(f"--checkpoints {count}: give the number of checkpoints to roll "
+                         "back (0 or more)")
+    if count == 0:
+        say("--checkpoints 0: nothing rolled back.")
+        return 0
     work_dir = Path(config.work_dir)
     found = checkpoints(work_dir)
     if not found:
         say("There are no configuration changes to roll back.")
         return 0
-    count = max(1, config.checkpoints)
     chosen = list(reversed(found))[:count]
     say(f"Rolling back {len(chosen)} of {len(found)} checkpoint(s), newest first:")
-    for txn in chosen:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(txn.manifest.created))
-        say(f"  {when}  {txn.manifest.title}")
+    for group in chosen:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(group[0].manifest.created))
+        say(f"  {when}  {' + '.join(t.manifest.title for t in group)}")
     servers: dict[str, dict[str, Any]] = {}
-    for txn in chosen:
-        restored = txn.rollback(check_after=True)
-        say(f"Rolled back {txn.manifest.title!r} ({len(restored)} file(s))")
-        if txn.manifest.installer:
-            servers.setdefault(txn.manifest.installer, txn.manifest.installer_params)
+    for group in chosen:
+        restored = rollback_checkpoint(group)
+        titles = " + ".join(t.manifest.title for t in group)
+        say(f"Rolled back {titles!r} ({len(restored)} file(s))")
+        for txn in reversed(group):
+            if txn.manifest.installer:
+                servers.setdefault(txn.manifest.installer, txn.manifest.installer_params)
     for name, params in servers.items():
         ns = argparse.Namespace(**vars(config))
         for key, value in params.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from certwright.core.errors import CertwrightError
-from certwright.core.storage.files import atomic_write
+from certwright.core.storage.files import atomic_write, ensure_dir
 from certwright.core.storage.lineage import Lineage
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class LineageCache:
         if not self.dirty:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.path.parent, 0o755)  # never the umask's mode
             atomic_write(self.path, json.dumps(self.data).encode(), 0o600)
         except (OSError, CertwrightError) as exc:
             log.debug("lineage cache not saved: %s", exc)

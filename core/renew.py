@@ -58,7 +58,8 @@ class Outcome:
 def _renew_before_expiry(lin: Lineage) -> float | None:
     text = str(lin.conf.extra.get("renew_before_expiry", "") or "").strip()
     parts = text.split()
-    if len(parts) == 2 and parts[0].isdigit() and parts[1].rstrip("s") in ("day", "week"):
+    if len(parts) == 2 and parts[0].isascii() and parts[0].isdigit() \
+            and parts[1].rstrip("s") in ("day", "week"):
         unit = 86400 if parts[1].startswith("day") else 7 * 86400
         return int(parts[0]) * unit
     return None

@@ -497,7 +497,10 @@ def _build_live_dir(staged: Path, source: Path, targets: Mapping[str, str], name
                 has_readme = has_readme or entry.name == README
                 _copy_entry(entry, staged / entry.name)
         if not has_readme:
-            (staged / README).write_text(_LIVE_README.format(name=name))
+            fd = os.open(staged / README, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+            os.fchmod(fd, _FILE_MODE)  # never the umask's mode
+            with os.fdopen(fd, "w") as out:
+                out.write(_LIVE_README.format(name=name))
         try:
             info = os.stat(source)
             mode, uid, gid = info.st_mode & 0o7777, info.st_uid, info.st_gid

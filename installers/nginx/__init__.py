@@ -261,6 +261,10 @@ class NginxInstaller(_NginxBase):
         return plan_forget(self.tree(), cert_name, domains, self.layout)
 
     def plan_deploy(self, req: DeployRequest) -> ChangePlan:
+        for path in (req.fullchain_path, req.key_path, req.cert_path, req.chain_path):
+            if "$" in path:  # ssl_certificate takes variables: no quoting stops it
+                raise PluginError(f"nginx would read the '$' in {path!r} as a variable; "
+                                  "use a certificate name and paths without '$'")
         return plan_deploy(self.tree(), req, self.layout)
 
     def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:

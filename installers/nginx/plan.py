@@ -478,7 +478,8 @@ class _Planner:
         line = statement("server_names_hash_bucket_size", str(need))
         if found:
             current = found[-1]
-            if current.args and current.args[0].isdigit() and int(current.args[0]) >= need:
+            arg = current.args[0] if current.args else ""
+            if arg.isascii() and arg.isdigit() and int(arg) >= need:
                 return
             self.edit(current.file, edit.Edit(current.start, current.end, line))
             return

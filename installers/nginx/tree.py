@@ -219,7 +219,7 @@ def parse_listen(args: Sequence[str], directive: Directive | None = None) -> Lis
     if first.startswith("unix:"):
         return Listen(first, None, ssl, default, False, params, directive)
     host, port_text = _split_host_port(first)
-    port = int(port_text) if port_text.isdigit() else None
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else None
     host, ipv6 = normalize_host(host)
     return Listen(host, port, ssl, default, ipv6, params, directive)
 
@@ -228,7 +228,7 @@ def _split_host_port(text: str) -> tuple[str, str]:
     if text.startswith("["):
         host, _, rest = text.partition("]")
         return host + "]", rest[1:] if rest.startswith(":") else str(DEFAULT_HTTP_PORT)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return "*", text
     host, sep, port = text.rpartition(":")
     if sep:
