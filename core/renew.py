@@ -199,6 +199,9 @@ def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespa
         key = ALIASES.get(raw_key, raw_key)
         if key in explicit or (key == "authenticator" and cli_auth):
             continue
+        if key == "webroot_map":
+            setattr(ns, key, _webroot_map(lin, raw))
+            continue
         try:
             value = _convert(key, raw)
             if key in CHOICES and value is not None and value not in CHOICES[key]:
@@ -219,6 +222,16 @@ def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespa
     ns.certname = lin.name
     ns.domains = list(lin.names)
     return ns
+
+
+def _webroot_map(lin: Lineage, raw: object) -> dict[str, str]:
+    """``webroot_map`` is a section; a plain value (a hand edit, an old tool) is ignored
+    with a warning naming the file: the stored ``webroot_path`` serves every name."""
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items() if isinstance(v, str)}
+    log.warning("%s: webroot_map is not a section (%r); ignored, the webroot_path is used",
+                lin.conf.path, raw)
+    return {}
 
 
 # -- the run ------------------------------------------------------------------------------

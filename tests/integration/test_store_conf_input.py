@@ -1,0 +1,50 @@
+"""Hand-edited or damaged files in the store: renewal confs and accounts read as Certbot
+reads them, and anything unusable stops with one clear line, losing nothing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Cli
+from tests.servers.nginx import Nginx
+from tests.servers.pebble import Pebble
+
+pytestmark = pytest.mark.integration
+
+
+def standalone(ca: Pebble) -> list[str]:
+    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
+            "127.0.0.1"]
+
+
+def one_error_line(proc) -> str:
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def account_dirs(cli: Cli) -> list[Path]:
+    return sorted(p.parent for p in (cli.config_dir / "accounts").rglob("regr.json"))
+
+
+def test_webroot_map_holding_a_plain_string_renews_with_the_webroot_path(
+        cli: Cli, web: Nginx, www_root: Path) -> None:
+    cli("certonly", "--webroot", "-w", str(www_root), "-d", "plainmap.example.org")
+    conf = cli.config_dir / "renewal" / "plainmap.example.org.conf"
+    text = conf.read_text()
+    assert "[[webroot_map]]" in text
+    # the map section becomes one plain value, as a hand edit (or an old tool) leaves it
+    text = re.sub(r"\[\[webroot_map\]\]\n(.*\n?)*", "", text)
+    text = text.replace("[renewalparams]\n", f"[renewalparams]\nwebroot_map = {www_root}\n")
+    conf.write_text(text)
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False,
+               check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "1 renewed" in proc.stdout
+    assert (cli.config_dir / "archive" / "plainmap.example.org" / "cert2.pem").exists()
