@@ -174,6 +174,8 @@ def _store_ari(lin: Lineage, retry: float, moment: float | None, serial: str) ->
 
 # -- per-lineage configuration ------------------------------------------------------------
 def _convert(key: str, value: object) -> object:
+    if isinstance(value, dict):  # a [[section]] where a value belongs: refused, named
+        raise ValueError(value)
     if value in ("None", None):
         return None
     if key in INTS:

@@ -48,3 +48,15 @@ def test_webroot_map_holding_a_plain_string_renews_with_the_webroot_path(
     assert "Traceback" not in proc.stderr
     assert "1 renewed" in proc.stdout
     assert (cli.config_dir / "archive" / "plainmap.example.org" / "cert2.pem").exists()
+
+
+def test_a_section_where_a_value_belongs_is_one_named_error(cli: Cli, pebble: Pebble) -> None:
+    cli("certonly", *standalone(pebble), "-d", "section.example.org")
+    conf = cli.config_dir / "renewal" / "section.example.org.conf"
+    conf.write_text(conf.read_text() + "[[pref_challs]]\nhttp-01 = yes\n")
+    before = cli.snapshot()
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False,
+               check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert f"{conf}: bad value for pref_challs" in proc.stdout, proc.stdout
+    assert cli.snapshot() == before
