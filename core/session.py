@@ -40,7 +40,15 @@ def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
 
 
 def load_account(config: argparse.Namespace, url: str) -> store.Account | None:
-    accounts = store.list_accounts(Path(config.config_dir), url)
+    """The account to use: ``--account`` (or the renewal conf's), else the oldest one.
+    A damaged account that would be used, or passed over for a new registration, stops
+    the run with the damaged file named: registering anew would re-point renewals."""
+    broken: dict[str, str] = {}
+    accounts = store.list_accounts(Path(config.config_dir), url, broken)
+    if config.account in broken or (broken and not accounts):
+        raise ConfigError(broken.get(config.account) or next(iter(broken.values())))
+    for name, error in broken.items():
+        log.warning("skipping account %s: %s", name, error)
     if config.account:
         for acct in accounts:
             if acct.id == config.account:

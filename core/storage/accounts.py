@@ -116,14 +116,24 @@ def _read_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def _load_dir(directory: Path) -> Account:
-    key_path = directory / KEY_FILE
+def read_key(key_path: Path) -> JWK:
+    """A private JWK from ``key_path``; StorageError naming the file for anything else
+    (josepy raises KeyError, ValueError or TypeError for some malformed keys)."""
     try:
         key = JWK.from_json(_read_json(key_path))
-    except JoseError as error:
-        raise StorageError(f"cannot read {key_path}: not a usable JWK ({error})") from error
+    except (JoseError, KeyError, ValueError, TypeError) as error:
+        reason = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise StorageError(f"cannot read {key_path}: not a usable JWK ({reason})") from error
     if not isinstance(key, JWK):  # pragma: no cover - from_json returns a JWK subclass
         raise StorageError(f"cannot read {key_path}: not a JWK")
+    if not hasattr(key.key, "private_bytes"):
+        raise StorageError(f"cannot read {key_path}: a public key, not the account's private "
+                           "key")
+    return key
+
+
+def _load_dir(directory: Path) -> Account:
+    key = read_key(directory / KEY_FILE)
     regr = _read_object(directory / REGR_FILE)
     uri = regr.get("uri")
     body = regr.get("body", {})
@@ -143,23 +153,29 @@ def _account_names(directory: Path) -> list[str]:
     return sorted(e for e in entries if not e.startswith(".") and (directory / e).is_dir())
 
 
-def _load_all(directory: Path) -> list[Account]:
+def _load_all(directory: Path, broken: dict[str, str] | None) -> list[Account]:
     accounts = []
     for name in _account_names(directory):
         try:
             accounts.append(_load_dir(directory / name))
         except StorageError as error:
-            logger.warning("skipping account %s: %s", name, error)
+            if broken is None:
+                logger.warning("skipping account %s: %s", name, error)
+            else:  # the caller says what it means
+                broken.setdefault(name, str(error))
     return accounts
 
 
-def list_accounts(config_dir: Path, server_url: str) -> list[Account]:
+def list_accounts(config_dir: Path, server_url: str,
+                  broken: dict[str, str] | None = None) -> list[Account]:
     """The readable accounts for ``server_url``, oldest first; unreadable ones are logged
-    and skipped (like Certbot), so one broken directory does not block the others."""
-    accounts = _load_all(accounts_dir(config_dir, server_url))
+    and skipped (like Certbot), so one broken directory does not block the others. Their
+    ids and errors go into ``broken`` when given: a caller about to register a new
+    account (or to use one named in a renewal conf) must not pass over a damaged one."""
+    accounts = _load_all(accounts_dir(config_dir, server_url), broken)
     fallback = _fallback_dir(config_dir, server_url)
     if not accounts and fallback is not None:
-        accounts = _load_all(fallback)
+        accounts = _load_all(fallback, broken)
     accounts.sort(key=lambda account: (str(account.meta.get("creation_dt", "")), account.id))
     return accounts
 

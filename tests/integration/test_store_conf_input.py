@@ -60,3 +60,41 @@ def test_a_section_where_a_value_belongs_is_one_named_error(cli: Cli, pebble: Pe
     assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
     assert f"{conf}: bad value for pref_challs" in proc.stdout, proc.stdout
     assert cli.snapshot() == before
+
+
+@pytest.mark.parametrize("damage", [
+    '{"kty": "oct"}',              # josepy: KeyError
+    '{"kty": "RSA", "n": "AA"}',   # josepy: KeyError
+    '{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"}',
+    "not json",
+    "",
+])
+def test_a_corrupt_account_key_is_one_clear_error_and_nothing_is_registered(
+        cli: Cli, pebble: Pebble, damage: str) -> None:
+    cli("certonly", *standalone(pebble), "-d", "acct.example.org")
+    [account] = account_dirs(cli)
+    (account / "private_key.json").write_text(damage)
+    before = cli.snapshot()
+    for args in (["renew", "--force-renewal", "--no-random-sleep-on-renew"],
+                 ["certonly", *standalone(pebble), "-d", "other.example.org"],
+                 ["show_account"]):
+        proc = cli(*args, check=False)  # -m and --agree-tos given: registering is possible
+        assert proc.returncode != 0, args
+        text = proc.stdout + proc.stderr
+        assert "Traceback" not in text, text
+        assert f"{account / 'private_key.json'}" in text, text
+        assert account_dirs(cli) == [account], f"{args}: a new account was registered"
+        assert cli.snapshot() == before, args
+
+
+def test_a_public_only_account_key_is_refused_when_read(cli: Cli, pebble: Pebble) -> None:
+    import json
+
+    cli("certonly", *standalone(pebble), "-d", "pub.example.org")
+    [account] = account_dirs(cli)
+    key = json.loads((account / "private_key.json").read_text())
+    public = {k: v for k, v in key.items() if k in ("kty", "n", "e", "crv", "x", "y")}
+    (account / "private_key.json").write_text(json.dumps(public))
+    proc = cli("show_account", check=False)
+    line = one_error_line(proc)
+    assert str(account / "private_key.json") in line and "private" in line, line
