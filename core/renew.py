@@ -1,7 +1,8 @@
 """`renew`: find the lineages that are due, renew them in parallel, run the hooks.
 
 Deciding needs no plugin and, when nothing changed, no certificate parsing: a small cache
-in the work dir maps each lineage's current ``cert.pem`` target to its validity period.
+in the work dir (:mod:`certwright.core.lineage_cache`) keeps each lineage's validity period
+for as long as the file its ``cert.pem`` serves is unchanged.
 """
 
 from __future__ import annotations

@@ -98,3 +98,25 @@ def test_a_public_only_account_key_is_refused_when_read(cli: Cli, pebble: Pebble
     proc = cli("show_account", check=False)
     line = one_error_line(proc)
     assert str(account / "private_key.json") in line and "private" in line, line
+
+
+def test_certificates_after_delete_and_reissue_shows_the_served_certificate(
+        cli: Cli, pebble: Pebble) -> None:
+    import json
+
+    from cryptography import x509
+
+    def listed() -> str:
+        rows = json.loads(cli("certificates", "--json", account=False).stdout)
+        return str(rows[0]["serial"])
+
+    def served() -> str:
+        cert = x509.load_pem_x509_certificate(
+            (cli.config_dir / "live" / "again.example.org" / "cert.pem").read_bytes())
+        return f"{cert.serial_number:x}"
+
+    cli("certonly", *standalone(pebble), "-d", "again.example.org")
+    assert listed() == served()
+    cli("delete", "--cert-name", "again.example.org", account=False)
+    cli("certonly", *standalone(pebble), "-d", "again.example.org")
+    assert listed() == served()
