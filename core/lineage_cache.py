@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from certwright.core.errors import CertwrightError, StorageError
+from certwright.core.storage import confine
 from certwright.core.storage.files import atomic_write, ensure_dir
 from certwright.core.storage.lineage import Lineage
 
@@ -43,14 +44,15 @@ class CertSummary:
     key_type: str
 
 
-def fingerprint(cert_link: str) -> list[object]:
-    """What identifies the certificate ``cert_link`` serves now; StorageError when it
-    is not a link (Certbot's rule: the live files are links into the archive)."""
+def fingerprint(lin: Lineage) -> list[object]:
+    """What identifies the certificate ``lin``'s cert link serves now; StorageError when
+    it is not a link into the lineage's archive (Certbot's rule for live files)."""
+    cert_link = os.path.abspath(lin.conf.cert)
+    target = confine.link_target(cert_link, lin.conf.archive_dir)
+    if target is None:
+        raise StorageError(f"{cert_link} is missing")
     try:
         link = os.lstat(cert_link)
-        if not stat.S_ISLNK(link.st_mode):
-            raise StorageError(f"expected {cert_link} to be a symlink")
-        target = os.readlink(cert_link)
         served = os.stat(cert_link)
     except OSError as error:
         raise StorageError(f"cannot read {cert_link}: {error.strerror}") from error
@@ -115,7 +117,7 @@ class LineageCache:
 
     def summary(self, lin: Lineage) -> CertSummary:
         path = os.path.abspath(lin.conf.cert)
-        key = fingerprint(path)
+        key = fingerprint(lin)
         hit = _summary_of(self._entries.get(path), key)
         if hit is not None:
             return hit

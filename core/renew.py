@@ -276,6 +276,7 @@ class Renewer:
         from certwright.core import issue, names
 
         try:
+            lin.check_links()  # a file where a link belongs is refused, never replaced
             ns = lineage_config(self.config, lin)
             ns.ari_replaces = self._replaces(ns, lin)
             idents = names.parse_domains(lin.names)

@@ -254,14 +254,17 @@ def delete_account(config_dir: Path, server_url: str, account_id: str) -> None:
     """Remove an account's directory, and the server's directory if it is left empty.
 
     A directory that is a link (Certbot links v2 directories to v1 ones) is removed with
-    the directory it points to, as Certbot does.
+    the directory it points to, as Certbot does, when that lies in the same ``accounts``
+    directory; a link leading anywhere else is removed alone.
     """
     directory = _find_dir(config_dir, server_url, account_id)
+    store = os.path.realpath(Path(os.path.abspath(config_dir)) / "accounts")
     try:
         if directory.is_symlink():
             target = directory.resolve()
             directory.unlink()
-            shutil.rmtree(target)
+            if _inside(target, store):
+                shutil.rmtree(target)
         else:
             shutil.rmtree(directory)
     except OSError as error:
@@ -272,6 +275,11 @@ def delete_account(config_dir: Path, server_url: str, account_id: str) -> None:
             if server_dir.is_symlink():
                 target = server_dir.resolve()
                 server_dir.unlink()
-                target.rmdir()
+                if _inside(target, store):
+                    target.rmdir()
             else:
                 server_dir.rmdir()
+
+
+def _inside(path: Path, directory: str) -> bool:
+    return os.path.commonpath([str(path), directory]) == directory and str(path) != directory

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certwright.core.errors import StorageError
+from certwright.core.storage import confine
 from certwright.core.storage.files import (
-    atomic_symlink,
     atomic_write,
     ensure_dir,
     fsync_dir,
@@ -205,6 +205,26 @@ def default_conf(config_dir: Path, name: str, version: str = "") -> RenewalConf:
     )
 
 
+def check_conf(config_dir: Path, conf: RenewalConf) -> RenewalConf:
+    """``conf`` (read from a file that may be hand-edited or planted) names only the
+    store's own ``archive/<name>`` and files directly in ``live/<name>/``, each kind under
+    its own file name; StorageError naming the file and entry otherwise."""
+    root = os.path.abspath(config_dir)
+    confine.check_dir(conf.archive_dir, os.path.join(root, "archive", conf.name),
+                      f"{conf.path}: archive_dir = {conf.archive_dir}")
+    live = os.path.join(root, "live", conf.name)
+    seen: set[str] = set()
+    for kind in ALL_FOUR:
+        value = getattr(conf, kind)
+        confine.check_in(value, live, f"{conf.path}: {kind} = {value}")
+        base = os.path.basename(value)
+        if base in seen or base == README:
+            raise StorageError(f"{conf.path}: {kind} = {value} names a file another entry "
+                               "uses; refusing to use it")
+        seen.add(base)
+    return conf
+
+
 @dataclass(eq=False)
 class Lineage:
     """One certificate lineage. ``error`` is set (and ``conf`` holds default paths) when
@@ -300,13 +320,21 @@ class Lineage:
                 versions[kind] = None
         return versions
 
+    def check_links(self) -> None:
+        """The live and archive directories are real directories and every live file
+        present is a link into the archive: checked before anything is written through
+        them (a regular file there is refused, never replaced)."""
+        confine.check_real_dir(str(self.live_dir))
+        confine.check_real_dir(self.conf.archive_dir)
+        for kind in ALL_FOUR:
+            confine.link_target(getattr(self.conf, kind), self.conf.archive_dir)
+
     def current_version(self) -> int:
         """The version ``cert.pem`` points to."""
         link = self.conf.cert
-        try:
-            target = os.readlink(link)
-        except OSError as error:
-            raise StorageError(f"{link} is not a link: {error.strerror}") from error
+        target = confine.link_target(link, self.conf.archive_dir)
+        if target is None:
+            raise StorageError(f"{link} is missing")
         version = _version_of(target, "cert")
         if version is None:
             raise StorageError(f"{link} points to {target}, not to an archive version")
@@ -332,6 +360,7 @@ class Lineage:
         if self._certificate is None:
             from cryptography import x509
 
+            confine.link_target(self.conf.cert, self.conf.archive_dir)  # Certbot's rule
             try:
                 self._certificate = x509.load_pem_x509_certificate(self.cert_pem())
             except ValueError as error:
@@ -394,6 +423,7 @@ class Lineage:
         The new key file gets 0600 plus the group bits and group of the previous key. The
         renewal conf (``params``, and ``version`` if given) is rewritten after the switch.
         """
+        self.check_links()
         prior = self.current_version()
         self._remove_temp_files()
         new = self._next_free_version()
@@ -449,15 +479,9 @@ class Lineage:
         }
 
     def _switch_live(self, version: int) -> None:
-        """Point all four live links at ``version`` in one atomic step."""
+        """Point all four live links at ``version`` in one atomic step (the conf's paths
+        are all in ``live/<name>/``: :func:`check_conf`)."""
         live_dir = self.live_dir
-        together = all(self.link(kind).parent == live_dir for kind in ALL_FOUR)
-        if not together or live_dir.is_symlink():
-            # Links spread over several directories (a hand-edited conf): one at a time.
-            for kind in ALL_FOUR:
-                link = self.link(kind)
-                atomic_symlink(os.path.relpath(self.archive_path(kind, version), link.parent), link)
-            return
         staged = live_dir.with_name(f".{live_dir.name}{_NEW_SUFFIX}")
         _remove_tree(staged)
         _build_live_dir(staged, live_dir, self._link_targets(version, live_dir), self.name)
@@ -468,6 +492,11 @@ class Lineage:
         certificate matches its key; say what was done (None if nothing was needed)."""
         if self.is_consistent():
             return None
+        try:
+            self.check_links()
+        except StorageError as error:
+            return f"{self.name}: not repaired: {error}"
+        self._certificate = None
         before = self.link_versions()
         described = ", ".join(f"{kind} {before[kind] or 'missing'}" for kind in ALL_FOUR)
         for version in self.complete_versions():
@@ -643,7 +672,7 @@ def list_lineages(config_dir: Path) -> list[Lineage]:
     lineages = []
     for name in _conf_names(root):
         try:
-            conf = read_renewal_conf(renewal.joinpath(name + ".conf"))
+            conf = check_conf(root, read_renewal_conf(renewal.joinpath(name + ".conf")))
         except StorageError as error:
             lineages.append(Lineage(name, root, default_conf(root, name), error=str(error)))
             continue
@@ -664,7 +693,7 @@ def load_lineage(config_dir: Path, name: str) -> Lineage:
         else:
             hint = f"there are {len(known)} other certificates"
         raise StorageError(f"no certificate named {name!r} in {root} ({hint})")
-    return Lineage(name, root, read_renewal_conf(path))
+    return Lineage(name, root, check_conf(root, read_renewal_conf(path)))
 
 
 def delete_lineage(config_dir: Path, name: str) -> None:
@@ -676,22 +705,26 @@ def delete_lineage(config_dir: Path, name: str) -> None:
     if not path.exists():
         raise StorageError(f"no certificate named {name!r} in {root}")
     try:
-        conf = read_renewal_conf(path)
-    except StorageError:
+        conf = check_conf(root, read_renewal_conf(path))
+    except StorageError:  # what a broken or hand-edited conf names is left alone
         conf = default_conf(root, name)
     try:
         path.unlink()
     except OSError as error:
         raise StorageError(f"cannot remove {path}: {error.strerror}") from error
     lineage = Lineage(name, root, conf)
-    for kind in ALL_FOUR:
-        with contextlib.suppress(FileNotFoundError):
-            lineage.link(kind).unlink()
     live_dir = lineage.live_dir
-    with contextlib.suppress(FileNotFoundError):
-        (live_dir / README).unlink()
-    with contextlib.suppress(OSError):
-        live_dir.rmdir()  # only if nothing a user put there is left
+    if live_dir.is_symlink():
+        live_dir.unlink()  # the link alone, never what it leads to
+    else:
+        for kind in ALL_FOUR:
+            if lineage.link(kind).is_symlink():  # a file a user put there is left alone
+                with contextlib.suppress(FileNotFoundError):
+                    lineage.link(kind).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (live_dir / README).unlink()
+        with contextlib.suppress(OSError):
+            live_dir.rmdir()  # only if nothing a user put there is left
     for suffix in (_NEW_SUFFIX, _OLD_SUFFIX):
         _remove_tree(live_dir.with_name(f".{live_dir.name}{suffix}"))
     _remove_archive(lineage.archive_dir)
@@ -703,6 +736,9 @@ def _remove_archive(archive: Path) -> None:
     Only ``<kind>N.pem`` and temporary files are removed: a hand-edited ``archive_dir``
     pointing somewhere else cannot make a delete wipe unrelated files.
     """
+    if archive.is_symlink():
+        archive.unlink()  # the link alone, never what it leads to
+        return
     try:
         entries = os.listdir(archive)
     except FileNotFoundError:

@@ -3,6 +3,7 @@ reads them, and anything unusable stops with one clear line, losing nothing."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -120,3 +121,45 @@ def test_certificates_after_delete_and_reissue_shows_the_served_certificate(
     cli("delete", "--cert-name", "again.example.org", account=False)
     cli("certonly", *standalone(pebble), "-d", "again.example.org")
     assert listed() == served()
+
+
+@pytest.mark.parametrize("where", ["outside", "inside"])
+def test_renew_refuses_a_regular_file_where_a_live_link_belongs(
+        cli: Cli, pebble: Pebble, tmp_path: Path, where: str) -> None:
+    cli("certonly", *standalone(pebble), "-d", "victim.example.org")
+    conf = cli.config_dir / "renewal" / "victim.example.org.conf"
+    live = cli.config_dir / "live" / "victim.example.org"
+    if where == "outside":
+        victim = tmp_path / "site-cert.pem"
+        conf.write_text(conf.read_text().replace(f"{live}/cert.pem", str(victim)))
+    else:
+        victim = live / "cert.pem"
+        victim.unlink()
+    victim.write_text("an admin's own file\n")
+    before = cli.snapshot()
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False,
+               check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    expected = "is outside the store's" if where == "outside" else \
+        f"expected {victim} to be a symlink"
+    assert expected in proc.stdout, proc.stdout
+    assert victim.read_text() == "an admin's own file\n" and not victim.is_symlink()
+    assert cli.snapshot() == before
+    listing = cli("certificates", account=False).stdout
+    assert "victim.example.org" in listing and expected in listing, listing
+
+
+def test_unregister_never_follows_an_account_dir_link_out_of_the_store(
+        cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    import shutil
+
+    cli("register")
+    [account] = account_dirs(cli)
+    precious = tmp_path / "precious"
+    shutil.copytree(account, precious)  # a readable account, so unregister goes ahead
+    shutil.rmtree(account)
+    account.symlink_to(precious)
+    proc = cli("unregister", account=False, check=False)
+    assert "Traceback" not in proc.stderr
+    assert precious.is_dir() and sorted(os.listdir(precious)) == \
+        ["meta.json", "private_key.json", "regr.json"]

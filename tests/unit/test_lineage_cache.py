@@ -143,6 +143,8 @@ def test_two_stores_sharing_one_work_dir(tmp_path: Path) -> None:
     # a copied store (same paths inside, mtimes kept) keeps nothing of the original's entry
     shutil.rmtree(tmp_path / "one")
     shutil.copytree(tmp_path / "two", tmp_path / "one", symlinks=True)
+    conf = tmp_path / "one" / "renewal" / f"{NAME}.conf"  # moved, and its paths fixed
+    conf.write_text(conf.read_text().replace(str(tmp_path / "two"), str(tmp_path / "one")))
     copied = load_lineage(tmp_path / "one", NAME)
     assert summary_serial(work, tmp_path / "one") == serial_of(copied) == serial_of(two)
 
