@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certwright.core import redeploy
+from certwright.core import pending_hooks, redeploy
 from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
 from certwright.core.due import default_due_time
 from certwright.core.errors import CertwrightError, ConfigError
@@ -50,7 +50,7 @@ DEFAULT_JOBS = 4
 @dataclass
 class Outcome:
     name: str
-    status: str  # renewed | not-due | failed | dry-run | installed
+    status: str  # renewed | not-due | failed | dry-run | installed | hooks
     detail: str = ""
     domains: tuple[str, ...] = ()
 
@@ -283,18 +283,21 @@ class Renewer:
             auth = self.authenticator(ns)
             target = issue.Target(idents, lin, lin.name, "renew")
             installed = _has_installer(ns) and not ns.dry_run
+            serving = _live_version(lin)
             if installed:  # served only once the deployer has seen it served
                 redeploy.mark(self.work_dir, lin.name)
-                serving = _live_version(lin)
+            if not ns.dry_run:  # its deploy hooks are owed once live/ switches
+                pending_hooks.mark(self.work_dir, lin.name, serving)
             try:
                 with self._exclusive(auth):
                     new = issue.issue(ns, target, auth, self.say, None)
             except BaseException:
-                # nothing new to serve, unless live/ switched before the failure (a full
-                # disk writing the renewal conf) or an earlier run left it pending
-                if (installed and lin.name not in self.pending
-                        and _live_version(lin) == serving):
-                    redeploy.unmark(self.work_dir, lin.name)
+                # nothing new to serve, unless live/ switched before the failure or an
+                # earlier run left it pending
+                if _live_version(lin) == serving:
+                    pending_hooks.unmark(self.work_dir, lin.name)
+                    if installed and lin.name not in self.pending:
+                        redeploy.unmark(self.work_dir, lin.name)
                 raise
         except CertwrightError as exc:
             return Outcome(lin.name, "failed", str(exc), _names_of(lin))
@@ -306,6 +309,7 @@ class Renewer:
         if installed:
             self.deployer.add(ns, new)
         ok = self.runner.deploy(new, ns.deploy_hook)
+        pending_hooks.unmark(self.work_dir, new.name)
         return Outcome(lin.name, "renewed", "" if ok else "a deploy hook failed",
                        tuple(new.names))
 
@@ -349,6 +353,7 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     due: list[Lineage] = []
     by_name = {lin.name: lin for lin in found}
     pending = set() if config.dry_run else redeploy.pending(Path(config.work_dir))
+    owed = {} if config.dry_run else pending_hooks.pending(Path(config.work_dir))
     cache = LineageCache(Path(config.work_dir))
     ari = AriCheck(config, cache)
     now = time.time()
@@ -369,8 +374,11 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             outcomes.append(Outcome(lin.name, "not-due"))
     cache.save()
     catch_up = [o for o in outcomes if o.status == "not-due" and o.name in pending]
-    if due or catch_up:
+    hooks_owed = _hooks_owed(config, outcomes, by_name, owed)
+    if due or catch_up or hooks_owed:
         renewer = Renewer(config, say, ask, ari, pending)
+        for outcome in hooks_owed:
+            _run_owed_hooks(config, renewer, by_name[outcome.name], outcome)
         for outcome in catch_up:
             _catch_up(config, renewer, by_name[outcome.name], outcome)
         if due:
@@ -402,6 +410,38 @@ def _stored_hooks(config: argparse.Namespace, lins: list[Lineage], key: str) -> 
             if command and command not in found:
                 found.append(str(command))
     return found
+
+
+def _hooks_owed(config: argparse.Namespace, outcomes: list[Outcome],
+                by_name: dict[str, Lineage], owed: dict[str, int]) -> list[Outcome]:
+    """Lineages not due now whose last renewal went live but died before its deploy
+    hooks ran; records of renewals that never went live (or of lineages gone) are
+    dropped."""
+    work_dir = Path(config.work_dir)
+    found = []
+    for outcome in outcomes:
+        if outcome.name not in owed or outcome.status != "not-due":
+            continue
+        if _live_version(by_name[outcome.name]) not in (owed[outcome.name], None):
+            found.append(outcome)
+        else:
+            pending_hooks.unmark(work_dir, outcome.name)
+    for name in set(owed) - set(by_name):
+        pending_hooks.unmark(work_dir, name)
+    return found
+
+
+def _run_owed_hooks(config: argparse.Namespace, renewer: Renewer, lin: Lineage,
+                    outcome: Outcome) -> None:
+    try:
+        ns = lineage_config(config, lin)
+    except CertwrightError as exc:
+        outcome.status, outcome.detail = "failed", str(exc)
+        return
+    ok = renewer.runner.deploy(lin, ns.deploy_hook)
+    pending_hooks.unmark(Path(config.work_dir), lin.name)
+    outcome.status, outcome.domains = "hooks", _names_of(lin)
+    outcome.detail = "" if ok else "a deploy hook failed"
 
 
 def _live_version(lin: Lineage) -> int | None:
@@ -471,6 +511,7 @@ def _summary(outcomes: list[Outcome], say: Say) -> int:
         return 0
     titles = (("renewed", "renewed"), ("dry-run", "renewed in a dry run (nothing saved)"),
               ("installed", "installed again (renewed earlier, not yet seen served)"),
+              ("hooks", "renewed earlier; its deploy hooks had not run and ran now"),
               ("not-due", "not due for renewal"), ("failed", "failed"))
     for status, title in titles:
         items = by.get(status, [])

@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -421,27 +421,29 @@ class Lineage:
 
         ``privkey`` None keeps the current key (its bytes are copied into the new version).
         The new key file gets 0600 plus the group bits and group of the previous key. The
-        renewal conf (``params``, and ``version`` if given) is rewritten after the switch.
+        renewal conf (``params``, and ``version`` if given) is rewritten before the switch
+        (as Certbot does), so switching is the last step: a failure or a crash anywhere
+        before it leaves the lineage "not renewed", serving the previous version.
         """
         self.check_links()
         prior = self.current_version()
         self._remove_temp_files()
         new = self._next_free_version()
         key_bytes = privkey if privkey is not None else _read(self.privkey)
+        conf = replace(self.conf, params=dict(params),
+                       version=self.conf.version if version_string is None else version_string)
         try:
             self._write_key(new, key_bytes, self.archive_path("privkey", prior))
             atomic_write(self.archive_path("chain", new), chain, _FILE_MODE)
             atomic_write(self.archive_path("fullchain", new), fullchain, _FILE_MODE)
             atomic_write(self.archive_path("cert", new), cert, _FILE_MODE)
+            write_renewal_conf(conf)
+            self.conf = conf
             self._switch_live(new)
         except BaseException:
             self._drop_unused_version(new)  # a failed write (a full disk): no half version
             raise
         self._certificate = None
-        self.conf.params = dict(params)
-        if version_string is not None:
-            self.conf.version = version_string
-        write_renewal_conf(self.conf)
         return new
 
     def _drop_unused_version(self, version: int) -> None:

@@ -1,0 +1,49 @@
+"""Deploy hooks owed by a renewal that was interrupted after its certificate went live.
+
+Before a lineage is renewed, ``<work-dir>/hooks-pending/<name>`` records the version its
+``live/`` links serve; once the deploy hooks have run, the record goes. A record found at
+the next start means that run never finished: if the lineage serves a newer version now,
+it was renewed and its deploy hooks are owed ("renewed, hooks pending"); if not, nothing
+was renewed and the record is simply dropped ("not renewed").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from certwright.core.storage.files import atomic_write, ensure_dir
+
+PENDING_DIR = "hooks-pending"
+
+
+def _record(work_dir: Path, name: str) -> Path:
+    return work_dir / PENDING_DIR / name
+
+
+def mark(work_dir: Path, name: str, serving: int | None) -> None:
+    ensure_dir(work_dir / PENDING_DIR, 0o700)
+    atomic_write(_record(work_dir, name), str(serving or 0).encode(), 0o600)
+
+
+def unmark(work_dir: Path, name: str) -> None:
+    with contextlib.suppress(OSError):
+        _record(work_dir, name).unlink()
+
+
+def pending(work_dir: Path) -> dict[str, int]:
+    """Lineage name -> the version it served when its renewal began."""
+    found: dict[str, int] = {}
+    try:
+        names = os.listdir(work_dir / PENDING_DIR)
+    except OSError:
+        return found
+    for name in names:
+        if name.startswith("."):
+            continue
+        try:
+            found[name] = int(_record(work_dir, name).read_text().strip() or 0)
+        except (OSError, ValueError):
+            found[name] = 0
+    return found

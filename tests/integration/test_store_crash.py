@@ -1,0 +1,80 @@
+"""Crashes and full disks while saving: the store is left either as it was or complete
+(with whatever is still owed, such as deploy hooks, done by the next run)."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Cli
+from tests.integration.crashpoints import Crash, killed
+from tests.servers.pebble import Pebble
+
+pytestmark = pytest.mark.integration
+NAME = "crash.example.org"
+RENEW = ("renew", "--no-random-sleep-on-renew")
+
+
+def standalone(ca: Pebble) -> list[str]:
+    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
+            "127.0.0.1"]
+
+
+def version(cli: Cli, name: str = NAME) -> int:
+    target = os.readlink(cli.config_dir / "live" / name / "cert.pem")
+    return int(target.rsplit("cert", 1)[1].removesuffix(".pem"))
+
+
+def with_deploy_hook(cli: Cli, pebble: Pebble, tmp_path: Path) -> Path:
+    log = tmp_path / "deploy.log"
+    hook = tmp_path / "deploy.sh"
+    hook.write_text(f'#!/bin/sh\necho "$RENEWED_LINEAGE" >> {log}\n')
+    hook.chmod(0o755)
+    cli("certonly", *standalone(pebble), "-d", NAME, "--deploy-hook", str(hook))
+    log.write_text("")
+    return log
+
+
+def test_a_full_disk_writing_the_renewal_conf_leaves_it_not_renewed(
+        cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    log = with_deploy_hook(cli, pebble, tmp_path)
+    conf = cli.config_dir / "renewal" / f"{NAME}.conf"
+    # a conf bigger than any certificate file: only its rewrite hits the file size limit
+    conf.write_text(textwrap.indent("x" * 6000, "# ") + "\n" + conf.read_text())
+    before = cli.snapshot()
+    proc = cli(*RENEW, "--force-renewal", account=False, check=False, max_file_size=5000)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "File too large" in proc.stdout and str(conf) in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert version(cli) == 1, "not renewed: live/ still serves the previous certificate"
+    assert cli.snapshot() == before
+    assert log.read_text() == ""
+    cli(*RENEW, "--force-renewal", account=False)
+    assert version(cli) == 2 and log.read_text().splitlines() == [
+        str(cli.config_dir / "live" / NAME)]
+
+
+def test_killed_after_live_switched_runs_the_deploy_hooks_next_time(
+        cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    log = with_deploy_hook(cli, pebble, tmp_path)
+    crash = Crash("certwright.core.storage.lineage:Lineage._switch_live", "after")
+    assert killed(crash.run(cli, *RENEW, "--force-renewal", account=False))
+    assert version(cli) == 2 and log.read_text() == "", "renewed, hooks pending"
+    proc = cli(*RENEW, account=False)  # not due: the hooks it owes run all the same
+    assert log.read_text().splitlines() == [str(cli.config_dir / "live" / NAME)], proc.stdout
+    assert "deploy hooks" in proc.stdout, proc.stdout
+    cli(*RENEW, account=False)
+    assert len(log.read_text().splitlines()) == 1, "run once, not again"
+
+
+def test_killed_before_live_switched_runs_no_hooks_next_time(
+        cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    log = with_deploy_hook(cli, pebble, tmp_path)
+    crash = Crash("certwright.core.storage.lineage:Lineage._switch_live", "before")
+    assert killed(crash.run(cli, *RENEW, "--force-renewal", account=False))
+    assert version(cli) == 1
+    proc = cli(*RENEW, account=False)
+    assert log.read_text() == "" and "not due" in proc.stdout, proc.stdout
