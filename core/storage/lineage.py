@@ -591,7 +591,8 @@ def _claim_name(root: Path, wanted: str) -> str:
     for count in itertools.count():
         name = wanted if count == 0 else f"{wanted}-{count:04d}"
         live = root / "live" / name
-        if (root / "renewal" / f"{name}.conf").exists():
+        if (root / "renewal" / f"{name}.conf").exists() \
+                or os.path.lexists(_pending_conf(root, name)):
             continue
         if os.path.lexists(live) and (not live.is_dir() or os.listdir(live)):
             continue
@@ -632,7 +633,11 @@ def new_lineage(
     conf = default_conf(root, name, version_string)
     conf.params = dict(params)
     lineage = Lineage(name, root, conf)
+    pending = _pending_conf(root, name)
     try:
+        # the conf first, under a hidden name: a crash from here on leaves a lineage that
+        # repair_store finishes (all of live/ there) or removes, never one without a conf
+        write_renewal_conf(replace(conf, path=pending))
         atomic_write(lineage.archive_path("privkey", 1), privkey, KEY_MODE)
         atomic_write(lineage.archive_path("chain", 1), chain, _FILE_MODE)
         atomic_write(lineage.archive_path("fullchain", 1), fullchain, _FILE_MODE)
@@ -642,15 +647,70 @@ def new_lineage(
         _remove_tree(staged)
         _build_live_dir(staged, live_dir, lineage._link_targets(1, live_dir), name)
         _install_live_dir(staged, live_dir)
-        write_renewal_conf(conf)  # last: the lineage exists once its conf does
+        _publish_conf(pending, conf.path)  # last: the lineage exists once its conf does
     except BaseException:
         # each on its own: an archive left behind would make the next try "<name>-0001"
         for leftover in (lineage.live_dir, lineage.live_dir.with_name(f".{name}{_NEW_SUFFIX}"),
-                         lineage.archive_dir):
+                         lineage.archive_dir, pending):
             with contextlib.suppress(StorageError):
                 _remove_tree(leftover)
         raise
     return lineage
+
+
+_PENDING_SUFFIX = ".conf.pending"
+
+
+def _pending_conf(root: Path, name: str) -> Path:
+    """Where a first save keeps its renewal conf until the lineage is complete."""
+    return root / "renewal" / f".{name}{_PENDING_SUFFIX}"
+
+
+def _publish_conf(pending: Path, final: Path) -> None:
+    try:
+        os.rename(pending, final)
+    except OSError as error:
+        raise StorageError(f"cannot rename {pending} to {final}: {error.strerror}") from error
+    fsync_dir(final.parent)
+
+
+def _finish_first_saves(root: Path, entries: list[str]) -> list[str]:
+    """Complete or remove each lineage whose first save was interrupted (its conf still
+    pending): with all four live links at a version whose certificate matches its key it
+    is published, else its live dir, archive and pending conf go, so the same command
+    run again makes it under its own name (not ``<name>-0001``)."""
+    messages = []
+    for entry in entries:
+        if not (entry.startswith(".") and entry.endswith(_PENDING_SUFFIX)):
+            continue
+        name = entry[1:-len(_PENDING_SUFFIX)]
+        pending, final = root / "renewal" / entry, root / "renewal" / f"{name}.conf"
+        if not name or os.path.lexists(final):
+            _remove_tree(pending)
+            messages.append(f"removed leftover {pending}")
+            continue
+        lineage = Lineage(name, root, default_conf(root, name))
+        if _is_complete(lineage):
+            _publish_conf(pending, final)
+            messages.append(f"{name}: finished an interrupted first save")
+            continue
+        live_dir = lineage.live_dir
+        for leftover in (live_dir, live_dir.with_name(f".{name}{_NEW_SUFFIX}")):
+            _remove_tree(leftover)
+        _remove_archive(lineage.archive_dir)
+        _remove_tree(pending)
+        messages.append(f"{name}: removed a lineage whose first save was interrupted")
+    return messages
+
+
+def _is_complete(lineage: Lineage) -> bool:
+    try:
+        lineage.check_links()
+        if not lineage.is_consistent():
+            return False
+        return cert_matches_key(lineage.cert_pem(), lineage.privkey_pem())
+    except StorageError:
+        return False
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -797,10 +857,12 @@ def repair_store(config_dir: Path, full: bool = False) -> list[str]:
         raise StorageError(f"cannot repair {root / 'live'}: {error.strerror}") from error
     renewal = root / "renewal"
     with contextlib.suppress(FileNotFoundError):
-        for entry in sorted(os.listdir(renewal)):
+        entries = sorted(os.listdir(renewal))
+        for entry in entries:
             if is_temp_name(entry):
                 (renewal / entry).unlink(missing_ok=True)
                 messages.append(f"removed leftover {renewal / entry}")
+        messages += _finish_first_saves(root, entries)
     if not (messages or full):
         return messages
     for lineage in list_lineages(root):

@@ -78,3 +78,39 @@ def test_killed_before_live_switched_runs_no_hooks_next_time(
     assert version(cli) == 1
     proc = cli(*RENEW, account=False)
     assert log.read_text() == "" and "not due" in proc.stdout, proc.stdout
+
+
+L = "certwright.core.storage.lineage"
+FIRST_SAVE_STEPS = [
+    Crash(f"{L}:_claim_name", "after"),
+    Crash(f"{L}:write_renewal_conf", "after"),       # the pending conf
+    *(Crash(f"{L}:atomic_write", "after", n) for n in (1, 2, 3, 4, 5)),  # README, archive
+    Crash(f"{L}:_build_live_dir", "after"),
+    Crash(f"{L}:_install_live_dir", "before"),
+    Crash(f"{L}:_install_live_dir", "after"),
+    Crash(f"{L}:_publish_conf", "before"),
+    Crash(f"{L}:_publish_conf", "after"),
+]
+
+
+@pytest.mark.parametrize("crash", FIRST_SAVE_STEPS,
+                         ids=lambda c: f"{c.where.split(':')[1]}-{c.when}-{c.count}")
+def test_killed_during_a_first_save_the_same_command_makes_one_lineage(
+        cli: Cli, pebble: Pebble, crash: Crash) -> None:
+    from certwright.core.storage.lineage import list_lineages
+
+    args = ("certonly", *standalone(pebble), "-d", NAME)
+    proc = crash.run(cli, *args)
+    assert killed(proc), proc.stdout + proc.stderr
+    again = cli(*args)
+    assert "Traceback" not in again.stdout + again.stderr
+    [lineage] = list_lineages(cli.config_dir)
+    assert lineage.name == NAME and lineage.error is None
+    assert lineage.is_consistent() and lineage.names == [NAME]
+    for top in ("live", "archive", "renewal"):
+        entries = sorted(os.listdir(cli.config_dir / top))
+        assert entries == sorted({"live": ["README", NAME], "archive": [NAME],
+                                  "renewal": [f"{NAME}.conf"]}[top]), entries
+    listing = cli("certificates", account=False).stdout
+    assert f"Certificate Name: {NAME}" in listing
+    assert "not due" in cli(*RENEW, account=False).stdout
