@@ -70,6 +70,10 @@ def client_for(
 ) -> tuple[AcmeClient, store.Account]:
     """A client logged in to the stored account, registering one when there is none."""
     url = server_url(config)
+    if store.has_pending_keys(Path(config.config_dir), url):
+        from certwright.core import rollover
+
+        rollover.resolve_pending(config, url)
     acct = load_account(config, url)
     if acct is not None:
         return AcmeClient(transport(config, url), acct.key, kid=acct.uri), acct

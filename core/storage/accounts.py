@@ -39,11 +39,14 @@ from josepy.errors import Error as JoseError
 from josepy.jwk import JWK
 
 from certwright.core.errors import StorageError
-from certwright.core.storage.files import atomic_write, ensure_dir
+from certwright.core.storage.files import atomic_write, ensure_dir, fsync_dir
 
 logger = logging.getLogger(__name__)
 
 KEY_FILE = "private_key.json"
+PENDING_KEY_FILE = "private_key.json.pending"
+"""A key rollover's new key, written before the CA is told (see core/rollover.py)."""
+PENDING_KEY_MODE = 0o600
 REGR_FILE = "regr.json"
 META_FILE = "meta.json"
 KEY_MODE = 0o400
@@ -248,6 +251,44 @@ def save_account(config_dir: Path, server_url: str, account: Account) -> None:
     except StorageError:
         shutil.rmtree(staged, ignore_errors=True)
         raise
+
+
+def has_pending_keys(config_dir: Path, server_url: str) -> bool:
+    """Whether any account of ``server_url`` has a pending rollover key (a stat each)."""
+    for base in (accounts_dir(config_dir, server_url), _fallback_dir(config_dir, server_url)):
+        if base is not None and any(os.path.lexists(base / name / PENDING_KEY_FILE)
+                                    for name in _account_names(base)):
+            return True
+    return False
+
+
+def pending_key_path(config_dir: Path, server_url: str, account_id: str) -> Path:
+    return _find_dir(config_dir, server_url, account_id) / PENDING_KEY_FILE
+
+
+def write_pending_key(config_dir: Path, server_url: str, account_id: str, key: JWK) -> Path:
+    """Keep ``key`` beside the account's key (0600, atomic) before the CA is asked to
+    switch to it; return where it is."""
+    path = pending_key_path(config_dir, server_url, account_id)
+    atomic_write(path, key.json_dumps().encode(), PENDING_KEY_MODE)
+    return path
+
+
+def read_pending_key(config_dir: Path, server_url: str, account_id: str) -> JWK | None:
+    """The pending rollover key of an account, None when there is none."""
+    path = pending_key_path(config_dir, server_url, account_id)
+    if not os.path.lexists(path):
+        return None
+    return read_key(path)
+
+
+def drop_pending_key(config_dir: Path, server_url: str, account_id: str) -> None:
+    path = pending_key_path(config_dir, server_url, account_id)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        raise StorageError(f"cannot remove {path}: {error.strerror}") from error
+    fsync_dir(path.parent)
 
 
 def delete_account(config_dir: Path, server_url: str, account_id: str) -> None:
