@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, cast
 from certwright.core import lineage_cache, redeploy, session
 from certwright.core.acme.client import REVOCATION_REASONS, AcmeClient
 from certwright.core.acme.jws import jwk_of
-from certwright.core.errors import CertwrightError, ConfigError
+from certwright.core.errors import CertwrightError, ConfigError, StorageError
 from certwright.core.keys import load_private_key
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
@@ -96,13 +96,30 @@ def delete(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if not config.certname:
         raise ConfigError("say which certificate to delete: --cert-name NAME")
     config_dir = Path(config.config_dir)
-    lineage = lineages.load_lineage(config_dir, config.certname)
-    if ask is not None and ask(f"Delete {lineage.name} ({', '.join(lineage.names)})? [y/N] ") \
+    try:
+        lineage = lineages.load_lineage(config_dir, config.certname)
+    except StorageError as exc:
+        # a conf that can't be used must not keep its lineage from being deleted: the
+        # store's own paths for that name are removed, nothing a broken conf names
+        broken = [lin for lin in lineages.list_lineages(config_dir)
+                  if lin.name == config.certname and lin.error]
+        if not broken:
+            raise
+        lineage = broken[0]
+        say(f"Warning: {exc}; deleting only the store's own files for {lineage.name}.")
+    if ask is not None and ask(f"Delete {lineage.name} ({_names_text(lineage)})? [y/N] ") \
             .strip().lower() not in ("y", "yes"):
         say("Nothing deleted.")
         return 1
     _delete_lineage(config, lineage, say)
     return 0
+
+
+def _names_text(lineage: lineages.Lineage) -> str:
+    try:
+        return ", ".join(lineage.names)
+    except CertwrightError:
+        return "its certificate can't be read"
 
 
 def _delete_lineage(config: argparse.Namespace, lineage: lineages.Lineage, say: Say) -> None:

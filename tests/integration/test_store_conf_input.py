@@ -163,3 +163,21 @@ def test_unregister_never_follows_an_account_dir_link_out_of_the_store(
     assert "Traceback" not in proc.stderr
     assert precious.is_dir() and sorted(os.listdir(precious)) == \
         ["meta.json", "private_key.json", "regr.json"]
+
+
+@pytest.mark.parametrize("damage", [b"\xff\xfe binary", b"[renewalparams]\nx = y\n",
+                                    "cert = /etc/passwd\n"])
+def test_a_lineage_with_an_unusable_conf_can_still_be_deleted(
+        cli: Cli, pebble: Pebble, damage: bytes | str) -> None:
+    cli("certonly", *standalone(pebble), "-d", "broken.example.org")
+    conf = cli.config_dir / "renewal" / "broken.example.org.conf"
+    if isinstance(damage, str):
+        damage = (damage + conf.read_text()).encode()
+    conf.write_bytes(damage)
+    proc = cli("delete", "--cert-name", "broken.example.org", account=False, check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert "Warning:" in proc.stdout
+    for top in ("live", "archive"):
+        assert not (cli.config_dir / top / "broken.example.org").exists()
+    assert not conf.exists()
+    assert Path("/etc/passwd").exists()
