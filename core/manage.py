@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from certwright.core import lineage_cache, redeploy, session
+from certwright.core import lineage_cache, pending_hooks, redeploy, session
 from certwright.core.acme.client import REVOCATION_REASONS, AcmeClient
 from certwright.core.acme.jws import jwk_of
 from certwright.core.errors import CertwrightError, ConfigError, StorageError
@@ -128,6 +128,7 @@ def _delete_lineage(config: argparse.Namespace, lineage: lineages.Lineage, say: 
         _forget(config, installer, lineage, say)
     lineages.delete_lineage(Path(config.config_dir), lineage.name)
     redeploy.unmark(Path(config.work_dir), lineage.name)
+    pending_hooks.unmark(Path(config.work_dir), lineage.name)
     lineage_cache.forget(Path(config.work_dir), lineage)
     say(f"Deleted all files relating to certificate {lineage.name}.")
 
