@@ -114,3 +114,18 @@ def test_killed_during_a_first_save_the_same_command_makes_one_lineage(
     listing = cli("certificates", account=False).stdout
     assert f"Certificate Name: {NAME}" in listing
     assert "not due" in cli(*RENEW, account=False).stdout
+
+
+def test_delete_drops_the_hooks_a_lineage_was_owed(
+        cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    log = with_deploy_hook(cli, pebble, tmp_path)
+    cli(*RENEW, "--force-renewal", account=False)
+    crash = Crash("certwright.core.storage.lineage:Lineage._switch_live", "after")
+    assert killed(crash.run(cli, *RENEW, "--force-renewal", account=False))
+    assert version(cli) == 3
+    cli("delete", "--cert-name", NAME, account=False)
+    cli("certonly", *standalone(pebble), "-d", NAME,  # a new lineage, at version 1
+        "--deploy-hook", str(tmp_path / "deploy.sh"))
+    log.write_text("")
+    cli(*RENEW, account=False)
+    assert log.read_text() == "", "the deleted lineage's owed hooks are not run for the new one"
