@@ -102,6 +102,16 @@ def _fallback_dir(config_dir: Path, server_url: str) -> Path | None:
     return Path(os.path.abspath(config_dir)) / "accounts" / previous
 
 
+def _check_inside(config_dir: Path, path: Path) -> Path:
+    """``path`` (an account or server directory, maybe a link, as Certbot makes for v1
+    accounts) resolves inside ``<config>/accounts``; StorageError otherwise."""
+    store = os.path.realpath(Path(os.path.abspath(config_dir)) / "accounts")
+    real = os.path.realpath(path)
+    if real != store and not real.startswith(store + os.sep):
+        raise StorageError(f"{path} leads to {real}, outside {store}; refusing to use it")
+    return path
+
+
 def _read_json(path: Path) -> Any:
     try:
         with open(path, "rb") as handle:
@@ -156,11 +166,12 @@ def _account_names(directory: Path) -> list[str]:
     return sorted(e for e in entries if not e.startswith(".") and (directory / e).is_dir())
 
 
-def _load_all(directory: Path, broken: dict[str, str] | None) -> list[Account]:
+def _load_all(config_dir: Path, directory: Path,
+              broken: dict[str, str] | None) -> list[Account]:
     accounts = []
     for name in _account_names(directory):
         try:
-            accounts.append(_load_dir(directory / name))
+            accounts.append(_load_dir(_check_inside(config_dir, directory / name)))
         except StorageError as error:
             if broken is None:
                 logger.warning("skipping account %s: %s", name, error)
@@ -175,10 +186,10 @@ def list_accounts(config_dir: Path, server_url: str,
     and skipped (like Certbot), so one broken directory does not block the others. Their
     ids and errors go into ``broken`` when given: a caller about to register a new
     account (or to use one named in a renewal conf) must not pass over a damaged one."""
-    accounts = _load_all(accounts_dir(config_dir, server_url), broken)
+    accounts = _load_all(config_dir, accounts_dir(config_dir, server_url), broken)
     fallback = _fallback_dir(config_dir, server_url)
     if not accounts and fallback is not None:
-        accounts = _load_all(fallback, broken)
+        accounts = _load_all(config_dir, fallback, broken)
     accounts.sort(key=lambda account: (str(account.meta.get("creation_dt", "")), account.id))
     return accounts
 
@@ -193,10 +204,10 @@ def _find_dir(config_dir: Path, server_url: str, account_id: str) -> Path:
     _valid_id(account_id)
     directory = accounts_dir(config_dir, server_url) / account_id
     if directory.is_dir():
-        return directory
+        return _check_inside(config_dir, directory)
     fallback = _fallback_dir(config_dir, server_url)
     if fallback is not None and (fallback / account_id).is_dir():
-        return fallback / account_id
+        return _check_inside(config_dir, fallback / account_id)
     raise StorageError(f"no account {account_id} for {server_url} (looked in {directory})")
 
 
@@ -234,8 +245,9 @@ def save_account(config_dir: Path, server_url: str, account: Account) -> None:
     ensure_dir(root)
     ensure_dir(accounts_dir(root, server_url), DIR_MODE)
     directory = accounts_dir(root, server_url) / _valid_id(account.id)
+    _check_inside(root, directory.parent)
     if directory.is_dir():
-        _write_files(directory, account)
+        _write_files(_check_inside(root, directory), account)
         return
     staged = directory.with_name(f".{account.id}.new")
     with contextlib.suppress(FileNotFoundError):

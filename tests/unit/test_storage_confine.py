@@ -131,3 +131,35 @@ def test_a_config_dir_reached_through_a_symlink_is_fine(tmp_path: Path) -> None:
     assert lin.conf.cert.startswith(str(tmp_path / "etc"))
     same = load_lineage(real, NAME)
     assert same.save_successor(*issue([NAME]), PARAMS) == 2
+
+
+def test_account_dirs_leading_out_of_the_store_are_refused(tmp_path: Path) -> None:
+    from certwright.core.acme.jws import jwk_of
+    from certwright.core.keys import KeySpec
+    from certwright.core.storage import accounts
+
+    config, url = tmp_path / "etc", "https://127.0.0.1:14000/dir"
+    key = jwk_of(KeySpec().generate())
+    acct = accounts.Account(id=accounts.account_id_for_key(key), key=key, uri="https://a/1")
+    accounts.save_account(config, url, acct)
+    home = accounts.accounts_dir(config, url) / acct.id
+    outside = tmp_path / "outside"
+    os.rename(home, outside)
+    os.symlink(outside, home)
+    before = {p.name: p.read_bytes() for p in outside.iterdir()}
+    broken: dict[str, str] = {}
+    assert accounts.list_accounts(config, url, broken) == []
+    assert "outside" in broken[acct.id]
+    for call in (lambda: accounts.load_account(config, url, acct.id),
+                 lambda: accounts.save_account(config, url, acct),
+                 lambda: accounts.write_pending_key(config, url, acct.id, key)):
+        with pytest.raises(StorageError, match="outside"):
+            call()
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == before
+    # a link inside the store (Certbot's v1 -> v2 links) is still followed
+    os.unlink(home)
+    inside = home.parent / "moved"
+    os.rename(outside, inside)
+    os.symlink(inside, home)
+    assert acct.id in [a.id for a in accounts.list_accounts(config, url)]
+    assert accounts.load_account(config, url, acct.id).uri == "https://a/1"
