@@ -47,3 +47,34 @@ def pending(work_dir: Path) -> dict[str, int]:
         except (OSError, ValueError):
             found[name] = 0
     return found
+
+
+def _serving(live_cert: Path) -> int | None:
+    """The version ``live/<name>/cert.pem`` serves (None: no lineage there)."""
+    try:
+        target = os.readlink(live_cert)
+    except OSError:
+        return None
+    digits = os.path.basename(target).removeprefix("cert").removesuffix(".pem")
+    return int(digits) if digits.isdigit() else None
+
+
+class Owed:
+    """Deploy hooks owed around one issuance into lineage ``name``: recorded before, kept
+    when the command dies after ``live/`` switched, dropped once they ran (:meth:`done`)
+    or when issuing failed with ``live/`` unchanged (:meth:`failed`)."""
+
+    def __init__(self, work_dir: Path, config_dir: Path, name: str, dry_run: bool) -> None:
+        self.work_dir, self.name, self.active = work_dir, name, not dry_run
+        self.live_cert = Path(os.path.abspath(config_dir)) / "live" / name / "cert.pem"
+        self.serving = _serving(self.live_cert)
+        if self.active:
+            mark(work_dir, name, self.serving)
+
+    def failed(self) -> None:
+        if self.active and _serving(self.live_cert) == self.serving:
+            unmark(self.work_dir, self.name)
+
+    def done(self) -> None:
+        if self.active:
+            unmark(self.work_dir, self.name)

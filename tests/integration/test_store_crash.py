@@ -129,3 +129,24 @@ def test_delete_drops_the_hooks_a_lineage_was_owed(
     log.write_text("")
     cli(*RENEW, account=False)
     assert log.read_text() == "", "the deleted lineage's owed hooks are not run for the new one"
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-save", "certonly-renewal"])
+def test_certonly_killed_before_its_deploy_hooks_leaves_them_to_renew(
+        cli: Cli, pebble: Pebble, tmp_path: Path, first: bool) -> None:
+    log = tmp_path / "deploy.log"
+    hook = tmp_path / "deploy.sh"
+    hook.write_text(f'#!/bin/sh\necho "$RENEWED_LINEAGE" >> {log}\n')
+    hook.chmod(0o755)
+    args = ["certonly", *standalone(pebble), "-d", NAME, "--deploy-hook", str(hook)]
+    if not first:
+        cli(*args)
+        args.append("--force-renewal")
+    log.write_text("")
+    crash = Crash("certwright.core.issue:HookRunner.deploy", "before")
+    assert killed(crash.run(cli, *args))
+    assert version(cli) == (1 if first else 2) and log.read_text() == ""
+    cli(*RENEW, account=False)
+    assert log.read_text().splitlines() == [str(cli.config_dir / "live" / NAME)]
+    cli(*RENEW, account=False)
+    assert len(log.read_text().splitlines()) == 1
