@@ -12,7 +12,8 @@ Switching versions is crash safe. Archive files are written atomically (a versio
 ``live/.<name>.new`` which is then exchanged with ``live/<name>`` in one step by Linux
 ``renameat2(RENAME_EXCHANGE)``; a reader sees the old four links or the new four, never a
 mix. Where the exchange is not supported, two renames are used (``live/<name>`` is briefly
-absent, never mixed) and :func:`repair_store` completes an interrupted switch.
+absent, never mixed) and :func:`repair_store` completes an interrupted switch. The
+directory mechanics live in :mod:`certwright.core.storage.livedir`.
 
 Callers hold the store lock (:mod:`certwright.core.storage.lock`) around writes.
 """
@@ -20,18 +21,14 @@ Callers hold the store lock (:mod:`certwright.core.storage.lock`) around writes.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import functools
 import itertools
 import os
 import re
-import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from certwright.core.errors import StorageError
 from certwright.core.storage import confine
@@ -41,6 +38,15 @@ from certwright.core.storage.files import (
     fsync_dir,
     is_temp_name,
 )
+from certwright.core.storage.livedir import NEW_SUFFIX as _NEW_SUFFIX
+from certwright.core.storage.livedir import OLD_SUFFIX as _OLD_SUFFIX
+from certwright.core.storage.livedir import README as README
+from certwright.core.storage.livedir import build_live_dir as _build_live_dir
+from certwright.core.storage.livedir import exchange_paths as exchange_paths
+from certwright.core.storage.livedir import finish_interrupted_switches
+from certwright.core.storage.livedir import install_live_dir as _install_live_dir
+from certwright.core.storage.livedir import remove_tree as _remove_tree
+from certwright.core.storage.livedir import write_base_readme as _write_base_readme
 from certwright.core.storage.renewal_conf import (
     ALL_FOUR,
     RenewalConf,
@@ -57,82 +63,10 @@ _KEPT_KEY_BITS = 0o074  # group rwx and other read, carried over from the previo
 _FILE_MODE = 0o644
 _TOP_DIR_MODE = 0o700  # renewal/, archive/, live/ as Certbot creates them
 _LINEAGE_DIR_MODE = 0o755  # archive/<name>/, live/<name>/
-_NEW_SUFFIX = ".new"
-_OLD_SUFFIX = ".old"
 _VERSIONED = re.compile(r"(cert|privkey|chain|fullchain)([0-9]+)\.pem")
 _LIST_KNOWN_NAMES = 10
 
-README = "README"
-_LIVE_README = """\
-This directory holds the current certificate of this lineage. Each .pem file here is a
-link into ../../archive/{name}/; a renewal switches all four links at once.
-
-  privkey.pem    the private key: keep it secret
-  fullchain.pem  the certificate followed by the intermediate certificates; this is the
-                 file most server software wants
-  chain.pem      the intermediate certificates alone
-  cert.pem       the certificate alone; most servers need fullchain.pem instead
-
-Point your servers at these paths rather than at archive/, and do not move or rename
-these files: certwright and Certbot find them here.
-"""
-_BASE_README = """\
-Each directory here holds the current certificate of one lineage, named after it:
-
-  <name>/privkey.pem    the private key: keep it secret
-  <name>/fullchain.pem  certificate plus intermediates, for most server software
-  <name>/chain.pem      the intermediates alone
-  <name>/cert.pem       the certificate alone
-
-The files are links that move to the newest version on renewal. Point your servers at
-them and leave them where they are.
-"""
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
 # --- low-level helpers -------------------------------------------------------------------
-
-
-@functools.cache
-def _libc_renameat2() -> Callable[..., int] | None:
-    try:
-        func: Any = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    result: Callable[..., int] = func
-    return result
-
-
-def exchange_paths(first: Path, second: Path) -> bool:
-    """Swap two directory entries atomically; False if the system cannot do that."""
-    renameat2 = _libc_renameat2()
-    if renameat2 is None:
-        return False
-    status = renameat2(
-        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
-    )
-    if status == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise StorageError(f"cannot exchange {first} and {second}: {os.strerror(code)}")
-
-
-def _remove_tree(path: Path) -> None:
-    try:
-        if path.is_symlink() or not path.is_dir():
-            path.unlink()
-        else:
-            shutil.rmtree(path)
-    except FileNotFoundError:
-        return
-    except OSError as error:
-        raise StorageError(f"cannot remove {path}: {error.strerror}") from error
 
 
 def _read(path: Path) -> bytes:
@@ -513,78 +447,6 @@ class Lineage:
             f"{self.archive_dir} holds no complete version whose certificate matches its key"
 
 
-def _build_live_dir(staged: Path, source: Path, targets: Mapping[str, str], name: str) -> None:
-    """Fill ``staged`` with the links in ``targets`` plus everything else ``source`` holds."""
-    try:
-        os.mkdir(staged, 0o700)
-        for link_name, target in targets.items():
-            os.symlink(target, staged / link_name)
-        skip = set(targets) | {f"previous_{kind}.pem" for kind in ALL_FOUR}
-        has_readme = False
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(source):
-                if entry.name in skip or is_temp_name(entry.name):
-                    continue
-                has_readme = has_readme or entry.name == README
-                _copy_entry(entry, staged / entry.name)
-        if not has_readme:
-            (staged / README).write_text(_LIVE_README.format(name=name))
-        try:
-            info = os.stat(source)
-            mode, uid, gid = info.st_mode & 0o7777, info.st_uid, info.st_gid
-        except FileNotFoundError:
-            mode, uid, gid = _LINEAGE_DIR_MODE, -1, -1
-        if os.geteuid() == 0 and uid >= 0:
-            os.chown(staged, uid, gid)
-        os.chmod(staged, mode)
-    except OSError as error:
-        _remove_tree(staged)
-        raise StorageError(f"cannot prepare {staged}: {error.strerror}") from error
-    fsync_dir(staged)
-
-
-def _copy_entry(entry: os.DirEntry[str], dest: Path) -> None:
-    """Carry a file a user keeps in a live directory over to its replacement."""
-    if entry.is_symlink():
-        os.symlink(os.readlink(entry.path), dest)
-    elif entry.is_dir():
-        shutil.copytree(entry.path, dest, symlinks=True)
-    else:
-        try:
-            os.link(entry.path, dest)
-        except OSError:
-            shutil.copy2(entry.path, dest)
-
-
-def _install_live_dir(staged: Path, live_dir: Path) -> None:
-    """Make the complete directory ``staged`` become ``live_dir``."""
-    parent = live_dir.parent
-    try:
-        if not os.path.lexists(live_dir):
-            os.rename(staged, live_dir)
-        elif exchange_paths(staged, live_dir):
-            fsync_dir(parent)
-            _remove_tree(staged)  # now holds the previous links
-            return
-        else:
-            retired = live_dir.with_name(f".{live_dir.name}{_OLD_SUFFIX}")
-            _remove_tree(retired)
-            os.rename(live_dir, retired)
-            os.rename(staged, live_dir)
-            fsync_dir(parent)
-            _remove_tree(retired)
-            return
-    except OSError as error:
-        raise StorageError(f"cannot switch {live_dir}: {error.strerror}") from error
-    fsync_dir(parent)
-
-
-def _write_base_readme(live_root: Path) -> None:
-    readme = live_root / README
-    if not readme.exists():
-        atomic_write(readme, _BASE_README.encode(), _FILE_MODE)
-
-
 def _claim_name(root: Path, wanted: str) -> str:
     """Reserve a free lineage name (``wanted``, ``wanted-0001``, ...) by creating its
     archive directory."""
@@ -815,32 +677,6 @@ def _remove_archive(archive: Path) -> None:
         archive.rmdir()
 
 
-def _finish_interrupted_switches(live_root: Path) -> list[str]:
-    messages: list[str] = []
-    try:
-        entries = sorted(os.listdir(live_root))
-    except FileNotFoundError:
-        return messages
-    leftovers = [
-        e for e in entries
-        if e.startswith(".") and e.endswith((_NEW_SUFFIX, _OLD_SUFFIX)) and len(e) > 5
-    ]
-    for entry in leftovers:
-        path = live_root / entry
-        final = live_root / entry[1:-4]
-        if not path.is_dir() or path.is_symlink():
-            continue
-        if not os.path.lexists(final):
-            complete = all(os.path.exists(path / f"{kind}.pem") for kind in ALL_FOUR)
-            if (entry.endswith(_NEW_SUFFIX) and complete) or entry.endswith(_OLD_SUFFIX):
-                os.rename(path, final)
-                messages.append(f"{final.name}: finished an interrupted switch of {final}")
-                continue
-        _remove_tree(path)
-        messages.append(f"removed leftover {path}")
-    return messages
-
-
 def repair_store(config_dir: Path, full: bool = False) -> list[str]:
     """Undo the traces of an interrupted write; return one line per thing fixed.
 
@@ -852,7 +688,7 @@ def repair_store(config_dir: Path, full: bool = False) -> list[str]:
     """
     root = Path(os.path.abspath(config_dir))
     try:
-        messages = _finish_interrupted_switches(root / "live")
+        messages = finish_interrupted_switches(root / "live")
     except OSError as error:
         raise StorageError(f"cannot repair {root / 'live'}: {error.strerror}") from error
     renewal = root / "renewal"

@@ -84,7 +84,7 @@ L = "certwright.core.storage.lineage"
 FIRST_SAVE_STEPS = [
     Crash(f"{L}:_claim_name", "after"),
     Crash(f"{L}:write_renewal_conf", "after"),       # the pending conf
-    *(Crash(f"{L}:atomic_write", "after", n) for n in (1, 2, 3, 4, 5)),  # README, archive
+    *(Crash(f"{L}:atomic_write", "after", n) for n in (1, 2, 3, 4)),  # the archive files
     Crash(f"{L}:_build_live_dir", "after"),
     Crash(f"{L}:_install_live_dir", "before"),
     Crash(f"{L}:_install_live_dir", "after"),
@@ -113,7 +113,8 @@ def test_killed_during_a_first_save_the_same_command_makes_one_lineage(
                                   "renewal": [f"{NAME}.conf"]}[top]), entries
     listing = cli("certificates", account=False).stdout
     assert f"Certificate Name: {NAME}" in listing
-    assert "not due" in cli(*RENEW, account=False).stdout
+    renewed = cli(*RENEW, account=False).stdout  # a finished lineage's hooks are owed
+    assert "not due" in renewed or "deploy hooks had not run and ran now" in renewed, renewed
 
 
 def test_delete_drops_the_hooks_a_lineage_was_owed(

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from certwright.core.errors import StorageError
 from certwright.core.storage import lineage as lineage_module
+from certwright.core.storage import livedir
 from certwright.core.storage.lineage import (
     Lineage,
     cert_matches_key,
@@ -252,7 +253,7 @@ def test_partial_versions_are_skipped(tmp_path: Path) -> None:
 
 
 def test_switch_without_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lineage_module, "_libc_renameat2", lambda: None)
+    monkeypatch.setattr(livedir, "_libc_renameat2", lambda: None)
     lin = create(tmp_path)
     lin.save_successor(*issue(["example.com"]), PARAMS)
     assert assert_consistent(lin) == 2
@@ -408,7 +409,8 @@ CRASH_CHILD = textwrap.dedent(
                 .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
 
     if sys.argv[2] == "fallback":
-        L._libc_renameat2 = lambda: None
+        from certwright.core.storage import livedir
+        livedir._libc_renameat2 = lambda: None
     lin = L.load_lineage(Path(sys.argv[1]), "crash.example")
     chain = b"-----BEGIN CERTIFICATE-----\\nchain\\n-----END CERTIFICATE-----\\n"
     print("ready", flush=True)
