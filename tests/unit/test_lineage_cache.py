@@ -160,3 +160,20 @@ def test_unchanged_lineage_is_answered_without_parsing(tmp_path: Path, monkeypat
     monkeypatch.setattr(Lineage, "cert_pem", no_parse)
     assert LineageCache(work).summary(load_lineage(config, NAME)).serial == serial_of(lin)
 
+
+
+def test_a_malformed_ari_directory_entry_is_asked_again(tmp_path: Path) -> None:
+    import argparse
+
+    from certwright.core.ari_check import AriCheck
+
+    work = tmp_path / "work"
+    work.mkdir()
+    server = "https://127.0.0.1:9/dir"  # nothing listens: "no ARI", remembered for a day
+    (work / CACHE_FILE).write_text(json.dumps(
+        {"format": 2, "lineages": {}, "_directories": {server: ["yesterday", True]}}))
+    (work / CACHE_FILE).chmod(0o600)
+    cache = LineageCache(work)
+    config = argparse.Namespace(user_agent=None, no_verify_ssl=False, server=server)
+    assert AriCheck(config, cache).offers_ari(server, 1e9) is False
+    assert cache.data["_directories"][server] == [1e9, False]
