@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,9 +88,17 @@ def repoint_lineages(config_dir: Path, old_id: str, new_id: str) -> int:
     return moved
 
 
+_RESOLVING = threading.Lock()  # parallel renewals each start a client
+
+
 def resolve_pending(config: argparse.Namespace, url: str) -> list[str]:
     """Finish or drop the rollovers a crash interrupted for ``url``'s accounts; return
     one line per account handled. Costs one stat per account when there is none."""
+    with _RESOLVING:
+        return _resolve(config, url)
+
+
+def _resolve(config: argparse.Namespace, url: str) -> list[str]:
     config_dir = Path(config.config_dir)
     done = []
     for acct in store.list_accounts(config_dir, url):

@@ -65,3 +65,21 @@ def test_an_interrupted_rollover_keeps_the_account(
     cli("update_account", "--rollover-key", account=False)
     [last] = list_accounts(cli.config_dir, pebble.directory_url)
     assert last.uri == before.uri and last.id != after.id
+
+
+def test_parallel_renewals_settle_an_interrupted_rollover_once(
+        cli: Cli, pebble: Pebble) -> None:
+    names = [f"par{i}.example.org" for i in range(3)]
+    for name in names:
+        cli("certonly", *standalone(pebble), "-d", name)
+    [before] = list_accounts(cli.config_dir, pebble.directory_url)
+    crash = Crash("certwright.core.acme.client:AcmeClient.change_key", "after")
+    assert killed(crash.run(cli, "update_account", "--rollover-key", account=False))
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", "--jobs", "3",
+               account=False)
+    assert "3 renewed" in proc.stdout, proc.stdout + proc.stderr
+    [after] = list_accounts(cli.config_dir, pebble.directory_url)
+    assert after.uri == before.uri and after.id != before.id
+    for name in names:
+        conf = (cli.config_dir / "renewal" / f"{name}.conf").read_text()
+        assert f"account = {after.id}" in conf
