@@ -156,6 +156,7 @@ class Renewer:
         self.runner = issue.HookRunner(config, say)
         self.work_dir = Path(config.work_dir)
         self.pending = pending
+        self.owed: dict[str, int] = {}
         self.deployer = redeploy.Deployer(self.work_dir, say)
         self._shared: dict[tuple[Any, ...], Authenticator] = {}
         self._locks_lock = threading.Lock()
@@ -190,6 +191,9 @@ class Renewer:
             target = issue.Target(idents, lin, lin.name, "renew")
             installed = _has_installer(ns) and not ns.dry_run
             serving = _live_version(lin)
+            earlier = self.owed.get(lin.name)  # hooks an interrupted run still owes
+            if earlier is not None and earlier != serving:
+                serving = earlier  # kept owed until hooks run after this renewal
             if installed:  # served only once the deployer has seen it served
                 redeploy.mark(self.work_dir, lin.name)
             if not ns.dry_run:  # its deploy hooks are owed once live/ switches
@@ -283,6 +287,7 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     hooks_owed = _hooks_owed(config, outcomes, by_name, owed)
     if due or catch_up or hooks_owed:
         renewer = Renewer(config, say, ask, ari, pending)
+        renewer.owed = owed
         for outcome in hooks_owed:
             _run_owed_hooks(config, renewer, by_name[outcome.name], outcome)
         for outcome in catch_up:
