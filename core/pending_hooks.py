@@ -68,6 +68,9 @@ class Owed:
         self.work_dir, self.name, self.active = work_dir, name, not dry_run
         self.live_cert = Path(os.path.abspath(config_dir)) / "live" / name / "cert.pem"
         self.serving = _serving(self.live_cert)
+        earlier = pending(work_dir).get(name) if self.active else None
+        if earlier is not None and earlier != (self.serving or 0):
+            self.serving = earlier  # an interrupted run's hooks stay owed
         if self.active:
             mark(work_dir, name, self.serving)
 

@@ -163,3 +163,15 @@ def test_owed_hooks_survive_a_failed_renewal_of_the_same_lineage(
     assert proc.returncode == 1 and version(cli) == 2 and log.read_text() == ""
     cli(*RENEW, account=False)  # not due: the hooks owed since the first run are run
     assert log.read_text().splitlines() == [str(cli.config_dir / "live" / NAME)]
+
+
+def test_owed_hooks_survive_a_failed_certonly_of_the_same_lineage(
+        cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    log = with_deploy_hook(cli, pebble, tmp_path)
+    crash = Crash("certwright.core.storage.lineage:Lineage._switch_live", "after")
+    assert killed(crash.run(cli, *RENEW, "--force-renewal", account=False))
+    failing = Crash("certwright.core.storage.lineage:Lineage.save_successor", "fail")
+    proc = failing.run(cli, "certonly", *standalone(pebble), "-d", NAME, "--force-renewal")
+    assert proc.returncode == 1 and version(cli) == 2 and log.read_text() == ""
+    cli(*RENEW, account=False)
+    assert log.read_text().splitlines() == [str(cli.config_dir / "live" / NAME)]
