@@ -44,15 +44,15 @@ class CertSummary:
     key_type: str
 
 
-def fingerprint(lin: Lineage) -> list[object]:
-    """What identifies the certificate ``lin``'s cert link serves now; StorageError when
-    it is not a link into the lineage's archive (Certbot's rule for live files)."""
-    cert_link = os.path.abspath(lin.conf.cert)
-    target = confine.link_target(cert_link, lin.conf.archive_dir)
-    if target is None:
-        raise StorageError(f"{cert_link} is missing")
+def fingerprint(lin: Lineage, cert_link: str) -> list[object]:
+    """What identifies the certificate the link ``cert_link`` serves now; StorageError
+    when it is not a link into the lineage's archive (Certbot's rule for live files)."""
     try:
         link = os.lstat(cert_link)
+        if not stat.S_ISLNK(link.st_mode):
+            raise StorageError(f"expected {cert_link} to be a symlink")
+        target = os.readlink(cert_link)
+        confine.check_target(cert_link, target, lin.conf.archive_dir)
         served = os.stat(cert_link)
     except OSError as error:
         raise StorageError(f"cannot read {cert_link}: {error.strerror}") from error
@@ -116,8 +116,8 @@ class LineageCache:
         return entries
 
     def summary(self, lin: Lineage) -> CertSummary:
-        path = os.path.abspath(lin.conf.cert)
-        key = fingerprint(lin)
+        path = lin.conf.cert  # absolute, as the lineage's renewal conf holds it
+        key = fingerprint(lin, path)
         hit = _summary_of(self._entries.get(path), key)
         if hit is not None:
             return hit
@@ -130,7 +130,7 @@ class LineageCache:
         return found
 
     def forget(self, lin: Lineage) -> None:
-        if self._entries.pop(os.path.abspath(lin.conf.cert), None) is not None:
+        if self._entries.pop(lin.conf.cert, None) is not None:
             self.dirty = True
 
     def save(self) -> None:

@@ -61,8 +61,13 @@ def link_target(link: str, archive_dir: str) -> str | None:
     if not stat.S_ISLNK(mode):
         raise StorageError(f"expected {link} to be a symlink")
     target = os.readlink(link)
+    check_target(link, target, archive_dir)
+    return target
+
+
+def check_target(link: str, target: str, archive_dir: str) -> None:
+    """The link ``link`` with the text ``target`` leads into ``archive_dir``."""
     resolved = os.path.join(os.path.dirname(link), target)
     if not _same_place(os.path.dirname(resolved), os.path.normpath(archive_dir)):
         raise StorageError(f"{link} points to {target}, outside {archive_dir}; refusing to "
                            "follow it")
-    return target

@@ -144,6 +144,11 @@ def check_conf(config_dir: Path, conf: RenewalConf) -> RenewalConf:
     store's own ``archive/<name>`` and files directly in ``live/<name>/``, each kind under
     its own file name; StorageError naming the file and entry otherwise."""
     root = os.path.abspath(config_dir)
+    live = f"{root}/live/{conf.name}"
+    if conf.archive_dir == f"{root}/archive/{conf.name}" and conf.cert == f"{live}/cert.pem" \
+            and conf.privkey == f"{live}/privkey.pem" and conf.chain == f"{live}/chain.pem" \
+            and conf.fullchain == f"{live}/fullchain.pem":
+        return conf  # as written by Certbot and certwright: the common case, checked fast
     confine.check_dir(conf.archive_dir, os.path.join(root, "archive", conf.name),
                       f"{conf.path}: archive_dir = {conf.archive_dir}")
     live = os.path.join(root, "live", conf.name)
