@@ -2,11 +2,15 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PKGS := pebble nginx apache2 haproxy postfix dovecot-imapd bind9 slapd \
+APT_PKGS := pebble nginx apache2 haproxy postfix dovecot-imapd dovecot-pop3d dovecot-managesieved \
+            bind9 slapd \
             libaugeas-dev augeas-lenses pkg-config openssl curl
 PY_SOURCES := core authenticators installers tests benchmarks
 
-.PHONY: demo test lint typecheck unit integration bench sysdeps venv clean
+CERTBOT_VENV := .bench/certbot-venv
+CERTBOT_VERSION := 5.8.0
+
+.PHONY: demo test lint typecheck unit integration bench sysdeps venv certbot clean
 
 sysdeps:
 	@bash scripts/sysdeps.sh $(APT_PKGS)
@@ -19,6 +23,16 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Certbot in its own venv, for the side-by-side tests and the benchmark (never in the middle
+# of a test run)
+$(CERTBOT_VENV)/.installed-$(CERTBOT_VERSION):
+	@test -x $(CERTBOT_VENV)/bin/python || python3 -m venv $(CERTBOT_VENV)
+	env -u REQUESTS_CA_BUNDLE $(CERTBOT_VENV)/bin/pip install -q \
+	    certbot==$(CERTBOT_VERSION) certbot-nginx==$(CERTBOT_VERSION)
+	@touch $@
+
+certbot: $(CERTBOT_VENV)/.installed-$(CERTBOT_VERSION)
+
 demo: sysdeps venv
 	$(PY) scripts/demo.py
 
@@ -28,10 +42,10 @@ lint: venv
 typecheck: venv
 	@bash scripts/mypy-tree.sh $(VENV)
 
-test: sysdeps venv lint typecheck
+test: sysdeps venv certbot lint typecheck
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
-bench: sysdeps venv
+bench: sysdeps venv certbot
 	$(PY) benchmarks/run.py
 
 clean:

@@ -37,6 +37,7 @@ from certwright.authenticators._http01 import (
     http01_types,
 )
 from certwright.core.errors import PluginError
+from certwright.core.names import name_key
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import AddArgument, ChallengeTask, Identifier
@@ -52,7 +53,9 @@ _MAP_EXAMPLE = '{"example.com,www.example.com": "/var/www/example"}'
 
 
 def _norm_domain(domain: str) -> str:
-    return domain.strip().lower()
+    """Map keys are names as the CA sees them: ``Example.ORG.`` and ``bücher.example``
+    are ``example.org`` and ``xn--bcher-kva.example``, as in the challenge tasks."""
+    return name_key(domain)
 
 
 def _abspath(path: str) -> str:
@@ -92,6 +95,9 @@ def assign_webroot(namespace: argparse.Namespace, domains: Iterable[str]) -> Non
 class WebrootPathAction(argparse.Action):
     """``-w PATH``: append an absolute document root to ``namespace.webroot_path``.
 
+    Its errors (and ``--webroot-map``'s) are PluginErrors, exit code 1, as in Certbot
+    (whose webroot actions raise its own errors, not the argument parser's).
+
     With several ``-w``, a domain given before the first one is ambiguous; Certbot refuses
     it, and so does this action (domains after a ``-w`` are mapped by :func:`assign_webroot`,
     so an unmapped domain seen at a second ``-w`` must have come before the first).
@@ -105,16 +111,15 @@ class WebrootPathAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         if not isinstance(values, str) or not values.strip():
-            raise argparse.ArgumentError(self, "expected a directory")
+            raise PluginError(f"{option_string}: expected a directory")
         paths = _as_list(getattr(namespace, self.dest, None))
         if paths:
             mapped = {_norm_domain(k) for k in getattr(namespace, "webroot_map", None) or {}}
             early = [d for d in _namespace_domains(namespace) if d not in mapped]
             if early:
-                raise argparse.ArgumentError(
-                    self,
+                raise PluginError(
                     f"{early[0]} is given before the first -w; with several -w, "
-                    "give each -w before the -d domains it serves",
+                    "give each -w before the -d domains it serves"
                 )
         paths.append(_abspath(values))
         setattr(namespace, self.dest, paths)
@@ -135,9 +140,9 @@ class WebrootMapAction(argparse.Action):
         try:
             data = json.loads(values if isinstance(values, str) else "")
         except ValueError as exc:
-            raise argparse.ArgumentError(self, f"not valid JSON ({exc})") from None
+            raise PluginError(f"--webroot-map: not valid JSON ({exc})") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise argparse.ArgumentError(self, f"expected a JSON object like {_MAP_EXAMPLE}")
+            raise PluginError(f"--webroot-map: expected a JSON object like {_MAP_EXAMPLE}")
         mapping = dict(getattr(namespace, self.dest, None) or {})
         domains = list(getattr(namespace, "domains", None) or [])
         for key, path in data.items():

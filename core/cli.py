@@ -109,8 +109,13 @@ def _main(args: list[str]) -> int:
     if config.help is not None:
         print(commands.help_text(parser, config.help or config.verb or ""), end="")
         return 0
+    from certwright.core.hooks import validate_hooks
+
+    validate_hooks(config)  # before any account, order or hook
     setup_logging(config)
     log.debug("certwright %s", " ".join(args))
+    for text in config.ini_warnings:  # cli.ini lines skipped: said once, never fatal
+        log.warning("Warning: %s", text)
     from certwright.core.transaction import signals_raise
 
     try:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from certwright.core import __version__
-from certwright.core.errors import ConfigError
+from certwright.core.cli_ini import NeedPlugins, read_ini
+from certwright.core.errors import ConfigError, UsageError
+
+__all__ = ["NeedPlugins", "build_parser", "parse", "split_verb"]
 
 LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LE_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -75,9 +77,11 @@ class DomainAction(argparse.Action):
         ns.domains = domains
         roots = getattr(ns, "webroot_path", None) or []
         if roots:
+            from certwright.core.names import name_key
+
             mapping = dict(getattr(ns, "webroot_map", None) or {})
-            for name in names:
-                mapping.setdefault(name, roots[-1])
+            for name in names:  # keyed as the challenge will name it (punycode, no dot)
+                mapping.setdefault(name_key(name), roots[-1])
             ns.webroot_map = mapping
 
 
@@ -95,6 +99,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     add("--work-dir", default=DEFAULT_WORK_DIR)
     add("--logs-dir", default=DEFAULT_LOGS_DIR)
     add("--max-log-backups", type=int, default=1000)
+    # Debian's and Ubuntu's stock cli.ini sets it; Certbot only words its output by it
+    add("--preconfigured-renewal", action="store_true", help=argparse.SUPPRESS)
 
 
 def _certificate_options(p: argparse.ArgumentParser) -> None:
@@ -202,8 +208,8 @@ def _challenge_list(value: str) -> list[str]:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, exit code 2
-        raise ConfigError(message)
+    def error(self, message: str) -> Any:  # one line, exit code 2 as Certbot's parser
+        raise UsageError(message)
 
 
 def build_parser(
@@ -227,49 +233,6 @@ def build_parser(
         except argparse.ArgumentError as exc:
             raise ConfigError(f"plugin {cls.name!r} adds a conflicting option: {exc}") from None
     return p
-
-
-def ini_arguments(path: Path, parser: argparse.ArgumentParser) -> list[str]:
-    """Turn a Certbot-style ``cli.ini`` (``key = value``, or a bare ``flag``) into argv."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise ConfigError(f"{path}: can't read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    argv: list[str] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line[0] in "#;[":
-            continue
-        key, sep, value = line.partition("=")
-        if not sep and ":" in line and " " not in line.split(":", 1)[0]:
-            key, sep, value = line.partition(":")
-        key, value = key.strip(), _unquote(value.strip())
-        opt = f"--{key}"
-        action = parser._option_string_actions.get(opt)
-        if action is None:
-            if getattr(parser, "partial", False):
-                raise NeedPlugins(key)
-            raise ConfigError(f"{path}:{lineno}: unknown option {key!r}")
-        if action.nargs == 0:
-            if not sep or value.lower() in ("true", "yes", "1", "on", ""):
-                argv.append(opt)
-            elif value.lower() not in ("false", "no", "0", "off"):
-                raise ConfigError(f"{path}:{lineno}: {key} is a flag; use true or false")
-        else:
-            if not sep:
-                raise ConfigError(f"{path}:{lineno}: {key} needs a value")
-            argv += [opt, value]
-    return argv
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return shlex.split(value)[0]
-    return value
 
 
 def _pre_scan(argv: Sequence[str], *names: str) -> str | None:
@@ -301,10 +264,6 @@ def split_verb(
     return None, args
 
 
-class NeedPlugins(Exception):
-    """A partial parse met an option that may belong to a plugin."""
-
-
 def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Namespace:
     """Parse with cli.ini defaults underneath the command line."""
     argv = list(argv)
@@ -313,16 +272,18 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
     extra: list[str] = []
     if _pre_scan(argv, "--config-dir") is None and config_dir != DEFAULT_CONFIG_DIR:
         extra += ["--config-dir", config_dir]
-    extra += ini_arguments(Path(config_dir) / "cli.ini", parser)
+    ini = [read_ini(Path(config_dir) / "cli.ini", parser)]
     config_file = _pre_scan(argv, "-c", "--config")
     if config_file:
         path = Path(config_file)
         if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
-        extra += ini_arguments(path, parser)
+            raise UsageError(f"{path}: config file not found")  # exit 2, as Certbot
+        ini.append(read_ini(path, parser))
+    for found in ini:
+        extra += found.argv
     verb, argv = split_verb(argv, parser)
     if verb is None and argv and not argv[0].startswith("-"):
-        raise ConfigError(f"unknown verb {argv[0]!r}; the verbs are: {', '.join(VERBS)}")
+        raise UsageError(f"unknown verb {argv[0]!r}; the verbs are: {', '.join(VERBS)}")
     if getattr(parser, "partial", False):
         ns, unknown = parser.parse_known_args(extra + argv)
         if unknown:
@@ -330,6 +291,7 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
     else:
         ns = parser.parse_args(extra + argv)
     ns.verb = verb
+    ns.ini_warnings = [text for found in ini for text in found.warnings]
     # given on the command line (or in cli.ini): the value differs from the dest's own
     # default, which is its first action's (--reuse-key/--no-reuse-key share one dest)
     defaults: dict[str, Any] = {}

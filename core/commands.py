@@ -83,7 +83,9 @@ def certificates(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if config.certname:
         found = [lin for lin in found if lin.name == config.certname]
     if config.domains:
-        wanted = {d.lower() for d in config.domains}
+        from certwright.core.names import name_key
+
+        wanted = {name_key(d) for d in config.domains}
         found = [lin for lin in found if wanted & set(lin.names)]
     from certwright.core.lineage_cache import LineageCache
 

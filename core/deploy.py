@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import difflib
 import logging
-import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from certwright.core import probe
 from certwright.core.errors import CertwrightError, PluginError
 from certwright.core.interfaces import ChangePlan, Endpoint, Installer
 from certwright.core.transaction import Transaction
@@ -46,16 +46,9 @@ def plan_diff(plan: ChangePlan) -> str:
 
 
 def served_certificate(endpoint: Endpoint, timeout: float = 2.0) -> bytes:
-    """DER of the certificate served at ``endpoint`` for its SNI name."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as sock, \
-            ctx.wrap_socket(sock, server_hostname=endpoint.server_name) as tls:
-        der = tls.getpeercert(binary_form=True)
-    if der is None:
-        raise OSError("no certificate in the handshake")
-    return der
+    """DER of the certificate served at ``endpoint`` for its SNI name, over its protocol."""
+    return probe.served_certificate(endpoint.host, endpoint.port, endpoint.server_name,
+                                    endpoint.protocol, timeout)
 
 
 def verify(endpoints: Sequence[Endpoint], expected_der: bytes,
@@ -72,8 +65,9 @@ def verify(endpoints: Sequence[Endpoint], expected_der: bytes,
             except (OSError, ssl.SSLError) as exc:
                 last = str(exc) or type(exc).__name__
             if time.monotonic() + delay > deadline:
-                raise DeployError(f"{endpoint.host}:{endpoint.port} (SNI {endpoint.server_name}) "
-                                  f"does not serve the new certificate: {last}")
+                over = "" if endpoint.protocol == "https" else f", {endpoint.protocol}"
+                raise DeployError(f"{endpoint.host}:{endpoint.port} (SNI {endpoint.server_name}"
+                                  f"{over}) does not serve the new certificate: {last}")
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 

@@ -14,6 +14,13 @@ class ConfigError(CertwrightError):
     1 as in Certbot; 2 stays with what the argument parser itself rejects."""
 
 
+class UsageError(ConfigError):
+    """What Certbot's argument parser rejects (an unknown option or verb, a value its type
+    or choices refuse, a missing value): exit code 2, as argparse's own."""
+
+    exit_code = 2
+
+
 class PluginError(CertwrightError):
     """An authenticator or installer could not do what was asked."""
 

@@ -50,6 +50,14 @@ class Options:
     preferred_chain: str | None = None
     profile: str | None = None
     replaces: str | None = None
+    # a dry run (and reconfigure's check) must test the challenges: authorizations the CA
+    # reuses are deactivated first and the order placed again (as Certbot does)
+    fresh_authorizations: bool = False
+
+
+# rounds of deactivate + order again: a CA may hold more than one valid authorization
+# for a name and reuse the next one
+FRESH_ROUNDS = 4
 
 
 def obtain(
@@ -62,6 +70,8 @@ def obtain(
     deadline = time.monotonic() + opts.timeout
     order = client.new_order(identifiers, profile=opts.profile, replaces=opts.replaces)
     authzs = [client.authorization(url) for url in order.authorizations]
+    if opts.fresh_authorizations:
+        order, authzs = _without_reused(client, identifiers, opts, order, authzs)
     pending = [a for a in authzs if a.status == "pending"]
     tasks = [_task(client, authenticator, a, identifiers, opts) for a in pending]
     tasks = [(replace(t, remaining=len(tasks) - i - 1), c) for i, (t, c) in enumerate(tasks)]
@@ -76,6 +86,36 @@ def obtain(
     if not order.certificate:
         raise AcmeError(type="serverInternal", detail=f"order {order.url} has no certificate")
     return _split(_choose_chain(client, client.download(order.certificate), opts), order)
+
+
+def _without_reused(
+    client: AcmeClient,
+    identifiers: Sequence[Identifier],
+    opts: Options,
+    order: Order,
+    authzs: list[Authorization],
+) -> tuple[Order, list[Authorization]]:
+    """RFC 8555 §7.5.2: deactivate the order's already-valid authorizations and place it
+    again, so that every challenge is really done. What can't be deactivated is warned
+    about once; the run goes on (it then proves less than it seems to)."""
+    stuck: set[str] = set()
+    for _ in range(FRESH_ROUNDS):
+        reused = [a for a in authzs if a.status == "valid" and a.url not in stuck]
+        if not reused:
+            break
+        for authz in reused:
+            try:
+                client.deactivate_authorization(authz.url)
+                log.debug("deactivated the reused authorization of %s (%s)",
+                          authz.identifier.value, authz.url)
+            except AcmeError as err:
+                stuck.add(authz.url)
+                log.warning("could not deactivate the valid authorization of %s (%s); "
+                            "this dry run does not test its challenge",
+                            authz.identifier.value, err)
+        order = client.new_order(identifiers, profile=opts.profile, replaces=opts.replaces)
+        authzs = [client.authorization(url) for url in order.authorizations]
+    return order, authzs
 
 
 def _prove_control(

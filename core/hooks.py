@@ -6,14 +6,78 @@ A failing hook is reported and never stops the work on other lineages.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import re
+import shlex
+import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from certwright.core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 HOOK_DIRS = ("pre", "deploy", "post")
+# the hook options checked before anything runs: (option, dest)
+HOOK_OPTIONS = (
+    ("--pre-hook", "pre_hook"),
+    ("--post-hook", "post_hook"),
+    ("--deploy-hook", "deploy_hook"),
+    ("--manual-auth-hook", "manual_auth_hook"),
+    ("--manual-cleanup-hook", "manual_cleanup_hook"),
+)
+# where Certbot also looks for a hook's program when PATH lacks them (cron's PATH is short)
+EXTRA_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def validate_hooks(config: argparse.Namespace) -> None:
+    """Certbot's check, before the CA is contacted or any hook runs: the first word of
+    each hook command given must be an executable, by path or on PATH (or in the system
+    directories Certbot adds). ``--disable-hook-validation`` turns it off (for commands
+    that start with a shell builtin or a variable assignment)."""
+    if getattr(config, "disable_hook_validation", False):
+        return
+    for option, dest in HOOK_OPTIONS:
+        command = getattr(config, dest, None)
+        if command:
+            problem = program_problem(str(command))
+            if problem:
+                raise ConfigError(f"{option} {command!r}: {problem}; give a path or a "
+                                  "command on PATH (or --disable-hook-validation)")
+
+
+def _with_system_dirs(path: str) -> str:
+    """``path`` with the system directories it lacks appended: a hook validated against
+    them must also find its program when it runs."""
+    have = path.split(os.pathsep)
+    return os.pathsep.join([*have, *(d for d in EXTRA_PATH if d not in have)])
+
+
+def program_problem(command: str) -> str | None:
+    """Why the program ``command`` starts with can't be run, or None when it can (for
+    every option that names a command to run later, so it fails now, not mid-deploy)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: the shell will say; judge the first word
+        words = command.split()
+    while words and _ASSIGNMENT.match(words[0]):  # `LANG=C cmd`: the program is cmd
+        words = words[1:]
+    if not words:
+        return "no program to run"
+    program = os.path.expanduser(os.path.expandvars(words[0]))  # as the shell will
+    if "/" in program:
+        if not os.path.exists(program):
+            return f"{program} does not exist"
+        if os.path.isdir(program) or not os.access(program, os.X_OK):
+            return f"{program} exists but is not an executable file"
+        return None
+    if shutil.which(program, path=_with_system_dirs(os.environ.get("PATH", os.defpath))) \
+            is None:
+        return f"{program} is not a command found on PATH ({os.environ.get('PATH', '')})"
+    return None
 
 
 def directory_hooks(config_dir: Path, kind: str) -> list[str]:
@@ -40,6 +104,7 @@ def run_hook(command: str, kind: str, env: Mapping[str, str] | None = None,
     """Run one hook through the shell; report a failure in one line and return False."""
     full_env = dict(os.environ)
     full_env.update(env or {})
+    full_env["PATH"] = _with_system_dirs(full_env.get("PATH", os.defpath))
     try:
         proc = subprocess.run(command, shell=True, env=full_env, capture_output=True,
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)

@@ -140,11 +140,15 @@ class ChangePlan:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where the server should now answer TLS for ``server_name`` (checked by handshake)."""
+    """Where the server should now answer TLS for ``server_name`` (checked by handshake),
+    and how to reach the handshake: one of ``certwright.core.probe.PROTOCOLS`` (``https``,
+    ``smtps``, ``imaps``, ``pop3s``: TLS at once; ``smtp-starttls``, ``imap-starttls``,
+    ``pop3-starttls``, ``sieve``: plain text, then STARTTLS)."""
 
     host: str
     port: int
     server_name: str
+    protocol: str = "https"
 
 
 @dataclass(frozen=True)

@@ -321,6 +321,7 @@ def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
         preferred_chain=config.preferred_chain,
         profile=choose_profile(config, client),
         replaces=replaces,
+        fresh_authorizations=bool(config.dry_run),  # a dry run tests every challenge
     )
     say(f"Requesting a certificate for {_names_text(idents)}")
     try:

@@ -179,7 +179,10 @@ def reconfigure(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     config_dir = Path(config.config_dir)
     lin = lineages.load_lineage(config_dir, config.certname)
     ns = renew.lineage_config(config, lin)
-    ns.dry_run = True
+    ns.dry_run = True  # the flow then deactivates reused authorizations: a real test
+    explicit = set(getattr(config, "explicit", ()))
+    if "webroot_path" in explicit and "webroot_map" not in explicit:
+        ns.webroot_map = None  # `--webroot -w DIR` moves every name, not only unmapped ones
     auth = issue.load_authenticator(ns)
     target = issue.Target(names.parse_domains(lin.names), lin, lin.name, "renew")
     say(f"Simulating a renewal of {lin.name} with the new options...")

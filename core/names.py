@@ -75,3 +75,13 @@ def parse_domains(values: Iterable[str]) -> list[Identifier]:
             ident = parse_identifier(part)
             seen.setdefault(ident.value, ident)
     return list(seen.values())
+
+
+def name_key(raw: str) -> str:
+    """The form a name is compared and mapped under (a dict key: webroots, filters):
+    the identifier's value (lower case, punycode, no trailing dot); a name that is not
+    valid keeps a plain lower-cased form, for the validation that refuses it to name it."""
+    try:
+        return parse_identifier(raw).value
+    except ConfigError:
+        return raw.strip().rstrip(".").lower()

@@ -34,8 +34,21 @@ def _load(group: str, name: str) -> PluginInfo:
         info.cls = cls
         info.description = str(getattr(cls, "description", "")).strip()
     except Exception as exc:  # a broken third-party plugin must not stop the tool
-        info.error = f"failed to load: {type(exc).__name__}: {exc}"
+        info.error = f"failed to load: {type(exc).__name__}: {exc}" + _install_hint(ep, exc)
     return info
+
+
+def _install_hint(ep: metadata.EntryPoint, exc: Exception) -> str:
+    """What to install when a plugin's library is missing: the extras its entry point
+    declares (``name = module:Class [extra]``), with the distribution that registers it."""
+    if not isinstance(exc, ModuleNotFoundError):
+        return ""
+    dist = ep.dist.name if ep.dist is not None else ""
+    if ep.extras and dist:
+        return f"; install it with: pip install '{dist}[{','.join(ep.extras)}]'"
+    if exc.name:
+        return f"; the Python module {exc.name!r} is not installed"
+    return ""
 
 
 def discover(group: str) -> tuple[PluginInfo, ...]:

@@ -33,10 +33,27 @@ def server_url(config: argparse.Namespace) -> str:
 
 
 def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
-    t = Transport(url or server_url(config), user_agent=config.user_agent)
-    if config.no_verify_ssl:
-        t.session.verify = False
-    return t
+    """``--no-verify-ssl`` goes with every request, so that it wins over
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (a session-wide ``verify`` does not)."""
+    if not config.no_verify_ssl:
+        return Transport(url or server_url(config), user_agent=config.user_agent)
+    _quiet_insecure_warnings()
+    return Transport(url or server_url(config), user_agent=config.user_agent, verify=False)
+
+
+_WARNED_INSECURE: list[bool] = []
+
+
+def _quiet_insecure_warnings() -> None:
+    """One line of our own instead of urllib3's warning on every new connection."""
+    import warnings
+
+    import urllib3
+
+    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+    if not _WARNED_INSECURE:
+        _WARNED_INSECURE.append(True)
+        log.warning("--no-verify-ssl: the CA's TLS certificate is not checked")
 
 
 def load_account(config: argparse.Namespace, url: str) -> store.Account | None:

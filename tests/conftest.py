@@ -106,19 +106,10 @@ CERTBOT_VERSION = "5.8.0"
 
 @pytest.fixture(scope="session")
 def certbot_venv() -> Path:
-    """Certbot 5.8.0 in its own virtualenv (created once, kept under .bench/)."""
+    """Certbot 5.8.0 in its own virtualenv under .bench/, installed by `make certbot`
+    (which `make test` runs first): tests never pip-install in the middle of a run."""
     certbot = CERTBOT_VENV / "bin" / "certbot"
     if not certbot.exists():
-        import subprocess
-
-        env = {k: v for k, v in os.environ.items() if k != "REQUESTS_CA_BUNDLE"}
-        try:
-            subprocess.run([sys.executable, "-m", "venv", str(CERTBOT_VENV)], check=True)
-            subprocess.run(
-                [str(CERTBOT_VENV / "bin" / "pip"), "install", "-q",
-                 f"certbot=={CERTBOT_VERSION}"],
-                check=True, env=env, timeout=900,
-            )
-        except (subprocess.SubprocessError, OSError) as error:
-            skip_or_fail(f"cannot install Certbot {CERTBOT_VERSION}: {error}")
+        skip_or_fail(f"Certbot {CERTBOT_VERSION} is not installed in {CERTBOT_VENV} "
+                     "(run `make certbot`)")
     return CERTBOT_VENV

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ class AcmeError(CertwrightError):
     retry_after: float | None = None
     url: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    received: float = field(default_factory=time.time, repr=False)
 
     def __post_init__(self) -> None:
         super().__init__(str(self))
@@ -56,7 +58,9 @@ class AcmeError(CertwrightError):
             )
             text += f" ({parts})"
         if self.code == "rateLimited" and self.retry_after is not None:
-            text += f" (retry after {self.retry_after:.0f} s)"
+            at = time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                               time.gmtime(self.received + self.retry_after))
+            text += f" (retry after {self.retry_after:.0f} s, at {at})"
         return text
 
     def __hash__(self) -> int:

@@ -6,11 +6,12 @@ error is retried with the nonce that came with it, several times (§6.5).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,10 @@ JOSE_JSON = "application/jose+json"
 # A badNonce costs one round trip; a CA that rejects half its nonces (Pebble's
 # PEBBLE_WFE_NONCEREJECT=50) needs 2**-31 luck to exhaust 30 retries.
 BAD_NONCE_RETRIES = 30
+# A rateLimited answer whose Retry-After is this short is waited out in-process (a few
+# times per request); a longer one is an error that says when to try again.
+RATE_LIMIT_MAX_WAIT = 60.0
+RATE_LIMIT_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,12 @@ class RequestTimeout(TransportError):
 
 
 class Transport:
-    """Talks to one ACME server. Hand it a session to control retries, proxies, trust."""
+    """Talks to one ACME server. Hand it a session to control retries, proxies, trust.
+
+    ``verify`` (False, or a CA bundle path) is passed with every request: requests merges
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` over a session's own ``verify``, so only a
+    per-request value is sure to win (proxy settings from the environment still apply).
+    """
 
     def __init__(
         self,
@@ -101,8 +111,12 @@ class Transport:
         timeout: float = 45.0,
         user_agent: str | None = None,
         bad_nonce_retries: int = BAD_NONCE_RETRIES,
+        rate_limit_max_wait: float = RATE_LIMIT_MAX_WAIT,
+        sleep: Callable[[float], None] = time.sleep,
+        verify: bool | str | None = None,
     ) -> None:
         self.directory_url = directory_url
+        self.verify = verify
         if session is None:
             session = requests.Session()
             # renewals in parallel may share one transport: more than requests' 10 pooled
@@ -114,12 +128,16 @@ class Transport:
         self.session.headers["User-Agent"] = user_agent or f"certwright/{__version__}"
         self.timeout = timeout
         self.bad_nonce_retries = bad_nonce_retries
+        self.rate_limit_max_wait = rate_limit_max_wait
+        self._sleep = sleep
         self._nonces: list[str] = []
         self._directory: Directory | None = None
 
     # -- plain HTTP -------------------------------------------------------------------
     def _request(self, method: str, url: str, *, timeout: float | None = None,
                  **kwargs: Any) -> Response:
+        if self.verify is not None:
+            kwargs.setdefault("verify", self.verify)
         try:
             resp = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.exceptions.Timeout as exc:
@@ -159,12 +177,18 @@ class Transport:
 
     # -- signed requests --------------------------------------------------------------
     def _nonce(self) -> str:
-        if self._nonces:
+        # list.pop is atomic, a check before it is not: threads sharing this transport
+        # may empty the pool between the two
+        with contextlib.suppress(IndexError):
             return self._nonces.pop()
         resp = self._request("HEAD", self.directory.new_nonce)
-        if not self._nonces:
-            raise TransportError(f"{resp.url}: no Replay-Nonce in the newNonce response")
-        return self._nonces.pop()
+        try:
+            return self._nonces.pop()
+        except IndexError:
+            if resp.headers.get("Replay-Nonce"):  # another thread took it: ask again
+                return self._nonce()
+            raise TransportError(f"{resp.url}: no Replay-Nonce in the newNonce response") \
+                from None
 
     def post(
         self,
@@ -175,8 +199,10 @@ class Transport:
         *,
         timeout: float | None = None,
     ) -> Response:
-        """POST a JWS; ``payload=None`` is POST-as-GET. Retries ``badNonce`` with a fresh nonce."""
-        for attempt in range(self.bad_nonce_retries + 1):
+        """POST a JWS; ``payload=None`` is POST-as-GET. Retries ``badNonce`` with a fresh
+        nonce, and ``rateLimited`` after its Retry-After when that is short (§6.6)."""
+        bad_nonces = rate_waits = 0
+        while True:
             body = jws.sign(key, payload, url=url, nonce=self._nonce(), kid=kid)
             resp = self._request(
                 "POST", url, data=json.dumps(body), headers={"Content-Type": JOSE_JSON},
@@ -185,10 +211,18 @@ class Transport:
             try:
                 return self._check(resp)
             except AcmeError as err:
-                if err.code != "badNonce" or attempt == self.bad_nonce_retries:
-                    raise
-                log.debug("badNonce on %s, retrying (%d)", url, attempt + 1)
-        raise AssertionError("unreachable")
+                if err.code == "badNonce" and bad_nonces < self.bad_nonce_retries:
+                    bad_nonces += 1
+                    log.debug("badNonce on %s, retrying (%d)", url, bad_nonces)
+                    continue
+                wait = err.retry_after
+                if (err.code == "rateLimited" and wait is not None
+                        and wait <= self.rate_limit_max_wait and rate_waits < RATE_LIMIT_RETRIES):
+                    rate_waits += 1
+                    log.info("rate limited by the CA at %s; trying again in %.0f s", url, wait)
+                    self._sleep(wait)
+                    continue
+                raise
 
     def _check(self, resp: Response) -> Response:
         if resp.status < 400:

@@ -138,3 +138,22 @@ def test_a_profile_given_to_renew_replaces_the_stored_one(
                "--required-profile", "classic", "--preferred-profile", "classic",
                check=False)
     assert "not both" in proc.stderr and proc.returncode == 1
+
+
+def test_a_rate_limited_order_is_waited_out_or_reported_with_its_time(
+        pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    cli = FrontCli(tmp_path, pebble, front)
+    front.rate_limit_orders = ["1"]
+    started = time.monotonic()
+    cli("certonly", *standalone(pebble)[:-1], "-d", "limited.example.org")
+    assert time.monotonic() - started >= 1.0
+    assert [o["identifiers"][0]["value"] for o in front.orders] == ["limited.example.org"] * 2
+    assert (cli.config_dir / "live" / "limited.example.org" / "cert.pem").exists()
+
+    front.rate_limit_orders = ["7200"]
+    failed = cli("certonly", *standalone(pebble)[:-1], "-d", "later.example.org", check=False)
+    assert failed.returncode == 1
+    errors = [line for line in failed.stderr.splitlines() if "rateLimited" in line]
+    assert len(errors) == 1, failed.stderr
+    assert "retry after 7200 s, at " in errors[0] and " UTC" in errors[0]
+    assert not (cli.config_dir / "live" / "later.example.org").exists()

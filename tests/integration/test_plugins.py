@@ -22,7 +22,8 @@ def fake_distribution(site: Path) -> None:
     (dist / "entry_points.txt").write_text(
         "[certwright.authenticators]\n"
         "thirdparty = thirdparty_auth:Good\n"
-        "broken = thirdparty_broken:Nope\n")
+        "broken = thirdparty_broken:Nope\n"
+        "needsextra = thirdparty_extra:Plugin [fancy]\n")
     (site / "thirdparty_auth.py").write_text(
         "class Good:\n"
         "    name = 'thirdparty'\n"
@@ -31,6 +32,7 @@ def fake_distribution(site: Path) -> None:
         "    def add_arguments(cls, add):\n"
         "        add('--thirdparty-token', default=None)\n")
     (site / "thirdparty_broken.py").write_text("raise ImportError('needs libfoo')\n")
+    (site / "thirdparty_extra.py").write_text("import certwright_no_such_library\n")
 
 
 def run(site: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,6 +51,8 @@ def test_third_party_and_broken_plugins(tmp_path: Path) -> None:
     assert "* broken" in proc.stdout and "Unavailable: failed to load: ImportError: needs libfoo" \
         in proc.stdout
     assert "* webroot" in proc.stdout, "built-ins register the same way"
+    assert ("No module named 'certwright_no_such_library'; install it with: "
+            "pip install 'thirdparty-auth[fancy]'") in proc.stdout
     helped = run(site, tmp_path, "--help", "thirdparty")
     assert "--thirdparty-token" in helped.stdout
     bad = run(site, tmp_path, "certonly", "-a", "nosuch", "-d", "x.example.org", "-n")
@@ -56,3 +60,14 @@ def test_third_party_and_broken_plugins(tmp_path: Path) -> None:
     assert "unknown authenticator 'nosuch'; installed:" in bad.stderr and "webroot" in bad.stderr
     broken = run(site, tmp_path, "certonly", "-a", "broken", "-d", "x.example.org", "-n")
     assert "the authenticator 'broken' can't be used: failed to load" in broken.stderr
+
+
+def test_builtin_plugins_name_extras_that_exist() -> None:
+    """An extra named by a built-in plugin's entry point (what a failed import tells the user
+    to install) is one the distribution really provides."""
+    from importlib import metadata
+
+    dist = metadata.distribution("certwright")
+    provided = set(dist.metadata.get_all("Provides-Extra") or [])
+    for ep in dist.entry_points:
+        assert set(ep.extras) <= provided, (ep.group, ep.name, ep.extras, provided)

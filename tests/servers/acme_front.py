@@ -46,7 +46,7 @@ import re
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -148,6 +148,8 @@ class AcmeFront:
       ari_retry_after      seconds for the Retry-After header of ARI answers (default none)
       ari_explanation_url  explanationURL of ARI answers (default none)
       ari_fail             answer every ARI request with 500 serverInternal
+      rate_limit_orders    (attribute) Retry-After values; each newOrder takes one and is
+                           refused with rateLimited instead of being forwarded
       host                 address to listen on (default: Pebble's host)
 
     Recorded while running: `orders` (decoded newOrder payloads), `ari_requests` (certIDs
@@ -179,6 +181,9 @@ class AcmeFront:
         self.ari_fail = ari_fail
         self.host = host or pebble.host
         self.orders: list[dict[str, Any]] = []
+        # Retry-After values: each newOrder takes the first one and is refused with
+        # rateLimited (429) instead of being forwarded, until the list is empty
+        self.rate_limit_orders: list[str] = []
         self.ari_requests: list[str] = []
         self.requests_log: list[tuple[str, str]] = []
         self._order_extras: dict[str, dict[str, Any]] = {}  # order / finalize URL -> fields
@@ -421,6 +426,12 @@ class AcmeFront:
         payload = _jws_payload(body)
         if payload is not None:
             self.orders.append(payload)
+        with self._lock:
+            limited = self.rate_limit_orders.pop(0) if self.rate_limit_orders else None
+        if limited is not None:
+            self._problem(req, 429, "rateLimited", "too many new orders recently",
+                          [("Retry-After", limited)])
+            return
         profile = payload.get("profile") if payload else None
         if self.profiles is not None and profile is not None and profile not in self.profiles:
             offered = ", ".join(sorted(self.profiles)) or "none"
@@ -491,9 +502,10 @@ class AcmeFront:
         return cert if aki.key_identifier == b64decode(aki_part) else None
 
     # -- responses -------------------------------------------------------------------------
-    def _problem(self, req: _Handler, status: int, code: str, detail: str) -> None:
+    def _problem(self, req: _Handler, status: int, code: str, detail: str,
+                 extra_headers: Sequence[tuple[str, str]] = ()) -> None:
         doc = {"type": ERROR + code, "detail": detail, "status": status}
-        headers = [("Content-Type", "application/problem+json")]
+        headers = [("Content-Type", "application/problem+json"), *extra_headers]
         nonce = self._fresh_nonce()
         if nonce:
             headers.append(("Replay-Nonce", nonce))

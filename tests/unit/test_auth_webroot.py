@@ -313,7 +313,7 @@ def test_domains_before_a_single_w_take_it(tmp_path: Path) -> None:
 
 
 def test_a_domain_before_the_first_of_several_w_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(argparse.ArgumentError, match=r"a\.example is given before the first -w"):
+    with pytest.raises(PluginError, match=r"a\.example is given before the first -w"):
         parser().parse_args(["-d", "a.example", "-w", "/a", "-d", "b.example", "-w", "/b"])
 
 
@@ -343,9 +343,9 @@ def test_webroot_map_with_comma_separated_keys_merges_and_implies_d(tmp_path: Pa
 
 
 def test_webroot_map_must_be_a_json_object() -> None:
-    with pytest.raises(argparse.ArgumentError, match="not valid JSON"):
+    with pytest.raises(PluginError, match="not valid JSON"):
         parser().parse_args(["--webroot-map", "{example.com: /var/www}"])
-    with pytest.raises(argparse.ArgumentError, match="expected a JSON object"):
+    with pytest.raises(PluginError, match="expected a JSON object"):
         parser().parse_args(["--webroot-map", '["/var/www"]'])
 
 

@@ -1,6 +1,7 @@
 """Transport behaviour against a scripted session (no network)."""
 
 import json
+import re
 
 import pytest
 import requests
@@ -120,3 +121,81 @@ def test_a_poll_the_server_leaves_unanswered_is_asked_again():
     got = client.poll_order("https://ca/order/1", time.monotonic() + 30)
     assert got.status == "valid"
     assert [m for m, _, _ in session.seen].count("POST") == 2
+
+
+def _rate_limited(seconds: str):
+    return (429, {"Content-Type": "application/problem+json", "Retry-After": seconds,
+                  "Replay-Nonce": f"after-limit-{seconds}"},
+            {"type": "urn:ietf:params:acme:error:rateLimited", "detail": "too many orders"})
+
+
+def test_a_short_rate_limit_is_waited_out_and_the_request_sent_again():
+    session = FakeSession([
+        (200, {"Content-Type": "application/json"}, DIRECTORY),
+        (200, {"Replay-Nonce": "first"}, b""),
+        _rate_limited("2"),
+        _rate_limited("5"),
+        (201, {"Replay-Nonce": "n4", "Location": "https://ca/order/1",
+               "Content-Type": "application/json"}, {"status": "pending"}),
+    ])
+    waits: list[float] = []
+    t = Transport("https://ca/dir", session=session, sleep=waits.append)
+    assert t.post("https://ca/order", {}, _key(), "https://ca/acct/1").status == 201
+    assert waits == [2.0, 5.0]
+
+
+def test_a_long_rate_limit_is_an_error_naming_when_to_try_again():
+    session = FakeSession([
+        (200, {"Content-Type": "application/json"}, DIRECTORY),
+        (200, {"Replay-Nonce": "first"}, b""),
+        _rate_limited("3600"),
+    ])
+    waits: list[float] = []
+    t = Transport("https://ca/dir", session=session, sleep=waits.append)
+    with pytest.raises(AcmeError) as info:
+        t.post("https://ca/order", {}, _key(), "https://ca/acct/1")
+    assert waits == []
+    assert re.search(r"retry after 3600 s, at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", str(info.value))
+
+
+def test_short_rate_limits_are_waited_out_a_bounded_number_of_times():
+    script = [(200, {"Content-Type": "application/json"}, DIRECTORY),
+              (200, {"Replay-Nonce": "first"}, b"")] + [_rate_limited("1")] * 10
+    waits: list[float] = []
+    t = Transport("https://ca/dir", session=FakeSession(script), sleep=waits.append)
+    with pytest.raises(AcmeError, match="rateLimited"):
+        t.post("https://ca/order", {}, _key(), "https://ca/acct/1")
+    assert waits == [1.0, 1.0, 1.0]
+class RecordingAdapter(requests.adapters.HTTPAdapter):
+    """What requests hands the connection layer, after merging the environment in."""
+
+    def __init__(self):
+        super().__init__()
+        self.sent = []
+
+    def send(self, request, **kwargs):
+        self.sent.append(kwargs)
+        resp = requests.Response()
+        resp.status_code = 200
+        resp.headers["Content-Type"] = "application/json"
+        resp._content = json.dumps(DIRECTORY).encode()
+        resp.url = request.url
+        resp.request = request
+        return resp
+
+
+def test_verify_false_wins_over_the_environment_and_proxies_still_apply(monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/some-bundle.pem")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    adapter = RecordingAdapter()
+    session = requests.Session()
+    session.mount("https://", adapter)
+    Transport("https://ca/dir", session=session, verify=False).get("https://ca/dir")
+    assert adapter.sent[0]["verify"] is False
+    assert adapter.sent[0]["proxies"].get("https") == "http://proxy.invalid:3128"
+    # the old way, for contrast: the environment's bundle overrides session.verify
+    session.verify = False
+    Transport("https://ca/dir", session=session).get("https://ca/dir")
+    assert adapter.sent[1]["verify"] == "/etc/some-bundle.pem"

@@ -1,0 +1,243 @@
+"""Throwaway Postfix and Dovecot instances on loopback, run as root from a temp tree.
+
+Facts behind the layout are in ``shared/notes/mail-instances.md``: the spool and data dirs sit
+outside the config dir, every parent must be searchable by the postfix user (so the root is
+made 0755 under the system temp dir, not pytest's 0700 tmp_path), ``-c`` always gets an
+absolute path, and ``dovecot`` must not inherit pipes (its daemon keeps them open).
+
+Both servers start with the key and certificate files they are given (``key``, ``fullchain``);
+tests replace those files and call ``reload()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from tests.servers.ports import free_port, log_tail, wait_for_port
+
+POSTFIX_BINARY = "postfix"
+DOVECOT_BINARY = "dovecot"
+
+_MASTER_CF_SERVICES = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def mail_root() -> Path:
+    """A fresh 0755 directory under the system temp dir (postfix must traverse it)."""
+    root = Path(tempfile.mkdtemp(prefix="certwright-mail-"))
+    root.chmod(0o755)
+    return root
+
+
+def _run(argv: list[str], what: str, log: Path | None = None) -> None:
+    with tempfile.TemporaryFile() as out:  # never a pipe: a daemon may keep it open
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                              timeout=60, check=False)
+        out.seek(0)
+        said = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what}: {' '.join(argv)} exited {proc.returncode}\n{said}\n"
+                           f"--- {log} ---\n{log_tail(log)}")
+
+
+@dataclass
+class Postfix:
+    """``smtp`` listens with STARTTLS, ``smtps`` with implicit TLS (wrapper mode), and
+    ``plain`` without TLS at all."""
+
+    root: Path
+    key: Path
+    fullchain: Path
+    smtp: int = field(default_factory=free_port)
+    smtps: int = field(default_factory=free_port)
+    plain: int = field(default_factory=free_port)
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "postfix" / "etc"
+
+    @property
+    def maillog(self) -> Path:
+        return self.root / "postfix" / "maillog"
+
+    def write_config(self) -> None:
+        base = self.root / "postfix"
+        self.etc.mkdir(parents=True, mode=0o755, exist_ok=True)
+        (base / "spool").mkdir(mode=0o755, exist_ok=True)
+        (self.etc / "main.cf").write_text(f"""\
+compatibility_level = 3.6
+queue_directory = {base}/spool
+data_directory = {base}/data
+syslog_name = postfix-certwright-test
+maillog_file = {self.maillog}
+maillog_file_prefixes = {self.root}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mail.example.org
+mydestination =
+relay_domains =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+service_throttle_time = 2s
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = {self.key}, {self.fullchain}
+""")
+        (self.etc / "master.cf").write_text(f"""\
+127.0.0.1:{self.smtp} inet n - n - - smtpd
+127.0.0.1:{self.smtps} inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+127.0.0.1:{self.plain} inet n - n - - smtpd
+  -o smtpd_tls_security_level=none
+{_MASTER_CF_SERVICES}""")
+
+    def start(self) -> Self:
+        self.write_config()
+        postfix = shutil.which(POSTFIX_BINARY) or POSTFIX_BINARY
+        _run([postfix, "-c", str(self.etc), "check"], "postfix check", self.maillog)
+        _run([postfix, "-c", str(self.etc), "start"], "postfix start", self.maillog)
+        for port in (self.smtp, self.smtps, self.plain):
+            wait_for_port("127.0.0.1", port, what=f"postfix on {port}", log=self.maillog)
+        return self
+
+    def reload(self) -> None:
+        _run([POSTFIX_BINARY, "-c", str(self.etc), "reload"], "postfix reload", self.maillog)
+
+    def stop(self) -> None:
+        subprocess.run([POSTFIX_BINARY, "-c", str(self.etc), "stop"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+                       check=False)  # exits 1 when it was never started: fine
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+@dataclass
+class Dovecot:
+    """IMAP (STARTTLS and implicit), POP3 (STLS and implicit) and ManageSieve (STARTTLS)."""
+
+    root: Path
+    key: Path
+    fullchain: Path
+    imap: int = field(default_factory=free_port)
+    imaps: int = field(default_factory=free_port)
+    pop3: int = field(default_factory=free_port)
+    pop3s: int = field(default_factory=free_port)
+    sieve: int = field(default_factory=free_port)
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "dovecot" / "dovecot.conf"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "dovecot" / "dovecot.log"
+
+    def write_config(self) -> None:
+        base = self.root / "dovecot"
+        base.mkdir(parents=True, mode=0o755, exist_ok=True)
+        self.conf.write_text(f"""\
+base_dir = {base}/run
+state_dir = {base}/state
+instance_name = dovecot-certwright-test
+log_path = {self.log}
+protocols = imap pop3 sieve
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{self.fullchain}
+ssl_key = <{self.key}
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={base}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {self.imap}
+  }}
+  inet_listener imaps {{
+    port = {self.imaps}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {self.pop3}
+  }}
+  inet_listener pop3s {{
+    port = {self.pop3s}
+    ssl = yes
+  }}
+}}
+service managesieve-login {{
+  inet_listener sieve {{
+    port = {self.sieve}
+  }}
+}}
+""")
+
+    def start(self) -> Self:
+        self.write_config()
+        dovecot = shutil.which(DOVECOT_BINARY) or DOVECOT_BINARY
+        _run([dovecot, "-c", str(self.conf)], "dovecot start", self.log)
+        for port in (self.imap, self.imaps, self.pop3, self.pop3s, self.sieve):
+            wait_for_port("127.0.0.1", port, what=f"dovecot on {port}", log=self.log)
+        return self
+
+    def reload(self) -> None:
+        _run(["doveadm", "-c", str(self.conf), "reload"], "doveadm reload", self.log)
+
+    def stop(self) -> None:
+        if (self.root / "dovecot" / "run" / "master.pid").exists():
+            subprocess.run(["doveadm", "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+                           check=False)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def root_or_fail() -> None:
+    """Postfix and Dovecot masters bind and setuid: these fixtures need root."""
+    if os.geteuid() != 0:
+        raise RuntimeError("the mail server fixtures need root")
