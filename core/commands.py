@@ -225,7 +225,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
     "reconfigure": _locked(_lazy("manage", "reconfigure")),
     "certificates": certificates,
     "register": _locked(_lazy("account_verbs", "register")),
-    "show_account": _lazy("account_verbs", "show_account"),
+    "show_account": _locked(_lazy("account_verbs", "show_account")),  # may finish a rollover
     "update_account": _locked(_lazy("account_verbs", "update_account")),
     "unregister": _locked(_lazy("account_verbs", "unregister")),
     "plugins": plugins_cmd,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certwright.core import __version__, flow, hooks, keys, names, plugins, session
+from certwright.core import __version__, flow, hooks, keys, names, pending_hooks, plugins, session
 from certwright.core.acme.errors import AcmeError
 from certwright.core.due import default_due_time
 from certwright.core.errors import ConfigError, PluginError
@@ -203,9 +203,13 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
     check_authenticator_for(target.identifiers, auth, config.pref_challs)
     runner = HookRunner(config, say)
     runner.pre()
+    # killed between saving and the deploy hooks: the next renew runs them
+    owed = pending_hooks.Owed(Path(config.work_dir), Path(config.config_dir), target.name,
+                              config.dry_run)
     try:
         lineage = issue(config, target, auth, say, ask)
     except Exception:
+        owed.failed()
         runner.post([], [i.value for i in target.identifiers])
         raise
     if lineage is None:
@@ -214,6 +218,7 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
         return None, False
     _report(say, lineage)
     runner.deploy(lineage)
+    owed.done()
     runner.post(lineage.names, [])
     return lineage, True
 
