@@ -5,8 +5,12 @@ follows ``include`` globs; it knows directive names, arguments and *start* lines
 needs more: where each statement starts and ends in the file text, and where each block's
 closing ``}`` is. A small scanner here reads every file again with nginx's tokenising rules
 (quotes, backslash escapes, ``#`` comments, ``${var}``) and records those offsets; its
-statements are matched one for one with crossplane's, and any disagreement stops the read
-(fail closed: an edit never lands at a guessed position).
+statements and their tokens are matched one for one with crossplane's, and any
+disagreement stops the read (fail closed: an edit never lands at a guessed position).
+Names and arguments are then kept as nginx reads them, which is not quite crossplane's
+reading: ``\\"``, ``\\'``, ``\\\\`` lose the backslash, ``\\t``/``\\r``/``\\n`` become
+control characters, a backslash before anything else stays (``"~^(\\d+)\\."``), quoted or
+not, and bytes that are not UTF-8 are kept (crossplane replaces them).
 
 Only ``server`` blocks of the ``http`` context are collected (``stream``/``mail`` servers and
 ``upstream`` entries are not web servers). A server block's directives include those pulled
@@ -278,6 +282,10 @@ class _Span:
     open: int = -1
     close: int = -1
     children: list[_Span] | None = None
+    args: list[_Token] | None = None
+    """The argument tokens (None for a Lua block, whose body is not tokenised)."""
+    value: str = ""
+    """The name as nginx reads it (``name`` is crossplane's reading, to compare)."""
 
 
 class _ScanError(Exception):
@@ -325,15 +333,18 @@ class _Scanner:
             out.append(self.statement(token, depth))
 
     def statement(self, first: _Token, depth: int) -> _Span:
-        name = _unquote(first.text) if first.kind == "quoted" else first.text
-        span = _Span(name, self.line(first.start), first.start)
+        name = _crossplane_value(first)
+        span = _Span(name, self.line(first.start), first.start, value=nginx_value(first))
         if name.endswith("_by_lua_block"):
             return self.lua_block(span)
+        args: list[_Token] = []
+        span.args = args
         while True:
             token = self.next_token()
             if token is None:
                 raise _ScanError('unexpected end of file, expecting ";" or "}"', len(self.text))
             if token.kind != "special":
+                args.append(token)
                 continue
             if token.text == ";":
                 span.end = token.end
@@ -379,8 +390,29 @@ class _Scanner:
         raise _ScanError("unexpected end of file in Lua block", brace)
 
 
-def _unquote(token: str) -> str:
-    return re.sub(r"\\(.)", r"\1", token[1:-1])
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_NGINX_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
+
+
+def nginx_value(token: _Token) -> str:
+    """What nginx makes of a token (``ngx_conf_read_token``): quotes removed; ``\\"``,
+    ``\\'`` and ``\\\\`` give the character, ``\\t``/``\\r``/``\\n`` a tab, CR, LF;
+    a backslash before any other character stays (``\\d`` in a regex), quoted or not."""
+    body = token.text[1:-1] if token.kind == "quoted" else token.text
+    return _ESCAPE.sub(lambda m: _NGINX_ESCAPES.get(m.group(1), m.group(0)), body)
+
+
+def _crossplane_value(token: _Token) -> str:
+    """What crossplane makes of a token, to check the two readings agree: inside quotes
+    only an escaped quote of the same kind loses its backslash; text is read as UTF-8
+    with undecodable bytes replaced and universal newlines."""
+    text = token.text
+    if token.kind == "quoted":
+        quote = text[0]
+        text = _ESCAPE.sub(lambda m: m.group(1) if m.group(1) == quote else m.group(0),
+                           text[1:-1])
+    text = text.encode(ENCODING, ERRORS).decode(ENCODING, "replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -462,19 +494,51 @@ def _merge(
                           "(the file is not edited at a guessed position)")
     out = []
     for stmt, span in pairs:
+        args = _args(stmt, span)
+        if args is None:
+            raise PluginError(f"{path}:{span.line}: cannot read the arguments of this "
+                              "statement the way nginx does (the file is not edited at a "
+                              "guessed position)")
         block = None
         if span.children is not None:
             block = _merge(path, stmt.get("block", []), span.children, index, newlines)
         elif "block" in stmt:
             raise PluginError(f"{path}:{span.line}: cannot locate this block in the file text")
         out.append(Directive(
-            name=stmt["directive"], args=tuple(stmt.get("args", ())), file=path,
+            name=span.value or stmt["directive"], args=args, file=path,
             line=span.line, start=span.start, end=span.end,
             end_line=bisect.bisect_left(newlines, max(span.end - 1, 0)) + 1,
             block=block, open=span.open, close=span.close,
             includes=tuple(index[i] for i in stmt.get("includes", ())),
         ))
     return tuple(out)
+
+
+def _args(stmt: Mapping[str, Any], span: _Span) -> tuple[str, ...] | None:
+    """The statement's arguments as nginx reads them (escapes resolved as nginx does,
+    bytes kept), once the scanner's tokens agree with crossplane's; None when they do not.
+    A Lua block's body is crossplane's alone."""
+    given = tuple(stmt.get("args", ()))
+    if span.args is None:
+        return given
+    ours = [(_crossplane_value(t), nginx_value(t)) for t in span.args]
+    if stmt["directive"] == "if":
+        ours = _if_args(ours)
+    if tuple(x for x, _ in ours) != given:
+        return None
+    return tuple(value for _, value in ours)
+
+
+def _if_args(args: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """crossplane's treatment of ``if (…)``: the parentheses are not arguments."""
+    if not args or not args[0][0].startswith("(") or not args[-1][0].endswith(")"):
+        return args
+    args = list(args)
+    args[0] = (args[0][0][1:].lstrip(), args[0][1][1:].lstrip())
+    args[-1] = (args[-1][0][:-1].rstrip(), args[-1][1][:-1].rstrip())
+    start = int(not args[0][0])
+    end = len(args) - int(not args[-1][0])
+    return args[start:end]
 
 
 class _Builder:
