@@ -4,8 +4,9 @@ In each block answering the name on the http port, at its top:
 ``location = /.well-known/acme-challenge/<token> { default_type text/plain; return 200
 "<key authorization>"; }``. Server-level ``return``/``rewrite``/``if`` run before location
 matching, so in a block that has any, a guard goes first:
-``if ($uri ~ "^/\\.well-known/acme-challenge/") { break; }`` (``break`` ends the block's
-rewrite directives for that path, so the ``location =`` is reached). Names no block answers
+``if ($request_uri ~ "^/\\.well-known/acme-challenge/") { break; }`` (``break`` ends the
+block's rewrite directives for that path, so the ``location =`` is reached; ``$request_uri``
+because ``$uri`` changes with an internal redirect). Names no block answers
 get a temporary server block in ``<server root>/certwright/challenges/http01.conf``.
 """
 

@@ -28,7 +28,7 @@ options" or "a duplicate default server". ``ssl`` may repeat.
 **Redirect.** In the plain-http block(s) for the names, at server level (before the
 block's own rewrite directives)::
 
-    set $certwright_redirect "$scheme:$uri";
+    set $certwright_redirect "$scheme:$request_uri";
     if ($certwright_redirect ~ "^http:(?!/\\.well-known/acme-challenge/)") {
         return 301 https://$host$request_uri;
     }
@@ -36,6 +36,11 @@ block's own rewrite directives)::
 One form fits every layout: it only fires for plain http, so a block that listens on both
 ports does not loop, and it leaves ``/.well-known/acme-challenge/`` alone, so a webroot's
 files and the nginx authenticator's ``location =`` entries keep answering over plain http.
+It tests ``$request_uri`` (the request as sent), not ``$uri``: server-level rewrite
+directives run again after an internal redirect (``error_page 404 /404.html``,
+``try_files … /index.php``), where ``$uri`` is no longer the challenge path and a missing
+challenge file would answer 301 instead of 404. The earlier form (``"$scheme:$uri"``) is
+upgraded wherever a deploy or a redirect touches the names it serves.
 A block that already redirects to https is left as it is. (The target has no port: a
 non-default ``--https-port`` usually sits behind a port forward that makes it 443.)
 
@@ -105,13 +110,16 @@ OPTION_NAMES = frozenset(
 
 REDIRECT_VAR = "$certwright_redirect"
 REDIRECT_PREFIX = "redirect-"
+REDIRECT_SET = f'set {REDIRECT_VAR} "$scheme:$request_uri";'
+OLD_REDIRECT_ARGS = (REDIRECT_VAR, "$scheme:$uri")
+"""What the redirect's ``set`` held before it survived internal redirects."""
 REDIRECT_LINES = (
-    f'set {REDIRECT_VAR} "$scheme:$uri";',
+    REDIRECT_SET,
     f'if ({REDIRECT_VAR} ~ "^http:(?!/\\.well-known/acme-challenge/)") {{',
     "\treturn 301 https://$host$request_uri;",
     "}",
 )
-CHALLENGE_GUARD = 'if ($uri ~ "^/\\.well-known/acme-challenge/") { break; }'
+CHALLENGE_GUARD = 'if ($request_uri ~ "^/\\.well-known/acme-challenge/") { break; }'
 HSTS_HEADER = "Strict-Transport-Security"
 HSTS_LINE = f'add_header {HSTS_HEADER} "max-age=31536000" always;'
 UIR_HEADER = "Content-Security-Policy"
@@ -385,6 +393,7 @@ class _Planner:
                          if item.default_server}
         self.included: set[str] = set()
         self.bucket = 0
+        self.upgraded: set[tuple[str, int]] = set()
 
     def text(self, path: str) -> str:
         return self.tree.files[path].text
@@ -486,6 +495,17 @@ class _Planner:
         last = [i for i in http.block or () if i.file == http.file][-1:]
         indent = edit.child_indent(text, http, last[0] if last else None)
         self.edit(http.file, edit.lines_at_end(text, http, [line], indent))
+
+    def upgrade_redirects(self, blocks: Iterable[ServerBlock]) -> None:
+        """certwright's redirect in its earlier form (``$uri``, which internal redirects
+        change) becomes the current one (``$request_uri``)."""
+        for block in blocks:
+            for item in block.directives:
+                key = (item.file, item.start)
+                if item.name == "set" and item.args == OLD_REDIRECT_ARGS \
+                        and key not in self.upgraded:
+                    self.upgraded.add(key)
+                    self.edit(item.file, edit.replace_statement(item, REDIRECT_SET))
 
     # -- deploy -----------------------------------------------------------------------------
     def certificate_lines(self, block: ServerBlock, req: DeployRequest) -> list[str]:
@@ -682,6 +702,7 @@ def plan_deploy(
 ) -> ChangePlan:
     planner = _Planner(tree, layout, read)
     targets = resolve_deploy(tree, req, layout)
+    planner.upgrade_redirects(_blocks_for(tree, req.domains, req.http_port, ssl=False)[0])
     for block, _ in targets.https:
         planner.update_certificate(block, req)
     for block, _ in targets.http:
@@ -768,6 +789,7 @@ def _redirect(planner: _Planner, req: EnhanceRequest) -> None:
         raise PluginError(f"no server block serves {', '.join(unserved)} over https on port "
                           f"{req.https_port}; install a certificate first")
     blocks, missing = _blocks_for(planner.tree, req.domains, req.http_port, ssl=False)
+    planner.upgrade_redirects(blocks)
     for block in blocks:
         answered = [n for n in req.domains
                     if any(match_name(p, n) for p in block.server_names)]
