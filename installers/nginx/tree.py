@@ -28,6 +28,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -417,7 +418,8 @@ def _crossplane_value(token: _Token) -> str:
 
 # -- reading --------------------------------------------------------------------------------
 def load_tree(main: str) -> NginxTree:
-    """Parse the configuration starting at ``main``; PluginError ``file:line: why``."""
+    """Parse the configuration starting at ``main``; PluginError ``file:line: why``.
+    ``server_name $hostname`` is this machine's host name, as nginx takes it."""
     main = os.path.abspath(main)
     if not os.path.isfile(main):
         raise PluginError(f"{main}: nginx configuration not found")
@@ -431,7 +433,7 @@ def load_tree(main: str) -> NginxTree:
         spans = _scan(files[path])
         newlines = [m.start() for m in re.finditer("\n", files[path].text)]
         parsed[path] = _merge(path, entry["parsed"], spans, index, newlines)
-    return _Builder(main, files, parsed).build()
+    return _Builder(main, files, parsed, socket.gethostname()).build()
 
 
 def _crossplane_parse(main: str) -> dict[str, Any]:
@@ -546,9 +548,10 @@ class _Builder:
 
     def __init__(
         self, main: str, files: Mapping[str, ConfigFile],
-        parsed: Mapping[str, tuple[Directive, ...]],
+        parsed: Mapping[str, tuple[Directive, ...]], hostname: str,
     ) -> None:
         self.main, self.files, self.parsed = main, files, parsed
+        self.hostname = hostname.lower()
         self.servers: list[ServerBlock] = []
         self.http: Directive | None = None
         self.http_includes: list[str] = []
@@ -608,6 +611,17 @@ class _Builder:
             elif item.name == "server" and item.block is not None:
                 self.servers.append(self.server(item, len(self.servers)))
 
+    def server_name(self, arg: str) -> str:
+        """A ``server_name`` value as nginx keeps it: a regex (``~…``) as written (nginx
+        compiles it caseless; lower-casing would turn ``\\D`` into ``\\d``), other names
+        in lower case, and ``$hostname`` (the one variable nginx allows there, in any
+        case) replaced by the machine's host name; any other ``$…`` stays a literal name
+        that no request matches."""
+        if arg.startswith("~"):
+            return arg
+        name = arg.lower()
+        return self.hostname if name == "$hostname" else name
+
     def server(self, item: Directive, order: int) -> ServerBlock:
         flat = tuple(self.expand(item.block or ()))
 
@@ -618,7 +632,8 @@ class _Builder:
         return ServerBlock(
             directive=item,
             order=order,
-            server_names=tuple(a.lower() for d in named("server_name") for a in d.args),
+            server_names=tuple(self.server_name(a) for d in named("server_name")
+                               for a in d.args),
             listens=tuple(parse_listen(d.args, d) for d in named("listen")),
             ssl_on=any(d.args[:1] == ("on",) for d in named("ssl")),
             ssl_certificates=named("ssl_certificate"),
