@@ -68,7 +68,7 @@ from certwright.core.interfaces import (
     EnhanceRequest,
     FileChange,
 )
-from certwright.installers.nginx import edit
+from certwright.installers.nginx import edit, shared
 from certwright.installers.nginx.edit import FileEdits, statement
 from certwright.installers.nginx.select import (
     address_groups,
@@ -394,6 +394,10 @@ class _Planner:
         self.included: set[str] = set()
         self.bucket = 0
         self.upgraded: set[tuple[str, int]] = set()
+        self.targets: set[int] = set()
+        """The blocks (by order) that get the certificate being deployed."""
+        self.replaced: set[tuple[str, int]] = set()
+        self.detached: set[tuple[int, str]] = set()
 
     def text(self, path: str) -> str:
         return self.tree.files[path].text
@@ -524,11 +528,13 @@ class _Planner:
                           f"{target.where}")
             if target.args == (path,):
                 continue
-            if target.file != block.file and self.tree.include_count(target.file) > 1:
-                raise PluginError(
-                    f"{target.where}: {name} for the server block at {block.where} is set in "
-                    f"a file that {self.tree.include_count(target.file)} include lines share; "
-                    "move it into the server block, then run again")
+            if target.file != block.file and shared.shared_beyond(self.tree, target.file,
+                                                                  self.targets):
+                shared.detach(self, block, target.file, req)
+                continue
+            if (target.file, target.start) in self.replaced:
+                continue  # a file every target block shares: replaced once
+            self.replaced.add((target.file, target.start))
             self.edit(target.file, edit.replace_statement(target, statement(name, path)))
         return missing
 
@@ -703,6 +709,7 @@ def plan_deploy(
     planner = _Planner(tree, layout, read)
     targets = resolve_deploy(tree, req, layout)
     planner.upgrade_redirects(_blocks_for(tree, req.domains, req.http_port, ssl=False)[0])
+    planner.targets = {b.order for b, _ in (*targets.https, *targets.http)}
     for block, _ in targets.https:
         planner.update_certificate(block, req)
     for block, _ in targets.http:

@@ -1,0 +1,149 @@
+"""Certificate lines in an include file that several server blocks share, with a real
+nginx: the certificate reaches every target block, the other blocks keep what the file
+gives them, and no target block keeps serving the included certificate to any client
+(nginx serves every key type a block names: an RSA snakeoil next to an ECDSA certificate
+would still answer RSA-only clients)."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from certwright.installers.nginx.plan import plan_deploy
+from certwright.installers.nginx.tree import load_tree
+from tests.servers.ports import free_port
+from tests.servers.process import ManagedProcess
+from tests.unit.test_nginx_nginx_t import (  # noqa: F401  (fixtures used below)
+    Tree,
+    https_get,
+    restart,
+    running,
+    tls,
+    tree,
+)
+
+SITES = """\
+server {{
+    listen 127.0.0.1:{https} ssl;
+    server_name example.org;
+    include {snippet};
+    return 200 "apex";
+}}
+server {{
+    listen 127.0.0.1:{https} ssl;
+    server_name www.example.org;
+    include {snippet};
+    return 200 "www";
+}}
+{other}"""
+OTHER = """\
+server {{
+    listen 127.0.0.1:{https} ssl;
+    server_name other.test;
+    include {snippet};
+    return 200 "other";
+}}
+"""
+
+
+def snakeoil(directory: Path) -> tuple[Path, Path]:
+    """A self-signed RSA certificate, as distributions ship for a start."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "snakeoil")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    pem, kpem = directory / "snakeoil.pem", directory / "snakeoil.key"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kpem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return pem, kpem
+
+
+def rsa_only_subject(port: int, name: str) -> str | None:
+    """The subject an RSA-only TLS 1.2 client gets (None: no RSA certificate served)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, \
+                ctx.wrap_socket(sock, server_hostname=name) as conn:
+            der = conn.getpeercert(binary_form=True)
+    except ssl.SSLError:
+        return None
+    assert der is not None
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+def setup(tree: Tree, extra: str, other: bool) -> tuple[int, Path]:  # noqa: F811
+    https = free_port()
+    pem, key = snakeoil(tree.root)
+    snippet = tree.root / "snippets" / "tls.conf"
+    snippet.parent.mkdir()
+    snippet.write_text(f"# shared TLS lines\nssl_certificate {pem};\n"
+                       f"ssl_certificate_key {key};\n{extra}")
+    tree.site("sites", SITES, https=https, snippet=snippet,
+              other=OTHER.format(https=https, snippet=snippet) if other else "")
+    return https, snippet
+
+
+def ours(tree: Tree) -> int:  # noqa: F811
+    return x509.load_pem_x509_certificate(tree.tls.cert.read_bytes()).serial_number
+
+
+@pytest.mark.parametrize("extra", ["", "add_header X-Shared yes always;\n"])
+def test_shared_with_a_block_of_another_name(
+        tree: Tree, running: ManagedProcess, extra: str) -> None:  # noqa: F811
+    https, snippet = setup(tree, extra, other=True)
+    before = snippet.read_text()
+    tree.deploy(tree.request("example.org", "www.example.org", https=https, http=free_port()))
+    assert snippet.read_text() == before  # other.test still reads it
+    restart(tree, running, https)
+    for name in ("example.org", "www.example.org"):
+        cert, head = https_get(https, name, "/")
+        assert cert.serial_number == ours(tree), name
+        assert rsa_only_subject(https, name) is None, name  # the snakeoil is gone there
+        assert ("x-shared: yes" in head.lower()) == bool(extra), name
+    cert, head = https_get(https, "other.test", "/")
+    assert cert.subject.rfc4514_string() == "CN=snakeoil"
+    assert ("x-shared: yes" in head.lower()) == bool(extra)
+
+
+def test_shared_only_by_target_blocks_is_updated_in_place(
+        tree: Tree, running: ManagedProcess) -> None:  # noqa: F811
+    https, snippet = setup(tree, "", other=False)
+    site = (tree.root / "sites" / "sites").read_text()
+    tree.deploy(tree.request("example.org", "www.example.org", https=https, http=free_port()))
+    assert (tree.root / "sites" / "sites").read_text() == site
+    assert f"ssl_certificate {tree.tls.fullchain};" in snippet.read_text()
+    restart(tree, running, https)
+    for name in ("example.org", "www.example.org"):
+        assert https_get(https, name, "/")[0].serial_number == ours(tree)
+
+
+def test_a_shared_file_fails_no_name(tree: Tree) -> None:  # noqa: F811
+    """One name in a block reading a shared file, one in a plain block: both are
+    installed (the shared file once stopped the whole install)."""
+    https, snippet = setup(tree, "", other=True)
+    (tree.root / "sites" / "plain").write_text(
+        "server {\n    listen 127.0.0.1:8080;\n    server_name plain.test;\n}\n")
+    plan = plan_deploy(load_tree(str(tree.main)),
+                       tree.request("plain.test", "example.org", https=https, http=8080),
+                       tree.layout)
+    paths = [c.path for c in plan.changes]
+    assert str(snippet) not in paths
+    assert any(p.endswith("sites/plain") for p in paths)
+    assert any(p.endswith("sites/sites") for p in paths)
