@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from certwright.core import plugins
+from certwright.core import plugins, preflight
 from certwright.core.deploy import apply_plan, expected_certificate
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import (
@@ -68,12 +68,13 @@ def request_for(config: argparse.Namespace, lineage: Lineage | None) -> DeployRe
         fullchain_path=fullchain, https_port=config.https_port, http_port=config.http01_port)
 
 
-def _would_be(config: argparse.Namespace) -> DeployRequest:
-    """The request a real run would make: the lineage's live/ paths, existing or not."""
+def _would_be(config: argparse.Namespace, target: Any = None) -> DeployRequest:
+    """The request a real run would make: the lineage's live/ paths, existing or not.
+    ``target``: the :class:`certwright.core.issue.Target` when already chosen."""
     from certwright.core import issue, names
 
-    idents = names.parse_domains(config.domains)
-    target = issue.choose_target(config, idents)
+    if target is None:
+        target = issue.choose_target(config, names.parse_domains(config.domains))
     live = Path(config.config_dir) / "live" / target.name
     return DeployRequest(
         cert_name=target.name, domains=tuple(i.value for i in target.identifiers),
@@ -143,6 +144,7 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS):
         config.authenticator = name  # `-i nginx` alone: nginx also answers the challenges
     installer = load_installer(config, name)
+    preflight.check(config, installer, say)  # a refusal before any order is placed
     lineage, _ = issue.obtain_lineage(config, say, ask)
     if lineage is None:  # dry run: show the config diff the install would make
         deploy(config, installer, _would_be(config), say)

@@ -182,6 +182,10 @@ def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | Non
     """`certonly`."""
     if config.csr:
         return _obtain_for_csr(config, say, ask)
+    if getattr(config, "installer", None):  # certonly -i: its renewals will install
+        from certwright.core import install, preflight
+
+        preflight.check(config, install.load_installer(config, config.installer), say)
     obtain_lineage(config, say, ask)
     return 0
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from certwright.authenticators._http01 import http01_types
 from certwright.core.errors import PluginError
-from certwright.installers.nginx import process
+from certwright.installers.nginx import keytypes, process
 from certwright.installers.nginx.challenge import (
     ApplyPlan,
     ChallengeSession,
@@ -230,7 +230,7 @@ def _fingerprint(tree: NginxTree) -> tuple[tuple[str, int, int, int], ...]:
 
 
 class NginxInstaller(_NginxBase):
-    """Installer + SupportsEnhancements + SupportsHttp01 for nginx."""
+    """Installer + SupportsEnhancements + SupportsHttp01 + SupportsKeyTypes for nginx."""
 
     name: ClassVar[str] = "nginx"
     description: ClassVar[str] = "Nginx web server: certificates into server blocks"
@@ -265,6 +265,9 @@ class NginxInstaller(_NginxBase):
 
     def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
         return deploy_endpoints(self.tree(), req, self.layout)
+
+    def key_type_problem(self, req: DeployRequest, key_type: str) -> str | None:
+        return keytypes.deploy_problem(self.tree(), req, self.layout, key_type)
 
     def supported_enhancements(self) -> frozenset[str]:
         return ENHANCEMENTS

@@ -1,0 +1,70 @@
+"""Plan the install before the order: what the installer would refuse after issuing
+(a configuration it can't edit, a key type the server can't serve) is refused first, so no
+certificate is wasted, no rate limit spent, and ``--dry-run`` contacts no CA to find out.
+
+For ``run`` and ``certonly -i``: the installer plans the deploy of the certificate the
+order would bring (its ``live/`` paths; the plan is thrown away), and an installer that
+knows its server's TLS settings (:class:`~certwright.core.interfaces.SupportsKeyTypes`)
+says whether the key type fits. A key type given (``--key-type``, a configuration file,
+or an existing certificate's, which stays) must fit; without one the default (``ecdsa``)
+gives way to ``rsa`` when only RSA fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from certwright.core import names
+from certwright.core.errors import PluginError
+from certwright.core.interfaces import Installer, SupportsKeyTypes
+from certwright.core.storage.lineage import Lineage
+
+Say = Callable[[str], None]
+KEY_TYPES = ("ecdsa", "rsa")
+
+
+def check(config: argparse.Namespace, installer: Installer, say: Say) -> None:
+    """Raise the installer's refusal (PluginError) before any order; may set
+    ``config.key_type`` to ``rsa`` when none was given and only RSA fits."""
+    from certwright.core import install, issue
+
+    target = issue.choose_target(config, names.parse_domains(config.domains))
+    if target.action == "keep":
+        return  # nothing is ordered
+    req = install._would_be(config, target)
+    installer.plan_deploy(req)
+    if not isinstance(installer, SupportsKeyTypes):
+        return
+    given = _given_key_type(config, target.lineage)
+    if given is not None:
+        problem = installer.key_type_problem(req, given)
+        if problem is not None:
+            other = next(t for t in KEY_TYPES if t != given)
+            hint = ""
+            if installer.key_type_problem(req, other) is None:
+                hint = f"; give --key-type {other}"
+                if target.lineage is not None:
+                    hint += f" --cert-name {target.lineage.name} to change its key type"
+            raise PluginError(problem + hint)
+        return
+    problem = installer.key_type_problem(req, "ecdsa")
+    if problem is None:
+        return
+    if installer.key_type_problem(req, "rsa") is not None:
+        raise PluginError(problem)
+    config.key_type = "rsa"
+    say(f"Using an RSA key: {problem}.")
+
+
+def _given_key_type(config: argparse.Namespace, lineage: Lineage | None) -> str | None:
+    """The key type this run will use when something decides it: an existing
+    certificate's (unless --key-type changes it), else the configured one."""
+    explicit = "key_type" in set(getattr(config, "explicit", ()))
+    if lineage is not None and not explicit:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        public = lineage.certificate.public_key()
+        return "rsa" if isinstance(public, rsa.RSAPublicKey) else "ecdsa"
+    value = getattr(config, "key_type", None)
+    return str(value) if value else None

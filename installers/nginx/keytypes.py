@@ -1,0 +1,83 @@
+"""Which key types a server block can serve: its ``ssl_ciphers`` and ``ssl_protocols``.
+
+Over TLS 1.3 any certificate works (``ssl_ciphers`` does not touch TLS 1.3 suites). A block
+whose protocols stop at TLS 1.2 can serve an ECDSA certificate only with an ECDSA cipher
+(``ECDHE-ECDSA-…``) and an RSA one only with an RSA cipher; a block allowing only
+``ECDHE-RSA-…`` ciphers would fail every handshake with an ECDSA certificate. The cipher
+list is expanded by this machine's OpenSSL (nginx's own, as packaged); a list it cannot
+read is left to ``nginx -t``.
+
+Settings are the block's own (through its includes), else those of the ``http`` block,
+else nginx's defaults (``HIGH:!aNULL:!MD5``, every protocol to TLS 1.3). A plain block
+that gains TLS with certwright's options file gets that file's settings, which serve both.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+
+from certwright.core.interfaces import DeployRequest
+from certwright.installers.nginx.plan import OPTION_NAMES, Layout, resolve_deploy
+from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock
+
+AUTH = {"ecdsa": "auth-ecdsa", "rsa": "auth-rsa"}
+LABEL = {"ecdsa": "ECDSA", "rsa": "RSA"}
+
+
+def key_type_problem(tree: NginxTree, blocks: Sequence[tuple[ServerBlock, bool]],
+                     key_type: str) -> str | None:
+    """Why a certificate with a ``key_type`` key can't be served by one of ``blocks``
+    (each with whether it keeps its own TLS settings), naming the ``ssl_ciphers`` line;
+    None when every block can."""
+    for block, own_settings in blocks:
+        if not own_settings:
+            continue
+        problem = _block_problem(tree, block, key_type)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _setting(tree: NginxTree, block: ServerBlock, name: str) -> Directive | None:
+    found = [d for d in block.directives if d.name == name]
+    if not found and tree.http is not None:
+        found = [d for d in tree.http.block or () if d.name == name]
+    return found[-1] if found else None
+
+
+def _block_problem(tree: NginxTree, block: ServerBlock, key_type: str) -> str | None:
+    ciphers = _setting(tree, block, "ssl_ciphers")
+    if ciphers is None or not ciphers.args:
+        return None  # nginx's default list serves both
+    protocols = _setting(tree, block, "ssl_protocols")
+    if protocols is None or "TLSv1.3" in protocols.args:
+        return None
+    auths = _auths(ciphers.args[0])
+    if auths is None or AUTH[key_type] in auths:
+        return None
+    return (f"{ciphers.where}: ssl_ciphers allows no {LABEL[key_type]} certificate over "
+            f"{' '.join(protocols.args)} ({protocols.where}), so the server block at "
+            f"{block.where} could not serve one")
+
+
+def _auths(ciphers: str) -> set[str] | None:
+    """The authentication kinds of ``ciphers`` below TLS 1.3; None when OpenSSL can't
+    read the list."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.set_ciphers(ciphers)
+    except ssl.SSLError:
+        return None
+    return {str(c["auth"]) for c in ctx.get_ciphers() if c["protocol"] != "TLSv1.3"}
+
+
+
+def deploy_problem(tree: NginxTree, req: DeployRequest, layout: Layout,
+                   key_type: str) -> str | None:
+    """:func:`key_type_problem` for the blocks a deploy of ``req`` would change."""
+    targets = resolve_deploy(tree, req, layout)
+    blocks = [(b, True) for b, _ in targets.https]
+    blocks += [(b, any(d.name in OPTION_NAMES for d in b.directives))
+               for b, _ in targets.http]
+    return key_type_problem(tree, blocks, key_type)
