@@ -85,6 +85,7 @@ def _would_be(config: argparse.Namespace, target: Any = None) -> DeployRequest:
 
 def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
            say: Say) -> None:
+    preflight.check_certificate(installer, req)
     plan = installer.plan_deploy(req)
     expected = None if config.dry_run else expected_certificate(req.cert_path)
     apply_plan(installer, plan, work_dir=Path(config.work_dir), say=say,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from certwright.core import names
 from certwright.core.errors import PluginError
-from certwright.core.interfaces import Installer, SupportsKeyTypes
+from certwright.core.interfaces import DeployRequest, Installer, SupportsKeyTypes
 from certwright.core.storage.lineage import Lineage
 
 Say = Callable[[str], None]
@@ -68,3 +68,24 @@ def _given_key_type(config: argparse.Namespace, lineage: Lineage | None) -> str 
         return "rsa" if isinstance(public, rsa.RSAPublicKey) else "ecdsa"
     value = getattr(config, "key_type", None)
     return str(value) if value else None
+
+
+def check_certificate(installer: Installer, req: DeployRequest) -> None:
+    """Before installing ``req``'s certificate: refuse, saying why, when the places it
+    goes can't serve its key type (else the handshake check after the reload fails with
+    only a TLS alert). A certificate not there yet (a dry run's) is not checked."""
+    if not isinstance(installer, SupportsKeyTypes):
+        return
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    try:
+        with open(req.cert_path, "rb") as handle:
+            cert = x509.load_pem_x509_certificate(handle.read())
+    except (OSError, ValueError):
+        return  # the deploy reports an unreadable certificate itself
+    key_type = "rsa" if isinstance(cert.public_key(), rsa.RSAPublicKey) else "ecdsa"
+    problem = installer.key_type_problem(req, key_type)
+    if problem is not None:
+        raise PluginError(f"{problem} (the certificate {req.cert_path} has an "
+                          f"{key_type.upper()} key)")

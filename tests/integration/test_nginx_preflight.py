@@ -150,3 +150,18 @@ def test_an_installer_refusal_comes_before_the_order(
         assert "tls.conf: the certificate lines of the server block at" in out, out
         assert front.orders == [], verb
         assert not (cli.config_dir / "live").exists(), verb
+
+
+def test_install_says_why_a_key_type_cannot_be_served(
+        cli: Cli, tree: NginxTree) -> None:
+    """`install` of an existing ECDSA certificate: refused before any change, naming the
+    ssl_ciphers line (it used to fail the handshake check with only a TLS alert)."""
+    site(tree, RSA_ONLY)
+    tree.start()
+    cli("certonly", "--nginx", *tree.args(), "-d", "example.org")  # ECDSA, the default
+    before = tree.snapshot()
+    out = refused(cli, "install", "--nginx", *tree.args(), "--cert-name", "example.org")
+    assert "sites-enabled/example:9: ssl_ciphers allows no ECDSA certificate" in out, out
+    assert "has an ECDSA key" in out
+    assert tree.snapshot() == before
+    assert served(tree, "example.org").subject.rfc4514_string() == "CN=snakeoil"
