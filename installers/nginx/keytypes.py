@@ -10,16 +10,23 @@ read is left to ``nginx -t``.
 Settings are the block's own (through its includes), else those of the ``http`` block,
 else nginx's defaults (``HIGH:!aNULL:!MD5``, every protocol to TLS 1.3). A plain block
 that gains TLS with certwright's options file gets that file's settings, which serve both.
+
+A block may name one certificate per key type (``ssl_certificate`` may repeat; each pairs
+with the ``ssl_certificate_key`` at the same position; of two of one type nginx serves the
+later): a deploy replaces the pair of the new certificate's key type.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from certwright.core.interfaces import DeployRequest
-from certwright.installers.nginx.plan import OPTION_NAMES, Layout, resolve_deploy
 from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock
+
+if TYPE_CHECKING:
+    from certwright.installers.nginx.plan import Layout
 
 AUTH = {"ecdsa": "auth-ecdsa", "rsa": "auth-rsa"}
 LABEL = {"ecdsa": "ECDSA", "rsa": "RSA"}
@@ -76,8 +83,39 @@ def _auths(ciphers: str) -> set[str] | None:
 def deploy_problem(tree: NginxTree, req: DeployRequest, layout: Layout,
                    key_type: str) -> str | None:
     """:func:`key_type_problem` for the blocks a deploy of ``req`` would change."""
+    from certwright.installers.nginx.plan import OPTION_NAMES, resolve_deploy
+
     targets = resolve_deploy(tree, req, layout)
     blocks = [(b, True) for b, _ in targets.https]
     blocks += [(b, any(d.name in OPTION_NAMES for d in b.directives))
                for b, _ in targets.http]
     return key_type_problem(tree, blocks, key_type)
+
+
+def key_type_of(path: str) -> str | None:
+    """``rsa`` or ``ecdsa``: the key type of the (first) certificate in the PEM file at
+    ``path``; None when it can't be read."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    try:
+        with open(path, "rb") as handle:
+            public = x509.load_pem_x509_certificate(handle.read()).public_key()
+    except (OSError, ValueError):
+        return None
+    if isinstance(public, rsa.RSAPublicKey):
+        return "rsa"
+    return "ecdsa" if isinstance(public, ec.EllipticCurvePublicKey) else None
+
+
+def same_type_index(tree: NginxTree, found: Sequence[Directive], cert_path: str) -> int | None:
+    """Of several ``ssl_certificate`` lines (nginx serves one per key type, paired with
+    the ``ssl_certificate_key`` line of the same position), the one whose certificate has
+    the key type of the one at ``cert_path``; None when that can't be told."""
+    wanted = key_type_of(cert_path)
+    if wanted is None:
+        return None
+    for index, item in enumerate(found):
+        if item.args and key_type_of(tree.resolve(item.args[0])) == wanted:
+            return index
+    return None

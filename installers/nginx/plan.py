@@ -68,7 +68,7 @@ from certwright.core.interfaces import (
     EnhanceRequest,
     FileChange,
 )
-from certwright.installers.nginx import edit, shared
+from certwright.installers.nginx import edit, keytypes, shared
 from certwright.installers.nginx.edit import FileEdits, statement
 from certwright.installers.nginx.select import (
     address_groups,
@@ -513,8 +513,11 @@ class _Planner:
 
     # -- deploy -----------------------------------------------------------------------------
     def certificate_lines(self, block: ServerBlock, req: DeployRequest) -> list[str]:
-        """Replace the block's certificate directives in place; return those to add."""
+        """Replace the block's certificate directives in place; return those to add.
+        Of several pairs (one per key type), this lineage's, else the one of the key type
+        of the certificate being installed, else the first."""
         missing = []
+        index = _pair_index(self.tree, block, req)
         for name, found, path in (
             ("ssl_certificate", block.ssl_certificates, req.fullchain_path),
             ("ssl_certificate_key", block.ssl_certificate_keys, req.key_path),
@@ -522,7 +525,8 @@ class _Planner:
             if not found:
                 missing.append(statement(name, path))
                 continue
-            target = _pick(found, req.cert_name)
+            target = found[index] if index is not None and index < len(found) else \
+                _pick(found, req.cert_name)
             if len(found) > 1:
                 self.note(f"{block.where}: several {name} lines; replaced the one at "
                           f"{target.where}")
@@ -652,6 +656,13 @@ class _Planner:
         if left:
             self.note(f"{block.where}: this server block also answers {', '.join(left)}, "
                       "which the certificate does not cover")
+
+
+def _pair_index(tree: NginxTree, block: ServerBlock, req: DeployRequest) -> int | None:
+    found = block.ssl_certificates
+    if len(found) < 2 or any(_names_lineage(d, req.cert_name) for d in found):
+        return None
+    return keytypes.same_type_index(tree, found, req.cert_path)
 
 
 def _pick(found: Sequence[Directive], cert_name: str) -> Directive:

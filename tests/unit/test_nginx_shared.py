@@ -147,3 +147,35 @@ def test_a_shared_file_fails_no_name(tree: Tree) -> None:  # noqa: F811
     assert str(snippet) not in paths
     assert any(p.endswith("sites/plain") for p in paths)
     assert any(p.endswith("sites/sites") for p in paths)
+
+
+DUAL = """\
+server {{
+    listen 127.0.0.1:{https} ssl;
+    server_name example.org;
+    ssl_certificate {rsa};
+    ssl_certificate_key {rsakey};
+    ssl_certificate {ec};
+    ssl_certificate_key {eckey};
+    return 200 "apex";
+}}
+"""
+
+
+def test_a_block_with_one_certificate_per_key_type(
+        tree: Tree, running: ManagedProcess, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+        ) -> None:
+    """RSA and ECDSA pairs in one block: the pair of the new certificate's key type is
+    replaced (replacing the first would leave the old ECDSA one served: of two of a type,
+    nginx serves the later), the other stays for the clients that need it."""
+    from tests.servers.tlsca import make_tls_files
+
+    https = free_port()
+    rsa_pem, rsa_key = snakeoil(tree.root)
+    old = make_tls_files(tmp_path_factory.mktemp("old"), names=("example.org",))
+    tree.site("sites", DUAL, https=https, rsa=rsa_pem, rsakey=rsa_key, ec=old.fullchain,
+              eckey=old.key)
+    tree.deploy(tree.request("example.org", https=https, http=free_port()))
+    restart(tree, running, https)
+    assert https_get(https, "example.org", "/")[0].serial_number == ours(tree)
+    assert rsa_only_subject(https, "example.org") == "CN=snakeoil"
