@@ -568,9 +568,15 @@ class _Planner:
             key = (host, req.https_port)
             if key in existing:
                 current = existing[key]
-                if not current.ssl and current.directive is not None:
-                    end = current.directive.end - 1  # just before its ";"
-                    self.edit(current.directive.file, edit.Edit(end, end, " ssl"))
+                item = current.directive
+                if current.ssl or item is None:
+                    continue
+                if item.file != block.file and shared.shared_beyond(self.tree, item.file,
+                                                                    self.targets):
+                    shared.detach(self, block, item.file, req)  # a copy gets the " ssl"
+                elif (item.file, item.start) not in self.replaced:
+                    self.replaced.add((item.file, item.start))
+                    self.edit(item.file, edit.Edit(item.end - 1, item.end - 1, " ssl"))
                 continue
             params = ["ssl"]
             if source is not None and source.default_server and key not in self.defaults:

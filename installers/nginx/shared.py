@@ -10,8 +10,9 @@ go from that block.
 When every block that reads the file is a target of this certificate, the file itself is
 updated. Otherwise, in each target block, the ``include`` line is replaced: by the
 certificate lines themselves when the file holds nothing else, else by an ``include`` of a
-copy under ``<server root>/certwright/includes/`` with the certificate lines replaced (the
-other blocks keep reading the original). Blocks that are not targets are never touched.
+copy under ``<server root>/certwright/includes/`` with the certificate lines replaced and a
+plain ``listen`` on the https port made TLS (the other blocks keep reading the original).
+Blocks that are not targets are never touched.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from certwright.core.errors import PluginError
 from certwright.core.interfaces import DeployRequest
 from certwright.installers.nginx import edit
 from certwright.installers.nginx.edit import FileEdits, statement
-from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock
+from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock, parse_listen
 
 if TYPE_CHECKING:
     from certwright.installers.nginx.plan import _Planner
@@ -81,6 +82,8 @@ def detach(planner: _Planner, block: ServerBlock, path: str, req: DeployRequest)
     for d in _top_level(planner.tree, path, mine):
         if d.name in CERT_LINES:
             edits.add(edit.replace_statement(d, statement(d.name, values[d.name])))
+        elif d.name == "listen" and _plain_on(d, req.https_port):
+            edits.add(edit.Edit(d.end - 1, d.end - 1, " ssl"))  # TLS on the https port
     header = (f"# Managed by certwright: a copy of {path} for the certificate "
               f"{req.cert_name} (other server blocks share the original).\n")
     planner.write(copy, header + edits.result())
@@ -88,6 +91,11 @@ def detach(planner: _Planner, block: ServerBlock, path: str, req: DeployRequest)
     planner.note(f"{item.where}: {path} is shared with other server blocks; this block now "
                  f"includes {copy}, a copy with this certificate (edit both when changing "
                  "the other settings there)")
+
+
+def _plain_on(item: Directive, port: int) -> bool:
+    listen = parse_listen(item.args, item)
+    return listen.port == port and not listen.ssl
 
 
 def _top_level(tree: NginxTree, path: str, mine: list[Directive]) -> list[Directive]:

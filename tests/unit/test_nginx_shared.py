@@ -179,3 +179,22 @@ def test_a_block_with_one_certificate_per_key_type(
     restart(tree, running, https)
     assert https_get(https, "example.org", "/")[0].serial_number == ours(tree)
     assert rsa_only_subject(https, "example.org") == "CN=snakeoil"
+
+
+def test_a_listen_in_a_file_all_targets_share_gains_tls_once(
+        tree: Tree, running: ManagedProcess) -> None:  # noqa: F811
+    """apex and www read their listens from one file: it gains " ssl" once (each block
+    added its own: ``listen … ssl ssl;``)."""
+    https, http = free_port(), free_port()
+    listens = tree.root / "snippets" / "listen.conf"
+    listens.parent.mkdir()
+    listens.write_text(f"listen 127.0.0.1:{http};\nlisten 127.0.0.1:{https};\n")
+    (tree.root / "sites" / "sites").write_text("".join(
+        f"server {{\n    include {listens};\n    server_name {name};\n"
+        f"    return 200 \"{name}\";\n}}\n" for name in ("example.org", "www.example.org")))
+    tree.deploy(tree.request("example.org", "www.example.org", https=https, http=http))
+    assert listens.read_text() == (f"listen 127.0.0.1:{http};\n"
+                                   f"listen 127.0.0.1:{https} ssl;\n")
+    restart(tree, running, http)
+    for name in ("example.org", "www.example.org"):
+        assert https_get(https, name, "/")[0].serial_number == ours(tree)
