@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certwright.core import __version__, flow, hooks, keys, names, plugins, session
+from certwright.core import __version__, flow, hooks, keys, names, plugins, preflight, session
 from certwright.core.acme.errors import AcmeError
 from certwright.core.due import default_due_time
 from certwright.core.errors import ConfigError, PluginError
@@ -183,7 +183,7 @@ def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | Non
     if config.csr:
         return _obtain_for_csr(config, say, ask)
     if getattr(config, "installer", None):  # certonly -i: its renewals will install
-        from certwright.core import install, preflight
+        from certwright.core import install
 
         preflight.check(config, install.load_installer(config, config.installer), say)
     obtain_lineage(config, say, ask)
@@ -205,6 +205,7 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
     key_spec(config)  # a bad key option is refused before an account is made at the CA
     auth = load_authenticator(config)
     check_authenticator_for(target.identifiers, auth, config.pref_challs)
+    preflight.check_challenges(auth, target.identifiers, config.pref_challs)
     runner = HookRunner(config, say)
     runner.pre()
     try:

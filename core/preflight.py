@@ -17,7 +17,15 @@ from collections.abc import Callable
 
 from certwright.core import names
 from certwright.core.errors import PluginError
-from certwright.core.interfaces import DeployRequest, Installer, SupportsKeyTypes
+from certwright.core.interfaces import (
+    Authenticator,
+    ChallengeTask,
+    DeployRequest,
+    Identifier,
+    Installer,
+    SupportsHttp01,
+    SupportsKeyTypes,
+)
 from certwright.core.storage.lineage import Lineage
 
 Say = Callable[[str], None]
@@ -89,3 +97,21 @@ def check_certificate(installer: Installer, req: DeployRequest) -> None:
     if problem is not None:
         raise PluginError(f"{problem} (the certificate {req.cert_path} has an "
                           f"{key_type.upper()} key)")
+
+
+PLACEHOLDER_TOKEN = "certwright-preflight"
+
+
+def check_challenges(auth: Authenticator, idents: list[Identifier],
+                     preferred: list[str] | None) -> None:
+    """An authenticator that answers http-01 through its server's configuration plans
+    that change for placeholder tokens before the order: a configuration it can't edit
+    is refused before authorizations are created (the plan is thrown away)."""
+    if not isinstance(auth, SupportsHttp01) or (preferred and "http-01" not in preferred):
+        return
+    key_authorization = f"{PLACEHOLDER_TOKEN}.preflight"
+    tasks = [ChallengeTask(i, "http-01", PLACEHOLDER_TOKEN, key_authorization,
+                           key_authorization)
+             for i in idents if "http-01" in auth.challenge_types(i)]
+    if tasks:
+        auth.plan_http01(tasks)

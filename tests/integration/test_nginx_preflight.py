@@ -165,3 +165,32 @@ def test_install_says_why_a_key_type_cannot_be_served(
     assert "has an ECDSA key" in out
     assert tree.snapshot() == before
     assert served(tree, "example.org").subject.rfc4514_string() == "CN=snakeoil"
+
+
+STREAM_ONLY = """\
+# a stream-only nginx: no http block to answer http-01 from
+worker_processes 1;
+pid {root}/run/nginx.pid;
+error_log {root}/logs/error.log info;
+events {{
+    worker_connections 64;
+}}
+stream {{
+    server {{
+        listen 127.0.0.1:{port};
+        return "tcp\\n";
+    }}
+}}
+"""
+
+
+def test_an_authenticator_refusal_comes_before_the_order(
+        pebble: Pebble, front: AcmeFront, tree: NginxTree, tmp_path: Path) -> None:
+    """The nginx authenticator plans its http-01 change for placeholder tokens first: a
+    configuration it can't answer from is refused before any order (it used to be
+    refused once the order and its authorizations existed)."""
+    tree.main.write_text(STREAM_ONLY.format(root=tree.root, port=tree.http_port))
+    cli = FrontCli(tmp_path, pebble, front)
+    out = refused(cli, "certonly", "--nginx", *tree.args(), "-d", "example.org")
+    assert "no http block to include" in out, out
+    assert front.orders == []
