@@ -70,6 +70,7 @@ from certwright.core.interfaces import (
 )
 from certwright.installers.nginx import edit, keytypes, shared
 from certwright.installers.nginx.edit import FileEdits, statement
+from certwright.installers.nginx.scan import ENCODING, ERRORS
 from certwright.installers.nginx.select import (
     address_groups,
     covers,
@@ -78,8 +79,6 @@ from certwright.installers.nginx.select import (
     select_blocks,
 )
 from certwright.installers.nginx.tree import (
-    ENCODING,
-    ERRORS,
     Directive,
     Listen,
     NginxTree,

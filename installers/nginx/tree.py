@@ -3,7 +3,7 @@
 This is the only module that imports ``crossplane``. crossplane parses the main file and
 follows ``include`` globs; it knows directive names, arguments and *start* lines. Editing
 needs more: where each statement starts and ends in the file text, and where each block's
-closing ``}`` is. A small scanner here reads every file again with nginx's tokenising rules
+closing ``}`` is. The scanner of :mod:`.scan` reads every file again with nginx's tokenising rules
 (quotes, backslash escapes, ``#`` comments, ``${var}``) and records those offsets; its
 statements and their tokens are matched one for one with crossplane's, and any
 disagreement stops the read (fail closed: an edit never lands at a guessed position).
@@ -36,13 +36,18 @@ from typing import Any
 import crossplane
 
 from certwright.core.errors import PluginError
+from certwright.installers.nginx.scan import (
+    ENCODING,
+    ERRORS,
+    ScanError,
+    Scanner,
+    Span,
+    statement_args,
+)
 
 DEFAULT_HTTP_PORT = 80
 """The port of a server block without any ``listen`` (nginx's default when run as root)."""
 
-ENCODING = "utf-8"
-ERRORS = "surrogateescape"
-"""Files are decoded so that encoding the text again gives back the very same bytes."""
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -253,169 +258,6 @@ def normalize_host(host: str) -> tuple[str, bool]:
     return host.lower(), False
 
 
-# -- scanner --------------------------------------------------------------------------------
-_TOKEN = re.compile(
-    r"""
-    (?P<space>\s+)
-  | (?P<comment>\#[^\n]*)
-  | (?P<quoted>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')
-  | (?P<special>[{};])
-  | (?P<word>(?:\\.|\$\{[^}\s]*\}?|[^\s{};\\])+)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str
-    text: str
-    start: int
-    end: int
-
-
-@dataclass
-class _Span:
-    name: str
-    line: int
-    start: int
-    end: int = -1
-    open: int = -1
-    close: int = -1
-    children: list[_Span] | None = None
-    args: list[_Token] | None = None
-    """The argument tokens (None for a Lua block, whose body is not tokenised)."""
-    value: str = ""
-    """The name as nginx reads it (``name`` is crossplane's reading, to compare)."""
-
-
-class _ScanError(Exception):
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.offset = offset
-
-
-class _Scanner:
-    """Statements with offsets, following the tokenising rules crossplane and nginx use."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.newlines = [m.start() for m in re.finditer("\n", text)]
-        self.pos = 0
-
-    def line(self, offset: int) -> int:
-        return bisect.bisect_left(self.newlines, offset) + 1
-
-    def next_token(self) -> _Token | None:
-        while self.pos < len(self.text):
-            match = _TOKEN.match(self.text, self.pos)
-            if match is None:
-                raise _ScanError("unexpected end of file", self.pos)
-            self.pos = match.end()
-            kind = match.lastgroup or ""
-            if kind in ("space", "comment"):
-                continue
-            return _Token(kind, match.group(), match.start(), match.end())
-        return None
-
-    def statements(self, depth: int = 0) -> list[_Span]:
-        out: list[_Span] = []
-        while True:
-            token = self.next_token()
-            if token is None:
-                if depth:
-                    raise _ScanError('unexpected end of file, expecting "}"', len(self.text))
-                return out
-            if token.kind == "special":
-                if token.text == "}" and depth:
-                    self.pos = token.start  # the caller consumes it
-                    return out
-                raise _ScanError(f'unexpected "{token.text}"', token.start)
-            out.append(self.statement(token, depth))
-
-    def statement(self, first: _Token, depth: int) -> _Span:
-        name = _crossplane_value(first)
-        span = _Span(name, self.line(first.start), first.start, value=nginx_value(first))
-        if name.endswith("_by_lua_block"):
-            return self.lua_block(span)
-        args: list[_Token] = []
-        span.args = args
-        while True:
-            token = self.next_token()
-            if token is None:
-                raise _ScanError('unexpected end of file, expecting ";" or "}"', len(self.text))
-            if token.kind != "special":
-                args.append(token)
-                continue
-            if token.text == ";":
-                span.end = token.end
-                return span
-            if token.text == "}":
-                raise _ScanError('unexpected "}"', token.start)
-            span.open = token.start
-            span.children = self.statements(depth + 1)
-            close = self.next_token()
-            if close is None or close.text != "}":  # statements() stops only at "}"
-                raise _ScanError('unexpected end of file, expecting "}"', len(self.text))
-            span.close, span.end = close.start, close.end
-            return span
-
-    def lua_block(self, span: _Span) -> _Span:
-        """Skip a Lua body as balanced braces, minding Lua strings and ``--`` comments."""
-        text, i = self.text, self.pos
-        brace = text.find("{", i)
-        if brace < 0:
-            raise _ScanError("expected { to start Lua block", i)
-        depth, i = 0, brace
-        while i < len(text):
-            ch = text[i]
-            if ch == "\\":
-                i += 2
-                continue
-            if text.startswith("--", i):
-                nl = text.find("\n", i)
-                i = len(text) if nl < 0 else nl
-            elif ch in "\"'":
-                i += 1
-                while i < len(text) and text[i] != ch:
-                    i += 2 if text[i] == "\\" else 1
-            elif ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    span.open, span.close, span.end = brace, i, i + 1
-                    self.pos = i + 1
-                    return span
-            i += 1
-        raise _ScanError("unexpected end of file in Lua block", brace)
-
-
-_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-_NGINX_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
-
-
-def nginx_value(token: _Token) -> str:
-    """What nginx makes of a token (``ngx_conf_read_token``): quotes removed; ``\\"``,
-    ``\\'`` and ``\\\\`` give the character, ``\\t``/``\\r``/``\\n`` a tab, CR, LF;
-    a backslash before any other character stays (``\\d`` in a regex), quoted or not."""
-    body = token.text[1:-1] if token.kind == "quoted" else token.text
-    return _ESCAPE.sub(lambda m: _NGINX_ESCAPES.get(m.group(1), m.group(0)), body)
-
-
-def _crossplane_value(token: _Token) -> str:
-    """What crossplane makes of a token, to check the two readings agree: inside quotes
-    only an escaped quote of the same kind loses its backslash; text is read as UTF-8
-    with undecodable bytes replaced and universal newlines."""
-    text = token.text
-    if token.kind == "quoted":
-        quote = text[0]
-        text = _ESCAPE.sub(lambda m: m.group(1) if m.group(1) == quote else m.group(0),
-                           text[1:-1])
-    text = text.encode(ENCODING, ERRORS).decode(ENCODING, "replace")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
 # -- reading --------------------------------------------------------------------------------
 def load_tree(main: str) -> NginxTree:
     """Parse the configuration starting at ``main``; PluginError ``file:line: why``.
@@ -474,16 +316,16 @@ def _read(path: str) -> ConfigFile:
                       hashlib.sha256(data).hexdigest())
 
 
-def _scan(config: ConfigFile) -> list[_Span]:
-    scanner = _Scanner(config.text)
+def _scan(config: ConfigFile) -> list[Span]:
+    scanner = Scanner(config.text)
     try:
         return scanner.statements()
-    except _ScanError as exc:
+    except ScanError as exc:
         raise PluginError(f"{config.path}:{scanner.line(exc.offset)}: {exc}") from None
 
 
 def _merge(
-    path: str, stmts: Sequence[Mapping[str, Any]], spans: Sequence[_Span],
+    path: str, stmts: Sequence[Mapping[str, Any]], spans: Sequence[Span],
     index: Sequence[str], newlines: Sequence[int],
 ) -> tuple[Directive, ...]:
     """crossplane's statements (names, args, includes) + the scanner's offsets."""
@@ -496,7 +338,7 @@ def _merge(
                           "(the file is not edited at a guessed position)")
     out = []
     for stmt, span in pairs:
-        args = _args(stmt, span)
+        args = statement_args(stmt, span)
         if args is None:
             raise PluginError(f"{path}:{span.line}: cannot read the arguments of this "
                               "statement the way nginx does (the file is not edited at a "
@@ -514,33 +356,6 @@ def _merge(
             includes=tuple(index[i] for i in stmt.get("includes", ())),
         ))
     return tuple(out)
-
-
-def _args(stmt: Mapping[str, Any], span: _Span) -> tuple[str, ...] | None:
-    """The statement's arguments as nginx reads them (escapes resolved as nginx does,
-    bytes kept), once the scanner's tokens agree with crossplane's; None when they do not.
-    A Lua block's body is crossplane's alone."""
-    given = tuple(stmt.get("args", ()))
-    if span.args is None:
-        return given
-    ours = [(_crossplane_value(t), nginx_value(t)) for t in span.args]
-    if stmt["directive"] == "if":
-        ours = _if_args(ours)
-    if tuple(x for x, _ in ours) != given:
-        return None
-    return tuple(value for _, value in ours)
-
-
-def _if_args(args: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """crossplane's treatment of ``if (…)``: the parentheses are not arguments."""
-    if not args or not args[0][0].startswith("(") or not args[-1][0].endswith(")"):
-        return args
-    args = list(args)
-    args[0] = (args[0][0][1:].lstrip(), args[0][1][1:].lstrip())
-    args[-1] = (args[-1][0][:-1].rstrip(), args[-1][1][:-1].rstrip())
-    start = int(not args[0][0])
-    end = len(args) - int(not args[-1][0])
-    return args[start:end]
 
 
 class _Builder:
