@@ -15,8 +15,10 @@ Options (shared by the installer and the authenticator; Certbot's names where th
 
 The modules: :mod:`.tree` reads the configuration (the only user of crossplane),
 :mod:`.select` picks server blocks as nginx does, :mod:`.plan` turns requests into
-``ChangePlan`` s, :mod:`.challenge` holds temporary http-01 answers. Every command runs
-through :func:`run_command` (``NginxInstaller.runner``), so tests can see each argv.
+``ChangePlan`` s (:mod:`.enhance` for enhancements, :mod:`.shared` for shared includes,
+:mod:`.keytypes` for the key types a block serves), :mod:`.challenge` holds temporary
+http-01 answers. Every command runs through :func:`run_command`
+(``NginxInstaller.runner``), so tests can see each argv.
 """
 
 from __future__ import annotations
@@ -41,13 +43,13 @@ from certwright.installers.nginx.challenge import (
     http_get,
     wait_until_served,
 )
+from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import http01_probes, plan_http01
 from certwright.installers.nginx.plan import (
     ENHANCEMENTS,
     Layout,
     deploy_endpoints,
     plan_deploy,
-    plan_enhance,
     plan_forget,
 )
 from certwright.installers.nginx.tree import NginxTree, load_tree

@@ -24,8 +24,9 @@ from certwright.core.interfaces import (
     Identifier,
 )
 from certwright.installers.nginx import NginxInstaller
+from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import plan_http01
-from certwright.installers.nginx.plan import Layout, plan_deploy, plan_enhance
+from certwright.installers.nginx.plan import Layout, plan_deploy
 from certwright.installers.nginx.tree import load_tree
 from tests.conftest import require_binary
 from tests.servers.ports import free_port, wait_for_port

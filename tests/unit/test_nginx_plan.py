@@ -18,6 +18,7 @@ from certwright.core.interfaces import (
     EnhanceRequest,
     Identifier,
 )
+from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import plan_http01
 from certwright.installers.nginx.plan import (
     CHALLENGE_GUARD,
@@ -28,7 +29,6 @@ from certwright.installers.nginx.plan import (
     Layout,
     deploy_endpoints,
     plan_deploy,
-    plan_enhance,
     plan_forget,
 )
 from certwright.installers.nginx.tree import NginxTree, load_tree

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from certwright.core.interfaces import EnhanceRequest
-from certwright.installers.nginx.plan import plan_deploy, plan_enhance
+from certwright.installers.nginx.enhance import plan_enhance
+from certwright.installers.nginx.plan import plan_deploy
 from certwright.installers.nginx.tree import load_tree
 from tests.servers.ports import free_port
 from tests.servers.process import ManagedProcess
