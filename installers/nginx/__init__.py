@@ -45,13 +45,8 @@ from certwright.installers.nginx.challenge import (
 )
 from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import http01_probes, plan_http01
-from certwright.installers.nginx.plan import (
-    ENHANCEMENTS,
-    Layout,
-    deploy_endpoints,
-    plan_deploy,
-    plan_forget,
-)
+from certwright.installers.nginx.plan import ENHANCEMENTS, plan_deploy, plan_forget
+from certwright.installers.nginx.targets import Layout, deploy_endpoints
 from certwright.installers.nginx.tree import NginxTree, load_tree
 
 if TYPE_CHECKING:

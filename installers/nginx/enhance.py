@@ -23,17 +23,15 @@ from certwright.installers.nginx.plan import (
     UIR_HEADER,
     UIR_LINE,
     UIR_VALUE,
-    Layout,
     Read,
     _blocks_for,
     _copy_body,
-    _listen_arg,
-    _new_block_hosts,
     _Planner,
     _server_text,
     read_file,
 )
 from certwright.installers.nginx.select import match_name, normalize_name
+from certwright.installers.nginx.targets import Layout, _listen_arg, _new_block_hosts
 from certwright.installers.nginx.tree import Directive, NginxTree
 
 

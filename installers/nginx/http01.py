@@ -23,17 +23,19 @@ from certwright.installers.nginx.edit import statement
 from certwright.installers.nginx.plan import (
     _KEY_AUTHORIZATION,
     CHALLENGE_GUARD,
-    REDIRECT_VAR,
-    Layout,
     Read,
-    _listen_arg,
-    _new_block_hosts,
     _Planner,
-    _probe_host,
     _server_text,
     read_file,
 )
 from certwright.installers.nginx.select import address_groups, best_match, select_blocks
+from certwright.installers.nginx.targets import (
+    REDIRECT_VAR,
+    Layout,
+    _listen_arg,
+    _new_block_hosts,
+    _probe_host,
+)
 from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock
 
 

@@ -26,7 +26,7 @@ from certwright.core.interfaces import DeployRequest
 from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock
 
 if TYPE_CHECKING:
-    from certwright.installers.nginx.plan import Layout
+    from certwright.installers.nginx.targets import Layout
 
 AUTH = {"ecdsa": "auth-ecdsa", "rsa": "auth-rsa"}
 LABEL = {"ecdsa": "ECDSA", "rsa": "RSA"}
@@ -83,7 +83,8 @@ def _auths(ciphers: str) -> set[str] | None:
 def deploy_problem(tree: NginxTree, req: DeployRequest, layout: Layout,
                    key_type: str) -> str | None:
     """:func:`key_type_problem` for the blocks a deploy of ``req`` would change."""
-    from certwright.installers.nginx.plan import OPTION_NAMES, resolve_deploy
+    from certwright.installers.nginx.plan import OPTION_NAMES
+    from certwright.installers.nginx.targets import resolve_deploy
 
     targets = resolve_deploy(tree, req, layout)
     blocks = [(b, True) for b, _ in targets.https]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from certwright.installers.nginx.keytypes import deploy_problem
-from certwright.installers.nginx.plan import Layout
+from certwright.installers.nginx.targets import Layout
 from certwright.installers.nginx.tree import load_tree
 from tests.unit.test_nginx_plan import request
 

@@ -26,7 +26,8 @@ from certwright.core.interfaces import (
 from certwright.installers.nginx import NginxInstaller
 from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import plan_http01
-from certwright.installers.nginx.plan import Layout, plan_deploy
+from certwright.installers.nginx.plan import plan_deploy
+from certwright.installers.nginx.targets import Layout
 from certwright.installers.nginx.tree import load_tree
 from tests.conftest import require_binary
 from tests.servers.ports import free_port, wait_for_port

@@ -26,11 +26,10 @@ from certwright.installers.nginx.plan import (
     OPTIONS_TEXT,
     REDIRECT_LINES,
     UIR_LINE,
-    Layout,
-    deploy_endpoints,
     plan_deploy,
     plan_forget,
 )
+from certwright.installers.nginx.targets import Layout, deploy_endpoints
 from certwright.installers.nginx.tree import NginxTree, load_tree
 
 LIVE = "/etc/certwright/live/example.org"
