@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certwright.core import plugins, preflight
 from certwright.core.deploy import apply_plan, expected_certificate
@@ -22,6 +22,9 @@ from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
 from certwright.core.transaction import temporary
+
+if TYPE_CHECKING:
+    from certwright.core.issue import Target
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -68,9 +71,9 @@ def request_for(config: argparse.Namespace, lineage: Lineage | None) -> DeployRe
         fullchain_path=fullchain, https_port=config.https_port, http_port=config.http01_port)
 
 
-def _would_be(config: argparse.Namespace, target: Any = None) -> DeployRequest:
-    """The request a real run would make: the lineage's live/ paths, existing or not.
-    ``target``: the :class:`certwright.core.issue.Target` when already chosen."""
+def _would_be(config: argparse.Namespace, target: Target | None = None) -> DeployRequest:
+    """The request a real run would make: the lineage's live/ paths, existing or not
+    (``target``: the one already chosen)."""
     from certwright.core import issue, names
 
     if target is None:
@@ -85,7 +88,6 @@ def _would_be(config: argparse.Namespace, target: Any = None) -> DeployRequest:
 
 def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
            say: Say) -> None:
-    preflight.check_certificate(installer, req)
     plan = installer.plan_deploy(req)
     expected = None if config.dry_run else expected_certificate(req.cert_path)
     apply_plan(installer, plan, work_dir=Path(config.work_dir), say=say,
@@ -150,7 +152,9 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if lineage is None:  # dry run: show the config diff the install would make
         deploy(config, installer, _would_be(config), say)
         return 0
-    deploy(config, installer, request_for(config, lineage), say)
+    req = request_for(config, lineage)
+    preflight.check_certificate(installer, req)
+    deploy(config, installer, req, say)
     remember_installer(lineage, installer)
     return 0
 
@@ -181,7 +185,9 @@ def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if lineage is not None:
         _stored_installer(config, lineage)
     installer = load_installer(config)
-    deploy(config, installer, request_for(config, lineage), say)
+    req = request_for(config, lineage)
+    preflight.check_certificate(installer, req)  # its key type: refused before any change
+    deploy(config, installer, req, say)
     if lineage is not None and not config.dry_run:
         remember_installer(lineage, installer)
     return 0
