@@ -48,8 +48,8 @@ def key_type_problem(tree: NginxTree, blocks: Sequence[tuple[ServerBlock, bool]]
 
 def _setting(tree: NginxTree, block: ServerBlock, name: str) -> Directive | None:
     found = [d for d in block.directives if d.name == name]
-    if not found and tree.http is not None:
-        found = [d for d in tree.http.block or () if d.name == name]
+    if not found:
+        found = [d for d in tree.http_statements if d.name == name]
     return found[-1] if found else None
 
 

@@ -251,7 +251,8 @@ class _Planner:
         if need <= max(64, self.bucket) or http is None:
             return
         self.bucket = need  # once per plan, the widest asked for
-        found = [i for i in http.block or () if i.name == "server_names_hash_bucket_size"]
+        found = [i for i in self.tree.http_statements
+                 if i.name == "server_names_hash_bucket_size"]  # in an include too
         line = statement("server_names_hash_bucket_size", str(need))
         if found:
             current = found[-1]

@@ -189,6 +189,9 @@ class NginxTree:
     """How many ``include`` statements (anywhere) pull in each file."""
     pid: str | None = None
     """The main context's ``pid`` argument, as written (may be relative to the prefix)."""
+    http_statements: tuple[Directive, ...] = ()
+    """The ``http`` block's own statements, those of the files it includes inline (each
+    where it really is): the settings every server block inherits."""
 
     @property
     def conf_dir(self) -> str:
@@ -370,6 +373,7 @@ class _Builder:
         self.servers: list[ServerBlock] = []
         self.http: Directive | None = None
         self.http_includes: list[str] = []
+        self.http_statements: list[Directive] = []
 
     def expand(
         self, items: Sequence[Directive], chain: tuple[str, ...] = ()
@@ -401,7 +405,8 @@ class _Builder:
                 seen.add(key)
                 unique.append(block)
         return NginxTree(self.main, dict(self.files), tuple(unique), self.http,
-                         tuple(self.http_includes), self.include_refs(), pid)
+                         tuple(self.http_includes), self.include_refs(), pid,
+                         tuple(self.http_statements))
 
     def include_refs(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -420,6 +425,7 @@ class _Builder:
     def walk_http(self, items: Sequence[Directive]) -> None:
         conf_dir = os.path.dirname(self.main)
         for item in self.expand(items):
+            self.http_statements.append(item)
             if item.name == "include" and item.args:
                 arg = item.args[0]
                 self.http_includes.append(os.path.join(conf_dir, arg))  # keeps an absolute arg

@@ -41,3 +41,11 @@ def test_key_types_a_block_serves(tmp_path: Path, http_level: str, block: str,
     assert found["rsa"] is None
     if not ecdsa_ok:
         assert "nginx.conf:" in (found["ecdsa"] or "") and "ssl_ciphers" in (found["ecdsa"] or "")
+
+
+def test_http_settings_from_an_included_file(tmp_path: Path) -> None:
+    """Settings a file included at http level gives (Debian's conf.d) count too."""
+    (tmp_path / "tls.conf").write_text(f"ssl_protocols TLSv1.2;\nssl_ciphers {RSA_CIPHERS};\n")
+    found = problems(tmp_path, f"    include {tmp_path}/tls.conf;\n", "")
+    assert found["ecdsa"] is not None and f"{tmp_path}/tls.conf:2" in found["ecdsa"]
+    assert found["rsa"] is None
