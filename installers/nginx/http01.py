@@ -35,6 +35,7 @@ from certwright.installers.nginx.targets import (
     _listen_arg,
     _new_block_hosts,
     _probe_host,
+    proxied_hosts,
 )
 from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock
 
@@ -113,8 +114,7 @@ def http01_probes(
     address per block (IPv4 first, a wildcard as loopback). Listens that expect a PROXY
     protocol header are not asked."""
     probes: list[Probe] = []
-    proxied = {i.host for b in tree.servers for i in b.listens_on(http_port)
-               if "proxy_protocol" in i.params}
+    proxied = proxied_hosts(tree, http_port)
     for task in tasks:
         path = CHALLENGE_PATH + http01_token(task, "nginx")
         matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)

@@ -84,6 +84,7 @@ from certwright.installers.nginx.targets import (
     _tls_hosts,
     _user_blocks,
     loops_over_https,
+    proxied_hosts,
     resolve_deploy,
 )
 from certwright.installers.nginx.tree import (
@@ -506,8 +507,13 @@ def plan_deploy(
         planner.new_tls_server(req, targets.unmatched, own)
     elif read(own) is not None and not taken:
         planner.write(own, None)  # every name now has a block of the user's: retire ours
+    proxied = proxied_hosts(tree, req.https_port)
     for block, _ in (*targets.https, *targets.http):
         planner.note_uncovered(block, req.domains)
+        hosts = {i.host for i in block.listens_on(req.https_port, ssl=True)}
+        if hosts and hosts <= proxied:
+            planner.note(f"{block.where}: its https listens expect the PROXY protocol, so "
+                         "the new certificate is not checked there by a handshake")
     for name, block in targets.held:
         planner.note(f"{name}: left with the other certificate {block.where} serves (it "
                      "also covers names this one does not)")

@@ -241,8 +241,11 @@ def _probe_name(name: str) -> str:
 
 def deploy_endpoints(tree: NginxTree, req: DeployRequest, layout: Layout) -> list[Endpoint]:
     """Where, once the deploy plan is applied, each name should be served over TLS: one
-    address per block (IPv4 first; a wildcard becomes loopback)."""
+    address per block (IPv4 first; a wildcard becomes loopback). Addresses whose https
+    listens expect a PROXY protocol header (nginx applies it to the whole address and
+    port) are left out: a plain handshake there fails whatever is served."""
     targets = resolve_deploy(tree, req, layout)
+    proxied = proxied_hosts(tree, req.https_port)
     entries: list[tuple[list[str], tuple[str, ...]]] = []
     for block, names in targets.https:
         hosts = [i.host for i in block.listens_on(req.https_port, ssl=True) if not i.unix]
@@ -254,6 +257,7 @@ def deploy_endpoints(tree: NginxTree, req: DeployRequest, layout: Layout) -> lis
         entries.append((hosts, targets.unmatched))
     out: list[Endpoint] = []
     for hosts, names in entries:
+        hosts = [h for h in hosts if h not in proxied]
         if not hosts:
             continue
         host = sorted(hosts, key=lambda h: h.startswith("["))[0]
@@ -264,3 +268,9 @@ def deploy_endpoints(tree: NginxTree, req: DeployRequest, layout: Layout) -> lis
     return out
 
 
+
+
+def proxied_hosts(tree: NginxTree, port: int) -> set[str]:
+    """Addresses where a listen on ``port`` expects the PROXY protocol."""
+    return {i.host for b in tree.servers for i in b.listens_on(port)
+            if "proxy_protocol" in i.params}

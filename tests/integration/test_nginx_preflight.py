@@ -194,3 +194,28 @@ def test_an_authenticator_refusal_comes_before_the_order(
     out = refused(cli, "certonly", "--nginx", *tree.args(), "-d", "example.org")
     assert "no http block to include" in out, out
     assert front.orders == []
+
+
+PROXIED = """\
+server {{
+    listen 127.0.0.1:{http};
+    listen 127.0.0.1:{https} ssl proxy_protocol;
+    server_name example.org;
+    root {www};
+    ssl_certificate {root}/snakeoil.pem;
+    ssl_certificate_key {root}/snakeoil.key;
+}}
+"""
+
+
+def test_listens_behind_the_proxy_protocol_are_not_probed(
+        cli: Cli, tree: NginxTree) -> None:
+    """A TLS listen that expects a PROXY protocol header can't be checked by a plain
+    handshake: it is left out of the check (it failed every install, after issuing)."""
+    site(tree, PROXIED)
+    tree.start()
+    proc = cli("run", "--nginx", *tree.args(), "-d", "example.org")
+    assert "Successfully deployed" in proc.stdout, proc.stdout + proc.stderr
+    assert "expect the PROXY protocol" in proc.stdout
+    text = (tree.root / "sites-available" / "example").read_text()
+    assert f"{cli.config_dir}/live/example.org/fullchain.pem" in text
