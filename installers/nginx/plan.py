@@ -298,6 +298,15 @@ class _Planner:
                           f"{target.where}")
             if target.args == (path,):
                 continue
+            if any("$" in a for a in target.args) and _uncovered(block, req.domains,
+                                                                  patterns=True):
+                raise PluginError(
+                    f"{target.where}: {name} names its file with variables (nginx picks "
+                    f"the file per handshake), so the server block at {block.where} serves "
+                    "a certificate per name; replacing the line would serve this one for "
+                    "every name there. Put the files where that line looks for them (a "
+                    "deploy hook can copy them), or give the names a server block of "
+                    "their own")
             if target.file != block.file and shared.shared_beyond(self.tree, target.file,
                                                                   self.targets):
                 shared.detach(self, block, target.file, req)
@@ -419,15 +428,28 @@ class _Planner:
         return None
 
     def note_uncovered(self, block: ServerBlock, domains: Sequence[str]) -> None:
-        plain: list[str] = []
-        for n in block.server_names:
-            if not n or n == "_" or n.startswith(("~", "$")) or n.endswith(".*"):
-                continue
-            plain += [n[1:], "*" + n] if n.startswith(".") else [n]
-        left = [n for n in plain if not covers(domains, n)]  # "*.x" only by "*.x"
+        left = _uncovered(block, domains)
         if left:
             self.note(f"{block.where}: this server block also answers {', '.join(left)}, "
                       "which the certificate does not cover")
+
+
+def _uncovered(block: ServerBlock, domains: Sequence[str], *, patterns: bool = False
+               ) -> list[str]:
+    """The names ``block`` answers that a certificate for ``domains`` does not cover;
+    with ``patterns``, its regex and trailing-wildcard names too (they may match
+    anything)."""
+    plain: list[str] = []
+    odd: list[str] = []
+    for n in block.server_names:
+        if not n or n == "_" or n.startswith("$"):
+            continue
+        if n.startswith("~") or n.endswith(".*"):
+            odd.append(n)
+            continue
+        plain += [n[1:], "*" + n] if n.startswith(".") else [n]
+    left = [n for n in plain if not covers(domains, n)]  # "*.x" only by "*.x"
+    return left + odd if patterns else left
 
 
 def _pair_index(tree: NginxTree, block: ServerBlock, req: DeployRequest) -> int | None:

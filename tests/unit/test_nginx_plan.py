@@ -730,3 +730,18 @@ def test_temporary_challenge_blocks_name_only_what_each_address_lacks(tmp_path: 
     assert len(blocks) == 2
     assert "listen 80;" in blocks[0] and "server_name b.test;" in blocks[0]
     assert "listen [::]:80;" in blocks[1] and "server_name a.test;" in blocks[1]
+
+
+def test_certificate_named_with_variables_is_not_replaced(tmp_path: Path) -> None:
+    """``ssl_certificate /certs/$ssl_server_name.pem`` serves a file per name: replacing
+    it would serve this certificate for every name the block answers."""
+    site = ("server {\n    listen 443 ssl;\n    server_name example.org other.test;\n"
+            "    ssl_certificate /certs/$ssl_server_name.pem;\n"
+            "    ssl_certificate_key /certs/$ssl_server_name.key;\n}\n")
+    tree = Tree(tmp_path, {"sites/example": site})
+    with pytest.raises(PluginError, match=r"sites/example:4: ssl_certificate names its "
+                                          r"file with variables"):
+        tree.deploy(request())
+    # a block whose every name the certificate covers may take it
+    plan = tree.deploy(request("example.org", "other.test"))
+    assert f"ssl_certificate {LIVE}/fullchain.pem;" in changed(plan, tmp_path / "sites/example")
