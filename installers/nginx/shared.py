@@ -61,14 +61,17 @@ def detach(planner: _Planner, block: ServerBlock, path: str, req: DeployRequest)
     if key in planner.detached:
         return
     planner.detached.add(key)
-    own = [d for d in block.directive.block or () if d.name == "include" and path in d.includes]
-    if not own:
+    # the include line to change: in the block itself, or in a file only target blocks
+    # read (a snippet of the site including the shared one)
+    item = next((d for d in block.directives if d.name == "include" and path in d.includes
+                 and (d.file == block.file
+                      or not shared_beyond(planner.tree, d.file, planner.targets))), None)
+    if item is None:
         raise PluginError(
             f"{path}: the certificate lines of the server block at {block.where} come "
-            "through an include inside another included file that other server blocks "
-            "share; include it from the server block itself, or move the certificate "
+            "through includes that server blocks of other names share at every level; "
+            "include the file from the server block itself, or move the certificate "
             "lines there, then run again")
-    item = own[0]
     values = {"ssl_certificate": req.fullchain_path, "ssl_certificate_key": req.key_path}
     mine = [d for d in block.directives if d.file == path]
     if all(d.name in CERT_LINES for d in mine):

@@ -39,18 +39,15 @@ server {{
     ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384;
 }}
 """
-# the certificate lines come through an include inside a shared file: still refused
-NESTED = """\
+# a certificate per name, picked by nginx at each handshake: replacing the line would
+# serve this certificate for other.test too, so the installer refuses
+PER_NAME = """\
 server {{
     listen 127.0.0.1:{http};
     listen 127.0.0.1:{https} ssl;
-    server_name example.org;
-    include {root}/snippets/outer.conf;
-}}
-server {{
-    listen 127.0.0.1:{https} ssl;
-    server_name other.test;
-    include {root}/snippets/tls.conf;
+    server_name example.org other.test;
+    ssl_certificate {root}/$ssl_server_name.pem;
+    ssl_certificate_key {root}/$ssl_server_name.key;
 }}
 """
 
@@ -136,18 +133,17 @@ def test_no_key_type_given_picks_one_the_block_can_serve(
 
 def test_an_installer_refusal_comes_before_the_order(
         pebble: Pebble, front: AcmeFront, tree: NginxTree, tmp_path: Path) -> None:
-    snippets = tree.root / "snippets"
-    snippets.mkdir()
-    (snippets / "tls.conf").write_text(f"ssl_certificate {tree.root}/snakeoil.pem;\n"
-                                       f"ssl_certificate_key {tree.root}/snakeoil.key;\n")
-    (snippets / "outer.conf").write_text(f"include {snippets}/tls.conf;\n")
-    site(tree, NESTED)
+    for name in ("example.org", "other.test"):
+        (tree.root / f"{name}.pem").write_bytes((tree.root / "snakeoil.pem").read_bytes())
+        (tree.root / f"{name}.key").write_bytes((tree.root / "snakeoil.key").read_bytes())
+    site(tree, PER_NAME)
     tree.start()
     cli = FrontCli(tmp_path, pebble, front)
     for verb in (("run", "--nginx"), ("certonly", "--nginx", "-i", "nginx"),
                  ("run", "--nginx", "--dry-run")):
         out = refused(cli, *verb, *tree.args(), "-d", "example.org")
-        assert "tls.conf: the certificate lines of the server block at" in out, out
+        assert "sites-enabled/example:5: ssl_certificate names its file with variables" \
+            in out, out
         assert front.orders == [], verb
         assert not (cli.config_dir / "live").exists(), verb
 

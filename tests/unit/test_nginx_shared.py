@@ -198,3 +198,26 @@ def test_a_listen_in_a_file_all_targets_share_gains_tls_once(
     restart(tree, running, http)
     for name in ("example.org", "www.example.org"):
         assert https_get(https, name, "/")[0].serial_number == ours(tree)
+
+
+def test_a_shared_file_reached_through_a_site_snippet(
+        tree: Tree, running: ManagedProcess) -> None:  # noqa: F811
+    """The site's own snippet includes the shared file: the snippet (read by this
+    certificate's blocks only) is changed, the shared file is not."""
+    https = free_port()
+    pem, key = snakeoil(tree.root)
+    snippets = tree.root / "snippets"
+    snippets.mkdir()
+    (snippets / "tls.conf").write_text(f"ssl_certificate {pem};\nssl_certificate_key {key};\n")
+    (snippets / "site.conf").write_text(f"include {snippets}/tls.conf;\nadd_header X-Site 1;\n")
+    tree.site("sites", SITES.replace("include {snippet};", "include {site};", 2),
+              https=https, snippet=snippets / "tls.conf", site=snippets / "site.conf",
+              other=OTHER.format(https=https, snippet=snippets / "tls.conf"))
+    tree.deploy(tree.request("example.org", "www.example.org", https=https, http=free_port()))
+    assert (snippets / "tls.conf").read_text().startswith(f"ssl_certificate {pem};")
+    assert "include" not in (snippets / "site.conf").read_text()
+    restart(tree, running, https)
+    for name in ("example.org", "www.example.org"):
+        assert https_get(https, name, "/")[0].serial_number == ours(tree), name
+        assert rsa_only_subject(https, name) is None, name
+    assert https_get(https, "other.test", "/")[0].subject.rfc4514_string() == "CN=snakeoil"
