@@ -12,7 +12,9 @@ updated. Otherwise, in each target block, the ``include`` line is replaced: by t
 certificate lines themselves when the file holds nothing else, else by an ``include`` of a
 copy under ``<server root>/certwright/includes/`` with the certificate lines replaced and a
 plain ``listen`` on the https port made TLS (the other blocks keep reading the original).
-Blocks that are not targets are never touched.
+The ``include`` line changed is the block's own, or one in a file that only target blocks
+read (the site's snippet including the shared file). Blocks that are not targets are never
+touched.
 """
 
 from __future__ import annotations
