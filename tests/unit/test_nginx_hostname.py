@@ -1,6 +1,7 @@
 """Server names as nginx keeps them, with a real nginx: ``server_name $hostname`` is the
 machine's host name (nginx runs here in its own UTS namespace with a host name of the
-test's choosing), and a regex name keeps its case (``\\D`` is not ``\\d``)."""
+test's choosing), and a regex name keeps its case (``\\D`` is not ``\\d``) and is read
+as PCRE reads it (``\\z``)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ server {{
     listen 127.0.0.1:{http};
     server_name "~^\\D+\\.regex\\.test$";
     return 200 "letters";
+}}
+server {{
+    listen 127.0.0.1:{http};
+    server_name "~^z\\d+\\.pcre\\.test\\z";
+    return 200 "pcre";
 }}
 """
 
@@ -113,11 +119,12 @@ def test_hostname_server_name_is_the_machines_name(
     assert [c.path for c in deploy.changes if "certwright/servers" in c.path] == []
 
 
-def test_regex_server_name_keeps_its_case(
+def test_regex_server_names_as_pcre_reads_them(
         tree: Tree, served: tuple[int, ManagedProcess]) -> None:  # noqa: F811
     http, _ = served
     config = load_tree(str(tree.main))
-    for name, status in (("abc.regex.test", 200), ("123.regex.test", 403)):
+    for name, status in (("abc.regex.test", 200), ("123.regex.test", 403),
+                         ("z1.pcre.test", 200), ("z1.pcre.test.x", 403)):
         assert get(http, name, "/")[0] == status, name  # what nginx does
         found = select_blocks(config.servers, name, http, ssl=False, fallback=False)
         assert bool(found) == (status == 200), name  # and what certwright sees
