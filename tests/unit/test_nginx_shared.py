@@ -221,3 +221,35 @@ def test_a_shared_file_reached_through_a_site_snippet(
         assert https_get(https, name, "/")[0].serial_number == ours(tree), name
         assert rsa_only_subject(https, name) is None, name
     assert https_get(https, "other.test", "/")[0].subject.rfc4514_string() == "CN=snakeoil"
+
+
+def test_what_nginx_does_with_two_certificate_lines(
+        tree: Tree, running: ManagedProcess, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+        ) -> None:
+    """The facts the detaching rests on (nginx 1.22): a block's own certificate lines do
+    not replace included ones; there is no "duplicate" error; of two ECDSA certificates
+    the later line is served, and an RSA one stays served to RSA-only clients."""
+    from tests.servers.tlsca import make_tls_files
+
+    https = free_port()
+    pem, key = snakeoil(tree.root)
+    old = make_tls_files(tmp_path_factory.mktemp("old"), names=("example.org",))
+    (tree.root / "rsa.conf").write_text(f"ssl_certificate {pem};\nssl_certificate_key {key};\n")
+    (tree.root / "ec.conf").write_text(f"ssl_certificate {old.fullchain};\n"
+                                       f"ssl_certificate_key {old.key};\n")
+    ours_lines = (f"ssl_certificate {tree.tls.fullchain}; "
+                  f"ssl_certificate_key {tree.tls.key};")
+    (tree.root / "sites" / "two").write_text(
+        f"server {{ listen 127.0.0.1:{https} ssl; server_name rsa.test; "
+        f"include {tree.root}/rsa.conf; {ours_lines} }}\n"
+        f"server {{ listen 127.0.0.1:{https} ssl; server_name ec-first.test; "
+        f"include {tree.root}/ec.conf; {ours_lines} }}\n"
+        f"server {{ listen 127.0.0.1:{https} ssl; server_name ec-last.test; "
+        f"{ours_lines} include {tree.root}/ec.conf; }}\n")
+    tree.check()
+    restart(tree, running, https)
+    old_serial = x509.load_pem_x509_certificate(old.cert.read_bytes()).serial_number
+    assert https_get(https, "rsa.test", "/")[0].serial_number == ours(tree)
+    assert rsa_only_subject(https, "rsa.test") == "CN=snakeoil"
+    assert https_get(https, "ec-first.test", "/")[0].serial_number == ours(tree)
+    assert https_get(https, "ec-last.test", "/")[0].serial_number == old_serial
