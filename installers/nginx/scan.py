@@ -184,6 +184,15 @@ def _crossplane_value(token: Token) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _readings(token: Token) -> tuple[str, str]:
+    """crossplane's and nginx's reading of ``token``; the same, without a backslash, a CR
+    or a byte beyond ASCII (nearly every token: checked first, it is cheap)."""
+    body = token.text[1:-1] if token.kind == "quoted" else token.text
+    if body.isascii() and "\\" not in body and "\r" not in body:
+        return body, body
+    return _crossplane_value(token), nginx_value(token)
+
+
 def statement_args(stmt: Mapping[str, Any], span: Span) -> tuple[str, ...] | None:
     """The statement's arguments as nginx reads them (escapes resolved as nginx does,
     bytes kept), once the scanner's tokens agree with crossplane's; None when they do not.
@@ -191,7 +200,7 @@ def statement_args(stmt: Mapping[str, Any], span: Span) -> tuple[str, ...] | Non
     given = tuple(stmt.get("args", ()))
     if span.args is None:
         return given
-    ours = [(_crossplane_value(t), nginx_value(t)) for t in span.args]
+    ours = [_readings(t) for t in span.args]
     if stmt["directive"] == "if":
         ours = _if_args(ours)
     if tuple(x for x, _ in ours) != given:
