@@ -28,6 +28,7 @@ FORMS = {
     "bytes": '"caf\xe9 \xff"',       # not UTF-8: the bytes are kept
     "specials": r'"{}\;#x"',         # braces, semicolon, hash inside quotes
     "newline": r'"a\nb\rc"',         # \n and \r: LF and CR
+    "continued": '"a\\\nb"',          # a backslash before a real line break: both stay
 }
 MAP = """\
     map $http_x_version $major {
@@ -44,6 +45,7 @@ server {{
     listen 127.0.0.1:{http};
     server_name "~^(?<sub>\\w+)\\.example\\.org$" example.org;
     location = /var {{ return 200 "${{major}}-${{host}}"; }}
+    location = /bare-var {{ 'return' 200 ${{host}}-x; }}
 {locations}}}
 """
 
@@ -93,6 +95,9 @@ def test_every_quoting_form_reads_as_nginx_reads_it(
     config = load_tree(str(tree.main))  # failed before: "cannot locate this statement"
     returns = {loc.args[1]: (loc.block or ())[0].args[1]
                for loc in config.servers[0].locations}
+    # a quoted directive name is the name; ${var} unquoted is one argument
+    (bare,) = [loc for loc in config.servers[0].locations if loc.args[1] == "/bare-var"]
+    assert [(d.name, d.args) for d in bare.block or ()] == [("return", ("200", "${host}-x"))]
     restart(tree, running, http)
     for key in FORMS:
         assert returns[f"/{key}"].encode("utf-8", "surrogateescape") == get(http, f"/{key}"), \
@@ -101,6 +106,7 @@ def test_every_quoting_form_reads_as_nginx_reads_it(
     (mapping,) = [d for d in http_statements(config) if d.name == "map"]
     assert [d.name for d in mapping.block or ()] == [
         "default", r"~^(\d+)\.(\d+)", r"~^v(\d+)\.", '"quoted"', "it's", "caf\udce9"]
+    assert get(http, "/bare-var") == b"example.org-x"
     assert get(http, "/var", version="12.5") == b"12-example.org"
     assert get(http, "/var", version="v7.1") == b"v7-example.org"
     assert get(http, "/var", version='"quoted"') == b"quoted-example.org"
