@@ -46,6 +46,7 @@ server {{
     server_name "~^(?<sub>\\w+)\\.example\\.org$" example.org;
     location = /var {{ return 200 "${{major}}-${{host}}"; }}
     location = /bare-var {{ 'return' 200 ${{host}}-x; }}
+    location = /header {{ add_header X-Host ${{host}} always; return 200 "h"; }}
 {locations}}}
 """
 
@@ -98,6 +99,9 @@ def test_every_quoting_form_reads_as_nginx_reads_it(
     # a quoted directive name is the name; ${var} unquoted is one argument
     (bare,) = [loc for loc in config.servers[0].locations if loc.args[1] == "/bare-var"]
     assert [(d.name, d.args) for d in bare.block or ()] == [("return", ("200", "${host}-x"))]
+    # ${var} and a blank: two arguments for nginx (crossplane 0.5.8 reads one)
+    (header,) = [loc for loc in config.servers[0].locations if loc.args[1] == "/header"]
+    assert (header.block or ())[0].args == ("X-Host", "${host}", "always")
     restart(tree, running, http)
     for key in FORMS:
         assert returns[f"/{key}"].encode("utf-8", "surrogateescape") == get(http, f"/{key}"), \
@@ -107,6 +111,9 @@ def test_every_quoting_form_reads_as_nginx_reads_it(
     assert [d.name for d in mapping.block or ()] == [
         "default", r"~^(\d+)\.(\d+)", r"~^v(\d+)\.", '"quoted"', "it's", "caf\udce9"]
     assert get(http, "/bare-var") == b"example.org-x"
+    with socket.create_connection(("127.0.0.1", http), timeout=5) as sock:
+        sock.sendall(b"GET /header HTTP/1.0\r\nHost: example.org\r\n\r\n")
+        assert b"\r\nX-Host: example.org\r\n" in sock.recv(65536)
     assert get(http, "/var", version="12.5") == b"12-example.org"
     assert get(http, "/var", version="v7.1") == b"v7-example.org"
     assert get(http, "/var", version='"quoted"') == b"quoted-example.org"
