@@ -79,7 +79,6 @@ def _auths(ciphers: str) -> set[str] | None:
     return {str(c["auth"]) for c in ctx.get_ciphers() if c["protocol"] != "TLSv1.3"}
 
 
-
 def deploy_problem(tree: NginxTree, req: DeployRequest, layout: Layout,
                    key_type: str) -> str | None:
     """:func:`key_type_problem` for the blocks a deploy of ``req`` would change."""

@@ -84,7 +84,7 @@ def detach(planner: _Planner, block: ServerBlock, path: str, req: DeployRequest)
         return
     copy = path_for_copy(planner, req.cert_name, path)
     edits = FileEdits(planner.tree.files[path])
-    for d in _top_level(planner.tree, path, mine):
+    for d in _top_level(path, mine):
         if d.name in CERT_LINES:
             edits.add(edit.replace_statement(d, statement(d.name, values[d.name])))
         elif d.name == "listen" and _plain_on(d, req.https_port):
@@ -103,7 +103,7 @@ def _plain_on(item: Directive, port: int) -> bool:
     return listen.port == port and not listen.ssl
 
 
-def _top_level(tree: NginxTree, path: str, mine: list[Directive]) -> list[Directive]:
+def _top_level(path: str, mine: list[Directive]) -> list[Directive]:
     """Statements of ``path`` itself (not of what it includes), each once."""
     seen: set[int] = set()
     out = []
