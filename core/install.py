@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from certwright.core import plugins
+from certwright.core import plugins, preflight
 from certwright.core.deploy import apply_plan, expected_certificate
 from certwright.core.errors import ConfigError, PluginError, UsageError
 from certwright.core.interfaces import (
@@ -22,6 +22,9 @@ from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
 from certwright.core.transaction import temporary
+
+if TYPE_CHECKING:
+    from certwright.core.issue import Target
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -68,12 +71,13 @@ def request_for(config: argparse.Namespace, lineage: Lineage | None) -> DeployRe
         fullchain_path=fullchain, https_port=config.https_port, http_port=config.http01_port)
 
 
-def _would_be(config: argparse.Namespace) -> DeployRequest:
-    """The request a real run would make: the lineage's live/ paths, existing or not."""
+def _would_be(config: argparse.Namespace, target: Target | None = None) -> DeployRequest:
+    """The request a real run would make: the lineage's live/ paths, existing or not
+    (``target``: the one already chosen)."""
     from certwright.core import issue, names
 
-    idents = names.parse_domains(config.domains)
-    target = issue.choose_target(config, idents)
+    if target is None:
+        target = issue.choose_target(config, names.parse_domains(config.domains))
     live = Path(config.config_dir) / "live" / target.name
     return DeployRequest(
         cert_name=target.name, domains=tuple(i.value for i in target.identifiers),
@@ -143,11 +147,14 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS):
         config.authenticator = name  # `-i nginx` alone: nginx also answers the challenges
     installer = load_installer(config, name)
+    preflight.check(config, installer, say)  # a refusal before any order is placed
     lineage, _ = issue.obtain_lineage(config, say, ask)
     if lineage is None:  # dry run: show the config diff the install would make
         deploy(config, installer, _would_be(config), say)
         return 0
-    deploy(config, installer, request_for(config, lineage), say)
+    req = request_for(config, lineage)
+    preflight.check_certificate(installer, req)
+    deploy(config, installer, req, say)
     remember_installer(lineage, installer)
     return 0
 
@@ -178,7 +185,9 @@ def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if lineage is not None:
         _stored_installer(config, lineage)
     installer = load_installer(config)
-    deploy(config, installer, request_for(config, lineage), say)
+    req = request_for(config, lineage)
+    preflight.check_certificate(installer, req)  # its key type: refused before any change
+    deploy(config, installer, req, say)
     if lineage is not None and not config.dry_run:
         remember_installer(lineage, installer)
     return 0
