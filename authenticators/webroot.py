@@ -30,13 +30,13 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from certwright.authenticators._http01 import (
+from certwright.core.errors import PluginError
+from certwright.core.http01 import (
     ACME_CHALLENGE,
     WELL_KNOWN,
     http01_token,
     http01_types,
 )
-from certwright.core.errors import PluginError
 from certwright.core.names import name_key
 
 if TYPE_CHECKING:

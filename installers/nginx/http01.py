@@ -15,10 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from certwright.authenticators._http01 import CHALLENGE_PATH, http01_token
 from certwright.core.errors import PluginError
+from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_token
 from certwright.core.interfaces import ChallengeTask, ChangePlan
-from certwright.installers.nginx.challenge import Probe
 from certwright.installers.nginx.edit import statement
 from certwright.installers.nginx.plan import (
     _KEY_AUTHORIZATION,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from certwright.core.challenge_session import ChallengeSession
 from certwright.core.errors import PluginError
+from certwright.core.http01 import Probe, wait_until_served
 from certwright.core.interfaces import (
     Authenticator,
     ChallengeTask,
@@ -23,7 +26,6 @@ from certwright.core.interfaces import (
     SupportsHttp01,
 )
 from certwright.installers.nginx import NginxAuthenticator, NginxInstaller, process
-from certwright.installers.nginx.challenge import ChallengeSession, Probe, wait_until_served
 from certwright.installers.nginx.http01 import http01_probes
 from certwright.installers.nginx.tree import load_tree
 
@@ -154,30 +156,21 @@ def task(domain: str, token: str) -> ChallengeTask:
                          f"{token}.tp")
 
 
-class FakeApply:
-    """Stands in for the core's temporary transaction: remembers plans and undos."""
-
-    def __init__(self) -> None:
-        self.applied: list[ChangePlan] = []
-        self.undone = 0
-
-    def __call__(self, plan: ChangePlan) -> Callable[[], None]:
-        self.applied.append(plan)
-
-        def undo() -> None:
-            self.undone += 1
-
-        return undo
-
-
-def authenticator(root: Path) -> tuple[NginxAuthenticator, FakeRunner, FakeApply]:
+def authenticator(root: Path) -> tuple[NginxAuthenticator, FakeRunner]:
+    """The authenticator with the core's own temporary transactions (in ``root/work``)
+    and a stand-in nginx: commands are recorded, every answer is served at once."""
     auth = NginxAuthenticator(config(root))
-    runner, apply = FakeRunner(), FakeApply()
+    runner = FakeRunner()
     auth.runner = runner
     auth.proc_root = str(root / "no-proc")
-    auth.apply_plan = apply
     auth.fetch = lambda probe: (200, probe.body.encode() + b"\n")  # served at once
-    return auth, runner, apply
+    return auth, runner
+
+
+def journals(root: Path) -> list[str]:
+    """The open temporary transactions (one while a challenge change is applied)."""
+    where = root / "work" / "transactions"
+    return sorted(os.listdir(where)) if where.exists() else []
 
 
 def test_challenge_types() -> None:
@@ -187,33 +180,38 @@ def test_challenge_types() -> None:
 
 
 def test_present_all_once_then_cleanup_undoes_with_the_last_task(tmp_path: Path) -> None:
-    auth, runner, apply = authenticator(tmp_path)
+    auth, runner = authenticator(tmp_path)
+    site = tmp_path / "sites/example"
     tasks = [task("example.org", "tokA"), task("www.example.org", "tokB")]
     auth.present_all(tasks)
-    (plan,) = apply.applied
-    text = b"".join(c.new_content or b"" for c in plan.changes)
-    assert b"tokA.tp" in text and b"tokB.tp" in text
+    text = site.read_text()
+    assert "tokA.tp" in text and "tokB.tp" in text
+    assert len(journals(tmp_path)) == 1  # one change for both
     main = str(tmp_path / "nginx.conf")
     assert runner.calls == [["nginx", "-c", main, "-t"], ["nginx", "-c", main, "-s", "reload"]]
     auth.cleanup(tasks[0])
-    assert apply.undone == 0  # the other task still needs its answer
+    assert "tokB.tp" in site.read_text()  # the other task still needs its answer
     auth.cleanup(tasks[1])
-    assert apply.undone == 1 and runner.calls[-1][-2:] == ["-s", "reload"]
+    assert site.read_text() == SITE and journals(tmp_path) == []
+    assert runner.calls[-1][-2:] == ["-s", "reload"]
+    calls = len(runner.calls)
     auth.cleanup(tasks[1])  # again: harmless
-    assert apply.undone == 1
+    assert site.read_text() == SITE and len(runner.calls) == calls
 
 
 def test_present_one_by_one_keeps_earlier_answers(tmp_path: Path) -> None:
-    auth, _, apply = authenticator(tmp_path)
+    auth, _ = authenticator(tmp_path)
     auth.present(task("example.org", "tokA"))
+    first = journals(tmp_path)
     auth.present(task("www.example.org", "tokB"))
-    assert apply.undone == 1  # the first change was swapped for one with both answers
-    text = b"".join(c.new_content or b"" for c in apply.applied[-1].changes)
-    assert b"tokA.tp" in text and b"tokB.tp" in text
+    # the first change was swapped for one with both answers
+    assert len(first) == 1 and len(journals(tmp_path)) == 1
+    text = (tmp_path / "sites/example").read_text()
+    assert "tokA.tp" in text and "tokB.tp" in text
 
 
 def test_present_waits_until_nginx_answers(tmp_path: Path) -> None:
-    auth, _, _ = authenticator(tmp_path)
+    auth, _ = authenticator(tmp_path)
     asked: list[Probe] = []
 
     def fetch(probe: Probe) -> tuple[int, bytes]:
@@ -253,15 +251,16 @@ def test_http01_probes(tmp_path: Path) -> None:
 
 
 def test_failed_config_test_undoes_at_once_and_cleanup_still_works(tmp_path: Path) -> None:
-    auth, runner, apply = authenticator(tmp_path)
+    auth, runner = authenticator(tmp_path)
     runner.results.append(subprocess.CompletedProcess([], 1, "", "nginx: [emerg] broken\n"))
     one = task("example.org", "tokA")
     with pytest.raises(PluginError, match="broken"):
         auth.present_all([one])
-    assert apply.undone == 1
+    assert (tmp_path / "sites/example").read_text() == SITE and journals(tmp_path) == []
     assert [c[-1] for c in runner.calls] == ["-t"]  # never reloaded the broken config
     auth.cleanup(one)
-    assert apply.undone == 1
+    assert (tmp_path / "sites/example").read_text() == SITE
+    assert [c[-1] for c in runner.calls] == ["-t"]
 
 
 def test_session_reloads_after_undo_when_reload_failed() -> None:
