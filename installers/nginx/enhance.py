@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import ChangePlan, EnhanceRequest
+from certwright.core.textedit import Read, read_file
 from certwright.installers.nginx.edit import statement
 from certwright.installers.nginx.plan import (
     ENHANCEMENTS,
@@ -23,12 +24,10 @@ from certwright.installers.nginx.plan import (
     UIR_HEADER,
     UIR_LINE,
     UIR_VALUE,
-    Read,
     _blocks_for,
     _copy_body,
     _Planner,
     _server_text,
-    read_file,
 )
 from certwright.installers.nginx.select import match_name, normalize_name
 from certwright.installers.nginx.targets import Layout, _listen_arg, _new_block_hosts

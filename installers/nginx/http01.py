@@ -18,14 +18,13 @@ from collections.abc import Sequence
 from certwright.core.errors import PluginError
 from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_token
 from certwright.core.interfaces import ChallengeTask, ChangePlan
+from certwright.core.textedit import Read, managed_text, read_file
 from certwright.installers.nginx.edit import statement
 from certwright.installers.nginx.plan import (
     _KEY_AUTHORIZATION,
     CHALLENGE_GUARD,
-    Read,
     _Planner,
     _server_text,
-    read_file,
 )
 from certwright.installers.nginx.select import address_groups, best_match, select_blocks
 from certwright.installers.nginx.targets import (
@@ -97,9 +96,9 @@ def plan_http01(
                     statement("server_name", *names)]
             body += list(dict.fromkeys(challenge_location(t) for t in pending))
             texts.append(_server_text(body))
-        planner.write(layout.challenge_file,
-                      "# Temporary: certwright's http-01 answers (removed after validation).\n"
-                      + "".join(texts))
+        planner.write(layout.challenge_file, managed_text(
+            "Temporary: certwright's http-01 answers (removed after validation).",
+            "".join(texts)))
         planner.ensure_included(os.path.join(layout.challenges_dir, "*.conf"),
                                 layout.challenge_file)
     domains = ", ".join(dict.fromkeys(t.domain for t in tasks))

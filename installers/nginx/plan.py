@@ -52,11 +52,10 @@ http-01 plans are in :mod:`.http01`, enhancement plans in :mod:`.enhance`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import (
@@ -64,9 +63,9 @@ from certwright.core.interfaces import (
     DeployRequest,
     FileChange,
 )
+from certwright.core.textedit import Read, managed_change, read_file
 from certwright.installers.nginx import edit, keytypes, shared
 from certwright.installers.nginx.edit import FileEdits, statement
-from certwright.installers.nginx.scan import ENCODING, ERRORS
 from certwright.installers.nginx.select import (
     address_groups,
     covers,
@@ -93,9 +92,6 @@ from certwright.installers.nginx.tree import (
     NginxTree,
     ServerBlock,
 )
-
-Read = Callable[[str], bytes | None]
-"""Current bytes of a file, None when it does not exist."""
 
 ENHANCEMENTS = frozenset({"redirect", "hsts", "uir"})
 
@@ -132,16 +128,6 @@ UIR_VALUE = "upgrade-insecure-requests"
 UIR_LINE = f'add_header {UIR_HEADER} "{UIR_VALUE}" always;'
 _REWRITE_MODULE = frozenset({"return", "rewrite", "if", "set", "break"})
 _KEY_AUTHORIZATION = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def read_file(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise PluginError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 # -- the planner ----------------------------------------------------------------------------
@@ -189,12 +175,9 @@ class _Planner:
             if new != config.text:
                 changes.append(FileChange(config.real_path, config.encode(new), config.sha256))
         for path, text in self.written.items():
-            current = self.read(path)
-            content = None if text is None else text.encode(ENCODING, ERRORS)
-            if current == content:
-                continue
-            sha = None if current is None else hashlib.sha256(current).hexdigest()
-            changes.append(FileChange(path, content, sha))
+            change = managed_change(path, text, self.read)
+            if change is not None:
+                changes.append(change)
         return ChangePlan(title=title, changes=tuple(changes), notes=tuple(self.notes))
 
     # -- placing lines in a block ---------------------------------------------------------
