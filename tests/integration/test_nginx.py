@@ -18,6 +18,7 @@ from cryptography import x509
 
 from tests.conftest import require_binary
 from tests.integration.conftest import CERTWRIGHT, Cli
+from tests.servers import probe
 from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
 
@@ -52,27 +53,13 @@ def tree(pebble: Pebble) -> Iterator[NginxTree]:
 
 def served(tree: NginxTree, name: str, port: int | None = None,
            root_pem: bytes | None = None) -> x509.Certificate:
-    ctx = ssl.create_default_context(cadata=root_pem.decode()) if root_pem else \
-        ssl._create_unverified_context()
-    with socket.create_connection(("127.0.0.1", port or tree.https_port), timeout=5) as s, \
-            ctx.wrap_socket(s, server_hostname=name) as tls:
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
+    return probe.served_cert(port or tree.https_port, name, cadata=root_pem)
 
 
 def http_get(port: int, host: str, path: str) -> tuple[int, str]:
     """A raw HTTP/1.0 request: status and Location (no redirects followed)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head = data.split(b"\r\n\r\n", 1)[0].decode()
-    status = int(head.split()[1])
-    location = next((line.split(":", 1)[1].strip() for line in head.splitlines()
-                     if line.lower().startswith("location:")), "")
-    return status, location
+    answer = probe.http_get(port, host, path)
+    return answer.status, answer.location
 
 
 def https_headers(tree: NginxTree, name: str) -> str:

@@ -10,7 +10,6 @@ from collections.abc import Iterator, Sequence
 from certwright.installers.nginx.select import select_blocks
 from certwright.installers.nginx.tree import Directive, NginxTree, load_tree
 from tests.servers.ports import free_port
-from tests.servers.process import ManagedProcess
 from tests.unit.test_nginx_nginx_t import (  # noqa: F401  (fixtures used below)
     Tree,
     restart,
@@ -89,7 +88,7 @@ def http_statements(config: NginxTree) -> list[Directive]:
 
 
 def test_every_quoting_form_reads_as_nginx_reads_it(
-        tree: Tree, running: ManagedProcess) -> None:  # noqa: F811
+        tree: Tree, running: Tree) -> None:  # noqa: F811
     http = free_port()
     write_tree(tree, http)
     tree.check()  # nginx accepts every form
