@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from tests.servers.ports import free_port, log_tail
-from tests.servers.tree_server import TreeServer
+from tests.servers.tree_server import TreeServer, new_root
 
 POSTFIX_BINARY = "postfix"
 DOVECOT_BINARY = "dovecot"
@@ -53,9 +53,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 def mail_root() -> Path:
     """A fresh 0755 directory under the system temp dir (postfix must traverse it)."""
-    root = Path(tempfile.mkdtemp(prefix="certwright-mail-"))
-    root.chmod(0o755)
-    return root
+    return new_root("certwright-mail-")
 
 
 def _run(argv: list[str], what: str, log: Path | None = None) -> None:

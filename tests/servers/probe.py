@@ -39,9 +39,10 @@ class Response:
 
 def http_get(port: int, host: str, path: str = "/", *, tls: bool = False,
              address: str = "127.0.0.1", cadata: bytes | None = None,
-             timeout: float = 5.0) -> Response:
+             headers: dict[str, str] | None = None, timeout: float = 5.0) -> Response:
     """A raw HTTP/1.0 ``GET`` (no redirects followed) with ``Host: host``; over TLS, SNI is
-    ``host`` and the chain is checked only when ``cadata`` is given."""
+    ``host`` and the chain is checked only when ``cadata`` is given. ``headers`` are sent
+    too."""
     with socket.create_connection((address, port), timeout=timeout) as sock:
         cert = None
         conn: socket.socket = sock
@@ -51,7 +52,8 @@ def http_get(port: int, host: str, path: str = "/", *, tls: bool = False,
             conn = ctx.wrap_socket(sock, server_hostname=host)
             der = conn.getpeercert(binary_form=True)
             cert = x509.load_der_x509_certificate(der) if der else None
-        conn.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        conn.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n{extra}\r\n".encode())
         data = b""
         while chunk := conn.recv(65536):
             data += chunk

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import signal
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,14 @@ from typing import ClassVar, Self
 
 from tests.servers.ports import wait_for_port
 from tests.servers.process import ManagedProcess
+
+
+def new_root(prefix: str) -> Path:
+    """A fresh 0755 directory under the system temp dir: a server that drops privileges
+    must traverse it (pytest's tmp_path is 0700)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    return root
 
 
 class TreeServer:
