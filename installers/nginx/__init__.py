@@ -15,11 +15,11 @@ Options (shared by the installer and the authenticator; Certbot's names where th
 
 The modules: :mod:`.tree` reads the configuration (the only user of crossplane),
 :mod:`.select` picks server blocks as nginx does, :mod:`.plan` turns requests into
-``ChangePlan`` s (:mod:`.enhance` for enhancements, :mod:`.shared` for shared includes,
-:mod:`.keytypes` for the key types a block serves), :mod:`.http01` plans temporary
-http-01 answers (served and rolled back by :mod:`certwright.core.challenge_session`).
-Every command runs through :func:`run_command` (``NginxInstaller.runner``), so tests can
-see each argv.
+``ChangePlan`` s on :mod:`.planner` (:mod:`.enhance` for enhancements, :mod:`.shared` for
+shared includes, :mod:`.keytypes` for the key types a block serves), :mod:`.http01` plans
+temporary http-01 answers (served and rolled back by
+:mod:`certwright.core.challenge_session`). Every command runs through :func:`run_command`
+(``NginxInstaller.runner``), so tests can see each argv.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_token
 from certwright.core.interfaces import ChallengeTask, ChangePlan
 from certwright.core.textedit import Read, managed_text, read_file
 from certwright.installers.nginx.edit import statement
-from certwright.installers.nginx.plan import (
+from certwright.installers.nginx.planner import (
     _KEY_AUTHORIZATION,
     CHALLENGE_GUARD,
-    _Planner,
+    Planner,
     _server_text,
 )
 from certwright.installers.nginx.select import address_groups, best_match, select_blocks
@@ -70,7 +70,7 @@ def plan_http01(
     tree: NginxTree, tasks: Sequence[ChallengeTask], layout: Layout, http_port: int = 80,
     read: Read = read_file,
 ) -> ChangePlan:
-    planner = _Planner(tree, layout, read)
+    planner = Planner(tree, layout, read)
     per_block: dict[int, tuple[ServerBlock, list[str]]] = {}
     per_host: dict[str, list[ChallengeTask]] = {}
     for task in tasks:
