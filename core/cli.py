@@ -7,6 +7,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(args)
     except CertwrightError as exc:
         log.debug("error", exc_info=True)
+        if _DEBUG:
+            traceback.print_exc()
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -109,6 +112,7 @@ def _main(args: list[str]) -> int:
     if config.help is not None:
         print(commands.help_text(parser, config.help or config.verb or ""), end="")
         return 0
+    _DEBUG[:] = [True] if config.debug else []
     from certwright.core.hooks import validate_hooks
 
     validate_hooks(config)  # before any account, order or hook
@@ -116,6 +120,8 @@ def _main(args: list[str]) -> int:
     log.debug("certwright %s", " ".join(args))
     for text in config.ini_warnings:  # cli.ini lines skipped: said once, never fatal
         log.warning("Warning: %s", text)
+    for text in config.notices:  # obsolete options: accepted, said once
+        log.warning("Note: %s", text)
     from certwright.core.transaction import signals_raise
 
     try:
@@ -130,11 +136,15 @@ def _main(args: list[str]) -> int:
         return 1
     except Exception as exc:
         log.exception("unexpected error")
+        if config.debug:
+            traceback.print_exc()
         print(f"Error: unexpected {type(exc).__name__}: {exc} (details in "
               f"{config.logs_dir}/certwright.log)", file=sys.stderr)
         return 1
 
 
+# --debug: errors come with their traceback (set once the command line is parsed)
+_DEBUG: list[bool] = []
 PLUGIN_VERBS = frozenset({"run", "certonly", "install", "enhance", "reconfigure", None})
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from certwright.core import __version__
+from certwright.core import __version__, cli_compat
 from certwright.core.cli_ini import NeedPlugins, read_ini
 from certwright.core.errors import ConfigError, UsageError
 
@@ -121,7 +121,8 @@ def _certificate_options(p: argparse.ArgumentParser) -> None:
     add("--reuse-key", dest="reuse_key", action="store_true", default=None)
     add("--no-reuse-key", dest="reuse_key", action="store_false")
     add("--new-key", action="store_true")
-    add("--must-staple", action="store_true")
+    add("--must-staple", action="store_true",
+        help="ask for the OCSP must-staple extension (" + cli_compat.OCSP_ENDED + ")")
     add("--expand", action="store_true")
     add("--duplicate", action="store_true")
     add("--force-renewal", "--renew-by-default", dest="force_renewal", action="store_true")
@@ -223,15 +224,22 @@ def build_parser(
     _certificate_options(p)
     _account_options(p)
     _plugin_options(p)
+    cli_compat.add_common(p)
+    cli_compat.add_certificate(p)
+    cli_compat.add_account(p)
+    cli_compat.add_plugin(p)
     for cls in plugin_classes:
         adder = getattr(cls, "add_arguments", None)
-        if adder is None:
+        obsolete = getattr(cls, "obsolete_options", None)
+        if adder is None and not obsolete:
             continue
         group = p.add_argument_group(f"{cls.name}", str(getattr(cls, "description", "")))
         try:
-            adder(group.add_argument)
+            if adder is not None:
+                adder(group.add_argument)
         except argparse.ArgumentError as exc:
             raise ConfigError(f"plugin {cls.name!r} adds a conflicting option: {exc}") from None
+        cli_compat.add_obsolete(group, obsolete or {})
     return p
 
 
@@ -303,4 +311,5 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
     )
     for name in ("config_dir", "work_dir", "logs_dir"):
         setattr(ns, name, os.path.abspath(os.path.expanduser(getattr(ns, name))))
+    cli_compat.finish(ns, parser._actions)
     return ns
