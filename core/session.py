@@ -12,7 +12,7 @@ from pathlib import Path
 from certwright.core.acme.client import AcmeClient
 from certwright.core.acme.errors import AcmeError
 from certwright.core.acme.jws import jwk_of
-from certwright.core.acme.transport import Transport
+from certwright.core.acme.transport import Transport, default_user_agent
 from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
 from certwright.core.errors import ConfigError
 from certwright.core.keys import KeySpec
@@ -35,10 +35,20 @@ def server_url(config: argparse.Namespace) -> str:
 def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
     """``--no-verify-ssl`` goes with every request, so that it wins over
     ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (a session-wide ``verify`` does not)."""
+    agent = user_agent(config)
     if not config.no_verify_ssl:
-        return Transport(url or server_url(config), user_agent=config.user_agent)
+        return Transport(url or server_url(config), user_agent=agent)
     _quiet_insecure_warnings()
-    return Transport(url or server_url(config), user_agent=config.user_agent, verify=False)
+    return Transport(url or server_url(config), user_agent=agent, verify=False)
+
+
+def user_agent(config: argparse.Namespace) -> str | None:
+    """``--user-agent`` as given; else the default with ``--user-agent-comment`` in it
+    (None: the transport's own default)."""
+    if config.user_agent:
+        return str(config.user_agent)
+    comment = getattr(config, "user_agent_comment", None)
+    return default_user_agent(comment) if comment else None
 
 
 _WARNED_INSECURE: list[bool] = []
@@ -117,7 +127,8 @@ def register(
         raise ConfigError("this CA requires External Account Binding: give --eab-kid and "
                           "--eab-hmac-key")
     account = client.register(contact_from(config), agree_tos=True, eab_kid=config.eab_kid,
-                              eab_hmac_key=config.eab_hmac_key)
+                              eab_hmac_key=config.eab_hmac_key,
+                              eab_alg=getattr(config, "eab_hmac_alg", None) or "HS256")
     acct = store.Account(
         id=store.account_id_for_key(client.key),
         key=client.key,
