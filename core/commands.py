@@ -41,7 +41,35 @@ def dispatch(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     handler = HANDLERS.get(verb)
     if handler is None:
         raise ConfigError(f"the {verb!r} verb is not available in this version")
+    if getattr(config, "strict_permissions", False):
+        check_permissions(config)
     return handler(config, say, ask)
+
+
+def check_permissions(config: argparse.Namespace) -> None:
+    """``--strict-permissions`` (Certbot's): the config, work and logs dirs that exist must
+    be owned by this user and writable by no one else; the first that is not is named."""
+    import os
+    import stat
+
+    uid = os.geteuid()
+    for name in ("config_dir", "work_dir", "logs_dir"):
+        path = Path(getattr(config, name))
+        try:
+            found = path.lstat()
+        except FileNotFoundError:
+            continue  # created later with the right owner and mode
+        except OSError as exc:
+            raise ConfigError(f"{path}: can't check its permissions: {exc.strerror}") from None
+        if not stat.S_ISDIR(found.st_mode):
+            raise ConfigError(f"{path}: --{name.replace('_', '-')} is not a directory")
+        if found.st_uid != uid:
+            raise ConfigError(f"{path}: owned by uid {found.st_uid}, not by this user "
+                              f"(uid {uid}); --strict-permissions refuses it")
+        if found.st_mode & 0o022:
+            raise ConfigError(f"{path}: writable by others (mode "
+                              f"{stat.S_IMODE(found.st_mode):04o}); --strict-permissions "
+                              "refuses it")
 
 
 def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., int]:

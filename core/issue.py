@@ -6,7 +6,7 @@ import argparse
 import datetime
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from certwright.core import __version__, flow, hooks, keys, names, plugins, sess
 from certwright.core.acme.errors import AcmeError
 from certwright.core.due import default_due_time
 from certwright.core.errors import ConfigError, PluginError
-from certwright.core.interfaces import Authenticator, Identifier
+from certwright.core.interfaces import Authenticator, ChallengeTask, Identifier
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import atomic_write
 from certwright.core.storage.lineage import Lineage
@@ -158,6 +158,8 @@ def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: 
         if value not in (None, False, "", []):
             params[STORED_AS.get(key, key)] = value
     params["key_type"] = key_spec(config).key_type
+    if getattr(config, "autorenew", True) is False:  # --no-autorenew, or stored so
+        params["autorenew"] = False
     params.update(auth.renewal_params())
     return params
 
@@ -210,6 +212,8 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
         raise
     if lineage is None:
         say("The dry run was successful.")
+        if target.lineage is not None:  # --run-deploy-hooks: with the current certificate
+            runner.deploy(target.lineage)
         runner.post([], [])
         return None, False
     _report(say, lineage)
@@ -221,10 +225,12 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
 def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: Say,
           ask: Callable[[str], str] | None) -> Lineage | None:
     """Obtain a certificate for ``target`` and store it; None on a dry run."""
+    if target.lineage is not None:
+        session.refuse_test_over_real(config, target.name, target.lineage.params.get("server"))
     client, account = session.client_for(config, ask=ask)
     key = _choose_key(config, target, key_spec(config))
     issued = _issue_subset(config, client, auth, target.identifiers, key, say,
-                           getattr(config, "ari_replaces", None))
+                           getattr(config, "ari_replaces", None), ask)
     if config.dry_run:
         return None
     key_pem = keys.key_to_pem(key)
@@ -245,13 +251,14 @@ def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: 
 
 def _issue_subset(config: argparse.Namespace, client: Any, auth: Authenticator,
                   idents: list[Identifier], key: Any, say: Say,
-                  replaces: str | None) -> flow.Issued:
+                  replaces: str | None, ask: Callable[[str], str] | None = None
+                  ) -> flow.Issued:
     """The flow for ``idents``; with --allow-subset-of-names, names the CA did not
     validate are dropped and the rest asked for again in a new order, as in Certbot."""
     while True:
         csr = keys.make_csr(key, idents, must_staple=config.must_staple)
         try:
-            return _run_flow(config, client, auth, idents, csr, say, replaces)
+            return _run_flow(config, client, auth, idents, csr, say, replaces, ask)
         except flow.ValidationFailed as err:
             left = [i for i in idents if i.value not in err.failed]
             if not config.allow_subset_of_names or not left or len(left) == len(idents):
@@ -266,7 +273,8 @@ class HookRunner:
     As in Certbot: the executables in ``renewal-hooks/<kind>/`` first, then the commands
     given (on the command line, or stored for the lineages at hand), each distinct command
     once. Pre and post hooks also run on a dry run (they usually stop and start a server
-    that holds the port); deploy hooks do not.
+    that holds the port); deploy hooks do not, unless --run-deploy-hooks is given: then
+    they run once the test succeeded, with the lineage's current certificate.
     """
 
     def __init__(self, config: argparse.Namespace, say: Say) -> None:
@@ -290,7 +298,7 @@ class HookRunner:
                         warn=self.warn)
 
     def deploy(self, lineage: Lineage, given: str | None = None) -> bool:
-        if self.config.dry_run:
+        if self.config.dry_run and not getattr(self.config, "run_deploy_hooks", False):
             return True
         env = {"RENEWED_LINEAGE": str(lineage.live_dir),
                "RENEWED_DOMAINS": " ".join(lineage.names)}
@@ -309,7 +317,8 @@ class HookRunner:
 
 def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
               idents: list[Identifier], csr: bytes, say: Say,
-              replaces: str | None = None) -> flow.Issued:
+              replaces: str | None = None,
+              ask: Callable[[str], str] | None = None) -> flow.Issued:
     opts = flow.Options(
         timeout=config.issuance_timeout,
         preferred_challenges=config.pref_challs or (),
@@ -317,12 +326,34 @@ def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
         profile=choose_profile(config, client),
         replaces=replaces,
         fresh_authorizations=bool(config.dry_run),  # a dry run tests every challenge
+        pause=_debug_pause(config, say, ask) if config.debug_challenges else None,
     )
     say(f"Requesting a certificate for {_names_text(idents)}")
     try:
         return flow.obtain(client, auth, idents, csr, opts)
     except AcmeError as err:
         raise session.explain_account_error(err, config, session.server_url(config)) from None
+
+
+def _debug_pause(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | None
+                 ) -> Callable[[Sequence[ChallengeTask]], None]:
+    """--debug-challenges, as Certbot: say the challenges are set up (with -v what the CA
+    will check) and, when interactive, wait for Enter before the CA is asked."""
+
+    def pause(tasks: Sequence[ChallengeTask]) -> None:
+        say(f"{len(tasks)} challenge(s) set up; the CA has not been asked to check them yet.")
+        for task in tasks if config.verbose else ():
+            if task.challenge_type == "http-01":
+                say(f"  http://{task.domain}/.well-known/acme-challenge/{task.token}"
+                    f" must answer: {task.key_authorization}")
+            elif task.challenge_type == "dns-01":
+                say(f"  {task.validation_name} TXT must be: {task.validation}")
+            else:
+                say(f"  {task.challenge_type} for {task.domain}: {task.key_authorization}")
+        if ask is not None:
+            ask("Press Enter to let the CA check them: ")
+
+    return pause
 
 
 def _choose_key(config: argparse.Namespace, target: Target, spec: keys.KeySpec) -> Any:
@@ -361,7 +392,8 @@ def _obtain_for_csr(config: argparse.Namespace, say: Say,
     client, _ = session.client_for(config, ask=ask)
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    issued = _run_flow(config, client, auth, idents, csr.public_bytes(Encoding.DER), say)
+    issued = _run_flow(config, client, auth, idents, csr.public_bytes(Encoding.DER), say,
+                       ask=ask)
     if config.dry_run:
         say("The dry run was successful.")
         return 0

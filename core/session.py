@@ -32,6 +32,25 @@ def server_url(config: argparse.Namespace) -> str:
     return LE_PRODUCTION
 
 
+def is_staging(url: str) -> bool:
+    """Certbot's rule for a test CA: Let's Encrypt's staging URL, or "staging" in it."""
+    return url == LE_STAGING or "staging" in url
+
+
+def refuse_test_over_real(config: argparse.Namespace, name: str, stored: object) -> None:
+    """Certbot's guard: a certificate from a real CA (``stored``: the lineage's server) is
+    not replaced by one from a test CA unless --break-my-certs (a dry run saves nothing)."""
+    if config.dry_run or getattr(config, "break_my_certs", False):
+        return
+    if stored in (None, "", "None"):
+        return
+    url = server_url(config)
+    if is_staging(url) and not is_staging(str(stored)):
+        raise ConfigError(
+            f"certificate {name!r} comes from {stored}; replacing it with one from the test "
+            f"CA {url} would break it: give --break-my-certs to do it anyway")
+
+
 def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
     """``--no-verify-ssl`` goes with every request, so that it wins over
     ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (a session-wide ``verify`` does not)."""
