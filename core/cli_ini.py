@@ -7,9 +7,9 @@ starting with ``[`` or ``---`` are skipped; quotes around a value are dropped; `
 gives the option once per item.
 
 A file that can't be read stops the command (it names the file). Inside a readable file
-nothing stops the command: an unknown key (Debian's ``text = True`` of old releases, a
-typo, a bare word), a flag with a value that is not true/false, a value its option refuses
-(a bad integer, a choice not offered) are each skipped with one warning naming
+nothing stops the command: an unknown key (a typo, a bare word), a flag with a value
+that is not true/false, a value its option refuses (a bad integer, a choice not offered)
+are each skipped with one warning naming
 ``file:line``, and the command goes on with the rest. Certbot stops at these (exit 2);
 a distribution's stock file must never block every command.
 """
