@@ -171,9 +171,12 @@ def _named_plugins(args: list[str]) -> list[type]:
 def _full_parser() -> argparse.ArgumentParser:
     from certwright.core import cli_parser, plugins
 
-    auth_classes = [p.cls for p in plugins.discover(plugins.AUTHENTICATORS) if p.cls]
-    inst_classes = [p.cls for p in plugins.discover(plugins.INSTALLERS) if p.cls]
-    return cli_parser.build_parser(auth_classes + inst_classes)
+    found = plugins.discover(plugins.AUTHENTICATORS) + plugins.discover(plugins.INSTALLERS)
+    parser = cli_parser.build_parser([p.cls for p in found if p.cls])
+    # the options of a plugin that can't load are explained, not "unrecognized"
+    parser.unavailable = {  # type: ignore[attr-defined]
+        p.name: p.error for p in found if p.cls is None and p.error}
+    return parser
 
 
 def _wants_short_help(args: list[str]) -> bool:

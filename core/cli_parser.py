@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from certwright.core import __version__, cli_compat
-from certwright.core.cli_ini import NeedPlugins, read_ini
+from certwright.core.cli_ini import NeedPlugins, read_ini, unavailable_plugin
 from certwright.core.errors import ConfigError, UsageError
 
 __all__ = ["NeedPlugins", "build_parser", "parse", "split_verb"]
@@ -292,12 +292,15 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
     verb, argv = split_verb(argv, parser)
     if verb is None and argv and not argv[0].startswith("-"):
         raise UsageError(f"unknown verb {argv[0]!r}; the verbs are: {', '.join(VERBS)}")
-    if getattr(parser, "partial", False):
-        ns, unknown = parser.parse_known_args(extra + argv)
-        if unknown:
-            raise NeedPlugins(unknown[0])
-    else:
-        ns = parser.parse_args(extra + argv)
+    ns, unknown = parser.parse_known_args(extra + argv)
+    if unknown and getattr(parser, "partial", False):
+        raise NeedPlugins(unknown[0])
+    if unknown:
+        for word in unknown:
+            why = unavailable_plugin(parser, word.split("=")[0])
+            if why:
+                raise UsageError(why)
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
     ns.verb = verb
     ns.ini_warnings = [text for found in ini for text in found.warnings]
     # given on the command line (or in cli.ini): the value differs from the dest's own
