@@ -158,8 +158,8 @@ def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: 
         if value not in (None, False, "", []):
             params[STORED_AS.get(key, key)] = value
     params["key_type"] = key_spec(config).key_type
-    if getattr(config, "autorenew", True) is False:  # --no-autorenew, or stored so
-        params["autorenew"] = False
+    if "autorenew" in getattr(config, "explicit", ()):  # --no-autorenew given (a stored
+        params["autorenew"] = False                     # value is kept as written)
     params.update(auth.renewal_params())
     return params
 

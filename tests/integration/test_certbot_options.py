@@ -9,17 +9,23 @@ import hmac
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certwright.core import __version__
+from tests.conftest import require_binary
 from tests.integration.conftest import CERTWRIGHT, Cli
+from tests.integration.test_nginx import PLAIN_SITE, http_get
 from tests.servers.acme_front import AcmeFront
+from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
 
 pytestmark = pytest.mark.integration
@@ -283,6 +289,54 @@ def test_break_my_certs_guards_a_real_certificate_against_a_test_ca(
     cli(*args, "--dry-run")  # a dry run saves nothing: allowed
     cli(*args, "--break-my-certs")
     assert version(cli, name) == 2
+
+
+OTHER_SITE = """\
+server {{
+    listen 127.0.0.1:{http};
+    server_name other.example.org;
+    root {www};
+    location /api/ {{
+        return 200 "other\\n";
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def tree(pebble: Pebble) -> Iterator[NginxTree]:
+    require_binary(NGINX)
+    root = Path(tempfile.mkdtemp(prefix="certwright-nginx-"))
+    root.chmod(0o755)
+    found = NginxTree(root, http_port=pebble.http_port)
+    try:
+        yield found
+    finally:
+        found.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_run_and_install_redirect_by_default_enhance_does_not(
+        cli: Cli, tree: NginxTree) -> None:
+    """Certbot's --redirect: "redirect enabled for install and run, disabled for enhance"."""
+    tree.site("example", PLAIN_SITE)
+    tree.site("other", OTHER_SITE)
+    tree.start()
+    cli("run", "--nginx", *tree.args(), "-d", "example.org")
+    assert http_get(tree.http_port, "example.org", "/api/") == (301,
+                                                                "https://example.org/api/")
+    cli("run", "--nginx", *tree.args(), "-d", "other.example.org", "--no-redirect")
+    assert http_get(tree.http_port, "other.example.org", "/api/") == (200, "")
+    cli("enhance", "--nginx", *tree.args(), "--cert-name", "other.example.org", "--uir",
+        account=False)
+    assert http_get(tree.http_port, "other.example.org", "/api/") == (200, "")
+    cli("install", "--nginx", *tree.args(), "--cert-name", "other.example.org",
+        account=False)
+    assert http_get(tree.http_port, "other.example.org", "/api/")[0] == 301
+    refused = cli("install", "--nginx", *tree.args(), "--cert-name", "example.org",
+                  "--auto-hsts", check=False, account=False)
+    assert refused.returncode == 1 and "can't do: auto-hsts" in refused.stderr
+    assert not list((cli.config_dir / "archive").glob("*/cert2.pem"))
 
 
 def test_debug_challenges_waits_with_the_challenge_served_before_the_ca_checks(
