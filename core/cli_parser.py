@@ -98,7 +98,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     add("--config-dir", default=DEFAULT_CONFIG_DIR)
     add("--work-dir", default=DEFAULT_WORK_DIR)
     add("--logs-dir", default=DEFAULT_LOGS_DIR)
-    add("--max-log-backups", type=int, default=1000)
+    add("--max-log-backups", type=_nonnegative(int), default=1000)
     # Debian's and Ubuntu's stock cli.ini sets it; Certbot only words its output by it
     add("--preconfigured-renewal", action="store_true", help=argparse.SUPPRESS)
 
@@ -132,8 +132,8 @@ def _certificate_options(p: argparse.ArgumentParser) -> None:
     add("--dry-run", action="store_true")
     add("--preferred-chain", default=None)
     add("--preferred-challenges", dest="pref_challs", default=None,
-        type=_challenge_list)
-    add("--issuance-timeout", type=float, default=90.0)
+        type=_challenge_list, action=_Extend)
+    add("--issuance-timeout", type=_nonnegative(float), default=90.0)
     add("--json", action="store_true", help="machine-readable output (certificates)")
 
 
@@ -150,7 +150,7 @@ def _account_options(p: argparse.ArgumentParser) -> None:
     add("--account", default=None, metavar="ACCOUNT_ID")
     add("--eff-email", dest="eff_email", action="store_true", default=None)
     add("--no-eff-email", dest="eff_email", action="store_false")
-    add("--user-agent", default=None)
+    add("--user-agent", default=None, type=_header_value)
     add("--no-verify-ssl", action="store_true")
     add("--rollover-key", action="store_true")
     add("--reason", default="unspecified", type=str.lower,
@@ -193,6 +193,38 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
     add("--installers", dest="list_installers", action="store_true")
     add("--init", action="store_true")
     add("--prepare", action="store_true")
+
+
+class _Extend(argparse.Action):
+    """Each use adds to the list (Certbot's --preferred-challenges), in order, once each."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        found = list(getattr(ns, self.dest, None) or [])
+        setattr(ns, self.dest, found + [v for v in values if v not in found])
+
+
+def _nonnegative(kind: type[int] | type[float]) -> Any:
+    def convert(value: str) -> int | float:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid {kind.__name__} value: {value!r}") from None
+        if number < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+        return number
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _header_value(value: str) -> str:
+    """A value that goes into an HTTP header as given: no control characters."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
+        raise argparse.ArgumentTypeError("must be one line without control characters or "
+                                         "surrounding blanks")
+    return value
 
 
 def _challenge_list(value: str) -> list[str]:

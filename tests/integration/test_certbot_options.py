@@ -380,3 +380,25 @@ def test_debug_challenges_waits_with_the_challenge_served_before_the_ca_checks(
     quiet = cli("certonly", *standalone(pebble), "-d", "unpaused.example.org",
                 "--debug-challenges")  # non-interactive: said, not waited for
     assert "1 challenge(s) set up" in quiet.stdout
+
+
+def test_values_are_read_as_certbot_reads_them(tmp_path: Path) -> None:
+    """--preferred-challenges adds up over repeats (and cli.ini lists); counts and
+    timeouts are not negative; a User-Agent is one clean header line."""
+    from certwright.core import cli_parser
+    from certwright.core.errors import UsageError
+
+    def parse(*args: str) -> object:
+        return cli_parser.parse([*args, "--config-dir", str(tmp_path / "c")],
+                                cli_parser.build_parser())
+
+    ns = parse("certonly", "--preferred-challenges", "dns", "--preferred-challenges",
+               "http,dns")
+    assert ns.pref_challs == ["dns-01", "http-01"]  # type: ignore[attr-defined]
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "cli.ini").write_text("preferred-challenges = [http, dns]\n")
+    assert parse("certonly").pref_challs == ["http-01", "dns-01"]  # type: ignore[attr-defined]
+    for bad in (("--max-log-backups", "-1"), ("--issuance-timeout", "-5"),
+                ("--user-agent", "a\r\nX-Injected: 1"), ("--user-agent", " padded")):
+        with pytest.raises(UsageError, match=bad[0]):
+            parse("certificates", *bad)
