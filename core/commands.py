@@ -218,13 +218,16 @@ def help_text(parser: argparse.ArgumentParser, topic: str) -> str:
         return USAGE
     if topic == "all":
         return parser.format_help()
-    names = {p.name for g in (plugins.AUTHENTICATORS, plugins.INSTALLERS)
+    found = {p.name: p for g in (plugins.AUTHENTICATORS, plugins.INSTALLERS)
              for p in plugins.discover(g)}
-    if topic not in VERBS and topic not in names:
+    if topic not in VERBS and topic not in found:
         raise ConfigError(f"no help on {topic!r}: try a verb ({', '.join(VERBS)}), "
                           "a plugin name, or all")
     wanted = VERB_GROUPS.get(topic, ()) if topic in VERBS else (topic,)
     out = [f"certwright {topic}: {VERBS.get(topic, 'plugin options')}\n"]
+    broken = found.get(topic)
+    if topic not in VERBS and broken is not None and broken.cls is None:
+        out.append(f"The {topic} plugin can't be used here: {broken.error}\n")
     for group in parser._action_groups:
         if group.title in wanted:
             fmt = parser._get_formatter()

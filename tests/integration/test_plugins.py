@@ -86,6 +86,9 @@ def test_options_of_a_plugin_whose_library_is_missing_say_what_to_install(
     assert proc.stderr.strip() == f"Error: {why}"
     proc = run(site, tmp_path, "certonly", "--needsextra-token=t", "-d", "x.example.org", "-n")
     assert proc.stderr.strip() == f"Error: {why}", "the --opt=value spelling too"
+    helped = run(site, tmp_path, "--help", "needsextra")
+    assert "The needsextra plugin can't be used here: failed to load: " in helped.stdout
+    assert "pip install 'thirdparty-auth[fancy]'" in helped.stdout
     plain = run(site, tmp_path, "certonly", "--no-such-option", "-n")
     assert plain.stderr.strip() == "Error: unrecognized arguments: --no-such-option"
     (tmp_path / "c").mkdir()
