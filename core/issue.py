@@ -119,6 +119,25 @@ def _action(config: argparse.Namespace, lineage: Lineage, idents: list[Identifie
     return "keep"
 
 
+def _confirm_new_names(config: argparse.Namespace, target: Target,
+                       ask: Callable[[str], str] | None) -> None:
+    """Certbot's question when --cert-name names a certificate with other names: asked
+    only when interactive (the answer defaults to yes), never with
+    --renew-with-new-domains."""
+    if (target.action != "expand" or not config.certname or ask is None
+            or config.renew_with_new_domains or target.lineage is None):
+        return
+    have = set(target.lineage.names)
+    want = {i.value for i in target.identifiers}
+    added = "".join(f"\n  + {n}" for n in sorted(want - have))
+    removed = "".join(f"\n  - {n}" for n in sorted(have - want))
+    answer = ask(f"Certificate {target.name} changes names:{added}{removed}\n"
+                 "Did you intend to make this change? [Y/n] ")
+    if answer.strip().lower() in ("n", "no"):
+        raise ConfigError(f"--cert-name {target.name} and the -d names given differ; "
+                          "nothing was changed")
+
+
 def _keep_key_type(config: argparse.Namespace, lineage: Lineage) -> None:
     """Certbot's rule for re-issuing into a lineage: the key type stays what it is unless
     --key-type is given, and a change needs --cert-name too; the curve or RSA size stays
@@ -199,6 +218,7 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
             f"{target.lineage.not_after:%Y-%m-%d})." if target.lineage else "No action taken.")
         return target.lineage, False
     if target.lineage is not None:
+        _confirm_new_names(config, target, ask)
         _keep_key_type(config, target.lineage)
     key_spec(config)  # a bad key option is refused before an account is made at the CA
     auth = load_authenticator(config)

@@ -402,3 +402,27 @@ def test_values_are_read_as_certbot_reads_them(tmp_path: Path) -> None:
                 ("--user-agent", "a\r\nX-Injected: 1"), ("--user-agent", " padded")):
         with pytest.raises(UsageError, match=bad[0]):
             parse("certificates", *bad)
+
+
+def test_changed_names_for_a_cert_name_are_confirmed_unless_renew_with_new_domains(
+        cli: Cli, pebble: Pebble) -> None:
+    cli("certonly", *standalone(pebble), "-d", "a.example.org", "--cert-name", "named")
+
+    def interactive(*args: str, answer: str) -> subprocess.CompletedProcess[str]:
+        argv = [CERTWRIGHT, "certonly", *standalone(pebble), "--cert-name", "named",
+                "-d", "a.example.org", "-d", "b.example.org", "--force-interactive",
+                "--server", pebble.directory_url, *cli.dirs(), *args]
+        return subprocess.run(argv, env=pebble.env(os.environ), input=answer, text=True,
+                              capture_output=True, timeout=120)
+
+    refused = interactive(answer="n\n")
+    assert "changes names:\n  + b.example.org\nDid you intend" in refused.stdout
+    assert refused.returncode == 1 and "nothing was changed" in refused.stderr
+    assert version(cli, "named") == 1
+    taken = interactive("--renew-with-new-domains", answer="")  # nothing asked
+    assert taken.returncode == 0, taken.stderr
+    assert "Did you intend" not in taken.stdout
+    assert version(cli, "named") == 2
+    # non-interactive (-n): Certbot's default answer, yes
+    cli("certonly", *standalone(pebble), "--cert-name", "named", "-d", "c.example.org")
+    assert version(cli, "named") == 3
