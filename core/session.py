@@ -26,6 +26,8 @@ def server_url(config: argparse.Namespace) -> str:
     if config.server:
         if config.staging and config.server not in (LE_STAGING, LE_PRODUCTION):
             raise ConfigError("--staging and --server name different CAs; give one of them")
+        if config.staging:  # Let's Encrypt's production (given, or stored) -> its staging
+            return LE_STAGING
         return str(config.server)
     if config.staging or config.dry_run:
         return LE_STAGING

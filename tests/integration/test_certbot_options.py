@@ -426,3 +426,29 @@ def test_changed_names_for_a_cert_name_are_confirmed_unless_renew_with_new_domai
     # non-interactive (-n): Certbot's default answer, yes
     cli("certonly", *standalone(pebble), "--cert-name", "named", "-d", "c.example.org")
     assert version(cli, "named") == 3
+
+
+def test_staging_means_lets_encrypts_staging_even_over_its_production_url() -> None:
+    """As Certbot: --staging with Let's Encrypt's production URL (given, or stored for a
+    lineage being renewed) asks staging; a test CA never replaces a real certificate
+    without --break-my-certs."""
+    import argparse
+
+    from certwright.core import session
+    from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
+    from certwright.core.errors import ConfigError
+
+    def ns(**given: object) -> argparse.Namespace:
+        base: dict[str, object] = {"server": None, "staging": False, "dry_run": False,
+                                   "break_my_certs": False}
+        return argparse.Namespace(**{**base, **given})
+
+    assert session.server_url(ns(server=LE_PRODUCTION, staging=True)) == LE_STAGING
+    assert session.server_url(ns(staging=True)) == LE_STAGING
+    assert session.server_url(ns(server=LE_PRODUCTION)) == LE_PRODUCTION
+    with pytest.raises(ConfigError, match="--break-my-certs"):
+        session.refuse_test_over_real(ns(server=LE_PRODUCTION, staging=True), "x",
+                                      LE_PRODUCTION)
+    session.refuse_test_over_real(ns(server=LE_PRODUCTION, staging=True,
+                                     break_my_certs=True), "x", LE_PRODUCTION)
+    session.refuse_test_over_real(ns(staging=True), "x", LE_STAGING)  # test over test
