@@ -110,10 +110,9 @@ def _certificate_options(p: argparse.ArgumentParser) -> None:
         default=[])
     add("--cert-name", dest="certname")
     add("--csr", metavar="FILE")
-    add("--cert-path", metavar="FILE")
-    add("--key-path", metavar="FILE")
-    add("--fullchain-path", metavar="FILE")
-    add("--chain-path", metavar="FILE")
+    # absolute from the current directory, as Certbot: they go into server configs
+    for flag in ("--cert-path", "--key-path", "--fullchain-path", "--chain-path"):
+        add(flag, metavar="FILE", type=os.path.abspath)
     add("--key-type", choices=("ecdsa", "rsa"), default=None)
     add("--elliptic-curve", default=None,
         choices=("secp256r1", "secp384r1", "secp521r1"))

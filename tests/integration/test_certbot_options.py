@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certwright.core import __version__
 from tests.conftest import require_binary
 from tests.integration.conftest import CERTWRIGHT, Cli
-from tests.integration.test_nginx import PLAIN_SITE, http_get
+from tests.integration.test_nginx import PLAIN_SITE, http_get, served
 from tests.servers.acme_front import AcmeFront
 from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
@@ -452,3 +452,25 @@ def test_staging_means_lets_encrypts_staging_even_over_its_production_url() -> N
     session.refuse_test_over_real(ns(server=LE_PRODUCTION, staging=True,
                                      break_my_certs=True), "x", LE_PRODUCTION)
     session.refuse_test_over_real(ns(staging=True), "x", LE_STAGING)  # test over test
+
+
+def test_relative_paths_to_install_are_taken_from_the_current_directory(
+        cli: Cli, tree: NginxTree, tmp_path: Path) -> None:
+    from cryptography import x509
+
+    tree.site("example", PLAIN_SITE)
+    tree.start()
+    cli("certonly", "--nginx", *tree.args(), "-d", "example.org")
+    here = tmp_path / "here"
+    (here / "tls").mkdir(parents=True)
+    live = cli.config_dir / "live" / "example.org"
+    for name in ("cert.pem", "privkey.pem", "fullchain.pem", "chain.pem"):
+        shutil.copyfile(live / name, here / "tls" / name)
+    cli("install", "--nginx", *tree.args(), "-d", "example.org", "--cert-path",
+        "tls/cert.pem", "--key-path", "tls/privkey.pem", "--fullchain-path",
+        "tls/fullchain.pem", "--chain-path", "tls/chain.pem", account=False, cwd=here)
+    text = "".join(p.read_text() for p in tree.root.rglob("*.conf")) + \
+        (tree.root / "sites-available" / "example").read_text()
+    assert f"ssl_certificate {here}/tls/fullchain.pem;" in text
+    served_cert = served(tree, "example.org")
+    assert served_cert == x509.load_pem_x509_certificate((live / "cert.pem").read_bytes())
