@@ -24,6 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from certwright.authenticators._task import check_task
 from certwright.core.errors import PluginError
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ class ManualAuthenticator:
                 f"the manual authenticator cannot answer {task.challenge_type} "
                 f"for {task.identifier.value}; it does http-01 and dns-01"
             )
+        check_task(task, self.name)  # its values go into a shell's environment
         if self.auth_hook is not None:
             done = _run_hook(self.auth_hook, _hook_env(task))
             if done.returncode != 0:

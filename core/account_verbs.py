@@ -54,11 +54,11 @@ def _thumbprint(acct: account_store.Account) -> str:
 
 
 def update_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    client, acct, url = _stored_client(config)
     if config.rollover_key:
-        from certwright.core import manage
+        from certwright.core import rollover
 
-        return manage.rollover(config, say, ask)
+        return rollover.rollover(config, say, ask)
+    client, acct, url = _stored_client(config)
     if not config.email and not config.register_unsafely_without_email:
         raise ConfigError("give the new contact with -m EMAIL (or "
                           "--register-unsafely-without-email to remove it)")

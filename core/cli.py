@@ -14,6 +14,56 @@ from pathlib import Path
 from certwright.core.errors import CertwrightError
 
 log = logging.getLogger("certwright")
+SECRET_OPTIONS = frozenset({"--eab-hmac-key"})
+"""Options whose value is a secret; also any option whose name says so (see is_secret)."""
+_SECRET_WORDS = ("hmac", "secret", "password", "passphrase", "api-token", "api-key")
+MASK = "********"
+
+
+def is_secret(option: str) -> bool:
+    name = option.split("=", 1)[0].lower()
+    return name in SECRET_OPTIONS or (name.startswith("--")
+                                      and any(w in name for w in _SECRET_WORDS))
+
+
+def masked(args: Sequence[str]) -> list[str]:
+    """The command line as it may be logged: secret option values replaced by a mask."""
+    out: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            out.append(MASK)
+            hide_next = False
+        elif arg.startswith("--") and is_secret(arg):
+            if "=" in arg:
+                out.append(arg.split("=", 1)[0] + "=" + MASK)
+            else:
+                out.append(arg)
+                hide_next = True
+        else:
+            out.append(arg)
+    return out
+
+
+class _Redact(logging.Filter):
+    """Defence in depth: a secret value that reaches a log record anyway is masked."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if any(s in text for s in self.secrets):
+            for secret in self.secrets:
+                text = text.replace(secret, MASK)
+            record.msg, record.args = text, None
+        return True
+
+
+def _secret_values(config: argparse.Namespace) -> list[str]:
+    return [str(value) for dest, value in vars(config).items()
+            if value and isinstance(value, str) and is_secret("--" + dest.replace("_", "-"))]
 
 
 def _say_to(config: argparse.Namespace) -> Callable[[str], None]:
@@ -34,24 +84,30 @@ def _ask(config: argparse.Namespace) -> Callable[[str], str] | None:
 def setup_logging(config: argparse.Namespace) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG)
+    redact = _Redact(_secret_values(config))
     console = logging.StreamHandler(sys.stderr)
+    console.addFilter(redact)
     console.setLevel(logging.DEBUG if config.verbose >= 2 else
                      logging.INFO if config.verbose == 1 else logging.WARNING)
     console.setFormatter(logging.Formatter("%(message)s"))
     console.addFilter(lambda record: not getattr(record, "said", False))
     root.addHandler(console)
+    from certwright.core.storage.files import ensure_dir
+
     logs = Path(config.logs_dir)
     try:
-        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_dir(logs, 0o700)  # new parents too: mkdir(parents=True) gives them the umask's
         handler = _LogFile(
             logs / "certwright.log", backupCount=max(0, config.max_log_backups))
         if handler.stream and handler.stream.tell() > 0 and config.max_log_backups > 0:
             handler.doRollover()
         os.chmod(logs / "certwright.log", 0o600)
-    except OSError as exc:
-        log.warning("not logging to %s: %s", logs, exc.strerror)
+    except (OSError, CertwrightError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        log.warning("not logging to %s: %s", logs, reason)
         return
     handler.setLevel(logging.DEBUG)
+    handler.addFilter(redact)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     logging.getLogger("urllib3").setLevel(logging.INFO)
@@ -117,7 +173,7 @@ def _main(args: list[str]) -> int:
 
     validate_hooks(config)  # before any account, order or hook
     setup_logging(config)
-    log.debug("certwright %s", " ".join(args))
+    log.debug("certwright %s", " ".join(masked(args)))
     for text in config.ini_warnings:  # cli.ini lines skipped: said once, never fatal
         log.warning("Warning: %s", text)
     for text in config.notices:  # obsolete options: accepted, said once

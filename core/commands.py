@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from certwright.core.cli_parser import VERBS
-from certwright.core.errors import ConfigError
+from certwright.core.errors import ConfigError, StorageError
 from certwright.core.storage import lineage as lineages
+from certwright.core.storage.files import ensure_dir
 from certwright.core.storage.lock import certbot_lock, lock
 
 Say = Callable[[str], None]
@@ -41,6 +42,10 @@ def dispatch(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     handler = HANDLERS.get(verb)
     if handler is None:
         raise ConfigError(f"the {verb!r} verb is not available in this version")
+    if getattr(config, "certname", None) is not None:
+        from certwright.core.names import check_cert_name
+
+        check_cert_name(config.certname)  # before any lock, CA request, hook or config
     if getattr(config, "strict_permissions", False):
         check_permissions(config)
     return handler(config, say, ask)
@@ -75,19 +80,19 @@ def check_permissions(config: argparse.Namespace) -> None:
 def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., int]:
     def locked(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         config_dir = Path(config.config_dir)
-        try:
-            config_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"{config_dir}: can't create the config dir: {exc.strerror}") \
-                from None
+        try:  # every new parent too gets 0755, whatever the umask (cron may run with 000)
+            ensure_dir(config_dir, 0o755)
+        except StorageError as exc:
+            raise ConfigError(f"can't create the config dir: {exc}") from None
         with lock(config_dir / ".certwright.lock", timeout=0.0), certbot_lock(config_dir):
             for fixed in lineages.repair_store(config_dir):
                 say(fixed)
-            from certwright.core.transaction import recover
+            from certwright.core.transaction import one_checkpoint, recover
 
             for undone in recover(Path(config.work_dir)):
                 say(undone)
-            return fn(config, say, ask)
+            with one_checkpoint():  # whatever this command changes is one checkpoint
+                return fn(config, say, ask)
 
     return locked
 
@@ -251,7 +256,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
     "reconfigure": _locked(_lazy("manage", "reconfigure")),
     "certificates": certificates,
     "register": _locked(_lazy("account_verbs", "register")),
-    "show_account": _lazy("account_verbs", "show_account"),
+    "show_account": _locked(_lazy("account_verbs", "show_account")),  # may finish a rollover
     "update_account": _locked(_lazy("account_verbs", "update_account")),
     "unregister": _locked(_lazy("account_verbs", "unregister")),
     "plugins": plugins_cmd,

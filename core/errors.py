@@ -16,7 +16,8 @@ class ConfigError(CertwrightError):
 
 class UsageError(ConfigError):
     """What Certbot's argument parser rejects (an unknown option or verb, a value its type
-    or choices refuse, a missing value): exit code 2, as argparse's own."""
+    or choices refuse, a missing value), or a count that makes no sense
+    (``rollback --checkpoints -1``): exit code 2, as argparse's own."""
 
     exit_code = 2
 

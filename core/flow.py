@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from certwright.core.acme import jws
 from certwright.core.acme.client import AcmeClient, CertificateChain, raise_for_order
-from certwright.core.acme.errors import AcmeError
+from certwright.core.acme.errors import AcmeError, TransportError
 from certwright.core.acme.messages import Authorization, Challenge, Order
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import Authenticator, ChallengeTask, Identifier
@@ -73,8 +73,10 @@ def obtain(
     deadline = time.monotonic() + opts.timeout
     order = client.new_order(identifiers, profile=opts.profile, replaces=opts.replaces)
     authzs = [client.authorization(url) for url in order.authorizations]
+    _check_ordered(authzs, identifiers)
     if opts.fresh_authorizations:
         order, authzs = _without_reused(client, identifiers, opts, order, authzs)
+        _check_ordered(authzs, identifiers)
     pending = [a for a in authzs if a.status == "pending"]
     tasks = [_task(client, authenticator, a, identifiers, opts) for a in pending]
     tasks = [(replace(t, remaining=len(tasks) - i - 1), c) for i, (t, c) in enumerate(tasks)]
@@ -89,6 +91,16 @@ def obtain(
     if not order.certificate:
         raise AcmeError(type="serverInternal", detail=f"order {order.url} has no certificate")
     return _split(_choose_chain(client, client.download(order.certificate), opts), order)
+
+
+def _check_ordered(authzs: Sequence[Authorization], identifiers: Sequence[Identifier]) -> None:
+    """An authorization for a name that was not ordered would hand that name to hooks and
+    configs; refuse it."""
+    ordered = {(i.type, i.value) for i in identifiers}
+    for authz in authzs:
+        if (authz.identifier.type, authz.identifier.value) not in ordered:
+            raise TransportError(f"refusing the CA's response: authorization {authz.url} is "
+                                 f"for {authz.identifier.value!r}, which was not ordered")
 
 
 def _without_reused(

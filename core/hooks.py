@@ -16,7 +16,8 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from certwright.core.errors import ConfigError
+from certwright.core.errors import CertwrightError, ConfigError
+from certwright.core.storage.files import ensure_dir
 
 log = logging.getLogger(__name__)
 HOOK_DIRS = ("pre", "deploy", "post")
@@ -94,8 +95,8 @@ def directory_hooks(config_dir: Path, kind: str) -> list[str]:
 def ensure_hook_dirs(config_dir: Path) -> None:
     for kind in HOOK_DIRS:
         try:
-            (config_dir / "renewal-hooks" / kind).mkdir(parents=True, exist_ok=True)
-        except OSError:
+            ensure_dir(config_dir / "renewal-hooks" / kind, 0o755)
+        except CertwrightError:
             return
 
 

@@ -7,11 +7,11 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from certwright.core import plugins
+from certwright.core import plugins, preflight
 from certwright.core.deploy import apply_plan, expected_certificate
-from certwright.core.errors import ConfigError, PluginError
+from certwright.core.errors import ConfigError, PluginError, UsageError
 from certwright.core.interfaces import (
     DeployRequest,
     EnhanceRequest,
@@ -22,6 +22,9 @@ from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
 from certwright.core.transaction import temporary
+
+if TYPE_CHECKING:
+    from certwright.core.issue import Target
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -68,12 +71,13 @@ def request_for(config: argparse.Namespace, lineage: Lineage | None) -> DeployRe
         fullchain_path=fullchain, https_port=config.https_port, http_port=config.http01_port)
 
 
-def _would_be(config: argparse.Namespace) -> DeployRequest:
-    """The request a real run would make: the lineage's live/ paths, existing or not."""
+def _would_be(config: argparse.Namespace, target: Target | None = None) -> DeployRequest:
+    """The request a real run would make: the lineage's live/ paths, existing or not
+    (``target``: the one already chosen)."""
     from certwright.core import issue, names
 
-    idents = names.parse_domains(config.domains)
-    target = issue.choose_target(config, idents)
+    if target is None:
+        target = issue.choose_target(config, names.parse_domains(config.domains))
     live = Path(config.config_dir) / "live" / target.name
     return DeployRequest(
         cert_name=target.name, domains=tuple(i.value for i in target.identifiers),
@@ -164,11 +168,14 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     installer = load_installer(config, name)
     redirect_by_default(config, installer)
     check_enhancements(config, installer)  # before a certificate is asked for
+    preflight.check(config, installer, say)  # a refusal before any order is placed
     lineage, _ = issue.obtain_lineage(config, say, ask)
     if lineage is None:  # dry run: show the config diff the install would make
         deploy(config, installer, _would_be(config), say)
         return 0
-    deploy(config, installer, request_for(config, lineage), say)
+    req = request_for(config, lineage)
+    preflight.check_certificate(installer, req)
+    deploy(config, installer, req, say)
     remember_installer(lineage, installer)
     return 0
 
@@ -189,7 +196,7 @@ def _stored_installer(config: argparse.Namespace, lineage: Lineage) -> None:
             continue
         if key.startswith(prefix):
             setattr(config, key, value)
-        elif key in ("https_port", "http01_port") and str(value).isdigit():
+        elif key in ("https_port", "http01_port") and str(value).isascii() and str(value).isdigit():
             setattr(config, key, int(str(value)))
 
 
@@ -201,7 +208,9 @@ def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     installer = load_installer(config)
     redirect_by_default(config, installer)
     check_enhancements(config, installer)
-    deploy(config, installer, request_for(config, lineage), say)
+    req = request_for(config, lineage)
+    preflight.check_certificate(installer, req)  # its key type: refused before any change
+    deploy(config, installer, req, say)
     if lineage is not None and not config.dry_run:
         remember_installer(lineage, installer)
     return 0
@@ -225,27 +234,35 @@ def enhance(config: argparse.Namespace, say: Say, ask: Ask) -> int:
 
 
 def rollback(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    """Undo the last N committed configuration changes, newest first; then config-test
-    and reload each server involved."""
-    from certwright.core.transaction import checkpoints
+    """Undo the last N checkpoints (one per command that changed a configuration), newest
+    first; then config-test and reload each server involved."""
+    from certwright.core.transaction import checkpoints, rollback_checkpoint
 
+    count = config.checkpoints
+    if count < 0:
+        raise UsageError(f"--checkpoints {count}: give the number of checkpoints to roll "
+                         "back (0 or more)")
+    if count == 0:
+        say("--checkpoints 0: nothing rolled back.")
+        return 0
     work_dir = Path(config.work_dir)
     found = checkpoints(work_dir)
     if not found:
         say("There are no configuration changes to roll back.")
         return 0
-    count = max(1, config.checkpoints)
     chosen = list(reversed(found))[:count]
     say(f"Rolling back {len(chosen)} of {len(found)} checkpoint(s), newest first:")
-    for txn in chosen:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(txn.manifest.created))
-        say(f"  {when}  {txn.manifest.title}")
+    for group in chosen:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(group[0].manifest.created))
+        say(f"  {when}  {' + '.join(t.manifest.title for t in group)}")
     servers: dict[str, dict[str, Any]] = {}
-    for txn in chosen:
-        restored = txn.rollback(check_after=True)
-        say(f"Rolled back {txn.manifest.title!r} ({len(restored)} file(s))")
-        if txn.manifest.installer:
-            servers.setdefault(txn.manifest.installer, txn.manifest.installer_params)
+    for group in chosen:
+        restored = rollback_checkpoint(group)
+        titles = " + ".join(t.manifest.title for t in group)
+        say(f"Rolled back {titles!r} ({len(restored)} file(s))")
+        for txn in reversed(group):
+            if txn.manifest.installer:
+                servers.setdefault(txn.manifest.installer, txn.manifest.installer_params)
     for name, params in servers.items():
         ns = argparse.Namespace(**vars(config))
         for key, value in params.items():

@@ -167,6 +167,14 @@ class DeployRequest:
     """False for the install after a renewal: a block the installer made for this
     certificate and another certificate has since taken over stays with that one."""
 
+    def __post_init__(self) -> None:
+        """No control character in any field (see _refuse_control)."""
+        _refuse_control([("certificate name", self.cert_name),
+                         *(("name", d) for d in self.domains),
+                         ("certificate path", self.cert_path), ("key path", self.key_path),
+                         ("chain path", self.chain_path),
+                         ("fullchain path", self.fullchain_path)])
+
 
 @dataclass(frozen=True)
 class EnhanceRequest:
@@ -176,6 +184,21 @@ class EnhanceRequest:
     enhancements: frozenset[str]
     https_port: int = 443
     http_port: int = 80
+
+    def __post_init__(self) -> None:
+        _refuse_control([("name", d) for d in self.domains])
+
+
+def _refuse_control(fields: Sequence[tuple[str, str]]) -> None:
+    """Request fields end up in a server's config: a control character (a newline starts
+    a new directive) is refused, whoever built the request."""
+    from certwright.core.errors import PluginError
+    from certwright.core.names import has_control
+
+    for what, value in fields:
+        if has_control(value):
+            raise PluginError(f"refusing to change the server's config: the {what} {value!r} "
+                              "holds a control character")
 
 
 @runtime_checkable
@@ -217,6 +240,16 @@ class SupportsEnhancements(Protocol):
     def supported_enhancements(self) -> frozenset[str]: ...
 
     def plan_enhance(self, req: EnhanceRequest) -> ChangePlan: ...
+
+
+@runtime_checkable
+class SupportsKeyTypes(Protocol):
+    """An installer that can tell, while planning, whether the places a deploy would put a
+    certificate can serve its key type."""
+
+    def key_type_problem(self, req: DeployRequest, key_type: str) -> str | None:
+        """Why a certificate whose key is ``key_type`` (``rsa`` or ``ecdsa``) could not be
+        served where ``req`` puts it, naming the file and line; None when it could."""
 
 
 @runtime_checkable

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certwright.core import __version__, flow, hooks, keys, names, plugins, session
+from certwright.core import (
+    __version__,
+    flow,
+    hooks,
+    keys,
+    names,
+    pending_hooks,
+    plugins,
+    preflight,
+    session,
+)
 from certwright.core.acme.errors import AcmeError
 from certwright.core.due import default_due_time
 from certwright.core.errors import ConfigError, PluginError
@@ -203,6 +213,10 @@ def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | Non
     """`certonly`."""
     if config.csr:
         return _obtain_for_csr(config, say, ask)
+    if getattr(config, "installer", None):  # certonly -i: its renewals will install
+        from certwright.core import install
+
+        preflight.check(config, install.load_installer(config, config.installer), say)
     obtain_lineage(config, say, ask)
     return 0
 
@@ -223,11 +237,16 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
     key_spec(config)  # a bad key option is refused before an account is made at the CA
     auth = load_authenticator(config)
     check_authenticator_for(target.identifiers, auth, config.pref_challs)
+    preflight.check_challenges(auth, target.identifiers, config.pref_challs)
     runner = HookRunner(config, say)
     runner.pre()
+    # killed between saving and the deploy hooks: the next renew runs them
+    owed = pending_hooks.Owed(Path(config.work_dir), Path(config.config_dir), target.name,
+                              config.dry_run)
     try:
         lineage = issue(config, target, auth, say, ask)
     except Exception:
+        owed.failed()
         runner.post([], [i.value for i in target.identifiers])
         raise
     if lineage is None:
@@ -238,6 +257,7 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
         return None, False
     _report(say, lineage)
     runner.deploy(lineage)
+    owed.done()
     runner.post(lineage.names, [])
     return lineage, True
 

@@ -1,4 +1,4 @@
-"""`revoke`, `delete`, `reconfigure` and account key rollover."""
+"""`revoke`, `delete` and `reconfigure`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from certwright.core import redeploy, session
+from certwright.core import lineage_cache, pending_hooks, redeploy, session
 from certwright.core.acme.client import REVOCATION_REASONS, AcmeClient
 from certwright.core.acme.jws import jwk_of
-from certwright.core.errors import CertwrightError, ConfigError
-from certwright.core.keys import KeySpec, load_private_key
-from certwright.core.storage import accounts as account_store
+from certwright.core.errors import CertwrightError, ConfigError, StorageError
+from certwright.core.keys import load_private_key
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
 
@@ -97,13 +96,30 @@ def delete(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if not config.certname:
         raise ConfigError("say which certificate to delete: --cert-name NAME")
     config_dir = Path(config.config_dir)
-    lineage = lineages.load_lineage(config_dir, config.certname)
-    if ask is not None and ask(f"Delete {lineage.name} ({', '.join(lineage.names)})? [y/N] ") \
+    try:
+        lineage = lineages.load_lineage(config_dir, config.certname)
+    except StorageError as exc:
+        # a conf that can't be used must not keep its lineage from being deleted: the
+        # store's own paths for that name are removed, nothing a broken conf names
+        broken = [lin for lin in lineages.list_lineages(config_dir)
+                  if lin.name == config.certname and lin.error]
+        if not broken:
+            raise
+        lineage = broken[0]
+        say(f"Warning: {exc}; deleting only the store's own files for {lineage.name}.")
+    if ask is not None and ask(f"Delete {lineage.name} ({_names_text(lineage)})? [y/N] ") \
             .strip().lower() not in ("y", "yes"):
         say("Nothing deleted.")
         return 1
     _delete_lineage(config, lineage, say)
     return 0
+
+
+def _names_text(lineage: lineages.Lineage) -> str:
+    try:
+        return ", ".join(lineage.names)
+    except CertwrightError:
+        return "its certificate can't be read"
 
 
 def _delete_lineage(config: argparse.Namespace, lineage: lineages.Lineage, say: Say) -> None:
@@ -112,6 +128,8 @@ def _delete_lineage(config: argparse.Namespace, lineage: lineages.Lineage, say: 
         _forget(config, installer, lineage, say)
     lineages.delete_lineage(Path(config.config_dir), lineage.name)
     redeploy.unmark(Path(config.work_dir), lineage.name)
+    pending_hooks.unmark(Path(config.work_dir), lineage.name)
+    lineage_cache.forget(Path(config.work_dir), lineage)
     say(f"Deleted all files relating to certificate {lineage.name}.")
 
 
@@ -183,33 +201,3 @@ def reconfigure(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     write_renewal_conf(conf)
     say(f"Successfully updated the renewal options of {lin.name}.")
     return 0
-
-
-def rollover(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    """RFC 8555 §7.3.5: replace the account key; the account keeps its URL."""
-    client, acct = session.client_for(config, register_if_missing=False)
-    url = session.server_url(config)
-    old_key = acct.key
-    new_key = jwk_of(KeySpec().generate())
-    client.change_key(new_key)
-    config_dir = Path(config.config_dir)
-    new = account_store.Account(id=account_store.account_id_for_key(new_key), key=new_key,
-                                uri=acct.uri, body=acct.body, meta=acct.meta)
-    account_store.save_account(config_dir, url, new)
-    moved = _repoint_lineages(config_dir, acct.id, new.id)
-    account_store.delete_account(config_dir, url, acct.id)
-    del old_key
-    say(f"The account key was rolled over; account {acct.uri} is now {new.id}"
-        + (f" ({moved} renewal configuration(s) updated)." if moved else "."))
-    return 0
-
-
-def _repoint_lineages(config_dir: Path, old_id: str, new_id: str) -> int:
-    moved = 0
-    for lin in lineages.list_lineages(config_dir):
-        if lin.error is None and str(lin.params.get("account")) == old_id:
-            conf = read_renewal_conf(lin.conf.path)
-            conf.params["account"] = new_id
-            write_renewal_conf(conf)
-            moved += 1
-    return moved

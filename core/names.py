@@ -9,7 +9,29 @@ from collections.abc import Iterable
 from certwright.core.errors import ConfigError
 from certwright.core.interfaces import Identifier
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # fullmatch: "$" allows "\n"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (a newline ends a config line)."""
+    return _CONTROL.search(text) is not None
+
+
+def check_cert_name(name: str) -> str:
+    """``--cert-name`` as Certbot accepts it: it becomes a file name and lands in server
+    configs, so no ``/``, no control characters, not ``.`` or ``..`` (nor any leading
+    ``.``: the store's own temporary names start with one)."""
+    if not name:
+        raise ConfigError("--cert-name: the name is empty")
+    if has_control(name):
+        raise ConfigError(f"--cert-name {name!r}: control characters (such as a newline) "
+                          "are not allowed")
+    if "/" in name:
+        raise ConfigError(f"--cert-name {name!r}: '/' is not allowed")
+    if name.startswith("."):
+        raise ConfigError(f"--cert-name {name!r}: a name can't be '.', '..' or start with '.'")
+    return name
 
 
 def _to_ascii(name: str) -> str:
@@ -42,7 +64,7 @@ def normalize_domain(raw: str) -> str:
             raise ConfigError(f"invalid domain {raw!r}: label {label[:20]}… is over 63 bytes")
         if "_" in label:
             raise ConfigError(f"invalid domain {raw!r}: '_' is not allowed in a host name")
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise ConfigError(
                 f"invalid domain {raw!r}: label {label!r} must be letters, digits and inner '-'"
             )

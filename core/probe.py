@@ -80,7 +80,7 @@ def _smtp_reply(io: _Lines) -> tuple[int, list[str]]:
     """One SMTP reply (RFC 5321 §4.2): ``NNN-text`` lines ended by ``NNN text``."""
     lines = io.until(lambda s: len(s) < 4 or s[3] != "-")
     code = lines[-1][:3]
-    if not code.isdigit() or any(line[:3] != code for line in lines):
+    if not (code.isascii() and code.isdigit()) or any(line[:3] != code for line in lines):
         raise ProbeError(f"not an SMTP reply: {_show(lines[-1])}")
     return int(code), [line[4:] for line in lines]
 

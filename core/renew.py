@@ -1,7 +1,8 @@
 """`renew`: find the lineages that are due, renew them in parallel, run the hooks.
 
 Deciding needs no plugin and, when nothing changed, no certificate parsing: a small cache
-in the work dir maps each lineage's current ``cert.pem`` target to its validity period.
+in the work dir (:mod:`certwright.core.lineage_cache`) keeps each lineage's validity period
+for as long as the file its ``cert.pem`` serves is unchanged.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import copy
-import datetime
 import logging
 import random
 import sys
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certwright.core import redeploy
+from certwright.core import pending_hooks, redeploy
+from certwright.core.ari_check import AriCheck
 from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
 from certwright.core.due import default_due_time
 from certwright.core.errors import CertwrightError, ConfigError
@@ -49,7 +50,7 @@ DEFAULT_JOBS = 4
 @dataclass
 class Outcome:
     name: str
-    status: str  # renewed | not-due | failed | dry-run | installed
+    status: str  # renewed | not-due | failed | dry-run | installed | hooks
     detail: str = ""
     domains: tuple[str, ...] = ()
 
@@ -58,7 +59,8 @@ class Outcome:
 def _renew_before_expiry(lin: Lineage) -> float | None:
     text = str(lin.conf.extra.get("renew_before_expiry", "") or "").strip()
     parts = text.split()
-    if len(parts) == 2 and parts[0].isdigit() and parts[1].rstrip("s") in ("day", "week"):
+    if len(parts) == 2 and parts[0].isascii() and parts[0].isdigit() \
+            and parts[1].rstrip("s") in ("day", "week"):
         unit = 86400 if parts[1].startswith("day") else 7 * 86400
         return int(parts[0]) * unit
     return None
@@ -78,102 +80,10 @@ def is_due(lin: Lineage, cache: LineageCache, now: float, ari: AriCheck | None) 
     return now >= due
 
 
-DIRECTORY_TTL = 86400.0
-
-
-class AriCheck:
-    """Asks the CA's ``renewalInfo`` (RFC 9773); any failure falls back to the lifetime.
-
-    Whether a CA offers ``renewalInfo`` is remembered for a day in the validity cache, so
-    an idle run against a CA without ARI makes no request at all.
-    """
-
-    def __init__(self, config: argparse.Namespace, cache: LineageCache) -> None:
-        self.config = config
-        self.cache = cache
-        self._directories: dict[str, Any] = {}
-
-    def offers_ari(self, server: str, now: float) -> bool:
-        known: dict[str, Any] = self.cache.data.setdefault("_directories", {})
-        entry = known.get(server)
-        if isinstance(entry, list) and len(entry) == 2 and now - float(entry[0]) < DIRECTORY_TTL:
-            return bool(entry[1])
-        transport = self.transport(server)  # an unreachable CA counts as "no ARI" for a day
-        offers = transport is not None and bool(transport.directory.renewal_info)
-        known[server] = [now, offers]
-        self.cache.dirty = True
-        return offers
-
-    def transport(self, server: str) -> Any:
-        if server not in self._directories:
-            from certwright.core import session
-
-            try:
-                self._directories[server] = session.transport(self.config, server)
-                _ = self._directories[server].directory
-            except Exception as exc:
-                log.warning("ARI: could not read %s: %s", server, exc)
-                self._directories[server] = None
-        return self._directories[server]
-
-    def renewal_time(self, lin: Lineage, now: float, serial: str = "") -> float | None:
-        """The moment chosen in the CA's window; asked again only after Retry-After.
-        The answer is stored with the serial it is about (a renewed certificate has a
-        window of its own); a section Certbot wrote has only the retry time."""
-        server = str(lin.params.get("server") or "")
-        if not server or server == "None":
-            return None
-        section = lin.conf.extra.get("acme_renewal_info")
-        section = section if isinstance(section, dict) else {}
-        stored_serial = section.get("ari_serial")
-        if stored_serial is None or stored_serial == serial:
-            retry = _timestamp(section.get("ari_retry_after"))
-            if retry is not None and retry > now:
-                return _timestamp(section.get("ari_renewal_time"))
-        if not self.offers_ari(server, now):
-            return None
-        transport = self.transport(server)
-        from certwright.core import ari
-
-        try:
-            info = ari.fetch(transport, transport.directory.renewal_info, lin.certificate)
-            retry_after = info.retry_after or 6 * 3600
-            moment: float | None = info.choose_moment().timestamp()
-        except Exception as exc:  # never fatal
-            log.warning("ARI check for %s failed: %s", lin.name, exc)
-            retry_after, moment = 6 * 3600, None
-        _store_ari(lin, now + retry_after, moment, serial)
-        return moment
-
-
-def _timestamp(text: object) -> float | None:
-    try:
-        return datetime.datetime.fromisoformat(str(text)).timestamp() if text else None
-    except ValueError:
-        return None
-
-
-def _iso(when: float) -> str:
-    return datetime.datetime.fromtimestamp(when).isoformat(timespec="seconds")  # naive local,
-
-
-def _store_ari(lin: Lineage, retry: float, moment: float | None, serial: str) -> None:
-    from certwright.core.storage.renewal_conf import write_renewal_conf
-
-    section = {"ari_retry_after": _iso(retry)}  # as Certbot writes it (it ignores the rest)
-    if serial:
-        section["ari_serial"] = serial
-        if moment is not None:
-            section["ari_renewal_time"] = _iso(moment)
-    lin.conf.extra["acme_renewal_info"] = section
-    try:
-        write_renewal_conf(lin.conf)
-    except CertwrightError as exc:
-        log.warning("could not store the ARI retry time for %s: %s", lin.name, exc)
-
-
 # -- per-lineage configuration ------------------------------------------------------------
 def _convert(key: str, value: object) -> object:
+    if isinstance(value, dict):  # a [[section]] where a value belongs: refused, named
+        raise ValueError(value)
     if value in ("None", None):
         return None
     if key in INTS:
@@ -199,6 +109,9 @@ def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespa
         key = ALIASES.get(raw_key, raw_key)
         if key in explicit or (key == "authenticator" and cli_auth):
             continue
+        if key == "webroot_map":
+            setattr(ns, key, _webroot_map(lin, raw))
+            continue
         try:
             value = _convert(key, raw)
             if key in CHOICES and value is not None and value not in CHOICES[key]:
@@ -221,6 +134,16 @@ def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespa
     return ns
 
 
+def _webroot_map(lin: Lineage, raw: object) -> dict[str, str]:
+    """``webroot_map`` is a section; a plain value (a hand edit, an old tool) is ignored
+    with a warning naming the file: the stored ``webroot_path`` serves every name."""
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items() if isinstance(v, str)}
+    log.warning("%s: webroot_map is not a section (%r); ignored, the webroot_path is used",
+                lin.conf.path, raw)
+    return {}
+
+
 # -- the run ------------------------------------------------------------------------------
 class Renewer:
     def __init__(self, config: argparse.Namespace, say: Say, ask: Ask, ari: AriCheck,
@@ -234,6 +157,7 @@ class Renewer:
         self.runner = issue.HookRunner(config, say)
         self.work_dir = Path(config.work_dir)
         self.pending = pending
+        self.owed: dict[str, int] = {}
         self.deployer = redeploy.Deployer(self.work_dir, say)
         self._shared: dict[tuple[Any, ...], Authenticator] = {}
         self._locks_lock = threading.Lock()
@@ -260,24 +184,31 @@ class Renewer:
         from certwright.core import issue, names
 
         try:
+            lin.check_links()  # a file where a link belongs is refused, never replaced
             ns = lineage_config(self.config, lin)
             ns.ari_replaces = self._replaces(ns, lin)
             idents = names.parse_domains(lin.names)
             auth = self.authenticator(ns)
             target = issue.Target(idents, lin, lin.name, "renew")
             installed = _has_installer(ns) and not ns.dry_run
+            serving = _live_version(lin)
+            earlier = self.owed.get(lin.name)  # hooks an interrupted run still owes
+            if earlier is not None and earlier != serving:
+                serving = earlier  # kept owed until hooks run after this renewal
             if installed:  # served only once the deployer has seen it served
                 redeploy.mark(self.work_dir, lin.name)
-                serving = _live_version(lin)
+            if not ns.dry_run:  # its deploy hooks are owed once live/ switches
+                pending_hooks.mark(self.work_dir, lin.name, serving)
             try:
                 with self._exclusive(auth):
                     new = issue.issue(ns, target, auth, self.say, None)
             except BaseException:
-                # nothing new to serve, unless live/ switched before the failure (a full
-                # disk writing the renewal conf) or an earlier run left it pending
-                if (installed and lin.name not in self.pending
-                        and _live_version(lin) == serving):
-                    redeploy.unmark(self.work_dir, lin.name)
+                # nothing new to serve, unless live/ switched before the failure or an
+                # earlier run left it pending
+                if _live_version(lin) == serving:
+                    pending_hooks.unmark(self.work_dir, lin.name)
+                    if installed and lin.name not in self.pending:
+                        redeploy.unmark(self.work_dir, lin.name)
                 raise
         except CertwrightError as exc:
             return Outcome(lin.name, "failed", str(exc), _names_of(lin))
@@ -291,6 +222,7 @@ class Renewer:
         if installed:
             self.deployer.add(ns, new)
         ok = self.runner.deploy(new, ns.deploy_hook)
+        pending_hooks.unmark(self.work_dir, new.name)
         return Outcome(lin.name, "renewed", "" if ok else "a deploy hook failed",
                        tuple(new.names))
 
@@ -334,6 +266,7 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     due: list[Lineage] = []
     by_name = {lin.name: lin for lin in found}
     pending = set() if config.dry_run else redeploy.pending(Path(config.work_dir))
+    owed = {} if config.dry_run else pending_hooks.pending(Path(config.work_dir))
     cache = LineageCache(Path(config.work_dir))
     ari = AriCheck(config, cache)
     now = time.time()
@@ -354,8 +287,12 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             outcomes.append(Outcome(lin.name, "not-due"))
     cache.save()
     catch_up = [o for o in outcomes if o.status == "not-due" and o.name in pending]
-    if due or catch_up:
+    hooks_owed = _hooks_owed(config, outcomes, by_name, owed)
+    if due or catch_up or hooks_owed:
         renewer = Renewer(config, say, ask, ari, pending)
+        renewer.owed = owed
+        for outcome in hooks_owed:
+            _run_owed_hooks(config, renewer, by_name[outcome.name], outcome)
         for outcome in catch_up:
             _catch_up(config, renewer, by_name[outcome.name], outcome)
         if due:
@@ -387,6 +324,38 @@ def _stored_hooks(config: argparse.Namespace, lins: list[Lineage], key: str) -> 
             if command and command not in found:
                 found.append(str(command))
     return found
+
+
+def _hooks_owed(config: argparse.Namespace, outcomes: list[Outcome],
+                by_name: dict[str, Lineage], owed: dict[str, int]) -> list[Outcome]:
+    """Lineages not due now whose last renewal went live but died before its deploy
+    hooks ran; records of renewals that never went live (or of lineages gone) are
+    dropped."""
+    work_dir = Path(config.work_dir)
+    found = []
+    for outcome in outcomes:
+        if outcome.name not in owed or outcome.status != "not-due":
+            continue
+        if _live_version(by_name[outcome.name]) not in (owed[outcome.name], None):
+            found.append(outcome)
+        else:
+            pending_hooks.unmark(work_dir, outcome.name)
+    for name in set(owed) - set(by_name):
+        pending_hooks.unmark(work_dir, name)
+    return found
+
+
+def _run_owed_hooks(config: argparse.Namespace, renewer: Renewer, lin: Lineage,
+                    outcome: Outcome) -> None:
+    try:
+        ns = lineage_config(config, lin)
+    except CertwrightError as exc:
+        outcome.status, outcome.detail = "failed", str(exc)
+        return
+    ok = renewer.runner.deploy(lin, ns.deploy_hook)
+    pending_hooks.unmark(Path(config.work_dir), lin.name)
+    outcome.status, outcome.domains = "hooks", _names_of(lin)
+    outcome.detail = "" if ok else "a deploy hook failed"
 
 
 def _live_version(lin: Lineage) -> int | None:
@@ -456,6 +425,7 @@ def _summary(outcomes: list[Outcome], say: Say) -> int:
         return 0
     titles = (("renewed", "renewed"), ("dry-run", "renewed in a dry run (nothing saved)"),
               ("installed", "installed again (renewed earlier, not yet seen served)"),
+              ("hooks", "renewed earlier; its deploy hooks had not run and ran now"),
               ("not-due", "not due for renewal"), ("failed", "failed"))
     for status, title in titles:
         items = by.get(status, [])

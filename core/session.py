@@ -88,7 +88,15 @@ def _quiet_insecure_warnings() -> None:
 
 
 def load_account(config: argparse.Namespace, url: str) -> store.Account | None:
-    accounts = store.list_accounts(Path(config.config_dir), url)
+    """The account to use: ``--account`` (or the renewal conf's), else the oldest one.
+    A damaged account that would be used, or passed over for a new registration, stops
+    the run with the damaged file named: registering anew would re-point renewals."""
+    broken: dict[str, str] = {}
+    accounts = store.list_accounts(Path(config.config_dir), url, broken)
+    if config.account in broken or (broken and not accounts):
+        raise ConfigError(broken.get(config.account) or next(iter(broken.values())))
+    for name, error in broken.items():
+        log.warning("skipping account %s: %s", name, error)
     if config.account:
         for acct in accounts:
             if acct.id == config.account:
@@ -110,6 +118,10 @@ def client_for(
 ) -> tuple[AcmeClient, store.Account]:
     """A client logged in to the stored account, registering one when there is none."""
     url = server_url(config)
+    if store.has_pending_keys(Path(config.config_dir), url):
+        from certwright.core import rollover
+
+        rollover.resolve_pending(config, url)
     acct = load_account(config, url)
     if acct is not None:
         return AcmeClient(transport(config, url), acct.key, kid=acct.uri), acct

@@ -6,8 +6,13 @@ was created) plus the backups. The manifest is written before any file is touche
 crash at any moment leaves a journal that ``recover`` rolls back at the next start.
 
 Committed, non-temporary transactions are the checkpoints ``rollback --checkpoints N``
-undoes, newest first. Writes are atomic and keep each file's mode and owner; a symlinked
-config file is written through to its target.
+undoes, newest first. Journals are ordered by a sequence number (the directory name starts
+with it), and every transaction made during one command carries that command's id: one
+command is one checkpoint, however many plans it applied. Writes are atomic and keep each
+file's mode and owner; a symlinked config file is written through to its target.
+
+A journal read back from disk is checked first (``core/journal.py``): one this process could
+not have written is refused, and nothing in it is acted on.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,9 +33,30 @@ from typing import Any
 
 from certwright.core.errors import CertwrightError
 from certwright.core.interfaces import ChangePlan
+from certwright.core.journal import JournalRefused, check_manifest, check_private
 from certwright.core.storage.files import atomic_write, ensure_dir, is_temp_name
 
 OPEN, COMMITTED, ROLLED_BACK = "open", "committed", "rolled-back"
+_SEQ = re.compile(r"([0-9]{10})-")
+_command_id: str | None = None
+
+
+def begin_command() -> str:
+    """Start a new command: every transaction from now on belongs to one checkpoint."""
+    global _command_id
+    _command_id = uuid.uuid4().hex
+    return _command_id
+
+
+@contextlib.contextmanager
+def one_checkpoint() -> Iterator[str]:
+    """Every transaction made inside is one checkpoint; outside, each is its own."""
+    global _command_id
+    ident = begin_command()
+    try:
+        yield ident
+    finally:
+        _command_id = None
 
 
 class TransactionError(CertwrightError):
@@ -68,11 +96,23 @@ class Manifest:
     installer_params: dict[str, Any] = field(default_factory=dict)
     files: list[FileRecord] = field(default_factory=list)
     created_dirs: list[str] = field(default_factory=list)
+    seq: int = 0  # journals written before sequences existed sort first, by time
+    command: str = ""
+
+    @property
+    def checkpoint(self) -> str:
+        """What ``rollback --checkpoints`` counts: the command, or the journal alone."""
+        return self.command or self.id
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
+        """Read and check a manifest (see ``core/journal.py``); refuse a foreign one."""
+        check_private(path, directory=False, journal=path.parent)
         try:
             data = json.loads(path.read_bytes())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            check_manifest(data, path.parent)
             data["files"] = [FileRecord(**f) for f in data.get("files", [])]
             return cls(**data)
         except (OSError, ValueError, TypeError) as exc:
@@ -83,24 +123,57 @@ def journal_root(work_dir: Path) -> Path:
     return Path(work_dir) / "transactions"
 
 
+def _private_root(work_dir: Path, create: bool) -> Path | None:
+    """The journal root, made 0700 when created. One we own that others can write to (made
+    so by hand, or by an old version under umask 000) is tightened; one owned by someone
+    else is refused."""
+    root = journal_root(work_dir)
+    if create:
+        ensure_dir(Path(work_dir), 0o755)
+        ensure_dir(root, 0o700)
+    try:
+        info = os.lstat(root)
+    except FileNotFoundError:
+        return None
+    if info.st_uid == os.geteuid() and os.path.isdir(root) and not os.path.islink(root) \
+            and info.st_mode & 0o077:
+        os.chmod(root, 0o700)
+    check_private(root, directory=True, journal=root)
+    return root
+
+
+def _next_seq(root: Path) -> int:
+    seqs = [int(m.group(1)) for name in os.listdir(root) if (m := _SEQ.match(name))]
+    return max(seqs, default=0) + 1
+
+
 class Transaction:
     """``apply`` plans, then ``commit`` or ``rollback``. Temporary ones are always undone."""
 
     def __init__(self, work_dir: Path, title: str, *, temporary: bool = False,
                  installer: str = "", installer_params: dict[str, Any] | None = None) -> None:
-        root = journal_root(work_dir)
-        ensure_dir(root, 0o700)
+        root = _private_root(work_dir, create=True)
+        if root is None:  # removed again between creating and checking it
+            raise TransactionError(f"{journal_root(work_dir)} disappeared")
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        ident = f"{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}"
+        seq = _next_seq(root)
+        while True:  # another thread or process may take the same number: take the next
+            ident = f"{seq:010d}-{stamp}-{os.getpid()}"
+            try:
+                os.mkdir(root / ident, 0o700)
+                break
+            except FileExistsError:
+                seq += 1
         self.dir = root / ident
-        self.dir.mkdir(mode=0o700)
         self.manifest = Manifest(id=ident, title=title, state=OPEN, temporary=temporary,
                                  created=time.time(), installer=installer,
-                                 installer_params=dict(installer_params or {}))
+                                 installer_params=dict(installer_params or {}), seq=seq,
+                                 command=_command_id or "")
         self._save()
 
     @classmethod
     def reopen(cls, directory: Path) -> Transaction:
+        check_private(directory, directory=True, journal=directory)
         txn = cls.__new__(cls)
         txn.dir = directory
         txn.manifest = Manifest.load(directory / "manifest.json")
@@ -155,62 +228,102 @@ class Transaction:
         self.manifest.state = COMMITTED
         self._save()
 
-    def rollback(self, *, check_after: bool = False) -> list[str]:
-        """Restore every file (newest first); ``check_after`` refuses to undo a file that
-        was edited after this transaction wrote it. Returns the paths restored."""
+    def rollback(self, *, check_after: bool = False, recovering: bool = False) -> list[str]:
+        """Restore every file (newest first); returns the paths restored.
+
+        ``check_after`` refuses to undo a file that was edited after this transaction wrote
+        it. ``recovering`` (a journal a crash left open) restores only files that hold what
+        the transaction wrote, skips those still as they were before, and refuses the whole
+        journal, touching nothing, when a file holds anything else."""
         records = list(reversed(self.manifest.files))
+        found = {rec.path: sha256_of(_read(Path(rec.path))) for rec in records}
         if check_after:
             for rec in records:
-                if sha256_of(_read(Path(rec.path))) != rec.sha_after:
+                if found[rec.path] != rec.sha_after:
                     raise TransactionError(
                         f"{rec.path} was changed after {self.manifest.title!r}; not rolled back")
+        if recovering:
+            for rec in records:
+                if found[rec.path] not in (rec.sha_after, rec.sha_before):
+                    raise JournalRefused(self.dir, f"{rec.path} holds neither what the "
+                                                   "change wrote nor what was there before")
+        backups: dict[str, bytes] = {}
+        for rec in records:  # every backup read and checked before any file is touched
+            if rec.backup is not None:
+                check_private(Path(rec.backup), directory=False, journal=self.dir)
+                data = _read(Path(rec.backup))
+                if data is None:
+                    raise TransactionError(f"backup {rec.backup} of {rec.path} is missing")
+                if sha256_of(data) != rec.sha_before:
+                    raise JournalRefused(self.dir, f"backup {rec.backup} does not hold what "
+                                                   f"{rec.path} held before")
+                backups[rec.backup] = data
         restored = []
         for rec in records:
             path = Path(rec.path)
+            if recovering and found[rec.path] == rec.sha_before:
+                continue  # the crash came before this file was written
             if rec.backup is None:
                 path.unlink(missing_ok=True)
             else:
-                data = _read(Path(rec.backup))
-                if data is None:
-                    raise TransactionError(f"backup {rec.backup} of {path} is missing")
-                atomic_write(path, data, rec.mode)
+                atomic_write(path, backups[rec.backup], rec.mode)
             restored.append(str(path))
-        # deepest first (the list grows per write, so sort); only those left empty
-        for folder in sorted(self.manifest.created_dirs, key=lambda d: d.count("/"),
-                             reverse=True):
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
+        self._remove_created_dirs()
         self.manifest.state = ROLLED_BACK
         self._save()
         return restored
+
+    def _remove_created_dirs(self) -> None:
+        """Directories this transaction made, and those other transactions made above files
+        this one wrote (a checkpoint undone earlier may have had to leave them because this
+        one's files were still there). Deepest first, and only when empty."""
+        mine = set(self.manifest.created_dirs)
+        files = [rec.path for rec in self.manifest.files if rec.backup is None]
+        for other in _trusted_siblings(self.dir) if files else ():
+            mine.update(d for d in other.created_dirs
+                        if any(f.startswith(d + "/") for f in files))
+        for folder in sorted(mine, key=lambda d: d.count("/"), reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
 
     def discard(self) -> None:
         """Forget a finished temporary transaction's journal."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _trusted_siblings(directory: Path) -> list[Manifest]:
+    """The other journals beside ``directory`` that pass the checks (others are skipped:
+    this only decides which empty directories to remove)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory.parent):
+            if name == directory.name:
+                continue
+            with contextlib.suppress(CertwrightError):
+                found.append(Transaction.reopen(directory.parent / name).manifest)
+    return found
+
+
 def transactions(work_dir: Path) -> list[Transaction]:
-    root = journal_root(work_dir)
-    try:
-        names = sorted(os.listdir(root))
-    except FileNotFoundError:
+    """Every journal, oldest first (by sequence). A journal that fails the checks of
+    ``core/journal.py`` raises :class:`JournalRefused`."""
+    root = _private_root(work_dir, create=False)
+    if root is None:
         return []
     found = []
-    for name in names:
-        if (root / name / "manifest.json").exists():
+    for name in os.listdir(root):
+        if os.path.lexists(root / name / "manifest.json"):
             found.append(Transaction.reopen(root / name))
+    found.sort(key=lambda t: (t.manifest.seq, t.manifest.created, t.manifest.id))
     return found
 
 
 def recover(work_dir: Path) -> list[str]:
     """Roll back every transaction a crash left open; one message per transaction."""
-    root = journal_root(work_dir)
-    if not root.is_dir():
-        return []
     messages = []
     for txn in transactions(work_dir):
         if txn.manifest.state == OPEN:
-            txn.rollback()
+            txn.rollback(recovering=True)
             for rec in txn.manifest.files:
                 _remove_write_leftovers(Path(rec.path))
             messages.append(f"Rolled back the unfinished change {txn.manifest.title!r} left "
@@ -231,10 +344,31 @@ def _remove_write_leftovers(path: Path) -> None:
             (path.parent / name).unlink(missing_ok=True)
 
 
-def checkpoints(work_dir: Path) -> list[Transaction]:
-    """Committed, non-temporary transactions, oldest first."""
-    return [t for t in transactions(work_dir)
-            if t.manifest.state == COMMITTED and not t.manifest.temporary]
+def checkpoints(work_dir: Path) -> list[list[Transaction]]:
+    """Committed, non-temporary transactions grouped by the command that made them: the
+    checkpoints, oldest first, each one's transactions oldest first."""
+    groups: dict[str, list[Transaction]] = {}
+    for txn in transactions(work_dir):
+        if txn.manifest.state == COMMITTED and not txn.manifest.temporary:
+            groups.setdefault(txn.manifest.checkpoint, []).append(txn)
+    return sorted(groups.values(), key=lambda g: (g[-1].manifest.seq, g[-1].manifest.created))
+
+
+def rollback_checkpoint(group: list[Transaction]) -> list[str]:
+    """Undo one checkpoint (all its transactions, newest first). Every file must still hold
+    what the checkpoint's last write to it left, or nothing is undone."""
+    latest: dict[str, str | None] = {}
+    for txn in reversed(group):
+        for rec in txn.manifest.files:
+            latest.setdefault(rec.path, rec.sha_after)
+    for path, sha in latest.items():
+        if sha256_of(_read(Path(path))) != sha:
+            title = " + ".join(t.manifest.title for t in group)
+            raise TransactionError(f"{path} was changed after {title!r}; not rolled back")
+    restored: list[str] = []
+    for txn in reversed(group):
+        restored += txn.rollback()
+    return list(dict.fromkeys(restored))
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,17 +74,18 @@ class AcmeError(CertwrightError):
     ) -> AcmeError:
         subs = tuple(
             Subproblem(
-                type=str(s.get("type", "")),
-                detail=str(s.get("detail", "")),
+                type=printable(s.get("type", "")),
+                detail=printable(s.get("detail", "")),
                 identifier=_identifier_text(s.get("identifier")),
             )
             for s in doc.get("subproblems") or ()
             if isinstance(s, Mapping)
         )
+        given = doc.get("status", status)
         return cls(
-            type=str(doc.get("type", "about:blank")),
-            detail=str(doc.get("detail", "")),
-            status=int(doc.get("status", status) or status),
+            type=printable(doc.get("type", "about:blank")),
+            detail=printable(doc.get("detail", "")),
+            status=given if isinstance(given, int) and not isinstance(given, bool) else status,
             subproblems=subs,
             retry_after=retry_after,
             url=url,
@@ -93,5 +95,16 @@ class AcmeError(CertwrightError):
 
 def _identifier_text(value: object) -> str | None:
     if isinstance(value, Mapping):
-        return str(value.get("value", ""))
+        return printable(value.get("value", ""))
     return None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(value: object) -> str:
+    """CA text as one terminal-safe line: blanks for line breaks and tabs, ``\\xNN`` for
+    other control characters (an escape sequence could rewrite the user's screen)."""
+    text = str(value)
+    return _CONTROL.sub(lambda m: " " if m.group() in "\n\r\t" else
+                        f"\\x{ord(m.group()):02x}", text)

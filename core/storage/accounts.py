@@ -39,11 +39,14 @@ from josepy.errors import Error as JoseError
 from josepy.jwk import JWK
 
 from certwright.core.errors import StorageError
-from certwright.core.storage.files import atomic_write, ensure_dir
+from certwright.core.storage.files import atomic_write, ensure_dir, fsync_dir
 
 logger = logging.getLogger(__name__)
 
 KEY_FILE = "private_key.json"
+PENDING_KEY_FILE = "private_key.json.pending"
+"""A key rollover's new key, written before the CA is told (see core/rollover.py)."""
+PENDING_KEY_MODE = 0o600
 REGR_FILE = "regr.json"
 META_FILE = "meta.json"
 KEY_MODE = 0o400
@@ -99,6 +102,16 @@ def _fallback_dir(config_dir: Path, server_url: str) -> Path | None:
     return Path(os.path.abspath(config_dir)) / "accounts" / previous
 
 
+def _check_inside(config_dir: Path, path: Path) -> Path:
+    """``path`` (an account or server directory, maybe a link, as Certbot makes for v1
+    accounts) resolves inside ``<config>/accounts``; StorageError otherwise."""
+    store = os.path.realpath(Path(os.path.abspath(config_dir)) / "accounts")
+    real = os.path.realpath(path)
+    if real != store and not real.startswith(store + os.sep):
+        raise StorageError(f"{path} leads to {real}, outside {store}; refusing to use it")
+    return path
+
+
 def _read_json(path: Path) -> Any:
     try:
         with open(path, "rb") as handle:
@@ -116,14 +129,24 @@ def _read_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def _load_dir(directory: Path) -> Account:
-    key_path = directory / KEY_FILE
+def read_key(key_path: Path) -> JWK:
+    """A private JWK from ``key_path``; StorageError naming the file for anything else
+    (josepy raises KeyError, ValueError or TypeError for some malformed keys)."""
     try:
         key = JWK.from_json(_read_json(key_path))
-    except JoseError as error:
-        raise StorageError(f"cannot read {key_path}: not a usable JWK ({error})") from error
+    except (JoseError, KeyError, ValueError, TypeError) as error:
+        reason = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise StorageError(f"cannot read {key_path}: not a usable JWK ({reason})") from error
     if not isinstance(key, JWK):  # pragma: no cover - from_json returns a JWK subclass
         raise StorageError(f"cannot read {key_path}: not a JWK")
+    if not hasattr(key.key, "private_bytes"):
+        raise StorageError(f"cannot read {key_path}: a public key, not the account's private "
+                           "key")
+    return key
+
+
+def _load_dir(directory: Path) -> Account:
+    key = read_key(directory / KEY_FILE)
     regr = _read_object(directory / REGR_FILE)
     uri = regr.get("uri")
     body = regr.get("body", {})
@@ -143,23 +166,30 @@ def _account_names(directory: Path) -> list[str]:
     return sorted(e for e in entries if not e.startswith(".") and (directory / e).is_dir())
 
 
-def _load_all(directory: Path) -> list[Account]:
+def _load_all(config_dir: Path, directory: Path,
+              broken: dict[str, str] | None) -> list[Account]:
     accounts = []
     for name in _account_names(directory):
         try:
-            accounts.append(_load_dir(directory / name))
+            accounts.append(_load_dir(_check_inside(config_dir, directory / name)))
         except StorageError as error:
-            logger.warning("skipping account %s: %s", name, error)
+            if broken is None:
+                logger.warning("skipping account %s: %s", name, error)
+            else:  # the caller says what it means
+                broken.setdefault(name, str(error))
     return accounts
 
 
-def list_accounts(config_dir: Path, server_url: str) -> list[Account]:
+def list_accounts(config_dir: Path, server_url: str,
+                  broken: dict[str, str] | None = None) -> list[Account]:
     """The readable accounts for ``server_url``, oldest first; unreadable ones are logged
-    and skipped (like Certbot), so one broken directory does not block the others."""
-    accounts = _load_all(accounts_dir(config_dir, server_url))
+    and skipped (like Certbot), so one broken directory does not block the others. Their
+    ids and errors go into ``broken`` when given: a caller about to register a new
+    account (or to use one named in a renewal conf) must not pass over a damaged one."""
+    accounts = _load_all(config_dir, accounts_dir(config_dir, server_url), broken)
     fallback = _fallback_dir(config_dir, server_url)
     if not accounts and fallback is not None:
-        accounts = _load_all(fallback)
+        accounts = _load_all(config_dir, fallback, broken)
     accounts.sort(key=lambda account: (str(account.meta.get("creation_dt", "")), account.id))
     return accounts
 
@@ -174,10 +204,10 @@ def _find_dir(config_dir: Path, server_url: str, account_id: str) -> Path:
     _valid_id(account_id)
     directory = accounts_dir(config_dir, server_url) / account_id
     if directory.is_dir():
-        return directory
+        return _check_inside(config_dir, directory)
     fallback = _fallback_dir(config_dir, server_url)
     if fallback is not None and (fallback / account_id).is_dir():
-        return fallback / account_id
+        return _check_inside(config_dir, fallback / account_id)
     raise StorageError(f"no account {account_id} for {server_url} (looked in {directory})")
 
 
@@ -215,8 +245,9 @@ def save_account(config_dir: Path, server_url: str, account: Account) -> None:
     ensure_dir(root)
     ensure_dir(accounts_dir(root, server_url), DIR_MODE)
     directory = accounts_dir(root, server_url) / _valid_id(account.id)
+    _check_inside(root, directory.parent)
     if directory.is_dir():
-        _write_files(directory, account)
+        _write_files(_check_inside(root, directory), account)
         return
     staged = directory.with_name(f".{account.id}.new")
     with contextlib.suppress(FileNotFoundError):
@@ -234,18 +265,59 @@ def save_account(config_dir: Path, server_url: str, account: Account) -> None:
         raise
 
 
+def has_pending_keys(config_dir: Path, server_url: str) -> bool:
+    """Whether any account of ``server_url`` has a pending rollover key (a stat each)."""
+    for base in (accounts_dir(config_dir, server_url), _fallback_dir(config_dir, server_url)):
+        if base is not None and any(os.path.lexists(base / name / PENDING_KEY_FILE)
+                                    for name in _account_names(base)):
+            return True
+    return False
+
+
+def pending_key_path(config_dir: Path, server_url: str, account_id: str) -> Path:
+    return _find_dir(config_dir, server_url, account_id) / PENDING_KEY_FILE
+
+
+def write_pending_key(config_dir: Path, server_url: str, account_id: str, key: JWK) -> Path:
+    """Keep ``key`` beside the account's key (0600, atomic) before the CA is asked to
+    switch to it; return where it is."""
+    path = pending_key_path(config_dir, server_url, account_id)
+    atomic_write(path, key.json_dumps().encode(), PENDING_KEY_MODE)
+    return path
+
+
+def read_pending_key(config_dir: Path, server_url: str, account_id: str) -> JWK | None:
+    """The pending rollover key of an account, None when there is none."""
+    path = pending_key_path(config_dir, server_url, account_id)
+    if not os.path.lexists(path):
+        return None
+    return read_key(path)
+
+
+def drop_pending_key(config_dir: Path, server_url: str, account_id: str) -> None:
+    path = pending_key_path(config_dir, server_url, account_id)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        raise StorageError(f"cannot remove {path}: {error.strerror}") from error
+    fsync_dir(path.parent)
+
+
 def delete_account(config_dir: Path, server_url: str, account_id: str) -> None:
     """Remove an account's directory, and the server's directory if it is left empty.
 
     A directory that is a link (Certbot links v2 directories to v1 ones) is removed with
-    the directory it points to, as Certbot does.
+    the directory it points to, as Certbot does, when that lies in the same ``accounts``
+    directory; a link leading anywhere else is removed alone.
     """
     directory = _find_dir(config_dir, server_url, account_id)
+    store = os.path.realpath(Path(os.path.abspath(config_dir)) / "accounts")
     try:
         if directory.is_symlink():
             target = directory.resolve()
             directory.unlink()
-            shutil.rmtree(target)
+            if _inside(target, store):
+                shutil.rmtree(target)
         else:
             shutil.rmtree(directory)
     except OSError as error:
@@ -256,6 +328,11 @@ def delete_account(config_dir: Path, server_url: str, account_id: str) -> None:
             if server_dir.is_symlink():
                 target = server_dir.resolve()
                 server_dir.unlink()
-                target.rmdir()
+                if _inside(target, store):
+                    target.rmdir()
             else:
                 server_dir.rmdir()
+
+
+def _inside(path: Path, directory: str) -> bool:
+    return os.path.commonpath([str(path), directory]) == directory and str(path) != directory

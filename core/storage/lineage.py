@@ -12,7 +12,8 @@ Switching versions is crash safe. Archive files are written atomically (a versio
 ``live/.<name>.new`` which is then exchanged with ``live/<name>`` in one step by Linux
 ``renameat2(RENAME_EXCHANGE)``; a reader sees the old four links or the new four, never a
 mix. Where the exchange is not supported, two renames are used (``live/<name>`` is briefly
-absent, never mixed) and :func:`repair_store` completes an interrupted switch.
+absent, never mixed) and :func:`repair_store` completes an interrupted switch. The
+directory mechanics live in :mod:`certwright.core.storage.livedir`.
 
 Callers hold the store lock (:mod:`certwright.core.storage.lock`) around writes.
 """
@@ -20,27 +21,32 @@ Callers hold the store lock (:mod:`certwright.core.storage.lock`) around writes.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import functools
 import itertools
 import os
 import re
-import shutil
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from certwright.core.errors import StorageError
+from certwright.core.storage import confine
 from certwright.core.storage.files import (
-    atomic_symlink,
     atomic_write,
     ensure_dir,
     fsync_dir,
     is_temp_name,
 )
+from certwright.core.storage.livedir import NEW_SUFFIX as _NEW_SUFFIX
+from certwright.core.storage.livedir import OLD_SUFFIX as _OLD_SUFFIX
+from certwright.core.storage.livedir import README as README
+from certwright.core.storage.livedir import build_live_dir as _build_live_dir
+from certwright.core.storage.livedir import exchange_paths as exchange_paths
+from certwright.core.storage.livedir import finish_interrupted_switches
+from certwright.core.storage.livedir import install_live_dir as _install_live_dir
+from certwright.core.storage.livedir import remove_tree as _remove_tree
+from certwright.core.storage.livedir import write_base_readme as _write_base_readme
 from certwright.core.storage.renewal_conf import (
     ALL_FOUR,
     RenewalConf,
@@ -57,82 +63,10 @@ _KEPT_KEY_BITS = 0o074  # group rwx and other read, carried over from the previo
 _FILE_MODE = 0o644
 _TOP_DIR_MODE = 0o700  # renewal/, archive/, live/ as Certbot creates them
 _LINEAGE_DIR_MODE = 0o755  # archive/<name>/, live/<name>/
-_NEW_SUFFIX = ".new"
-_OLD_SUFFIX = ".old"
 _VERSIONED = re.compile(r"(cert|privkey|chain|fullchain)([0-9]+)\.pem")
 _LIST_KNOWN_NAMES = 10
 
-README = "README"
-_LIVE_README = """\
-This directory holds the current certificate of this lineage. Each .pem file here is a
-link into ../../archive/{name}/; a renewal switches all four links at once.
-
-  privkey.pem    the private key: keep it secret
-  fullchain.pem  the certificate followed by the intermediate certificates; this is the
-                 file most server software wants
-  chain.pem      the intermediate certificates alone
-  cert.pem       the certificate alone; most servers need fullchain.pem instead
-
-Point your servers at these paths rather than at archive/, and do not move or rename
-these files: certwright and Certbot find them here.
-"""
-_BASE_README = """\
-Each directory here holds the current certificate of one lineage, named after it:
-
-  <name>/privkey.pem    the private key: keep it secret
-  <name>/fullchain.pem  certificate plus intermediates, for most server software
-  <name>/chain.pem      the intermediates alone
-  <name>/cert.pem       the certificate alone
-
-The files are links that move to the newest version on renewal. Point your servers at
-them and leave them where they are.
-"""
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
 # --- low-level helpers -------------------------------------------------------------------
-
-
-@functools.cache
-def _libc_renameat2() -> Callable[..., int] | None:
-    try:
-        func: Any = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    result: Callable[..., int] = func
-    return result
-
-
-def exchange_paths(first: Path, second: Path) -> bool:
-    """Swap two directory entries atomically; False if the system cannot do that."""
-    renameat2 = _libc_renameat2()
-    if renameat2 is None:
-        return False
-    status = renameat2(
-        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
-    )
-    if status == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise StorageError(f"cannot exchange {first} and {second}: {os.strerror(code)}")
-
-
-def _remove_tree(path: Path) -> None:
-    try:
-        if path.is_symlink() or not path.is_dir():
-            path.unlink()
-        else:
-            shutil.rmtree(path)
-    except FileNotFoundError:
-        return
-    except OSError as error:
-        raise StorageError(f"cannot remove {path}: {error.strerror}") from error
 
 
 def _read(path: Path) -> bytes:
@@ -203,6 +137,31 @@ def default_conf(config_dir: Path, name: str, version: str = "") -> RenewalConf:
         chain=os.path.join(live, "chain.pem"),
         fullchain=os.path.join(live, "fullchain.pem"),
     )
+
+
+def check_conf(config_dir: Path, conf: RenewalConf) -> RenewalConf:
+    """``conf`` (read from a file that may be hand-edited or planted) names only the
+    store's own ``archive/<name>`` and files directly in ``live/<name>/``, each kind under
+    its own file name; StorageError naming the file and entry otherwise."""
+    root = os.path.abspath(config_dir)
+    live = f"{root}/live/{conf.name}"
+    if conf.archive_dir == f"{root}/archive/{conf.name}" and conf.cert == f"{live}/cert.pem" \
+            and conf.privkey == f"{live}/privkey.pem" and conf.chain == f"{live}/chain.pem" \
+            and conf.fullchain == f"{live}/fullchain.pem":
+        return conf  # as written by Certbot and certwright: the common case, checked fast
+    confine.check_dir(conf.archive_dir, os.path.join(root, "archive", conf.name),
+                      f"{conf.path}: archive_dir = {conf.archive_dir}")
+    live = os.path.join(root, "live", conf.name)
+    seen: set[str] = set()
+    for kind in ALL_FOUR:
+        value = getattr(conf, kind)
+        confine.check_in(value, live, f"{conf.path}: {kind} = {value}")
+        base = os.path.basename(value)
+        if base in seen or base == README:
+            raise StorageError(f"{conf.path}: {kind} = {value} names a file another entry "
+                               "uses; refusing to use it")
+        seen.add(base)
+    return conf
 
 
 @dataclass(eq=False)
@@ -300,13 +259,21 @@ class Lineage:
                 versions[kind] = None
         return versions
 
+    def check_links(self) -> None:
+        """The live and archive directories are real directories and every live file
+        present is a link into the archive: checked before anything is written through
+        them (a regular file there is refused, never replaced)."""
+        confine.check_real_dir(str(self.live_dir))
+        confine.check_real_dir(self.conf.archive_dir)
+        for kind in ALL_FOUR:
+            confine.link_target(getattr(self.conf, kind), self.conf.archive_dir)
+
     def current_version(self) -> int:
         """The version ``cert.pem`` points to."""
         link = self.conf.cert
-        try:
-            target = os.readlink(link)
-        except OSError as error:
-            raise StorageError(f"{link} is not a link: {error.strerror}") from error
+        target = confine.link_target(link, self.conf.archive_dir)
+        if target is None:
+            raise StorageError(f"{link} is missing")
         version = _version_of(target, "cert")
         if version is None:
             raise StorageError(f"{link} points to {target}, not to an archive version")
@@ -332,6 +299,7 @@ class Lineage:
         if self._certificate is None:
             from cryptography import x509
 
+            confine.link_target(self.conf.cert, self.conf.archive_dir)  # Certbot's rule
             try:
                 self._certificate = x509.load_pem_x509_certificate(self.cert_pem())
             except ValueError as error:
@@ -392,26 +360,29 @@ class Lineage:
 
         ``privkey`` None keeps the current key (its bytes are copied into the new version).
         The new key file gets 0600 plus the group bits and group of the previous key. The
-        renewal conf (``params``, and ``version`` if given) is rewritten after the switch.
+        renewal conf (``params``, and ``version`` if given) is rewritten before the switch
+        (as Certbot does), so switching is the last step: a failure or a crash anywhere
+        before it leaves the lineage "not renewed", serving the previous version.
         """
+        self.check_links()
         prior = self.current_version()
         self._remove_temp_files()
         new = self._next_free_version()
         key_bytes = privkey if privkey is not None else _read(self.privkey)
+        conf = replace(self.conf, params=dict(params),
+                       version=self.conf.version if version_string is None else version_string)
         try:
             self._write_key(new, key_bytes, self.archive_path("privkey", prior))
             atomic_write(self.archive_path("chain", new), chain, _FILE_MODE)
             atomic_write(self.archive_path("fullchain", new), fullchain, _FILE_MODE)
             atomic_write(self.archive_path("cert", new), cert, _FILE_MODE)
+            write_renewal_conf(conf)
+            self.conf = conf
             self._switch_live(new)
         except BaseException:
             self._drop_unused_version(new)  # a failed write (a full disk): no half version
             raise
         self._certificate = None
-        self.conf.params = dict(params)
-        if version_string is not None:
-            self.conf.version = version_string
-        write_renewal_conf(self.conf)
         return new
 
     def _drop_unused_version(self, version: int) -> None:
@@ -449,15 +420,9 @@ class Lineage:
         }
 
     def _switch_live(self, version: int) -> None:
-        """Point all four live links at ``version`` in one atomic step."""
+        """Point all four live links at ``version`` in one atomic step (the conf's paths
+        are all in ``live/<name>/``: :func:`check_conf`)."""
         live_dir = self.live_dir
-        together = all(self.link(kind).parent == live_dir for kind in ALL_FOUR)
-        if not together or live_dir.is_symlink():
-            # Links spread over several directories (a hand-edited conf): one at a time.
-            for kind in ALL_FOUR:
-                link = self.link(kind)
-                atomic_symlink(os.path.relpath(self.archive_path(kind, version), link.parent), link)
-            return
         staged = live_dir.with_name(f".{live_dir.name}{_NEW_SUFFIX}")
         _remove_tree(staged)
         _build_live_dir(staged, live_dir, self._link_targets(version, live_dir), self.name)
@@ -468,6 +433,11 @@ class Lineage:
         certificate matches its key; say what was done (None if nothing was needed)."""
         if self.is_consistent():
             return None
+        try:
+            self.check_links()
+        except StorageError as error:
+            return f"{self.name}: not repaired: {error}"
+        self._certificate = None
         before = self.link_versions()
         described = ", ".join(f"{kind} {before[kind] or 'missing'}" for kind in ALL_FOUR)
         for version in self.complete_versions():
@@ -482,85 +452,14 @@ class Lineage:
             f"{self.archive_dir} holds no complete version whose certificate matches its key"
 
 
-def _build_live_dir(staged: Path, source: Path, targets: Mapping[str, str], name: str) -> None:
-    """Fill ``staged`` with the links in ``targets`` plus everything else ``source`` holds."""
-    try:
-        os.mkdir(staged, 0o700)
-        for link_name, target in targets.items():
-            os.symlink(target, staged / link_name)
-        skip = set(targets) | {f"previous_{kind}.pem" for kind in ALL_FOUR}
-        has_readme = False
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(source):
-                if entry.name in skip or is_temp_name(entry.name):
-                    continue
-                has_readme = has_readme or entry.name == README
-                _copy_entry(entry, staged / entry.name)
-        if not has_readme:
-            (staged / README).write_text(_LIVE_README.format(name=name))
-        try:
-            info = os.stat(source)
-            mode, uid, gid = info.st_mode & 0o7777, info.st_uid, info.st_gid
-        except FileNotFoundError:
-            mode, uid, gid = _LINEAGE_DIR_MODE, -1, -1
-        if os.geteuid() == 0 and uid >= 0:
-            os.chown(staged, uid, gid)
-        os.chmod(staged, mode)
-    except OSError as error:
-        _remove_tree(staged)
-        raise StorageError(f"cannot prepare {staged}: {error.strerror}") from error
-    fsync_dir(staged)
-
-
-def _copy_entry(entry: os.DirEntry[str], dest: Path) -> None:
-    """Carry a file a user keeps in a live directory over to its replacement."""
-    if entry.is_symlink():
-        os.symlink(os.readlink(entry.path), dest)
-    elif entry.is_dir():
-        shutil.copytree(entry.path, dest, symlinks=True)
-    else:
-        try:
-            os.link(entry.path, dest)
-        except OSError:
-            shutil.copy2(entry.path, dest)
-
-
-def _install_live_dir(staged: Path, live_dir: Path) -> None:
-    """Make the complete directory ``staged`` become ``live_dir``."""
-    parent = live_dir.parent
-    try:
-        if not os.path.lexists(live_dir):
-            os.rename(staged, live_dir)
-        elif exchange_paths(staged, live_dir):
-            fsync_dir(parent)
-            _remove_tree(staged)  # now holds the previous links
-            return
-        else:
-            retired = live_dir.with_name(f".{live_dir.name}{_OLD_SUFFIX}")
-            _remove_tree(retired)
-            os.rename(live_dir, retired)
-            os.rename(staged, live_dir)
-            fsync_dir(parent)
-            _remove_tree(retired)
-            return
-    except OSError as error:
-        raise StorageError(f"cannot switch {live_dir}: {error.strerror}") from error
-    fsync_dir(parent)
-
-
-def _write_base_readme(live_root: Path) -> None:
-    readme = live_root / README
-    if not readme.exists():
-        atomic_write(readme, _BASE_README.encode(), _FILE_MODE)
-
-
 def _claim_name(root: Path, wanted: str) -> str:
     """Reserve a free lineage name (``wanted``, ``wanted-0001``, ...) by creating its
     archive directory."""
     for count in itertools.count():
         name = wanted if count == 0 else f"{wanted}-{count:04d}"
         live = root / "live" / name
-        if (root / "renewal" / f"{name}.conf").exists():
+        if (root / "renewal" / f"{name}.conf").exists() \
+                or os.path.lexists(_pending_conf(root, name)):
             continue
         if os.path.lexists(live) and (not live.is_dir() or os.listdir(live)):
             continue
@@ -601,7 +500,11 @@ def new_lineage(
     conf = default_conf(root, name, version_string)
     conf.params = dict(params)
     lineage = Lineage(name, root, conf)
+    pending = _pending_conf(root, name)
     try:
+        # the conf first, under a hidden name: a crash from here on leaves a lineage that
+        # repair_store finishes (all of live/ there) or removes, never one without a conf
+        write_renewal_conf(replace(conf, path=pending))
         atomic_write(lineage.archive_path("privkey", 1), privkey, KEY_MODE)
         atomic_write(lineage.archive_path("chain", 1), chain, _FILE_MODE)
         atomic_write(lineage.archive_path("fullchain", 1), fullchain, _FILE_MODE)
@@ -611,15 +514,70 @@ def new_lineage(
         _remove_tree(staged)
         _build_live_dir(staged, live_dir, lineage._link_targets(1, live_dir), name)
         _install_live_dir(staged, live_dir)
-        write_renewal_conf(conf)  # last: the lineage exists once its conf does
+        _publish_conf(pending, conf.path)  # last: the lineage exists once its conf does
     except BaseException:
         # each on its own: an archive left behind would make the next try "<name>-0001"
         for leftover in (lineage.live_dir, lineage.live_dir.with_name(f".{name}{_NEW_SUFFIX}"),
-                         lineage.archive_dir):
+                         lineage.archive_dir, pending):
             with contextlib.suppress(StorageError):
                 _remove_tree(leftover)
         raise
     return lineage
+
+
+_PENDING_SUFFIX = ".conf.pending"
+
+
+def _pending_conf(root: Path, name: str) -> Path:
+    """Where a first save keeps its renewal conf until the lineage is complete."""
+    return root / "renewal" / f".{name}{_PENDING_SUFFIX}"
+
+
+def _publish_conf(pending: Path, final: Path) -> None:
+    try:
+        os.rename(pending, final)
+    except OSError as error:
+        raise StorageError(f"cannot rename {pending} to {final}: {error.strerror}") from error
+    fsync_dir(final.parent)
+
+
+def _finish_first_saves(root: Path, entries: list[str]) -> list[str]:
+    """Complete or remove each lineage whose first save was interrupted (its conf still
+    pending): with all four live links at a version whose certificate matches its key it
+    is published, else its live dir, archive and pending conf go, so the same command
+    run again makes it under its own name (not ``<name>-0001``)."""
+    messages = []
+    for entry in entries:
+        if not (entry.startswith(".") and entry.endswith(_PENDING_SUFFIX)):
+            continue
+        name = entry[1:-len(_PENDING_SUFFIX)]
+        pending, final = root / "renewal" / entry, root / "renewal" / f"{name}.conf"
+        if not name or os.path.lexists(final):
+            _remove_tree(pending)
+            messages.append(f"removed leftover {pending}")
+            continue
+        lineage = Lineage(name, root, default_conf(root, name))
+        if _is_complete(lineage):
+            _publish_conf(pending, final)
+            messages.append(f"{name}: finished an interrupted first save")
+            continue
+        live_dir = lineage.live_dir
+        for leftover in (live_dir, live_dir.with_name(f".{name}{_NEW_SUFFIX}")):
+            _remove_tree(leftover)
+        _remove_archive(lineage.archive_dir)
+        _remove_tree(pending)
+        messages.append(f"{name}: removed a lineage whose first save was interrupted")
+    return messages
+
+
+def _is_complete(lineage: Lineage) -> bool:
+    try:
+        lineage.check_links()
+        if not lineage.is_consistent():
+            return False
+        return cert_matches_key(lineage.cert_pem(), lineage.privkey_pem())
+    except StorageError:
+        return False
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -643,7 +601,7 @@ def list_lineages(config_dir: Path) -> list[Lineage]:
     lineages = []
     for name in _conf_names(root):
         try:
-            conf = read_renewal_conf(renewal.joinpath(name + ".conf"))
+            conf = check_conf(root, read_renewal_conf(renewal.joinpath(name + ".conf")))
         except StorageError as error:
             lineages.append(Lineage(name, root, default_conf(root, name), error=str(error)))
             continue
@@ -664,7 +622,7 @@ def load_lineage(config_dir: Path, name: str) -> Lineage:
         else:
             hint = f"there are {len(known)} other certificates"
         raise StorageError(f"no certificate named {name!r} in {root} ({hint})")
-    return Lineage(name, root, read_renewal_conf(path))
+    return Lineage(name, root, check_conf(root, read_renewal_conf(path)))
 
 
 def delete_lineage(config_dir: Path, name: str) -> None:
@@ -676,22 +634,26 @@ def delete_lineage(config_dir: Path, name: str) -> None:
     if not path.exists():
         raise StorageError(f"no certificate named {name!r} in {root}")
     try:
-        conf = read_renewal_conf(path)
-    except StorageError:
+        conf = check_conf(root, read_renewal_conf(path))
+    except StorageError:  # what a broken or hand-edited conf names is left alone
         conf = default_conf(root, name)
     try:
         path.unlink()
     except OSError as error:
         raise StorageError(f"cannot remove {path}: {error.strerror}") from error
     lineage = Lineage(name, root, conf)
-    for kind in ALL_FOUR:
-        with contextlib.suppress(FileNotFoundError):
-            lineage.link(kind).unlink()
     live_dir = lineage.live_dir
-    with contextlib.suppress(FileNotFoundError):
-        (live_dir / README).unlink()
-    with contextlib.suppress(OSError):
-        live_dir.rmdir()  # only if nothing a user put there is left
+    if live_dir.is_symlink():
+        live_dir.unlink()  # the link alone, never what it leads to
+    else:
+        for kind in ALL_FOUR:
+            if lineage.link(kind).is_symlink():  # a file a user put there is left alone
+                with contextlib.suppress(FileNotFoundError):
+                    lineage.link(kind).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (live_dir / README).unlink()
+        with contextlib.suppress(OSError):
+            live_dir.rmdir()  # only if nothing a user put there is left
     for suffix in (_NEW_SUFFIX, _OLD_SUFFIX):
         _remove_tree(live_dir.with_name(f".{live_dir.name}{suffix}"))
     _remove_archive(lineage.archive_dir)
@@ -703,6 +665,9 @@ def _remove_archive(archive: Path) -> None:
     Only ``<kind>N.pem`` and temporary files are removed: a hand-edited ``archive_dir``
     pointing somewhere else cannot make a delete wipe unrelated files.
     """
+    if archive.is_symlink():
+        archive.unlink()  # the link alone, never what it leads to
+        return
     try:
         entries = os.listdir(archive)
     except FileNotFoundError:
@@ -717,32 +682,6 @@ def _remove_archive(archive: Path) -> None:
         archive.rmdir()
 
 
-def _finish_interrupted_switches(live_root: Path) -> list[str]:
-    messages: list[str] = []
-    try:
-        entries = sorted(os.listdir(live_root))
-    except FileNotFoundError:
-        return messages
-    leftovers = [
-        e for e in entries
-        if e.startswith(".") and e.endswith((_NEW_SUFFIX, _OLD_SUFFIX)) and len(e) > 5
-    ]
-    for entry in leftovers:
-        path = live_root / entry
-        final = live_root / entry[1:-4]
-        if not path.is_dir() or path.is_symlink():
-            continue
-        if not os.path.lexists(final):
-            complete = all(os.path.exists(path / f"{kind}.pem") for kind in ALL_FOUR)
-            if (entry.endswith(_NEW_SUFFIX) and complete) or entry.endswith(_OLD_SUFFIX):
-                os.rename(path, final)
-                messages.append(f"{final.name}: finished an interrupted switch of {final}")
-                continue
-        _remove_tree(path)
-        messages.append(f"removed leftover {path}")
-    return messages
-
-
 def repair_store(config_dir: Path, full: bool = False) -> list[str]:
     """Undo the traces of an interrupted write; return one line per thing fixed.
 
@@ -754,15 +693,17 @@ def repair_store(config_dir: Path, full: bool = False) -> list[str]:
     """
     root = Path(os.path.abspath(config_dir))
     try:
-        messages = _finish_interrupted_switches(root / "live")
+        messages = finish_interrupted_switches(root / "live")
     except OSError as error:
         raise StorageError(f"cannot repair {root / 'live'}: {error.strerror}") from error
     renewal = root / "renewal"
     with contextlib.suppress(FileNotFoundError):
-        for entry in sorted(os.listdir(renewal)):
+        entries = sorted(os.listdir(renewal))
+        for entry in entries:
             if is_temp_name(entry):
                 (renewal / entry).unlink(missing_ok=True)
                 messages.append(f"removed leftover {renewal / entry}")
+        messages += _finish_first_saves(root, entries)
     if not (messages or full):
         return messages
     for lineage in list_lineages(root):

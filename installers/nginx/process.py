@@ -32,7 +32,7 @@ def read_pid(path: str) -> int | None:
             text = handle.read().strip()
     except (OSError, UnicodeDecodeError):
         return None
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _read(path: str) -> str | None:

@@ -148,6 +148,8 @@ class AcmeFront:
       ari_retry_after      seconds for the Retry-After header of ARI answers (default none)
       ari_explanation_url  explanationURL of ARI answers (default none)
       ari_fail             answer every ARI request with 500 serverInternal
+      tamper               a callable (path, JSON document) -> document applied to every
+                           JSON answer passed on from Pebble: a hostile CA for tests
       rate_limit_orders    (attribute) Retry-After values; each newOrder takes one and is
                            refused with rateLimited instead of being forwarded
       host                 address to listen on (default: Pebble's host)
@@ -170,6 +172,7 @@ class AcmeFront:
         ari_explanation_url: str | None = None,
         ari_fail: bool = False,
         host: str | None = None,
+        tamper: Callable[[str, Any], Any] | None = None,
     ) -> None:
         self.pebble = pebble
         self.workdir = Path(workdir).resolve()
@@ -180,6 +183,7 @@ class AcmeFront:
         self.ari_retry_after = ari_retry_after
         self.ari_explanation_url = ari_explanation_url
         self.ari_fail = ari_fail
+        self.tamper = tamper
         self.host = host or pebble.host
         self.orders: list[dict[str, Any]] = []
         # Retry-After values: each newOrder takes the first one and is refused with
@@ -384,6 +388,8 @@ class AcmeFront:
         if is_json:
             content = self._rewrite(content)
             content = self._decorate(method, path, upstream.status_code, content, extras)
+            if self.tamper is not None:
+                content = json.dumps(self.tamper(path, json.loads(content))).encode()
         out: list[tuple[str, str]] = []
         for name in dict.fromkeys(upstream.raw.headers.keys()):
             if name.lower() in _DROP_HEADERS:

@@ -117,7 +117,7 @@ def test_messages_decode() -> None:
     assert o.error is not None and o.error.code == "unauthorized"
     z = Authorization.from_json("https://ca/z/1", {
         "status": "pending", "identifier": {"type": "dns", "value": "example.org"},
-        "wildcard": True, "challenges": [{"type": "dns-01", "url": "u", "token": "t",
+        "wildcard": True, "challenges": [{"type": "dns-01", "url": "https://ca/c/1", "token": "t",
                                           "status": "pending"}],
     })
     assert z.identifier.value == "*.example.org" and z.challenges[0].token == "t"

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from certwright.core.errors import StorageError
 from certwright.core.storage import lineage as lineage_module
+from certwright.core.storage import livedir
 from certwright.core.storage.lineage import (
     Lineage,
     cert_matches_key,
@@ -252,7 +253,7 @@ def test_partial_versions_are_skipped(tmp_path: Path) -> None:
 
 
 def test_switch_without_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lineage_module, "_libc_renameat2", lambda: None)
+    monkeypatch.setattr(livedir, "_libc_renameat2", lambda: None)
     lin = create(tmp_path)
     lin.save_successor(*issue(["example.com"]), PARAMS)
     assert assert_consistent(lin) == 2
@@ -269,17 +270,17 @@ def test_renameat2_exchange_swaps(tmp_path: Path) -> None:
     assert not (tmp_path / "a" / "in-a").exists()
 
 
-def test_links_spread_over_directories_are_switched_one_by_one(tmp_path: Path) -> None:
+def test_links_outside_the_live_dir_are_refused(tmp_path: Path) -> None:
     lin = create(tmp_path)
     other = tmp_path / "elsewhere"
     other.mkdir()
     os.symlink("../archive/example.com/chain1.pem", other / "chain.pem")
     lin.conf.chain = str(other / "chain.pem")
     write_renewal_conf(lin.conf)
-    lin = load_lineage(tmp_path, "example.com")
-    lin.save_successor(*issue(["example.com"]), PARAMS)
-    assert os.readlink(other / "chain.pem") == "../archive/example.com/chain2.pem"
-    assert assert_consistent(lin) == 2
+    with pytest.raises(StorageError, match=r"chain = .*elsewhere/chain.pem is outside"):
+        load_lineage(tmp_path, "example.com")
+    [listed] = list_lineages(tmp_path)
+    assert listed.error is not None and "outside" in listed.error
 
 
 def test_repair_repoints_disagreeing_links(tmp_path: Path) -> None:
@@ -364,7 +365,7 @@ def test_current_version_needs_a_link(tmp_path: Path) -> None:
     lin = create(tmp_path)
     os.unlink(lin.cert)
     lin.cert.write_bytes(lin.archive_path("cert", 1).read_bytes())
-    with pytest.raises(StorageError, match="is not a link"):
+    with pytest.raises(StorageError, match=r"expected .*cert.pem to be a symlink"):
         lin.current_version()
 
 
@@ -408,7 +409,8 @@ CRASH_CHILD = textwrap.dedent(
                 .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
 
     if sys.argv[2] == "fallback":
-        L._libc_renameat2 = lambda: None
+        from certwright.core.storage import livedir
+        livedir._libc_renameat2 = lambda: None
     lin = L.load_lineage(Path(sys.argv[1]), "crash.example")
     chain = b"-----BEGIN CERTIFICATE-----\\nchain\\n-----END CERTIFICATE-----\\n"
     print("ready", flush=True)
@@ -473,7 +475,7 @@ def _two_dirs(base: Path) -> tuple[Path, Path]:
     return base / "a", base / "b"
 
 
-def test_delete_with_a_hand_edited_archive_dir_removes_only_archive_files(
+def test_delete_with_a_hand_edited_archive_dir_leaves_that_dir_alone(
     tmp_path: Path,
 ) -> None:
     lin = create(tmp_path)
@@ -484,10 +486,13 @@ def test_delete_with_a_hand_edited_archive_dir_removes_only_archive_files(
         os.unlink(lin.link(kind))
         os.symlink(f"../../shared/{kind}1.pem", lin.link(kind))
     (shared / "unrelated.txt").write_text("not ours")
+    before = sorted(os.listdir(shared))
     lin.conf.archive_dir = str(shared)
     write_renewal_conf(lin.conf)
     delete_lineage(tmp_path, "example.com")
-    assert os.listdir(shared) == ["unrelated.txt"]
+    assert sorted(os.listdir(shared)) == before, "nothing outside archive/ is followed"
+    assert not (tmp_path / "renewal" / "example.com.conf").exists()
+    assert not (tmp_path / "live" / "example.com").exists()
 
 
 def test_failed_new_lineage_leaves_no_archive_even_when_live_cannot_be_cleaned(

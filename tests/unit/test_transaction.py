@@ -39,7 +39,7 @@ def test_apply_commit_and_rollback_byte_for_byte(tmp_path: Path) -> None:
     txn.commit()
     assert stat.S_IMODE(conf.stat().st_mode) == 0o640, "mode kept"
     assert created.read_bytes() == b"x"
-    [cp] = checkpoints(tmp_path / "work")
+    [[cp]] = checkpoints(tmp_path / "work")
     assert cp.manifest.title == "deploy example.org"
     cp.rollback(check_after=True)
     assert conf.read_bytes() == b"# keep me\nserver {}\n"

@@ -108,7 +108,7 @@ def test_a_poll_the_server_leaves_unanswered_is_asked_again():
 
     from certwright.core.acme.client import AcmeClient
 
-    order = {"status": "valid", "identifiers": [], "authorizations": [], "finalize": "f",
+    order = {"status": "valid", "identifiers": [], "authorizations": [], "finalize": "https://ca/f",
              "certificate": "https://ca/cert/1"}
     session = FakeSession([
         (200, {"Content-Type": "application/json"}, DIRECTORY),
