@@ -6,7 +6,7 @@ import argparse
 import datetime
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,13 @@ from certwright.core import (
     pending_hooks,
     plugins,
     preflight,
+    prompts,
     session,
 )
 from certwright.core.acme.errors import AcmeError
 from certwright.core.due import default_due_time
 from certwright.core.errors import ConfigError, PluginError
-from certwright.core.interfaces import Authenticator, ChallengeTask, Identifier
+from certwright.core.interfaces import Authenticator, Identifier
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import atomic_write
 from certwright.core.storage.lineage import Lineage
@@ -129,25 +130,6 @@ def _action(config: argparse.Namespace, lineage: Lineage, idents: list[Identifie
     return "keep"
 
 
-def _confirm_new_names(config: argparse.Namespace, target: Target,
-                       ask: Callable[[str], str] | None) -> None:
-    """Certbot's question when --cert-name names a certificate with other names: asked
-    only when interactive (the answer defaults to yes), never with
-    --renew-with-new-domains."""
-    if (target.action != "expand" or not config.certname or ask is None
-            or config.renew_with_new_domains or target.lineage is None):
-        return
-    have = set(target.lineage.names)
-    want = {i.value for i in target.identifiers}
-    added = "".join(f"\n  + {n}" for n in sorted(want - have))
-    removed = "".join(f"\n  - {n}" for n in sorted(have - want))
-    answer = ask(f"Certificate {target.name} changes names:{added}{removed}\n"
-                 "Did you intend to make this change? [Y/n] ")
-    if answer.strip().lower() in ("n", "no"):
-        raise ConfigError(f"--cert-name {target.name} and the -d names given differ; "
-                          "nothing was changed")
-
-
 def _keep_key_type(config: argparse.Namespace, lineage: Lineage) -> None:
     """Certbot's rule for re-issuing into a lineage: the key type stays what it is unless
     --key-type is given, and a change needs --cert-name too; the curve or RSA size stays
@@ -232,7 +214,9 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
             f"{target.lineage.not_after:%Y-%m-%d})." if target.lineage else "No action taken.")
         return target.lineage, False
     if target.lineage is not None:
-        _confirm_new_names(config, target, ask)
+        if target.action == "expand" and config.certname:  # Certbot's question
+            prompts.confirm_new_names(config, target.name, target.lineage.names,
+                                      [i.value for i in target.identifiers], ask)
         _keep_key_type(config, target.lineage)
     key_spec(config)  # a bad key option is refused before an account is made at the CA
     auth = load_authenticator(config)
@@ -366,34 +350,13 @@ def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
         profile=choose_profile(config, client),
         replaces=replaces,
         fresh_authorizations=bool(config.dry_run),  # a dry run tests every challenge
-        pause=_debug_pause(config, say, ask) if config.debug_challenges else None,
+        pause=prompts.challenge_pause(config, say, ask) if config.debug_challenges else None,
     )
     say(f"Requesting a certificate for {_names_text(idents)}")
     try:
         return flow.obtain(client, auth, idents, csr, opts)
     except AcmeError as err:
         raise session.explain_account_error(err, config, session.server_url(config)) from None
-
-
-def _debug_pause(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | None
-                 ) -> Callable[[Sequence[ChallengeTask]], None]:
-    """--debug-challenges, as Certbot: say the challenges are set up (with -v what the CA
-    will check) and, when interactive, wait for Enter before the CA is asked."""
-
-    def pause(tasks: Sequence[ChallengeTask]) -> None:
-        say(f"{len(tasks)} challenge(s) set up; the CA has not been asked to check them yet.")
-        for task in tasks if config.verbose else ():
-            if task.challenge_type == "http-01":
-                say(f"  http://{task.domain}/.well-known/acme-challenge/{task.token}"
-                    f" must answer: {task.key_authorization}")
-            elif task.challenge_type == "dns-01":
-                say(f"  {task.validation_name} TXT must be: {task.validation}")
-            else:
-                say(f"  {task.challenge_type} for {task.domain}: {task.key_authorization}")
-        if ask is not None:
-            ask("Press Enter to let the CA check them: ")
-
-    return pause
 
 
 def _choose_key(config: argparse.Namespace, target: Target, spec: keys.KeySpec) -> Any:
