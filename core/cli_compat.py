@@ -133,6 +133,9 @@ def finish(ns: argparse.Namespace, actions: Iterable[argparse.Action]) -> None:
         given = getattr(ns, action.dest, None) not in (None, False)
         if isinstance(action, Obsolete) and given and action.notice not in found:
             found.append(action.notice)
+    if ns.eff_email:
+        found.append("--eff-email: certwright does not pass your address on to the EFF; "
+                     "subscribe at https://supporters.eff.org/subscribe if you wish")
     if ns.must_staple:
         found.append(f"--must-staple: {OCSP_ENDED} and refuses such certificates; the "
                      "extension is asked for only because this CA may still use it")

@@ -113,6 +113,9 @@ def test_obsolete_options_are_accepted_with_one_notice_each(cli: Cli) -> None:
         "new certificate instead of sleeping after a reload",
     ], proc.stderr
     assert proc.stderr.count("Note: ") == len(notes)
+    eff = cli("certificates", "--eff-email", account=False)
+    assert eff.stderr == "Note: --eff-email: certwright does not pass your address on to " \
+        "the EFF; subscribe at https://supporters.eff.org/subscribe if you wish\n"
     quiet = cli("certificates", "--text", "--no-staple-ocsp", account=False)
     assert quiet.stderr == "", "--text and --no-staple-ocsp say nothing"
 
