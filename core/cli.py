@@ -87,7 +87,8 @@ def setup_logging(config: argparse.Namespace) -> None:
     redact = _Redact(_secret_values(config))
     console = logging.StreamHandler(sys.stderr)
     console.addFilter(redact)
-    console.setLevel(logging.DEBUG if config.verbose >= 2 else
+    console.setLevel(logging.ERROR if config.quiet else  # -q: errors only, as Certbot
+                     logging.DEBUG if config.verbose >= 2 else
                      logging.INFO if config.verbose == 1 else logging.WARNING)
     console.setFormatter(logging.Formatter("%(message)s"))
     console.addFilter(lambda record: not getattr(record, "said", False))

@@ -118,6 +118,8 @@ def test_obsolete_options_are_accepted_with_one_notice_each(cli: Cli) -> None:
         "the EFF; subscribe at https://supporters.eff.org/subscribe if you wish\n"
     quiet = cli("certificates", "--text", "--no-staple-ocsp", account=False)
     assert quiet.stderr == "", "--text and --no-staple-ocsp say nothing"
+    silenced = cli("certificates", "-q", "--no-bootstrap", account=False)
+    assert silenced.stderr == "" and silenced.stdout == "", "-q: errors only, as Certbot"
 
 
 def test_must_staple_says_once_that_ocsp_ended(cli: Cli, pebble: Pebble) -> None:
