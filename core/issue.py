@@ -336,7 +336,7 @@ class HookRunner:
                         self.warn)
 
     def warn(self, text: str) -> None:
-        log.warning("%s", text)
+        log.error("%s", text)  # a failed hook is said even under -q, as in Certbot
 
 
 def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,

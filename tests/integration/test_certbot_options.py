@@ -479,3 +479,13 @@ def test_relative_paths_to_install_are_taken_from_the_current_directory(
     assert f"ssl_certificate {here}/tls/fullchain.pem;" in text
     served_cert = served(tree, "example.org")
     assert served_cert == x509.load_pem_x509_certificate((live / "cert.pem").read_bytes())
+
+
+def test_quiet_still_says_a_failed_hook(cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    hook = tmp_path / "fails.sh"
+    hook.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    hook.chmod(0o755)
+    proc = cli("certonly", *standalone(pebble), "-d", "quiet.example.org", "-q",
+               "--deploy-hook", str(hook), "--no-bootstrap")
+    assert proc.stdout == ""
+    assert proc.stderr == (f"deploy hook {str(hook)!r} failed with exit status 3: broken\n")
