@@ -124,6 +124,9 @@ def finish(ns: argparse.Namespace, actions: Iterable[argparse.Action]) -> None:
     if ns.ip_addresses:
         raise ConfigError(f"--ip-address {ns.ip_addresses[0]}: certificates for IP addresses "
                           "are not supported yet; give DNS names with -d")
+    if ns.noninteractive and ns.force_interactive:
+        raise ConfigError("-n/--non-interactive and --force-interactive can't be used "
+                          "together")
     if ns.hsts and ns.auto_hsts:
         raise ConfigError("--hsts and --auto-hsts can't be used together")
     if ns.verbose_level is not None and not ns.verbose:

@@ -139,10 +139,16 @@ def test_ip_address_is_a_clear_error_until_ip_certificates_come(cli: Cli) -> Non
     assert not cli.config_dir.joinpath("accounts").exists(), "refused before the CA"
 
 
-def test_hsts_and_auto_hsts_exclude_each_other(cli: Cli) -> None:
-    proc = cli("enhance", "--hsts", "--auto-hsts", "--cert-name", "x", check=False)
+@pytest.mark.parametrize(("args", "message"), [
+    (["enhance", "--hsts", "--auto-hsts", "--cert-name", "x"],
+     "--hsts and --auto-hsts can't be used together"),
+    (["certificates", "--force-interactive"],  # the harness gives -n
+     "-n/--non-interactive and --force-interactive can't be used together"),
+])
+def test_options_that_exclude_each_other(cli: Cli, args: list[str], message: str) -> None:
+    proc = cli(*args, check=False, account=False)
     assert proc.returncode == 1
-    assert "--hsts and --auto-hsts can't be used together" in proc.stderr
+    assert proc.stderr == f"Error: {message}\n"
 
 
 # -- logging ------------------------------------------------------------------------------
