@@ -124,9 +124,13 @@ def finish(ns: argparse.Namespace, actions: Iterable[argparse.Action]) -> None:
     if ns.ip_addresses:
         raise ConfigError(f"--ip-address {ns.ip_addresses[0]}: certificates for IP addresses "
                           "are not supported yet; give DNS names with -d")
+    if ns.verb == "renew" and ns.force_interactive:  # renew never asks anything
+        raise ConfigError("--force-interactive can't be used with renew")
     if ns.noninteractive and ns.force_interactive:
         raise ConfigError("-n/--non-interactive and --force-interactive can't be used "
                           "together")
+    if ns.allow_subset_of_names and any(str(d).startswith("*.") for d in ns.domains):
+        raise ConfigError("--allow-subset-of-names can't be used with a wildcard name")
     if ns.hsts and ns.auto_hsts:
         raise ConfigError("--hsts and --auto-hsts can't be used together")
     if ns.verbose_level is not None and not ns.verbose:

@@ -144,6 +144,9 @@ def test_ip_address_is_a_clear_error_until_ip_certificates_come(cli: Cli) -> Non
      "--hsts and --auto-hsts can't be used together"),
     (["certificates", "--force-interactive"],  # the harness gives -n
      "-n/--non-interactive and --force-interactive can't be used together"),
+    (["renew", "--force-interactive"], "--force-interactive can't be used with renew"),
+    (["certonly", "--standalone", "-d", "*.example.org", "--allow-subset-of-names"],
+     "--allow-subset-of-names can't be used with a wildcard name"),
 ])
 def test_options_that_exclude_each_other(cli: Cli, args: list[str], message: str) -> None:
     proc = cli(*args, check=False, account=False)
