@@ -61,7 +61,7 @@ def check_permissions(config: argparse.Namespace) -> None:
     for name in ("config_dir", "work_dir", "logs_dir"):
         path = Path(getattr(config, name))
         try:
-            found = path.lstat()
+            found = path.stat()  # a symlinked dir is judged by the dir
         except FileNotFoundError:
             continue  # created later with the right owner and mode
         except OSError as exc:
