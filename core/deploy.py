@@ -97,20 +97,30 @@ def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: S
         if expected_der is not None and endpoints:
             step = "verify"
             verify(endpoints, expected_der)
-    except (CertwrightError, OSError) as exc:
-        restored = txn.rollback() if txn is not None and txn.manifest.files else []
-        if restored and step != "config test":
-            try:
-                installer.reload()
-            except CertwrightError as again:
-                log.error("reloading the restored configuration failed: %s", again)
+    except BaseException as exc:  # a plugin's bug or Ctrl-C must not leave the change live
+        restored = _undo(installer, txn, step)
         what = "; the previous configuration was restored" if restored else ""
+        if not isinstance(exc, (CertwrightError, OSError)):
+            log.error("%s: %s interrupted by %s%s", plan.title, step, type(exc).__name__, what)
+            raise
         if step == "config test" and _fails_anyway(installer):
             what += (f" (it fails the same test without this change: fix the "
                      f"{installer.name} configuration first)")
         raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
     for note in plan.notes:
         say(note)
+
+
+def _undo(installer: Installer, txn: Transaction | None, step: str) -> list[str]:
+    """Roll the transaction back and, when the server may have loaded the change, reload
+    the restored configuration. Returns the paths restored."""
+    restored = txn.rollback() if txn is not None and txn.manifest.files else []
+    if restored and step != "config test":
+        try:
+            installer.reload()
+        except Exception as again:  # the first failure is the one to report
+            log.error("reloading the restored configuration failed: %s", again)
+    return restored
 
 
 def _fails_anyway(installer: Installer) -> bool:
