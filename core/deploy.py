@@ -17,6 +17,7 @@ from pathlib import Path
 from certwright.core import probe
 from certwright.core.errors import CertwrightError, PluginError
 from certwright.core.interfaces import ChangePlan, Endpoint, Installer
+from certwright.core.poll import poll_until
 from certwright.core.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -56,20 +57,21 @@ def verify(endpoints: Sequence[Endpoint], expected_der: bytes,
     """Wait (bounded) until every endpoint serves ``expected_der``."""
     deadline = time.monotonic() + timeout
     for endpoint in endpoints:
-        delay, last = 0.02, "no answer"
-        while True:
+        last = ["no answer"]
+
+        def serves(endpoint: Endpoint = endpoint, last: list[str] = last) -> bool | None:
             try:
                 if served_certificate(endpoint) == expected_der:
-                    break
-                last = "it still serves another certificate"
+                    return True
+                last[0] = "it still serves another certificate"
             except (OSError, ssl.SSLError) as exc:
-                last = str(exc) or type(exc).__name__
-            if time.monotonic() + delay > deadline:
-                over = "" if endpoint.protocol == "https" else f", {endpoint.protocol}"
-                raise DeployError(f"{endpoint.host}:{endpoint.port} (SNI {endpoint.server_name}"
-                                  f"{over}) does not serve the new certificate: {last}")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+                last[0] = str(exc) or type(exc).__name__
+            return None
+
+        if not poll_until(serves, deadline=deadline, first=0.02, maximum=0.5):
+            over = "" if endpoint.protocol == "https" else f", {endpoint.protocol}"
+            raise DeployError(f"{endpoint.host}:{endpoint.port} (SNI {endpoint.server_name}"
+                              f"{over}) does not serve the new certificate: {last[0]}")
 
 
 def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: Say,
