@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from certwright.core.cli_parser import VERBS
 from certwright.core.errors import ConfigError, StorageError
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import ensure_dir
-from certwright.core.storage.lock import certbot_lock, lock
+from certwright.core.storage.lock import lock_timeout, store_lock
 
 Say = Callable[[str], None]
 Ask = Callable[[str], str] | None
@@ -56,7 +57,9 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
             ensure_dir(config_dir, 0o755)
         except StorageError as exc:
             raise ConfigError(f"can't create the config dir: {exc}") from None
-        with lock(config_dir / ".certwright.lock", timeout=0.0), certbot_lock(config_dir):
+        interactive = not config.noninteractive and sys.stdin.isatty()
+        wait = lock_timeout(getattr(config, "lock_timeout", None), interactive=interactive)
+        with store_lock(config_dir, wait):
             for fixed in lineages.repair_store(config_dir):
                 say(fixed)
             from certwright.core.transaction import one_checkpoint, recover

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,3 +54,73 @@ def test_hook_timeout_from_cli_ini(cli: Cli, pebble: Pebble, tmp_path: Path) -> 
     proc = cli("certonly", "-c", str(ini), *standalone(pebble), "-d", "ini.example.org",
                "--post-hook", "sleep 100000", timeout=60)
     assert "post hook 'sleep 100000' did not finish within 1 s" in proc.stderr
+
+
+HOLD = """\
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+(fcntl.lockf if sys.argv[3] == "lockf" else fcntl.flock)(fd, fcntl.LOCK_EX)
+os.pwrite(fd, str(os.getpid()).encode() + b"\\n", 0)
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold(path: Path, seconds: float, kind: str) -> subprocess.Popen[str]:
+    """Another process holding the lock for ``seconds`` (``flock`` as certwright does,
+    ``lockf`` as Certbot does)."""
+    child = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds), kind],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+    return child
+
+
+@pytest.mark.parametrize(("name", "kind"), [(".certwright.lock", "flock"),
+                                            (".certbot.lock", "lockf")])
+def test_an_unattended_run_waits_for_the_lock(cli: Cli, name: str, kind: str) -> None:
+    cli.config_dir.mkdir(parents=True)
+    child = hold(cli.config_dir / name, 1.5, kind)
+    try:
+        start = time.monotonic()
+        proc = cli("rollback", account=False)  # -n, no terminal: the default waits
+        took = time.monotonic() - start
+    finally:
+        child.kill()
+        child.wait()
+    assert took >= 1.0, f"it did not wait for the holder ({took:.2f} s)"
+    assert "waiting up to 600 s" in proc.stderr
+    assert "no configuration changes to roll back" in proc.stdout
+
+
+@pytest.mark.parametrize(("name", "kind", "says"), [
+    (".certwright.lock", "flock", "another certwright process (pid {pid}) holds the lock"),
+    (".certbot.lock", "lockf", "another program (Certbot?) holds"),
+])
+def test_the_wait_is_bounded_and_names_the_holder(cli: Cli, name: str, kind: str,
+                                                  says: str) -> None:
+    cli.config_dir.mkdir(parents=True)
+    child = hold(cli.config_dir / name, 60, kind)
+    try:
+        start = time.monotonic()
+        proc = cli("rollback", "--lock-timeout", "0.5", account=False, check=False)
+        took = time.monotonic() - start
+        zero = cli("rollback", "--lock-timeout", "0", account=False, check=False)
+    finally:
+        child.kill()
+        child.wait()
+    assert proc.returncode != 0 and 0.5 <= took < 20
+    assert says.format(pid=child.pid) in proc.stderr and "(waited 0.5 s)" in proc.stderr
+    assert zero.returncode != 0 and "--lock-timeout SECONDS waits for it" in zero.stderr
+
+
+def test_lock_timeout_from_cli_ini(cli: Cli, tmp_path: Path) -> None:
+    cli.config_dir.mkdir(parents=True)
+    ini = tmp_path / "cli.ini"
+    ini.write_text("lock-timeout = 0.3\n")
+    child = hold(cli.config_dir / ".certwright.lock", 60, "flock")
+    try:
+        proc = cli("rollback", "-c", str(ini), account=False, check=False)
+    finally:
+        child.kill()
+        child.wait()
+    assert "(waited 0.3 s)" in proc.stderr
