@@ -38,13 +38,21 @@ from certwright.core.storage.files import atomic_write, ensure_dir, is_temp_name
 
 OPEN, COMMITTED, ROLLED_BACK = "open", "committed", "rolled-back"
 _SEQ = re.compile(r"([0-9]{10})-")
+JOURNAL_NAME = re.compile(r"[0-9]{10}-[0-9]{8}T[0-9]{6}-[0-9]+")
 _command_id: str | None = None
+_changed = False  # a journal was written or removed since the command began
+
+
+def journals_changed() -> bool:
+    """Whether this command wrote or removed a journal (then it is worth pruning)."""
+    return _changed
 
 
 def begin_command() -> str:
     """Start a new command: every transaction from now on belongs to one checkpoint."""
-    global _command_id
+    global _command_id, _changed
     _command_id = uuid.uuid4().hex
+    _changed = False
     return _command_id
 
 
@@ -180,6 +188,8 @@ class Transaction:
         return txn
 
     def _save(self) -> None:
+        global _changed
+        _changed = True
         data = asdict(self.manifest)
         atomic_write(self.dir / "manifest.json", json.dumps(data, indent=1).encode(), 0o600)
 
@@ -320,8 +330,13 @@ def transactions(work_dir: Path) -> list[Transaction]:
 
 def recover(work_dir: Path) -> list[str]:
     """Roll back every transaction a crash left open; one message per transaction."""
+    return recover_journals(transactions(work_dir))
+
+
+def recover_journals(found: list[Transaction]) -> list[str]:
+    """``recover`` over journals already read (``transactions``)."""
     messages = []
-    for txn in transactions(work_dir):
+    for txn in found:
         if txn.manifest.state == OPEN:
             txn.rollback(recovering=True)
             for rec in txn.manifest.files:

@@ -124,3 +124,40 @@ def test_lock_timeout_from_cli_ini(cli: Cli, tmp_path: Path) -> None:
         child.kill()
         child.wait()
     assert "(waited 0.3 s)" in proc.stderr
+
+
+def _checkpoints_made(work: Path, count: int, tmp_path: Path) -> None:
+    import hashlib
+
+    from certwright.core import transaction
+    from certwright.core.interfaces import ChangePlan, FileChange
+
+    conf = tmp_path / "site.conf"
+    conf.write_bytes(b"0")
+    for i in range(count):
+        transaction.begin_command()
+        old = conf.read_bytes()
+        txn = transaction.Transaction(work, f"step {i}")
+        txn.apply(ChangePlan("s", (FileChange(str(conf), str(i).encode(),
+                                               hashlib.sha256(old).hexdigest()),)))
+        txn.commit()
+    transaction._command_id = None
+
+
+@pytest.mark.parametrize("where", ["command line", "cli.ini", "default"])
+def test_max_checkpoints_prunes_at_start(cli: Cli, tmp_path: Path, where: str) -> None:
+    from certwright.core.transaction import checkpoints
+
+    work = cli.base / "work"
+    _checkpoints_made(work, 14, tmp_path)
+    args = ["rollback", "--checkpoints", "0"]
+    if where == "command line":
+        args += ["--max-checkpoints", "3"]
+    elif where == "cli.ini":
+        ini = tmp_path / "cli.ini"
+        ini.write_text("max-checkpoints = 3\n")
+        args += ["-c", str(ini)]
+    cli(*args, account=False)
+    kept = [g[0].manifest.title for g in checkpoints(work)]
+    last = 3 if where != "default" else 10
+    assert kept == [f"step {i}" for i in range(14 - last, 14)]
