@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from certwright.core import probe
 from certwright.core.errors import CertwrightError, PluginError
-from certwright.core.interfaces import ChangePlan, Endpoint, Installer
+from certwright.core.interfaces import SYMLINK, ChangePlan, Endpoint, Installer
 from certwright.core.poll import poll_until
 from certwright.core.transaction import Transaction
 
@@ -30,10 +31,21 @@ class DeployError(CertwrightError):
 
 
 def plan_diff(plan: ChangePlan) -> str:
-    """The plan as a unified diff (what ``--dry-run`` prints)."""
+    """The plan as a unified diff (what ``--dry-run`` prints). Symlinks are shown as
+    their targets; a secret file's content is never shown."""
     out: list[str] = []
     for change in plan.changes:
         path = Path(change.path)
+        if change.kind == SYMLINK:
+            before = os.readlink(path) if path.is_symlink() else None
+            out.append(f"symlink {path}: {before or '(none)'} -> "
+                       f"{change.link_target or '(removed)'}\n")
+            continue
+        if change.secret:
+            size = "removed" if change.new_content is None else \
+                f"{len(change.new_content)} bytes, 0600"
+            out.append(f"secret file {path}: content not shown ({size})\n")
+            continue
         try:
             old = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
