@@ -9,6 +9,9 @@ Options (Certbot's names and meanings):
 ``--manual-public-ip-logging-ok`` (dest ``manual_public_ip_logging_ok``)
     Deprecated and ignored; accepted so old command lines and renewal confs keep working.
 
+A hook still running after ``--hook-timeout`` seconds (default 600) is killed with every
+process it started (``core/runner.py``), and the challenge fails naming the hook.
+
 Hooks see Certbot's environment variables: ``CERTBOT_DOMAIN`` (without ``*.``),
 ``CERTBOT_VALIDATION``, ``CERTBOT_TOKEN`` (http-01 only), ``CERTBOT_REMAINING_CHALLENGES``,
 ``CERTBOT_ALL_DOMAINS`` (comma-separated) and, for the cleanup hook, ``CERTBOT_AUTH_OUTPUT``

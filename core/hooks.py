@@ -1,7 +1,9 @@
 """Pre, deploy and post hooks: ``--pre-hook``/``--deploy-hook``/``--post-hook`` and the
 executables in ``<config-dir>/renewal-hooks/{pre,deploy,post}/`` (Certbot's layout).
 
-A failing hook is reported and never stops the work on other lineages.
+A failing hook is reported and never stops the work on other lineages. Hooks run through
+``core/runner.py``: one still running after ``--hook-timeout`` seconds is killed with every
+process it started, and reported like a failure.
 """
 
 from __future__ import annotations

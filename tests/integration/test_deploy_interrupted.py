@@ -107,6 +107,7 @@ class Buggy(NginxInstaller):
     ("config test", KeyboardInterrupt()),
     ("reload", KeyError("listen")),
     ("reload", KeyboardInterrupt()),
+    ("reload", SystemExit(143)),  # SIGTERM, as signals_raise turns it into
 ])
 def test_any_exception_rolls_back_and_reloads_the_old_config(
         tree: NginxTree, tmp_path: Path, step: str, error: BaseException) -> None:

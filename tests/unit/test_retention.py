@@ -162,3 +162,26 @@ def test_start_up_with_a_thousand_journals_reads_them_once_then_few(tmp_path: Pa
     second = time.perf_counter() - second
     assert len(os.listdir(journal_root(work))) == 10
     assert second < first / 10, (first, second)
+
+
+def test_a_command_that_wrote_journals_prunes_after_itself(tmp_path: Path) -> None:
+    import argparse
+
+    from certwright.core.commands import _locked
+
+    work, conf = tmp_path / "w", tmp_path / "a.conf"
+    conf.write_bytes(b"0")
+    runs = iter(range(1, 100))
+
+    def command(config: argparse.Namespace, say: object, ask: object) -> int:
+        for _ in range(2):  # two journals, one checkpoint
+            edit(work, conf, str(next(runs)).encode(), "step")
+        return 0
+
+    config = argparse.Namespace(config_dir=str(tmp_path / "c"), work_dir=str(work),
+                                noninteractive=True, lock_timeout=0, max_checkpoints=2)
+    for _ in range(4):
+        _locked(command)(config, print, None)
+        assert len(checkpoints(work)) <= 2
+    assert [len(g) for g in checkpoints(work)] == [2, 2]
+    assert conf.read_bytes() == b"8"
