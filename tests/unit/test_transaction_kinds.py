@@ -19,7 +19,14 @@ from certwright.core.errors import PluginError
 from certwright.core.interfaces import ChangePlan, FileChange, link_digest
 from certwright.core.journal import JournalRefused
 from certwright.core.retention import start_up
-from certwright.core.transaction import Transaction, TransactionError, recover, transactions
+from certwright.core.transaction import (
+    Transaction,
+    TransactionError,
+    checkpoints,
+    recover,
+    rollback_checkpoint,
+    transactions,
+)
 
 
 def sha(data: bytes) -> str:
@@ -80,7 +87,13 @@ def test_symlinks_are_made_removed_and_rolled_back(tmp_path: Path) -> None:
     assert os.readlink(enabled / "a.conf") == "../sites-available/a.conf"
     assert not os.path.lexists(enabled / "b.conf")
     assert (enabled / "a.conf").read_text() == "server a\n"
-    txn.rollback(check_after=True)
+    (enabled / "a.conf").unlink()  # someone repoints the link after the checkpoint
+    (enabled / "a.conf").symlink_to("../sites-available/b.conf")
+    with pytest.raises(TransactionError, match=r"a\.conf was changed after"):
+        rollback_checkpoint(checkpoints(tmp_path / "work")[-1])
+    (enabled / "a.conf").unlink()
+    (enabled / "a.conf").symlink_to("../sites-available/a.conf")
+    rollback_checkpoint(checkpoints(tmp_path / "work")[-1])
     assert snapshot(tmp_path) == before
 
 
