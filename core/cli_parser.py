@@ -101,6 +101,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     add("--max-log-backups", type=_nonnegative(int), default=1000)
     # Debian's and Ubuntu's stock cli.ini sets it; Certbot only words its output by it
     add("--preconfigured-renewal", action="store_true", help=argparse.SUPPRESS)
+    # run options (never stored in a renewal conf; cli.ini may set them)
+    add("--lock-timeout", type=_seconds, default=None, metavar="SECONDS",
+        help="wait this long for another run holding the store's lock (default: 600 s "
+             "without a terminal or with -n, 0 at a terminal: fail at once)")
+    add("--hook-timeout", type=_seconds, default=None, metavar="SECONDS",
+        help="kill a hook (pre/post/deploy, manual) still running after this long, with "
+             "every process it started (default: 600; 0: no limit)")
+    add("--max-checkpoints", type=_nonnegative(int), default=None, metavar="N",
+        help="keep the last N configuration checkpoints for rollback (default: 10)")
 
 
 def _certificate_options(p: argparse.ArgumentParser) -> None:
@@ -224,6 +233,16 @@ def _header_value(value: str) -> str:
         raise argparse.ArgumentTypeError("must be one line without control characters or "
                                          "surrounding blanks")
     return value
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more)")
+    return seconds
 
 
 def _challenge_list(value: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from certwright.core.cli_parser import VERBS
 from certwright.core.errors import ConfigError, StorageError
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import ensure_dir
-from certwright.core.storage.lock import certbot_lock, lock
+from certwright.core.storage.lock import lock_timeout, store_lock
 
 Say = Callable[[str], None]
 Ask = Callable[[str], str] | None
@@ -84,15 +85,23 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
             ensure_dir(config_dir, 0o755)
         except StorageError as exc:
             raise ConfigError(f"can't create the config dir: {exc}") from None
-        with lock(config_dir / ".certwright.lock", timeout=0.0), certbot_lock(config_dir):
+        from certwright.core.retention import max_checkpoints, prune_dir, start_up
+        from certwright.core.transaction import journals_changed, one_checkpoint
+
+        keep = max_checkpoints(getattr(config, "max_checkpoints", None))
+        work_dir = Path(config.work_dir)
+        interactive = not config.noninteractive and sys.stdin.isatty()
+        wait = lock_timeout(getattr(config, "lock_timeout", None), interactive=interactive)
+        with store_lock(config_dir, wait):
             for fixed in lineages.repair_store(config_dir):
                 say(fixed)
-            from certwright.core.transaction import one_checkpoint, recover
-
-            for undone in recover(Path(config.work_dir)):
+            for undone in start_up(work_dir, keep):  # recovery, then old journals pruned
                 say(undone)
             with one_checkpoint():  # whatever this command changes is one checkpoint
-                return fn(config, say, ask)
+                result = fn(config, say, ask)
+            if journals_changed():
+                prune_dir(work_dir, keep)
+            return result
 
     return locked
 

@@ -319,7 +319,7 @@ class HookRunner:
             return
         self.ran_pre = True
         hooks.run_hooks(self._commands("pre", self.config.pre_hook, *stored), "pre",
-                        warn=self.warn)
+                        warn=self.warn, timeout=hooks.hook_timeout(self.config))
 
     def deploy(self, lineage: Lineage, given: str | None = None) -> bool:
         if self.config.dry_run and not getattr(self.config, "run_deploy_hooks", False):
@@ -327,13 +327,14 @@ class HookRunner:
         env = {"RENEWED_LINEAGE": str(lineage.live_dir),
                "RENEWED_DOMAINS": " ".join(lineage.names)}
         command = given if given is not None else self.config.deploy_hook
-        return hooks.run_hooks(self._commands("deploy", command), "deploy", env, self.warn)
+        return hooks.run_hooks(self._commands("deploy", command), "deploy", env, self.warn,
+                               hooks.hook_timeout(self.config))
 
     def post(self, renewed: list[str], failed: list[str], *stored: str | None) -> None:
         """``stored``: the post hooks of the lineages that were attempted."""
         env = {"RENEWED_DOMAINS": " ".join(renewed), "FAILED_DOMAINS": " ".join(failed)}
         hooks.run_hooks(self._commands("post", self.config.post_hook, *stored), "post", env,
-                        self.warn)
+                        self.warn, hooks.hook_timeout(self.config))
 
     def warn(self, text: str) -> None:
         log.error("%s", text)  # a failed hook is said even under -q, as in Certbot

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from josepy.jwk import JWK
 
+from certwright.core import poll
 from certwright.core.acme import jws
 from certwright.core.acme.errors import AcmeError, TransportError
 from certwright.core.acme.messages import (
@@ -22,6 +23,7 @@ from certwright.core.acme.messages import (
 )
 from certwright.core.acme.transport import RequestTimeout, Response, Transport
 from certwright.core.interfaces import Identifier
+from certwright.core.poll import Wait, poll_until
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +52,11 @@ class CertificateChain:
 
 
 @dataclass(frozen=True)
-class Backoff:
-    """Polling schedule: start fast, grow, but never past ``maximum`` seconds per wait."""
+class Backoff(poll.Backoff):
+    """Polling schedule for the CA: start fast, grow, but never past ``maximum`` s."""
 
-    first: float = 0.02
     factor: float = 1.6
     maximum: float = 3.0
-
-    def delays(self) -> Any:
-        delay = self.first
-        while True:
-            yield delay
-            delay = min(delay * self.factor, self.maximum)
 
 
 class AcmeClient:
@@ -183,23 +178,27 @@ class AcmeClient:
     ) -> T:
         """Fetch until ``done``; wait Retry-After when given, else back off from ~20 ms.
         A fetch the server leaves unanswered is asked again (it is only a read)."""
-        delays = self.backoff.delays()
-        while True:
+        unanswered = [False]
+
+        def check() -> T | Wait | None:
             try:
                 value, resp = fetch()
             except RequestTimeout:
-                if time.monotonic() >= deadline:
-                    raise PollTimeout(f"timed out waiting for {what}: the CA does not answer "
-                                      "(see --issuance-timeout)") from None
                 log.warning("no answer polling %s; asking again", what)
-                continue
+                unanswered[0] = True
+                return Wait(0.0)
+            unanswered[0] = False
             if done(value):
                 return value
-            wait = resp.retry_after
-            wait = next(delays) if wait is None else min(wait, 60.0)
-            if time.monotonic() + wait > deadline:
-                raise PollTimeout(f"timed out waiting for {what} (see --issuance-timeout)")
-            time.sleep(wait)
+            after = resp.retry_after
+            return None if after is None else Wait(min(after, 60.0))
+
+        found = poll_until(check, deadline=deadline, first=self.backoff.first,
+                           factor=self.backoff.factor, maximum=self.backoff.maximum)
+        if found is None:
+            why = ": the CA does not answer" if unanswered[0] else ""
+            raise PollTimeout(f"timed out waiting for {what}{why} (see --issuance-timeout)")
+        return found
 
     def poll_authorization(self, url: str, deadline: float) -> Authorization:
         def fetch() -> tuple[Authorization, Response]:

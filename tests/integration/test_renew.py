@@ -172,7 +172,7 @@ def test_second_run_waits_for_the_lock(cli: Cli, pebble: Pebble) -> None:
 
     cli("certonly", *standalone(pebble), "-d", "lock.example.org")
     with lock(cli.config_dir / ".certwright.lock"):
-        proc = cli("renew", account=False, check=False)
+        proc = cli("renew", "--lock-timeout", "0", account=False, check=False)
     assert proc.returncode != 0
     assert "holds the lock" in proc.stderr
 
@@ -183,7 +183,7 @@ def test_certbot_lock_is_respected(cli: Cli, pebble: Pebble) -> None:
     cli("certonly", *standalone(pebble), "-d", "cblock.example.org")
     with open(cli.config_dir / ".certbot.lock", "a+") as held:
         fcntl.lockf(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running Certbot would
-        proc = cli("renew", account=False, check=False)
+        proc = cli("renew", "--lock-timeout", "0", account=False, check=False)
     assert proc.returncode != 0 and "Certbot" in proc.stderr
     assert cli("renew", account=False).returncode == 0
 
