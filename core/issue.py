@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -13,9 +12,11 @@ from typing import Any
 
 from certwright.core import __version__, flow, hooks, keys, names, pending_hooks, plugins, session
 from certwright.core.acme.errors import AcmeError
-from certwright.core.due import default_due_time
+from certwright.core.ari_check import AriCheck
+from certwright.core.due import should_renew
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import Authenticator, Identifier
+from certwright.core.lineage_cache import LineageCache
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import atomic_write
 from certwright.core.storage.lineage import Lineage
@@ -70,11 +71,16 @@ class Target:
     action: str  # "new", "renew", "expand", "keep"
 
 
-def renewal_due(lineage: Lineage, now: datetime.datetime | None = None) -> bool:
-    """Due by the lifetime rule (see :mod:`certwright.core.due`)."""
-    now = now or datetime.datetime.now(datetime.UTC)
-    due_time = default_due_time(lineage.not_before.timestamp(), lineage.not_after.timestamp())
-    return now.timestamp() >= due_time
+def renewal_due(config: argparse.Namespace, lineage: Lineage) -> bool:
+    """The one rule `renew` uses too (:func:`certwright.core.due.should_renew`): the
+    lifetime, ``renew_before_expiry``, the CA's ARI window, ``autorenew``, and
+    --force-renewal / --dry-run (a dry run always tries, as in Certbot)."""
+    cache = LineageCache(Path(config.work_dir))
+    try:
+        return should_renew(lineage, force=config.force_renewal or config.dry_run,
+                            cache=cache, ari=AriCheck(config, cache))
+    finally:
+        cache.save()
 
 
 def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Target:
@@ -114,9 +120,7 @@ def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Targe
 def _action(config: argparse.Namespace, lineage: Lineage, idents: list[Identifier]) -> str:
     if set(lineage.names) != {i.value for i in idents}:
         return "expand"
-    if config.force_renewal or config.dry_run or renewal_due(lineage):
-        return "renew"  # a dry run always tries, as in Certbot
-    return "keep"
+    return "renew" if renewal_due(config, lineage) else "keep"
 
 
 def _keep_key_type(config: argparse.Namespace, lineage: Lineage) -> None:

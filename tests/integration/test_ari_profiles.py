@@ -157,3 +157,33 @@ def test_a_rate_limited_order_is_waited_out_or_reported_with_its_time(
     assert len(errors) == 1, failed.stderr
     assert "retry after 7200 s, at " in errors[0] and " UTC" in errors[0]
     assert not (cli.config_dir / "live" / "later.example.org").exists()
+
+
+def test_certonly_and_renew_agree_on_what_is_due(
+        pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    """One rule: inside the CA's ARI window, or within renew_before_expiry, `certonly` for
+    the same names renews, as `renew` does; outside both, neither does."""
+    cli = FrontCli(tmp_path, pebble, front)
+    name = "agree.example.org"
+    args = (*standalone(pebble)[:-1], "-d", name)
+    cli("certonly", *args)
+    front.ari_window = (NOW + datetime.timedelta(days=5), NOW + datetime.timedelta(days=6))
+    assert "not yet due" in cli("certonly", *args).stdout
+    assert "1 not due" in cli("renew", *standalone(pebble), account=False).stdout
+    assert version(cli, name) == 1
+    # the CA's window has opened (for every certificate it issued); the answer stored
+    # until its Retry-After is dropped, as a later run would find it
+    conf = cli.config_dir / "renewal" / f"{name}.conf"
+    conf.write_text(conf.read_text().split("[acme_renewal_info]")[0])
+    front.ari_window = (NOW - datetime.timedelta(hours=2), NOW - datetime.timedelta(hours=1))
+    proc = cli("certonly", *args)
+    assert "not yet due" not in proc.stdout and version(cli, name) == 2, proc.stdout
+    assert "1 renewed" in cli("renew", *standalone(pebble), account=False).stdout
+    assert version(cli, name) == 3
+    # no window yet, but renew_before_expiry says it is due
+    front.ari_window = (NOW + datetime.timedelta(days=5), NOW + datetime.timedelta(days=6))
+    conf.write_text("renew_before_expiry = 100 days\n" + conf.read_text())
+    proc = cli("certonly", *args)
+    assert "not yet due" not in proc.stdout and version(cli, name) == 4, proc.stdout
+    assert "1 renewed" in cli("renew", *standalone(pebble), account=False).stdout
+    assert version(cli, name) == 5
