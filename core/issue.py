@@ -87,10 +87,9 @@ def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Targe
     config_dir = Path(config.config_dir)
     wanted = {i.value for i in idents}
     if config.certname:
-        try:
-            existing: Lineage | None = lineages.load_lineage(config_dir, config.certname)
-        except Exception:
-            existing = None
+        # no renewal conf: a new lineage; one that can't be read stops here, naming the
+        # file (never a silent "foo-0001" beside it)
+        existing = lineages.find_lineage(config_dir, config.certname)
         if existing is None:
             if not idents:
                 raise ConfigError(f"no certificate named {config.certname!r} and no -d given")
@@ -104,6 +103,9 @@ def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Targe
     if config.duplicate:
         return Target(idents, None, base, "new")
     for candidate in lineages.list_lineages(config_dir):
+        if candidate.error:
+            _check_broken(candidate, base, wanted)
+            continue
         have = set(candidate.names)
         if have == wanted:
             return Target(idents, candidate, candidate.name, _action(config, candidate, idents))
@@ -115,6 +117,18 @@ def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Targe
                 )
             return Target(idents, candidate, candidate.name, "expand")
     return Target(idents, None, base, "new")
+
+
+def _check_broken(candidate: Lineage, base: str, wanted: set[str]) -> None:
+    """A lineage whose renewal conf can't be read, that these names would renew (or whose
+    name a new lineage would take): stop, naming the file, rather than work around it."""
+    try:
+        have = set(candidate.names)
+    except Exception:
+        have = set()
+    if candidate.name == base or (have and have <= wanted):
+        raise ConfigError(f"{candidate.error} (certificate {candidate.name!r}; repair or "
+                          "delete it first)")
 
 
 def _action(config: argparse.Namespace, lineage: Lineage, idents: list[Identifier]) -> str:
