@@ -72,5 +72,7 @@ def should_renew(lin: Lineage, now: float | None = None, *, force: bool = False,
         not_before, not_after = lin.not_before.timestamp(), lin.not_after.timestamp()
         serial = f"{lin.serial:x}"
     before = renew_before_expiry(lin.conf.extra.get("renew_before_expiry"))
+    if now >= due_time(not_before, not_after, before):
+        return True  # the CA is not asked (RFC 9773 §4.3: never about an expired one)
     moment = ari.renewal_time(lin, now, serial) if ari is not None else None
-    return now >= due_time(not_before, not_after, before, moment)
+    return moment is not None and now >= moment

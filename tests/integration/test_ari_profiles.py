@@ -187,3 +187,19 @@ def test_certonly_and_renew_agree_on_what_is_due(
     assert "not yet due" not in proc.stdout and version(cli, name) == 4, proc.stdout
     assert "1 renewed" in cli("renew", *standalone(pebble), account=False).stdout
     assert version(cli, name) == 5
+
+
+def test_an_unreachable_ca_is_not_remembered_as_one_without_ari(
+        pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    cli = FrontCli(tmp_path, pebble, front)
+    cli("certonly", *standalone(pebble)[:-1], "-d", "down.example.org")
+    front.unreachable = True
+    proc = cli("renew", *standalone(pebble), account=False)
+    assert proc.returncode == 0 and "1 not due" in proc.stdout, proc.stdout + proc.stderr
+    assert front.ari_requests == []
+    # back a minute later, with a window already open: the next run asks, and renews
+    front.unreachable = False
+    front.ari_window = (NOW - datetime.timedelta(hours=2), NOW - datetime.timedelta(hours=1))
+    proc = cli("renew", *standalone(pebble), account=False)
+    assert "1 renewed" in proc.stdout, proc.stdout + proc.stderr
+    assert len(front.ari_requests) == 1 and version(cli, "down.example.org") == 2
