@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from certwright.core import clock, pending_hooks, redeploy
 from certwright.core.ari_check import AriCheck
-from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
+from certwright.core.cas import LE_PRODUCTION, LE_STAGING
 from certwright.core.due import as_bool as _as_bool
 from certwright.core.due import should_renew
 from certwright.core.errors import CertwrightError, ConfigError

@@ -13,7 +13,7 @@ from certwright.core.acme.client import AcmeClient
 from certwright.core.acme.errors import AcmeError
 from certwright.core.acme.jws import jwk_of
 from certwright.core.acme.transport import Transport
-from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
+from certwright.core.cas import LE_PRODUCTION, LE_STAGING
 from certwright.core.errors import ConfigError
 from certwright.core.keys import KeySpec
 from certwright.core.storage import accounts as store

@@ -12,6 +12,7 @@ from josepy.jwk import JWK
 
 from certwright.core.acme import jws
 from certwright.core.acme.errors import AcmeError, TransportError
+from certwright.core.acme.identifiers import Identifier
 from certwright.core.acme.messages import (
     Account,
     Authorization,
@@ -21,7 +22,6 @@ from certwright.core.acme.messages import (
     identifier_json,
 )
 from certwright.core.acme.transport import RequestTimeout, Response, Transport
-from certwright.core.interfaces import Identifier
 
 log = logging.getLogger(__name__)
 
