@@ -6,6 +6,7 @@ import argparse
 import datetime
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,12 +34,36 @@ def server_url(config: argparse.Namespace) -> str:
 
 
 def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
-    """``--no-verify-ssl`` goes with every request, so that it wins over
+    """The process's one transport for the CA at ``url`` (default: the configured one),
+    shared by every order, account and ARI request: one directory fetch, one nonce pool,
+    one connection pool. ``--no-verify-ssl`` goes with every request, so that it wins over
     ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (a session-wide ``verify`` does not)."""
-    if not config.no_verify_ssl:
-        return Transport(url or server_url(config), user_agent=config.user_agent)
-    _quiet_insecure_warnings()
-    return Transport(url or server_url(config), user_agent=config.user_agent, verify=False)
+    url = url or server_url(config)
+    if config.no_verify_ssl:
+        _quiet_insecure_warnings()
+    return TRANSPORTS.get(url, verify=False if config.no_verify_ssl else None,
+                          user_agent=config.user_agent)
+
+
+class Transports:
+    """Transports by CA, made on first use and kept for the life of the process (a fleet
+    issuing many certificates in one process talks to each CA through one of them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[tuple[str, bool | None, str | None], Transport] = {}
+
+    def get(self, url: str, *, verify: bool | None = None,
+            user_agent: str | None = None) -> Transport:
+        key = (url, verify, user_agent)
+        with self._lock:
+            found = self._made.get(key)
+            if found is None:
+                found = self._made[key] = Transport(url, user_agent=user_agent, verify=verify)
+            return found
+
+
+TRANSPORTS = Transports()
 
 
 _WARNED_INSECURE: list[bool] = []

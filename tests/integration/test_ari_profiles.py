@@ -203,3 +203,28 @@ def test_an_unreachable_ca_is_not_remembered_as_one_without_ari(
     proc = cli("renew", *standalone(pebble), account=False)
     assert "1 renewed" in proc.stdout, proc.stdout + proc.stderr
     assert len(front.ari_requests) == 1 and version(cli, "down.example.org") == 2
+
+
+def test_renew_jobs_fetches_the_directory_once_per_ca(
+        pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    """Every order, account lookup and ARI request of one run shares one transport per
+    CA: one directory fetch, one nonce pool (nonces from answers are used again)."""
+    from urllib.parse import urlsplit
+
+    cli = FrontCli(tmp_path, pebble, front)
+    count = 6
+    for i in range(count):
+        cli("certonly", *standalone(pebble)[:-1], "-d", f"shared{i}.example.org")
+    front.requests_log.clear()
+    proc = cli("renew", "--force-renewal", "--jobs", "4", *standalone(pebble),
+               account=False)
+    assert f"{count} renewed" in proc.stdout, proc.stdout + proc.stderr
+    log = list(front.requests_log)
+    directory = urlsplit(front.directory_url).path
+    new_nonce = urlsplit(front.directory()["newNonce"]).path
+    fetched = log.count(("GET", directory))
+    heads = log.count(("HEAD", new_nonce))
+    print(f"{count} lineages, --jobs 4: {len(log)} requests, {fetched} directory GETs, "
+          f"{heads} newNonce HEADs")
+    assert fetched == 1, log
+    assert heads <= 4, "at most one fresh nonce per worker thread"
