@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from certwright.core import plugins
+from certwright.core import plugins, preflight
 from certwright.core.deploy import apply_plan, expected_certificate
 from certwright.core.errors import ConfigError, PluginError, UsageError
 from certwright.core.interfaces import (
@@ -22,6 +22,9 @@ from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
 from certwright.core.transaction import temporary
+
+if TYPE_CHECKING:
+    from certwright.core.issue import Target
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -68,12 +71,13 @@ def request_for(config: argparse.Namespace, lineage: Lineage | None) -> DeployRe
         fullchain_path=fullchain, https_port=config.https_port, http_port=config.http01_port)
 
 
-def _would_be(config: argparse.Namespace) -> DeployRequest:
-    """The request a real run would make: the lineage's live/ paths, existing or not."""
+def _would_be(config: argparse.Namespace, target: Target | None = None) -> DeployRequest:
+    """The request a real run would make: the lineage's live/ paths, existing or not
+    (``target``: the one already chosen)."""
     from certwright.core import issue, names
 
-    idents = names.parse_domains(config.domains)
-    target = issue.choose_target(config, idents)
+    if target is None:
+        target = issue.choose_target(config, names.parse_domains(config.domains))
     live = Path(config.config_dir) / "live" / target.name
     return DeployRequest(
         cert_name=target.name, domains=tuple(i.value for i in target.identifiers),
@@ -104,17 +108,36 @@ def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
     enhance_with(config, installer, req.domains, say)
 
 
-def enhance_with(config: argparse.Namespace, installer: Installer,
-                 domains: tuple[str, ...], say: Say) -> None:
+def redirect_by_default(config: argparse.Namespace, installer: Installer) -> None:
+    """Certbot's default for `run` and `install` (not `enhance`): redirect http to https
+    unless --no-redirect is given, when the installer can."""
+    if config.redirect is None and isinstance(installer, SupportsEnhancements) \
+            and "redirect" in installer.supported_enhancements():
+        config.redirect = True
+
+
+def check_enhancements(config: argparse.Namespace, installer: Installer) -> frozenset[str]:
+    """The enhancements asked for; an error, before anything is done, when the installer
+    can't do one (``auto-hsts``: none here can yet)."""
     wanted = frozenset(e for e in ENHANCEMENTS if getattr(config, e, None))
+    if getattr(config, "auto_hsts", False):
+        wanted |= {"auto-hsts"}
     if not wanted:
-        return
+        return wanted
     if not isinstance(installer, SupportsEnhancements):
         raise PluginError(f"the {installer.name} installer supports no enhancements")
     unsupported = wanted - installer.supported_enhancements()
     if unsupported:
         raise PluginError(f"the {installer.name} installer can't do: "
                           f"{', '.join(sorted(unsupported))}")
+    return wanted
+
+
+def enhance_with(config: argparse.Namespace, installer: Installer,
+                 domains: tuple[str, ...], say: Say) -> None:
+    wanted = check_enhancements(config, installer)
+    if not wanted or not isinstance(installer, SupportsEnhancements):  # (checked there)
+        return
     req = EnhanceRequest(domains=domains, enhancements=wanted, https_port=config.https_port,
                          http_port=config.http01_port)
     plan = installer.plan_enhance(req)
@@ -143,11 +166,16 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS):
         config.authenticator = name  # `-i nginx` alone: nginx also answers the challenges
     installer = load_installer(config, name)
+    redirect_by_default(config, installer)
+    check_enhancements(config, installer)  # before a certificate is asked for
+    preflight.check(config, installer, say)  # a refusal before any order is placed
     lineage, _ = issue.obtain_lineage(config, say, ask)
     if lineage is None:  # dry run: show the config diff the install would make
         deploy(config, installer, _would_be(config), say)
         return 0
-    deploy(config, installer, request_for(config, lineage), say)
+    req = request_for(config, lineage)
+    preflight.check_certificate(installer, req)
+    deploy(config, installer, req, say)
     remember_installer(lineage, installer)
     return 0
 
@@ -178,7 +206,11 @@ def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if lineage is not None:
         _stored_installer(config, lineage)
     installer = load_installer(config)
-    deploy(config, installer, request_for(config, lineage), say)
+    redirect_by_default(config, installer)
+    check_enhancements(config, installer)
+    req = request_for(config, lineage)
+    preflight.check_certificate(installer, req)  # its key type: refused before any change
+    deploy(config, installer, req, say)
     if lineage is not None and not config.dry_run:
         remember_installer(lineage, installer)
     return 0

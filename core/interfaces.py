@@ -228,6 +228,16 @@ class SupportsEnhancements(Protocol):
 
 
 @runtime_checkable
+class SupportsKeyTypes(Protocol):
+    """An installer that can tell, while planning, whether the places a deploy would put a
+    certificate can serve its key type."""
+
+    def key_type_problem(self, req: DeployRequest, key_type: str) -> str | None:
+        """Why a certificate whose key is ``key_type`` (``rsa`` or ``ecdsa``) could not be
+        served where ``req`` puts it, naming the file and line; None when it could."""
+
+
+@runtime_checkable
 class SupportsHttp01(Protocol):
     """An installer that can serve http-01 tokens through its own server."""
 

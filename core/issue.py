@@ -10,7 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certwright.core import __version__, flow, hooks, keys, names, pending_hooks, plugins, session
+from certwright.core import (
+    __version__,
+    flow,
+    hooks,
+    keys,
+    names,
+    pending_hooks,
+    plugins,
+    preflight,
+    prompts,
+    session,
+)
 from certwright.core.acme.errors import AcmeError
 from certwright.core.ari_check import AriCheck
 from certwright.core.due import should_renew
@@ -176,6 +187,8 @@ def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: 
         if value not in (None, False, "", []):
             params[STORED_AS.get(key, key)] = value
     params["key_type"] = key_spec(config).key_type
+    if "autorenew" in getattr(config, "explicit", ()):  # --no-autorenew given (a stored
+        params["autorenew"] = False                     # value is kept as written)
     params.update(auth.renewal_params())
     return params
 
@@ -200,6 +213,10 @@ def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | Non
     """`certonly`."""
     if config.csr:
         return _obtain_for_csr(config, say, ask)
+    if getattr(config, "installer", None):  # certonly -i: its renewals will install
+        from certwright.core import install
+
+        preflight.check(config, install.load_installer(config, config.installer), say)
     obtain_lineage(config, say, ask)
     return 0
 
@@ -215,10 +232,14 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
             f"{target.lineage.not_after:%Y-%m-%d})." if target.lineage else "No action taken.")
         return target.lineage, False
     if target.lineage is not None:
+        if target.action == "expand" and config.certname:  # Certbot's question
+            prompts.confirm_new_names(config, target.name, target.lineage.names,
+                                      [i.value for i in target.identifiers], ask)
         _keep_key_type(config, target.lineage)
     key_spec(config)  # a bad key option is refused before an account is made at the CA
     auth = load_authenticator(config)
     check_authenticator_for(target.identifiers, auth, config.pref_challs)
+    preflight.check_challenges(auth, target.identifiers, config.pref_challs)
     runner = HookRunner(config, say)
     runner.pre()
     # killed between saving and the deploy hooks: the next renew runs them
@@ -232,6 +253,8 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
         raise
     if lineage is None:
         say("The dry run was successful.")
+        if target.lineage is not None:  # --run-deploy-hooks: with the current certificate
+            runner.deploy(target.lineage)
         runner.post([], [])
         return None, False
     _report(say, lineage)
@@ -244,10 +267,12 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
 def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: Say,
           ask: Callable[[str], str] | None) -> Lineage | None:
     """Obtain a certificate for ``target`` and store it; None on a dry run."""
+    if target.lineage is not None:
+        session.refuse_test_over_real(config, target.name, target.lineage.params.get("server"))
     client, account = session.client_for(config, ask=ask)
     key = _choose_key(config, target, key_spec(config))
     issued = _issue_subset(config, client, auth, target.identifiers, key, say,
-                           getattr(config, "ari_replaces", None))
+                           getattr(config, "ari_replaces", None), ask)
     if config.dry_run:
         return None
     key_pem = keys.key_to_pem(key)
@@ -268,13 +293,14 @@ def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: 
 
 def _issue_subset(config: argparse.Namespace, client: Any, auth: Authenticator,
                   idents: list[Identifier], key: Any, say: Say,
-                  replaces: str | None) -> flow.Issued:
+                  replaces: str | None, ask: Callable[[str], str] | None = None
+                  ) -> flow.Issued:
     """The flow for ``idents``; with --allow-subset-of-names, names the CA did not
     validate are dropped and the rest asked for again in a new order, as in Certbot."""
     while True:
         csr = keys.make_csr(key, idents, must_staple=config.must_staple)
         try:
-            return _run_flow(config, client, auth, idents, csr, say, replaces)
+            return _run_flow(config, client, auth, idents, csr, say, replaces, ask)
         except flow.ValidationFailed as err:
             left = [i for i in idents if i.value not in err.failed]
             if not config.allow_subset_of_names or not left or len(left) == len(idents):
@@ -289,7 +315,8 @@ class HookRunner:
     As in Certbot: the executables in ``renewal-hooks/<kind>/`` first, then the commands
     given (on the command line, or stored for the lineages at hand), each distinct command
     once. Pre and post hooks also run on a dry run (they usually stop and start a server
-    that holds the port); deploy hooks do not.
+    that holds the port); deploy hooks do not, unless --run-deploy-hooks is given: then
+    they run once the test succeeded, with the lineage's current certificate.
     """
 
     def __init__(self, config: argparse.Namespace, say: Say) -> None:
@@ -313,7 +340,7 @@ class HookRunner:
                         warn=self.warn)
 
     def deploy(self, lineage: Lineage, given: str | None = None) -> bool:
-        if self.config.dry_run:
+        if self.config.dry_run and not getattr(self.config, "run_deploy_hooks", False):
             return True
         env = {"RENEWED_LINEAGE": str(lineage.live_dir),
                "RENEWED_DOMAINS": " ".join(lineage.names)}
@@ -327,12 +354,13 @@ class HookRunner:
                         self.warn)
 
     def warn(self, text: str) -> None:
-        log.warning("%s", text)
+        log.error("%s", text)  # a failed hook is said even under -q, as in Certbot
 
 
 def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
               idents: list[Identifier], csr: bytes, say: Say,
-              replaces: str | None = None) -> flow.Issued:
+              replaces: str | None = None,
+              ask: Callable[[str], str] | None = None) -> flow.Issued:
     opts = flow.Options(
         timeout=config.issuance_timeout,
         preferred_challenges=config.pref_challs or (),
@@ -340,6 +368,7 @@ def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
         profile=choose_profile(config, client),
         replaces=replaces,
         fresh_authorizations=bool(config.dry_run),  # a dry run tests every challenge
+        pause=prompts.challenge_pause(config, say, ask) if config.debug_challenges else None,
     )
     say(f"Requesting a certificate for {_names_text(idents)}")
     try:
@@ -384,7 +413,8 @@ def _obtain_for_csr(config: argparse.Namespace, say: Say,
     client, _ = session.client_for(config, ask=ask)
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    issued = _run_flow(config, client, auth, idents, csr.public_bytes(Encoding.DER), say)
+    issued = _run_flow(config, client, auth, idents, csr.public_bytes(Encoding.DER), say,
+                       ask=ask)
     if config.dry_run:
         say("The dry run was successful.")
         return 0

@@ -191,8 +191,10 @@ class Renewer:
         except Exception as exc:
             log.exception("renewal of %s failed", lin.name)
             return Outcome(lin.name, "failed", f"{type(exc).__name__}: {exc}", _names_of(lin))
-        if new is None:
-            return Outcome(lin.name, "dry-run", "", tuple(lin.names))
+        if new is None:  # --run-deploy-hooks: with the current certificate
+            ok = self.runner.deploy(lin, ns.deploy_hook)
+            return Outcome(lin.name, "dry-run", "" if ok else "a deploy hook failed",
+                           tuple(lin.names))
         if installed:
             self.deployer.add(ns, new)
         ok = self.runner.deploy(new, ns.deploy_hook)

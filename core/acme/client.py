@@ -97,6 +97,7 @@ class AcmeClient:
         agree_tos: bool = True,
         eab_kid: str | None = None,
         eab_hmac_key: str | None = None,
+        eab_alg: str = "HS256",
         only_return_existing: bool = False,
     ) -> Account:
         url = self.directory.new_account
@@ -108,7 +109,7 @@ class AcmeClient:
             payload["termsOfServiceAgreed"] = agree_tos
         if eab_kid and eab_hmac_key and not only_return_existing:
             payload["externalAccountBinding"] = jws.eab_binding(
-                self.key, kid=eab_kid, hmac_key_b64=eab_hmac_key, url=url
+                self.key, kid=eab_kid, hmac_key_b64=eab_hmac_key, url=url, alg=eab_alg
             )
         resp = self.transport.post(url, payload, self.key, None)
         if not resp.location:

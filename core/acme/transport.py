@@ -64,6 +64,12 @@ class Response:
         return parse_retry_after(self.headers.get("Retry-After"))
 
 
+def default_user_agent(comment: str | None = None) -> str:
+    """``certwright/VERSION``, with ``--user-agent-comment`` as the product's comment
+    (RFC 9110 §10.1.5): ``certwright/VERSION (COMMENT)``."""
+    return f"certwright/{__version__} ({comment})" if comment else f"certwright/{__version__}"
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
@@ -126,7 +132,7 @@ class Transport:
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
-        self.session.headers["User-Agent"] = user_agent or f"certwright/{__version__}"
+        self.session.headers["User-Agent"] = user_agent or default_user_agent()
         self.timeout = timeout
         self.bad_nonce_retries = bad_nonce_retries
         self.rate_limit_max_wait = rate_limit_max_wait

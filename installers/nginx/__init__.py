@@ -15,8 +15,10 @@ Options (shared by the installer and the authenticator; Certbot's names where th
 
 The modules: :mod:`.tree` reads the configuration (the only user of crossplane),
 :mod:`.select` picks server blocks as nginx does, :mod:`.plan` turns requests into
-``ChangePlan`` s, :mod:`.challenge` holds temporary http-01 answers. Every command runs
-through :func:`run_command` (``NginxInstaller.runner``), so tests can see each argv.
+``ChangePlan`` s (:mod:`.enhance` for enhancements, :mod:`.shared` for shared includes,
+:mod:`.keytypes` for the key types a block serves), :mod:`.challenge` holds temporary
+http-01 answers. Every command runs through :func:`run_command`
+(``NginxInstaller.runner``), so tests can see each argv.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from certwright.authenticators._http01 import http01_types
 from certwright.core.errors import PluginError
-from certwright.installers.nginx import process
+from certwright.installers.nginx import keytypes, process
 from certwright.installers.nginx.challenge import (
     ApplyPlan,
     ChallengeSession,
@@ -41,15 +43,10 @@ from certwright.installers.nginx.challenge import (
     http_get,
     wait_until_served,
 )
+from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import http01_probes, plan_http01
-from certwright.installers.nginx.plan import (
-    ENHANCEMENTS,
-    Layout,
-    deploy_endpoints,
-    plan_deploy,
-    plan_enhance,
-    plan_forget,
-)
+from certwright.installers.nginx.plan import ENHANCEMENTS, plan_deploy, plan_forget
+from certwright.installers.nginx.targets import Layout, deploy_endpoints
 from certwright.installers.nginx.tree import NginxTree, load_tree
 
 if TYPE_CHECKING:
@@ -111,6 +108,13 @@ def add_nginx_options(add: AddArgument) -> None:
 
 class _NginxBase:
     """What the installer and the authenticator share: options, the tree, commands."""
+
+    # Certbot's options with no meaning here: {flag: (takes a value, one-line notice)}
+    obsolete_options: ClassVar[Mapping[str, tuple[bool, str]]] = {
+        "--nginx-sleep-seconds": (True, "--nginx-sleep-seconds has no effect: certwright "
+                                  "checks that nginx serves the new certificate instead "
+                                  "of sleeping after a reload"),
+    }
 
     def __init__(self, config: argparse.Namespace) -> None:
         self.config = config
@@ -230,7 +234,7 @@ def _fingerprint(tree: NginxTree) -> tuple[tuple[str, int, int, int], ...]:
 
 
 class NginxInstaller(_NginxBase):
-    """Installer + SupportsEnhancements + SupportsHttp01 for nginx."""
+    """Installer + SupportsEnhancements + SupportsHttp01 + SupportsKeyTypes for nginx."""
 
     name: ClassVar[str] = "nginx"
     description: ClassVar[str] = "Nginx web server: certificates into server blocks"
@@ -269,6 +273,9 @@ class NginxInstaller(_NginxBase):
 
     def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
         return deploy_endpoints(self.tree(), req, self.layout)
+
+    def key_type_problem(self, req: DeployRequest, key_type: str) -> str | None:
+        return keytypes.deploy_problem(self.tree(), req, self.layout, key_type)
 
     def supported_enhancements(self) -> frozenset[str]:
         return ENHANCEMENTS

@@ -113,7 +113,10 @@ class FileEdits:
     edits: list[Edit] = field(default_factory=list)
 
     def add(self, edit: Edit) -> None:
-        self.edits.append(edit)
+        """An edit asked for twice (one statement reached through two server blocks) is
+        made once: two insertions at one offset would both land."""
+        if edit not in self.edits:
+            self.edits.append(edit)
 
     def result(self) -> str:
         text = self.config.text

@@ -4,8 +4,9 @@ In each block answering the name on the http port, at its top:
 ``location = /.well-known/acme-challenge/<token> { default_type text/plain; return 200
 "<key authorization>"; }``. Server-level ``return``/``rewrite``/``if`` run before location
 matching, so in a block that has any, a guard goes first:
-``if ($uri ~ "^/\\.well-known/acme-challenge/") { break; }`` (``break`` ends the block's
-rewrite directives for that path, so the ``location =`` is reached). Names no block answers
+``if ($request_uri ~ "^/\\.well-known/acme-challenge/") { break; }`` (``break`` ends the
+block's rewrite directives for that path, so the ``location =`` is reached; ``$request_uri``
+because ``$uri`` changes with an internal redirect). Names no block answers
 get a temporary server block in ``<server root>/certwright/challenges/http01.conf``.
 """
 
@@ -22,17 +23,20 @@ from certwright.installers.nginx.edit import statement
 from certwright.installers.nginx.plan import (
     _KEY_AUTHORIZATION,
     CHALLENGE_GUARD,
-    REDIRECT_VAR,
-    Layout,
     Read,
-    _listen_arg,
-    _new_block_hosts,
     _Planner,
-    _probe_host,
     _server_text,
     read_file,
 )
 from certwright.installers.nginx.select import address_groups, best_match, select_blocks
+from certwright.installers.nginx.targets import (
+    REDIRECT_VAR,
+    Layout,
+    _listen_arg,
+    _new_block_hosts,
+    _probe_host,
+    proxied_hosts,
+)
 from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock
 
 
@@ -110,8 +114,7 @@ def http01_probes(
     address per block (IPv4 first, a wildcard as loopback). Listens that expect a PROXY
     protocol header are not asked."""
     probes: list[Probe] = []
-    proxied = {i.host for b in tree.servers for i in b.listens_on(http_port)
-               if "proxy_protocol" in i.params}
+    proxied = proxied_hosts(tree, http_port)
     for task in tasks:
         path = CHALLENGE_PATH + http01_token(task, "nginx")
         matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)

@@ -28,7 +28,7 @@ options" or "a duplicate default server". ``ssl`` may repeat.
 **Redirect.** In the plain-http block(s) for the names, at server level (before the
 block's own rewrite directives)::
 
-    set $certwright_redirect "$scheme:$uri";
+    set $certwright_redirect "$scheme:$request_uri";
     if ($certwright_redirect ~ "^http:(?!/\\.well-known/acme-challenge/)") {
         return 301 https://$host$request_uri;
     }
@@ -36,50 +36,62 @@ block's own rewrite directives)::
 One form fits every layout: it only fires for plain http, so a block that listens on both
 ports does not loop, and it leaves ``/.well-known/acme-challenge/`` alone, so a webroot's
 files and the nginx authenticator's ``location =`` entries keep answering over plain http.
+It tests ``$request_uri`` (the request as sent), not ``$uri``: server-level rewrite
+directives run again after an internal redirect (``error_page 404 /404.html``,
+``try_files … /index.php``), where ``$uri`` is no longer the challenge path and a missing
+challenge file would answer 301 instead of 404. The earlier form (``"$scheme:$uri"``) is
+upgraded wherever a deploy or a redirect touches the names it serves.
 A block that already redirects to https is left as it is. (The target has no port: a
 non-default ``--https-port`` usually sits behind a port forward that makes it 443.)
 
 **HSTS / upgrade-insecure-requests.** ``add_header … always;`` in the https block(s),
 unless the header is there already.
 
-http-01 plans are in :mod:`.http01`.
+http-01 plans are in :mod:`.http01`, enhancement plans in :mod:`.enhance`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import (
     ChangePlan,
     DeployRequest,
-    Endpoint,
-    EnhanceRequest,
     FileChange,
 )
-from certwright.installers.nginx import edit
+from certwright.installers.nginx import edit, keytypes, shared
 from certwright.installers.nginx.edit import FileEdits, statement
+from certwright.installers.nginx.scan import ENCODING, ERRORS
 from certwright.installers.nginx.select import (
     address_groups,
     covers,
-    match_name,
     normalize_name,
     select_blocks,
 )
+from certwright.installers.nginx.targets import (
+    REDIRECT_VAR,
+    Layout,
+    _listen_arg,
+    _listens_on,
+    _names_lineage,
+    _new_block_listens,
+    _taken_over,
+    _tls_hosts,
+    _user_blocks,
+    loops_over_https,
+    proxied_hosts,
+    resolve_deploy,
+)
 from certwright.installers.nginx.tree import (
-    ENCODING,
-    ERRORS,
     Directive,
     Listen,
     NginxTree,
     ServerBlock,
-    is_https_redirect,
 )
 
 Read = Callable[[str], bytes | None]
@@ -103,15 +115,16 @@ OPTION_NAMES = frozenset(
     line.split()[0] for line in OPTIONS_TEXT.splitlines() if line and not line.startswith("#")
 )
 
-REDIRECT_VAR = "$certwright_redirect"
-REDIRECT_PREFIX = "redirect-"
+REDIRECT_SET = f'set {REDIRECT_VAR} "$scheme:$request_uri";'
+OLD_REDIRECT_ARGS = (REDIRECT_VAR, "$scheme:$uri")
+"""What the redirect's ``set`` held before it survived internal redirects."""
 REDIRECT_LINES = (
-    f'set {REDIRECT_VAR} "$scheme:$uri";',
+    REDIRECT_SET,
     f'if ({REDIRECT_VAR} ~ "^http:(?!/\\.well-known/acme-challenge/)") {{',
     "\treturn 301 https://$host$request_uri;",
     "}",
 )
-CHALLENGE_GUARD = 'if ($uri ~ "^/\\.well-known/acme-challenge/") { break; }'
+CHALLENGE_GUARD = 'if ($request_uri ~ "^/\\.well-known/acme-challenge/") { break; }'
 HSTS_HEADER = "Strict-Transport-Security"
 HSTS_LINE = f'add_header {HSTS_HEADER} "max-age=31536000" always;'
 UIR_HEADER = "Content-Security-Policy"
@@ -131,246 +144,6 @@ def read_file(path: str) -> bytes | None:
         raise PluginError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where certwright keeps its own nginx files, under the server root."""
-
-    server_root: str
-
-    @property
-    def managed_dir(self) -> str:
-        return os.path.join(self.server_root, "certwright")
-
-    @property
-    def options_file(self) -> str:
-        return os.path.join(self.managed_dir, "options-ssl-nginx.conf")
-
-    @property
-    def servers_dir(self) -> str:
-        return os.path.join(self.managed_dir, "servers")
-
-    @property
-    def challenges_dir(self) -> str:
-        return os.path.join(self.managed_dir, "challenges")
-
-    @property
-    def challenge_file(self) -> str:
-        return os.path.join(self.challenges_dir, "http01.conf")
-
-    def redirect_file(self, name: str) -> str:
-        return self.server_file(f"{REDIRECT_PREFIX}{name}")
-
-    def is_redirect_file(self, path: str) -> bool:
-        """``path``: a real path (as the tree keeps them)."""
-        return (os.path.basename(path).startswith(REDIRECT_PREFIX)
-                and os.path.dirname(path) == self.servers_real)
-
-    @functools.cached_property
-    def servers_real(self) -> str:
-        return os.path.realpath(self.servers_dir)
-
-    def server_file(self, name: str) -> str:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name.replace("*", "wildcard")).lstrip(".")
-        return os.path.join(self.servers_dir, f"{safe or 'server'}.conf")
-
-
-# -- where a certificate goes -------------------------------------------------------------
-@dataclass(frozen=True)
-class DeployTargets:
-    """``https``: blocks already serving TLS for some names; ``http``: plain blocks that
-    gain TLS; ``unmatched``: names no block answers (they get a new block)."""
-
-    https: tuple[tuple[ServerBlock, tuple[str, ...]], ...]
-    http: tuple[tuple[ServerBlock, tuple[str, ...]], ...]
-    unmatched: tuple[str, ...]
-    held: tuple[tuple[str, ServerBlock], ...] = ()
-    """Names another certificate's managed block serves, left with it."""
-
-
-def loops_over_https(block: ServerBlock) -> bool:
-    """Whether a redirect to https in ``block`` would answer https with itself: one to the
-    same host (``$host``, ``$server_name``, one of the block's names) that fires whatever
-    the scheme (a plain ``return 301 https://$host…``, Certbot's ``if ($host = …)``). TLS
-    added to such a block would loop. An ``if`` testing ``$scheme``/``$https``
-    (certwright's own redirect) does not fire over https; a redirect to another host (www
-    to the apex) does not loop."""
-    for item in block.redirects:
-        if item.name == "if" and any("$scheme" in a or "$https" in a or REDIRECT_VAR in a
-                                     for a in item.args):
-            continue
-        inner = (item.block or ()) if item.block is not None else ()
-        for target in (item, *inner):
-            host = _redirect_host(target)
-            if host is not None and (host == "$" or host in block.server_names):
-                return True
-    return False
-
-
-def _redirect_host(item: Directive) -> str | None:
-    """The host an https redirect statement sends to (lower case), else None."""
-    if not is_https_redirect(item):
-        return None
-    args = item.args
-    rest = (args[-1] if item.name == "return" else args[1]).lower().removeprefix("https://")
-    if rest.startswith("$"):  # $host, $server_name, $http_host: the same host
-        return "$"
-    return re.split(r"[/:$?]", rest, maxsplit=1)[0].rstrip(".")
-
-
-def _user_blocks(tree: NginxTree, layout: Layout, own: str) -> list[ServerBlock]:
-    """The blocks a deploy may target or copy: all but ``own`` (the managed file being
-    written) and certwright's redirect blocks, which answer names over http but are no
-    place for TLS and no model for content."""
-    return [b for b in tree.servers if not _managed_block(tree, b, own)
-            and not layout.is_redirect_file(tree.files[b.file].real_path)]
-
-
-def _managed_block(tree: NginxTree, block: ServerBlock, path: str) -> bool:
-    return bool(path) and tree.files[block.file].real_path == os.path.realpath(path)
-
-
-def _taken_over(tree: NginxTree, path: str, cert_name: str) -> bool:
-    """Whether certwright's block file ``path`` for ``cert_name`` now serves another
-    certificate (one that covered all its names was installed after it)."""
-    real = os.path.realpath(path)
-    found = [d for b in tree.servers if tree.files[b.file].real_path == real
-             for d in b.ssl_certificates]
-    return bool(found) and not any(_names_lineage(d, cert_name) for d in found)
-
-
-def _names_lineage(directive: Directive, cert_name: str) -> bool:
-    """Whether a certificate line points into ``live/<cert_name>/``."""
-    return bool(directive.args) and f"/live/{cert_name}/" in directive.args[0]
-
-
-def resolve_deploy(tree: NginxTree, req: DeployRequest, layout: Layout) -> DeployTargets:
-    own = layout.server_file(req.cert_name)
-    if not req.takeover and _taken_over(tree, own, req.cert_name):
-        own = ""  # a renewal leaves it to the certificate that took it: its names are held
-    blocks = _user_blocks(tree, layout, own)
-    https: dict[int, tuple[ServerBlock, list[str]]] = {}
-    http: dict[int, tuple[ServerBlock, list[str]]] = {}
-    unmatched: list[str] = []
-    held: list[tuple[str, ServerBlock]] = []
-    for name in req.domains:
-        matches = select_blocks(blocks, name, req.https_port, ssl=True, fallback=False)
-        # another certificate's managed block is taken over only when this certificate
-        # covers all its names (a renamed lineage); else the name stays with it, or the
-        # two certificates would take turns in it, one renewal after another
-        kept = tuple(m for m in matches if _held_by_another(tree, layout, m.block, req))
-        if kept and len(kept) == len(matches):
-            held.append((name, kept[0].block))
-            continue
-        matches = tuple(m for m in matches if m not in kept)
-        into = https
-        if not matches:  # a block whose redirect fires over https too would loop there
-            matches = tuple(m for m in select_blocks(blocks, name, req.http_port, ssl=False,
-                                                     fallback=False)
-                            if not loops_over_https(m.block))
-            into = http
-        for match in matches:
-            into.setdefault(match.block.order, (match.block, []))[1].append(name)
-        if not matches:
-            unmatched.append(name)
-    for order, (_, names) in list(http.items()):
-        if order in https:  # a block with TLS already: only its certificate changes
-            https[order][1].extend(names)
-            del http[order]
-    return DeployTargets(
-        tuple((b, tuple(n)) for b, n in sorted(https.values(), key=lambda e: e[0].order)),
-        tuple((b, tuple(n)) for b, n in sorted(http.values(), key=lambda e: e[0].order)),
-        tuple(unmatched),
-        tuple(held),
-    )
-
-
-def _held_by_another(tree: NginxTree, layout: Layout, block: ServerBlock,
-                     req: DeployRequest) -> bool:
-    """A block certwright made for another certificate (or for this one, since taken
-    over): kept by it during renewals, taken over by an install that covers all its
-    names (a renamed lineage)."""
-    path = tree.files[block.file].real_path
-    managed = os.path.dirname(path) == layout.servers_real
-    if not managed or any(_names_lineage(d, req.cert_name) for d in block.ssl_certificates):
-        return False
-    return not req.takeover or not all(covers(req.domains, n) for n in block.server_names)
-
-
-def _listen_arg(host: str, port: int) -> str:
-    return str(port) if host == "*" else f"{host}:{port}"
-
-
-def _tls_hosts(block: ServerBlock, http_port: int) -> list[tuple[str, Listen | None]]:
-    """Addresses a plain block gains TLS on: those it listens on for http."""
-    out: list[tuple[str, Listen | None]] = []
-    for item in block.listens_on(http_port):
-        if not item.unix and all(item.host != host for host, _ in out):
-            out.append((item.host, item))
-    return out or [("*", None)]
-
-
-def _listens_on(tree: NginxTree, port: int) -> dict[str, Listen]:
-    found: dict[str, Listen] = {}
-    for block in tree.servers:
-        for item in block.listens_on(port):
-            if not item.unix:
-                found.setdefault(item.host, item)
-    return found
-
-
-def _new_block_listens(tree: NginxTree, port: int, *also: int) -> list[tuple[str, Listen | None]]:
-    """Addresses for a new block on ``port``: every address the config already uses for
-    ``port`` (else for the ports in ``also``), so it joins each of those groups, each with
-    a listen it was seen on."""
-    for candidate in (port, *also):
-        found = _listens_on(tree, candidate)
-        if found:
-            return list(found.items())
-    v6 = any(item.ipv6 for block in tree.servers for item in block.listens)
-    return [("*", None), ("[::]", None)] if v6 else [("*", None)]
-
-
-def _new_block_hosts(tree: NginxTree, port: int, *also: int) -> list[str]:
-    return [host for host, _ in _new_block_listens(tree, port, *also)]
-
-
-def _probe_host(host: str) -> str:
-    if host == "*":
-        return "127.0.0.1"
-    if host == "[::]":
-        return "::1"
-    return host[1:-1] if host.startswith("[") else host
-
-
-def _probe_name(name: str) -> str:
-    return "certwright-probe." + name[2:] if name.startswith("*.") else name
-
-
-def deploy_endpoints(tree: NginxTree, req: DeployRequest, layout: Layout) -> list[Endpoint]:
-    """Where, once the deploy plan is applied, each name should be served over TLS: one
-    address per block (IPv4 first; a wildcard becomes loopback)."""
-    targets = resolve_deploy(tree, req, layout)
-    entries: list[tuple[list[str], tuple[str, ...]]] = []
-    for block, names in targets.https:
-        hosts = [i.host for i in block.listens_on(req.https_port, ssl=True) if not i.unix]
-        entries.append((hosts, names))
-    for block, names in targets.http:
-        entries.append(([h for h, _ in _tls_hosts(block, req.http_port)], names))
-    if targets.unmatched:
-        hosts = _new_block_hosts(tree, req.https_port, req.http_port)
-        entries.append((hosts, targets.unmatched))
-    out: list[Endpoint] = []
-    for hosts, names in entries:
-        if not hosts:
-            continue
-        host = sorted(hosts, key=lambda h: h.startswith("["))[0]
-        for name in names:
-            endpoint = Endpoint(_probe_host(host), req.https_port, _probe_name(name))
-            if endpoint not in out:
-                out.append(endpoint)
-    return out
-
-
 # -- the planner ----------------------------------------------------------------------------
 class _Planner:
     """Collects edits of parsed files and whole contents of certwright's own files."""
@@ -385,6 +158,11 @@ class _Planner:
                          if item.default_server}
         self.included: set[str] = set()
         self.bucket = 0
+        self.upgraded: set[tuple[str, int]] = set()
+        self.targets: set[int] = set()
+        """The blocks (by order) that get the certificate being deployed."""
+        self.replaced: set[tuple[str, int]] = set()
+        self.detached: set[tuple[int, str]] = set()
 
     def text(self, path: str) -> str:
         return self.tree.files[path].text
@@ -474,7 +252,8 @@ class _Planner:
         if need <= max(64, self.bucket) or http is None:
             return
         self.bucket = need  # once per plan, the widest asked for
-        found = [i for i in http.block or () if i.name == "server_names_hash_bucket_size"]
+        found = [i for i in self.tree.http_statements
+                 if i.name == "server_names_hash_bucket_size"]  # in an include too
         line = statement("server_names_hash_bucket_size", str(need))
         if found:
             current = found[-1]
@@ -488,10 +267,24 @@ class _Planner:
         indent = edit.child_indent(text, http, last[0] if last else None)
         self.edit(http.file, edit.lines_at_end(text, http, [line], indent))
 
+    def upgrade_redirects(self, blocks: Iterable[ServerBlock]) -> None:
+        """certwright's redirect in its earlier form (``$uri``, which internal redirects
+        change) becomes the current one (``$request_uri``)."""
+        for block in blocks:
+            for item in block.directives:
+                key = (item.file, item.start)
+                if item.name == "set" and item.args == OLD_REDIRECT_ARGS \
+                        and key not in self.upgraded:
+                    self.upgraded.add(key)
+                    self.edit(item.file, edit.replace_statement(item, REDIRECT_SET))
+
     # -- deploy -----------------------------------------------------------------------------
     def certificate_lines(self, block: ServerBlock, req: DeployRequest) -> list[str]:
-        """Replace the block's certificate directives in place; return those to add."""
+        """Replace the block's certificate directives in place; return those to add.
+        Of several pairs (one per key type), this lineage's, else the one of the key type
+        of the certificate being installed, else the first."""
         missing = []
+        index = _pair_index(self.tree, block, req)
         for name, found, path in (
             ("ssl_certificate", block.ssl_certificates, req.fullchain_path),
             ("ssl_certificate_key", block.ssl_certificate_keys, req.key_path),
@@ -499,17 +292,29 @@ class _Planner:
             if not found:
                 missing.append(statement(name, path))
                 continue
-            target = _pick(found, req.cert_name)
+            target = found[index] if index is not None and index < len(found) else \
+                _pick(found, req.cert_name)
             if len(found) > 1:
                 self.note(f"{block.where}: several {name} lines; replaced the one at "
                           f"{target.where}")
             if target.args == (path,):
                 continue
-            if target.file != block.file and self.tree.include_count(target.file) > 1:
+            if any("$" in a for a in target.args) and _uncovered(block, req.domains,
+                                                                  patterns=True):
                 raise PluginError(
-                    f"{target.where}: {name} for the server block at {block.where} is set in "
-                    f"a file that {self.tree.include_count(target.file)} include lines share; "
-                    "move it into the server block, then run again")
+                    f"{target.where}: {name} names its file with variables (nginx picks "
+                    f"the file per handshake), so the server block at {block.where} serves "
+                    "a certificate per name; replacing the line would serve this one for "
+                    "every name there. Put the files where that line looks for them (a "
+                    "deploy hook can copy them), or give the names a server block of "
+                    "their own")
+            if target.file != block.file and shared.shared_beyond(self.tree, target.file,
+                                                                  self.targets):
+                shared.detach(self, block, target.file, req)
+                continue
+            if (target.file, target.start) in self.replaced:
+                continue  # a file every target block shares: replaced once
+            self.replaced.add((target.file, target.start))
             self.edit(target.file, edit.replace_statement(target, statement(name, path)))
         return missing
 
@@ -539,9 +344,15 @@ class _Planner:
             key = (host, req.https_port)
             if key in existing:
                 current = existing[key]
-                if not current.ssl and current.directive is not None:
-                    end = current.directive.end - 1  # just before its ";"
-                    self.edit(current.directive.file, edit.Edit(end, end, " ssl"))
+                item = current.directive
+                if current.ssl or item is None:
+                    continue
+                if item.file != block.file and shared.shared_beyond(self.tree, item.file,
+                                                                    self.targets):
+                    shared.detach(self, block, item.file, req)  # a copy gets the " ssl"
+                elif (item.file, item.start) not in self.replaced:
+                    self.replaced.add((item.file, item.start))
+                    self.edit(item.file, edit.Edit(item.end - 1, item.end - 1, " ssl"))
                 continue
             params = ["ssl"]
             if source is not None and source.default_server and key not in self.defaults:
@@ -618,15 +429,35 @@ class _Planner:
         return None
 
     def note_uncovered(self, block: ServerBlock, domains: Sequence[str]) -> None:
-        plain: list[str] = []
-        for n in block.server_names:
-            if not n or n == "_" or n.startswith(("~", "$")) or n.endswith(".*"):
-                continue
-            plain += [n[1:], "*" + n] if n.startswith(".") else [n]
-        left = [n for n in plain if not covers(domains, n)]  # "*.x" only by "*.x"
+        left = _uncovered(block, domains)
         if left:
             self.note(f"{block.where}: this server block also answers {', '.join(left)}, "
                       "which the certificate does not cover")
+
+
+def _uncovered(block: ServerBlock, domains: Sequence[str], *, patterns: bool = False
+               ) -> list[str]:
+    """The names ``block`` answers that a certificate for ``domains`` does not cover;
+    with ``patterns``, its regex and trailing-wildcard names too (they may match
+    anything)."""
+    plain: list[str] = []
+    odd: list[str] = []
+    for n in block.server_names:
+        if not n or n == "_" or n.startswith("$"):
+            continue
+        if n.startswith("~") or n.endswith(".*"):
+            odd.append(n)
+            continue
+        plain += [n[1:], "*" + n] if n.startswith(".") else [n]
+    left = [n for n in plain if not covers(domains, n)]  # "*.x" only by "*.x"
+    return left + odd if patterns else left
+
+
+def _pair_index(tree: NginxTree, block: ServerBlock, req: DeployRequest) -> int | None:
+    found = block.ssl_certificates
+    if len(found) < 2 or any(_names_lineage(d, req.cert_name) for d in found):
+        return None
+    return keytypes.same_type_index(tree, found, req.cert_path)
 
 
 def _pick(found: Sequence[Directive], cert_name: str) -> Directive:
@@ -683,6 +514,8 @@ def plan_deploy(
 ) -> ChangePlan:
     planner = _Planner(tree, layout, read)
     targets = resolve_deploy(tree, req, layout)
+    planner.upgrade_redirects(_blocks_for(tree, req.domains, req.http_port, ssl=False)[0])
+    planner.targets = {b.order for b, _ in (*targets.https, *targets.http)}
     for block, _ in targets.https:
         planner.update_certificate(block, req)
     for block, _ in targets.http:
@@ -697,8 +530,13 @@ def plan_deploy(
         planner.new_tls_server(req, targets.unmatched, own)
     elif read(own) is not None and not taken:
         planner.write(own, None)  # every name now has a block of the user's: retire ours
+    proxied = proxied_hosts(tree, req.https_port)
     for block, _ in (*targets.https, *targets.http):
         planner.note_uncovered(block, req.domains)
+        hosts = {i.host for i in block.listens_on(req.https_port, ssl=True)}
+        if hosts and hosts <= proxied:
+            planner.note(f"{block.where}: its https listens expect the PROXY protocol, so "
+                         "the new certificate is not checked there by a handshake")
     for name, block in targets.held:
         planner.note(f"{name}: left with the other certificate {block.where} serves (it "
                      "also covers names this one does not)")
@@ -727,26 +565,6 @@ def plan_forget(
     return planner.plan(f"nginx: remove the server blocks of certificate {cert_name}")
 
 
-# -- enhancements ---------------------------------------------------------------------------
-def plan_enhance(
-    tree: NginxTree, req: EnhanceRequest, layout: Layout, read: Read = read_file
-) -> ChangePlan:
-    unknown = sorted(req.enhancements - ENHANCEMENTS)
-    if unknown:
-        raise PluginError(f"nginx cannot do: {', '.join(unknown)}")
-    planner = _Planner(tree, layout, read)
-    if "redirect" in req.enhancements:
-        _redirect(planner, req)
-    if "hsts" in req.enhancements:
-        _header(planner, req, HSTS_LINE, lambda d: d.args[:1] != () and
-                d.args[0].lower() == HSTS_HEADER.lower())
-    if "uir" in req.enhancements:
-        _header(planner, req, UIR_LINE, lambda d: len(d.args) > 1 and
-                d.args[0].lower() == UIR_HEADER.lower() and UIR_VALUE in d.args[1].lower())
-    what = ", ".join(sorted(req.enhancements))
-    return planner.plan(f"nginx: enable {what} for {', '.join(req.domains)}")
-
-
 def _blocks_for(
     tree: NginxTree, names: Iterable[str], port: int, ssl: bool
 ) -> tuple[list[ServerBlock], list[str]]:
@@ -761,68 +579,3 @@ def _blocks_for(
         if not matches:
             missing.append(name)
     return [found[k] for k in sorted(found)], missing
-
-
-def _redirect(planner: _Planner, req: EnhanceRequest) -> None:
-    _, unserved = _blocks_for(planner.tree, req.domains, req.https_port, ssl=True)
-    if unserved:  # a redirect to an https that serves another name's certificate
-        raise PluginError(f"no server block serves {', '.join(unserved)} over https on port "
-                          f"{req.https_port}; install a certificate first")
-    blocks, missing = _blocks_for(planner.tree, req.domains, req.http_port, ssl=False)
-    for block in blocks:
-        answered = [n for n in req.domains
-                    if any(match_name(p, n) for p in block.server_names)]
-        if block.redirects and all(any(_redirects_host(r, n) for r in block.redirects)
-                                   for n in answered):
-            planner.note(f"{block.where}: already redirects to https; left as it is")
-            continue
-        planner.insert_top(block, REDIRECT_LINES)
-    if missing:
-        path = planner.layout.redirect_file(missing[0])
-        hosts = _new_block_hosts(planner.tree, req.http_port)
-        body = [statement("listen", _listen_arg(h, req.http_port)) for h in hosts]
-        body += [statement("server_name", *missing), *REDIRECT_LINES]
-        planner.ensure_bucket(missing)
-        # the challenge path keeps answering as the catch-all answered it (a webroot there)
-        source = planner.catch_all(missing, req.http_port, path)
-        copied = _copy_body(planner.tree, source) if source is not None else ""
-        planner.write(path, "# Managed by certwright: redirects plain http to https.\n"
-                      + _server_text(body)[: -len("}\n")] + copied + "}\n")
-        planner.ensure_included(os.path.join(planner.layout.servers_dir, "*.conf"), path)
-
-
-def _redirects_host(item: Directive, name: str) -> bool:
-    """Whether the redirect ``item`` applies to requests for ``name``: an ``if`` on
-    ``$host`` (Certbot writes one per name) only to the names it tests."""
-    if item.name != "if" or len(item.args) != 3 or item.args[0] not in ("$host", "$http_host"):
-        return True
-    _, op, value = item.args
-    value = value.strip("\"'")
-    if op == "=":
-        return normalize_name(value) == normalize_name(name)
-    if op == "!=":
-        return normalize_name(value) != normalize_name(name)
-    if op in ("~", "~*"):
-        try:
-            return re.search(value, name, re.IGNORECASE if op == "~*" else 0) is not None
-        except re.error:
-            return True
-    return True
-
-
-def _header(
-    planner: _Planner, req: EnhanceRequest, line: str, present: Callable[[Directive], bool]
-) -> None:
-    blocks, missing = _blocks_for(planner.tree, req.domains, req.https_port, ssl=True)
-    if missing:
-        raise PluginError(f"no server block serves {', '.join(missing)} over https on port "
-                          f"{req.https_port}; install a certificate first")
-    for block in blocks:
-        if any(present(d) for d in block.headers):
-            continue
-        planner.insert_after_listens(block, [line])
-        shadowing = [d.where for d in block.locations
-                     if any(i.name == "add_header" for i in d.block or ())]
-        if shadowing:
-            planner.note(f"add_header in {', '.join(shadowing)} replaces the server's "
-                         "headers there; add the header in those locations too")

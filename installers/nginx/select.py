@@ -84,11 +84,19 @@ def match_name(pattern: str, name: str) -> tuple[MatchKind, int] | None:
 _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")
 
 
+_PCRE_ESCAPES = {"z": r"\Z", "Z": r"(?=\n?\Z)"}
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+
+
 def _regex_matches(pattern: str, name: str) -> bool:
     """PCRE as nginx compiles server names: case-insensitive, unanchored unless anchored.
-    ``(?<name>…)`` is PCRE's spelling of Python's ``(?P<name>…)``."""
+    PCRE's spellings Python lacks are translated: ``(?<name>…)`` is ``(?P<name>…)``,
+    ``\\z`` (end of subject) is ``\\Z``, ``\\Z`` (end, or before a final newline)
+    a lookahead. A pattern Python can't read matches nothing here."""
+    python = _ESCAPED.sub(lambda m: _PCRE_ESCAPES.get(m.group(1), m.group(0)),
+                          _NAMED_GROUP.sub("(?P<", pattern))
     try:
-        return re.search(_NAMED_GROUP.sub("(?P<", pattern), name, re.IGNORECASE) is not None
+        return re.search(python, name, re.IGNORECASE) is not None
     except re.error:
         return False
 

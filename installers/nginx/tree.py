@@ -3,10 +3,14 @@
 This is the only module that imports ``crossplane``. crossplane parses the main file and
 follows ``include`` globs; it knows directive names, arguments and *start* lines. Editing
 needs more: where each statement starts and ends in the file text, and where each block's
-closing ``}`` is. A small scanner here reads every file again with nginx's tokenising rules
+closing ``}`` is. The scanner of :mod:`.scan` reads every file again with nginx's tokenising rules
 (quotes, backslash escapes, ``#`` comments, ``${var}``) and records those offsets; its
-statements are matched one for one with crossplane's, and any disagreement stops the read
-(fail closed: an edit never lands at a guessed position).
+statements and their tokens are matched one for one with crossplane's, and any
+disagreement stops the read (fail closed: an edit never lands at a guessed position).
+Names and arguments are then kept as nginx reads them, which is not quite crossplane's
+reading: ``\\"``, ``\\'``, ``\\\\`` lose the backslash, ``\\t``/``\\r``/``\\n`` become
+control characters, a backslash before anything else stays (``"~^(\\d+)\\."``), quoted or
+not, and bytes that are not UTF-8 are kept (crossplane replaces them).
 
 Only ``server`` blocks of the ``http`` context are collected (``stream``/``mail`` servers and
 ``upstream`` entries are not web servers). A server block's directives include those pulled
@@ -24,6 +28,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,13 +36,18 @@ from typing import Any
 import crossplane
 
 from certwright.core.errors import PluginError
+from certwright.installers.nginx.scan import (
+    ENCODING,
+    ERRORS,
+    ScanError,
+    Scanner,
+    Span,
+    statement_args,
+)
 
 DEFAULT_HTTP_PORT = 80
 """The port of a server block without any ``listen`` (nginx's default when run as root)."""
 
-ENCODING = "utf-8"
-ERRORS = "surrogateescape"
-"""Files are decoded so that encoding the text again gives back the very same bytes."""
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -179,6 +189,9 @@ class NginxTree:
     """How many ``include`` statements (anywhere) pull in each file."""
     pid: str | None = None
     """The main context's ``pid`` argument, as written (may be relative to the prefix)."""
+    http_statements: tuple[Directive, ...] = ()
+    """The ``http`` block's own statements, those of the files it includes inline (each
+    where it really is): the settings every server block inherits."""
 
     @property
     def conf_dir(self) -> str:
@@ -248,144 +261,10 @@ def normalize_host(host: str) -> tuple[str, bool]:
     return host.lower(), False
 
 
-# -- scanner --------------------------------------------------------------------------------
-_TOKEN = re.compile(
-    r"""
-    (?P<space>\s+)
-  | (?P<comment>\#[^\n]*)
-  | (?P<quoted>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')
-  | (?P<special>[{};])
-  | (?P<word>(?:\\.|\$\{[^}\s]*\}?|[^\s{};\\])+)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str
-    text: str
-    start: int
-    end: int
-
-
-@dataclass
-class _Span:
-    name: str
-    line: int
-    start: int
-    end: int = -1
-    open: int = -1
-    close: int = -1
-    children: list[_Span] | None = None
-
-
-class _ScanError(Exception):
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.offset = offset
-
-
-class _Scanner:
-    """Statements with offsets, following the tokenising rules crossplane and nginx use."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.newlines = [m.start() for m in re.finditer("\n", text)]
-        self.pos = 0
-
-    def line(self, offset: int) -> int:
-        return bisect.bisect_left(self.newlines, offset) + 1
-
-    def next_token(self) -> _Token | None:
-        while self.pos < len(self.text):
-            match = _TOKEN.match(self.text, self.pos)
-            if match is None:
-                raise _ScanError("unexpected end of file", self.pos)
-            self.pos = match.end()
-            kind = match.lastgroup or ""
-            if kind in ("space", "comment"):
-                continue
-            return _Token(kind, match.group(), match.start(), match.end())
-        return None
-
-    def statements(self, depth: int = 0) -> list[_Span]:
-        out: list[_Span] = []
-        while True:
-            token = self.next_token()
-            if token is None:
-                if depth:
-                    raise _ScanError('unexpected end of file, expecting "}"', len(self.text))
-                return out
-            if token.kind == "special":
-                if token.text == "}" and depth:
-                    self.pos = token.start  # the caller consumes it
-                    return out
-                raise _ScanError(f'unexpected "{token.text}"', token.start)
-            out.append(self.statement(token, depth))
-
-    def statement(self, first: _Token, depth: int) -> _Span:
-        name = _unquote(first.text) if first.kind == "quoted" else first.text
-        span = _Span(name, self.line(first.start), first.start)
-        if name.endswith("_by_lua_block"):
-            return self.lua_block(span)
-        while True:
-            token = self.next_token()
-            if token is None:
-                raise _ScanError('unexpected end of file, expecting ";" or "}"', len(self.text))
-            if token.kind != "special":
-                continue
-            if token.text == ";":
-                span.end = token.end
-                return span
-            if token.text == "}":
-                raise _ScanError('unexpected "}"', token.start)
-            span.open = token.start
-            span.children = self.statements(depth + 1)
-            close = self.next_token()
-            if close is None or close.text != "}":  # statements() stops only at "}"
-                raise _ScanError('unexpected end of file, expecting "}"', len(self.text))
-            span.close, span.end = close.start, close.end
-            return span
-
-    def lua_block(self, span: _Span) -> _Span:
-        """Skip a Lua body as balanced braces, minding Lua strings and ``--`` comments."""
-        text, i = self.text, self.pos
-        brace = text.find("{", i)
-        if brace < 0:
-            raise _ScanError("expected { to start Lua block", i)
-        depth, i = 0, brace
-        while i < len(text):
-            ch = text[i]
-            if ch == "\\":
-                i += 2
-                continue
-            if text.startswith("--", i):
-                nl = text.find("\n", i)
-                i = len(text) if nl < 0 else nl
-            elif ch in "\"'":
-                i += 1
-                while i < len(text) and text[i] != ch:
-                    i += 2 if text[i] == "\\" else 1
-            elif ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    span.open, span.close, span.end = brace, i, i + 1
-                    self.pos = i + 1
-                    return span
-            i += 1
-        raise _ScanError("unexpected end of file in Lua block", brace)
-
-
-def _unquote(token: str) -> str:
-    return re.sub(r"\\(.)", r"\1", token[1:-1])
-
-
 # -- reading --------------------------------------------------------------------------------
 def load_tree(main: str) -> NginxTree:
-    """Parse the configuration starting at ``main``; PluginError ``file:line: why``."""
+    """Parse the configuration starting at ``main``; PluginError ``file:line: why``.
+    ``server_name $hostname`` is this machine's host name, as nginx takes it."""
     main = os.path.abspath(main)
     if not os.path.isfile(main):
         raise PluginError(f"{main}: nginx configuration not found")
@@ -399,7 +278,7 @@ def load_tree(main: str) -> NginxTree:
         spans = _scan(files[path])
         newlines = [m.start() for m in re.finditer("\n", files[path].text)]
         parsed[path] = _merge(path, entry["parsed"], spans, index, newlines)
-    return _Builder(main, files, parsed).build()
+    return _Builder(main, files, parsed, socket.gethostname()).build()
 
 
 def _crossplane_parse(main: str) -> dict[str, Any]:
@@ -440,16 +319,16 @@ def _read(path: str) -> ConfigFile:
                       hashlib.sha256(data).hexdigest())
 
 
-def _scan(config: ConfigFile) -> list[_Span]:
-    scanner = _Scanner(config.text)
+def _scan(config: ConfigFile) -> list[Span]:
+    scanner = Scanner(config.text)
     try:
         return scanner.statements()
-    except _ScanError as exc:
+    except ScanError as exc:
         raise PluginError(f"{config.path}:{scanner.line(exc.offset)}: {exc}") from None
 
 
 def _merge(
-    path: str, stmts: Sequence[Mapping[str, Any]], spans: Sequence[_Span],
+    path: str, stmts: Sequence[Mapping[str, Any]], spans: Sequence[Span],
     index: Sequence[str], newlines: Sequence[int],
 ) -> tuple[Directive, ...]:
     """crossplane's statements (names, args, includes) + the scanner's offsets."""
@@ -462,13 +341,18 @@ def _merge(
                           "(the file is not edited at a guessed position)")
     out = []
     for stmt, span in pairs:
+        args = statement_args(stmt, span)
+        if args is None:
+            raise PluginError(f"{path}:{span.line}: cannot read the arguments of this "
+                              "statement the way nginx does (the file is not edited at a "
+                              "guessed position)")
         block = None
         if span.children is not None:
             block = _merge(path, stmt.get("block", []), span.children, index, newlines)
         elif "block" in stmt:
             raise PluginError(f"{path}:{span.line}: cannot locate this block in the file text")
         out.append(Directive(
-            name=stmt["directive"], args=tuple(stmt.get("args", ())), file=path,
+            name=span.value or stmt["directive"], args=args, file=path,
             line=span.line, start=span.start, end=span.end,
             end_line=bisect.bisect_left(newlines, max(span.end - 1, 0)) + 1,
             block=block, open=span.open, close=span.close,
@@ -482,12 +366,14 @@ class _Builder:
 
     def __init__(
         self, main: str, files: Mapping[str, ConfigFile],
-        parsed: Mapping[str, tuple[Directive, ...]],
+        parsed: Mapping[str, tuple[Directive, ...]], hostname: str,
     ) -> None:
         self.main, self.files, self.parsed = main, files, parsed
+        self.hostname = hostname.lower()
         self.servers: list[ServerBlock] = []
         self.http: Directive | None = None
         self.http_includes: list[str] = []
+        self.http_statements: list[Directive] = []
 
     def expand(
         self, items: Sequence[Directive], chain: tuple[str, ...] = ()
@@ -519,7 +405,8 @@ class _Builder:
                 seen.add(key)
                 unique.append(block)
         return NginxTree(self.main, dict(self.files), tuple(unique), self.http,
-                         tuple(self.http_includes), self.include_refs(), pid)
+                         tuple(self.http_includes), self.include_refs(), pid,
+                         tuple(self.http_statements))
 
     def include_refs(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -538,11 +425,23 @@ class _Builder:
     def walk_http(self, items: Sequence[Directive]) -> None:
         conf_dir = os.path.dirname(self.main)
         for item in self.expand(items):
+            self.http_statements.append(item)
             if item.name == "include" and item.args:
                 arg = item.args[0]
                 self.http_includes.append(os.path.join(conf_dir, arg))  # keeps an absolute arg
             elif item.name == "server" and item.block is not None:
                 self.servers.append(self.server(item, len(self.servers)))
+
+    def server_name(self, arg: str) -> str:
+        """A ``server_name`` value as nginx keeps it: a regex (``~…``) as written (nginx
+        compiles it caseless; lower-casing would turn ``\\D`` into ``\\d``), other names
+        in lower case, and ``$hostname`` (the one variable nginx allows there, in any
+        case) replaced by the machine's host name; any other ``$…`` stays a literal name
+        that no request matches."""
+        if arg.startswith("~"):
+            return arg
+        name = arg.lower()
+        return self.hostname if name == "$hostname" else name
 
     def server(self, item: Directive, order: int) -> ServerBlock:
         flat = tuple(self.expand(item.block or ()))
@@ -554,7 +453,8 @@ class _Builder:
         return ServerBlock(
             directive=item,
             order=order,
-            server_names=tuple(a.lower() for d in named("server_name") for a in d.args),
+            server_names=tuple(self.server_name(a) for d in named("server_name")
+                               for a in d.args),
             listens=tuple(parse_listen(d.args, d) for d in named("listen")),
             ssl_on=any(d.args[:1] == ("on",) for d in named("ssl")),
             ssl_certificates=named("ssl_certificate"),

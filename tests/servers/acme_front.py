@@ -156,7 +156,8 @@ class AcmeFront:
       host                 address to listen on (default: Pebble's host)
 
     Recorded while running: `orders` (decoded newOrder payloads), `ari_requests` (certIDs
-    asked for), `requests_log` ((method, path) of every request).
+    asked for), `requests_log` ((method, path) of every request), `user_agents` (the
+    User-Agent header of every request).
     """
 
     def __init__(
@@ -192,6 +193,7 @@ class AcmeFront:
         self.rate_limit_orders: list[str] = []
         self.ari_requests: list[str] = []
         self.requests_log: list[tuple[str, str]] = []
+        self.user_agents: list[str] = []
         self._order_extras: dict[str, dict[str, Any]] = {}  # order / finalize URL -> fields
         self._lock = threading.Lock()
         self._connections: set[ssl.SSLSocket] = set()
@@ -346,6 +348,7 @@ class AcmeFront:
     def _handle(self, req: _Handler, method: str) -> None:
         path = req.path
         self.requests_log.append((method, path))
+        self.user_agents.append(req.headers.get("User-Agent", ""))
         if self.unreachable:  # the connection ends unanswered, as with a CA that is down
             req.close_connection = True
             return

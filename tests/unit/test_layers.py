@@ -10,7 +10,8 @@ from pathlib import Path
 CORE = Path(__file__).resolve().parents[2] / "core"
 PACKAGE = "certwright.core"
 FACE = {"cli", "cli_parser", "cli_ini", "commands", "account_verbs"}
-VERBS = {"issue", "renew", "manage", "install", "redeploy"}
+VERBS = {"issue", "renew", "manage", "install", "redeploy",
+         "preflight"}  # run's / certonly -i's check before the order, on the verbs' terms
 BASE = {"", "errors"}  # the package itself (its __version__) and the error types
 
 

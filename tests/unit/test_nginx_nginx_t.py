@@ -24,8 +24,10 @@ from certwright.core.interfaces import (
     Identifier,
 )
 from certwright.installers.nginx import NginxInstaller
+from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import plan_http01
-from certwright.installers.nginx.plan import Layout, plan_deploy, plan_enhance
+from certwright.installers.nginx.plan import plan_deploy
+from certwright.installers.nginx.targets import Layout
 from certwright.installers.nginx.tree import load_tree
 from tests.conftest import require_binary
 from tests.servers.ports import free_port, wait_for_port
@@ -333,3 +335,14 @@ server {{
         assert (status, body) == (200, f"{token}.thumbprint".encode()), host
     assert get(http, "www.example.org", "/x")[:2] == (301, "https://example.org/x")
 
+
+
+def test_hash_bucket_size_set_in_an_http_level_include(tree: Tree) -> None:
+    """``server_names_hash_bucket_size`` set in a file the http block includes is raised
+    there (a second one in the http block stops nginx: "directive is duplicate")."""
+    long_name = "a-rather-long-host-name-that-needs-a-wider-bucket.example.org"
+    (tree.root / "sites" / "00-hash").write_text("server_names_hash_bucket_size 64;\n")
+    tree.site("site", "server {{\n    listen 80 default_server;\n}}\n")
+    tree.deploy(tree.request(long_name))  # a new block for the name: a wider bucket
+    assert (tree.root / "sites" / "00-hash").read_text() == \
+        "server_names_hash_bucket_size 128;\n"

@@ -18,6 +18,7 @@ from certwright.core.interfaces import (
     EnhanceRequest,
     Identifier,
 )
+from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import plan_http01
 from certwright.installers.nginx.plan import (
     CHALLENGE_GUARD,
@@ -25,12 +26,10 @@ from certwright.installers.nginx.plan import (
     OPTIONS_TEXT,
     REDIRECT_LINES,
     UIR_LINE,
-    Layout,
-    deploy_endpoints,
     plan_deploy,
-    plan_enhance,
     plan_forget,
 )
+from certwright.installers.nginx.targets import Layout, deploy_endpoints
 from certwright.installers.nginx.tree import NginxTree, load_tree
 
 LIVE = "/etc/certwright/live/example.org"
@@ -509,8 +508,11 @@ def test_certificate_in_a_snippet(tmp_path: Path) -> None:
     assert [c.path for c in plan.changes] == [str(tmp_path / "snippets/tls.conf")]
     shared = site.replace("example.org", "other.test")
     tree.put("sites/other", shared)
-    with pytest.raises(PluginError, match=r"tls.conf:1: ssl_certificate .* 2 include lines"):
-        tree.deploy(request())
+    plan = tree.deploy(request())  # shared with another name: the block gets its own lines
+    assert [c.path for c in plan.changes] == [str(tmp_path / "sites/example")]
+    text = changed(plan, tmp_path / "sites/example")
+    assert "include snippets/tls.conf" not in text
+    assert f"    ssl_certificate {LIVE}/fullchain.pem;\n    ssl_certificate_key " in text
 
 
 def test_own_tls_settings_keep_the_options_out(tmp_path: Path) -> None:
@@ -728,3 +730,18 @@ def test_temporary_challenge_blocks_name_only_what_each_address_lacks(tmp_path: 
     assert len(blocks) == 2
     assert "listen 80;" in blocks[0] and "server_name b.test;" in blocks[0]
     assert "listen [::]:80;" in blocks[1] and "server_name a.test;" in blocks[1]
+
+
+def test_certificate_named_with_variables_is_not_replaced(tmp_path: Path) -> None:
+    """``ssl_certificate /certs/$ssl_server_name.pem`` serves a file per name: replacing
+    it would serve this certificate for every name the block answers."""
+    site = ("server {\n    listen 443 ssl;\n    server_name example.org other.test;\n"
+            "    ssl_certificate /certs/$ssl_server_name.pem;\n"
+            "    ssl_certificate_key /certs/$ssl_server_name.key;\n}\n")
+    tree = Tree(tmp_path, {"sites/example": site})
+    with pytest.raises(PluginError, match=r"sites/example:4: ssl_certificate names its "
+                                          r"file with variables"):
+        tree.deploy(request())
+    # a block whose every name the certificate covers may take it
+    plan = tree.deploy(request("example.org", "other.test"))
+    assert f"ssl_certificate {LIVE}/fullchain.pem;" in changed(plan, tmp_path / "sites/example")
