@@ -18,8 +18,6 @@ from certwright.core.errors import ConfigError, UsageError
 
 __all__ = ["NeedPlugins", "build_parser", "parse", "split_verb"]
 
-LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
-LE_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 DEFAULT_CONFIG_DIR = "/etc/certwright"
 DEFAULT_WORK_DIR = "/var/lib/certwright"
 DEFAULT_LOGS_DIR = "/var/log/certwright"

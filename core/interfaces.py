@@ -12,25 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from certwright.core.acme.identifiers import Identifier as Identifier  # plugins import it here
+
 AddArgument = Callable[..., Any]
 """``argparse`` ``add_argument`` of the group a plugin adds its options to."""
-
-
-@dataclass(frozen=True)
-class Identifier:
-    """An ACME identifier (RFC 8555 §9.7.7): ``dns`` or ``ip`` (RFC 8738)."""
-
-    type: str
-    value: str
-
-    @property
-    def is_wildcard(self) -> bool:
-        return self.type == "dns" and self.value.startswith("*.")
-
-    @property
-    def base(self) -> str:
-        """The name validated for this identifier: a wildcard's ``*.`` is removed (§7.1.3)."""
-        return self.value[2:] if self.is_wildcard else self.value
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -24,9 +23,11 @@ from certwright.core import (
     session,
 )
 from certwright.core.acme.errors import AcmeError
-from certwright.core.due import default_due_time
+from certwright.core.ari_check import AriCheck
+from certwright.core.due import should_renew
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import Authenticator, Identifier
+from certwright.core.lineage_cache import LineageCache
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import atomic_write
 from certwright.core.storage.lineage import Lineage
@@ -81,21 +82,25 @@ class Target:
     action: str  # "new", "renew", "expand", "keep"
 
 
-def renewal_due(lineage: Lineage, now: datetime.datetime | None = None) -> bool:
-    """Due by the lifetime rule (see :mod:`certwright.core.due`)."""
-    now = now or datetime.datetime.now(datetime.UTC)
-    due_time = default_due_time(lineage.not_before.timestamp(), lineage.not_after.timestamp())
-    return now.timestamp() >= due_time
+def renewal_due(config: argparse.Namespace, lineage: Lineage) -> bool:
+    """The one rule `renew` uses too (:func:`certwright.core.due.should_renew`): the
+    lifetime, ``renew_before_expiry``, the CA's ARI window, ``autorenew``, and
+    --force-renewal / --dry-run (a dry run always tries, as in Certbot)."""
+    cache = LineageCache(Path(config.work_dir))
+    try:
+        return should_renew(lineage, force=config.force_renewal or config.dry_run,
+                            cache=cache, ari=AriCheck(config, cache))
+    finally:
+        cache.save()
 
 
 def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Target:
     config_dir = Path(config.config_dir)
     wanted = {i.value for i in idents}
     if config.certname:
-        try:
-            existing: Lineage | None = lineages.load_lineage(config_dir, config.certname)
-        except Exception:
-            existing = None
+        # no renewal conf: a new lineage; one that can't be read stops here, naming the
+        # file (never a silent "foo-0001" beside it)
+        existing = lineages.find_lineage(config_dir, config.certname)
         if existing is None:
             if not idents:
                 raise ConfigError(f"no certificate named {config.certname!r} and no -d given")
@@ -109,6 +114,9 @@ def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Targe
     if config.duplicate:
         return Target(idents, None, base, "new")
     for candidate in lineages.list_lineages(config_dir):
+        if candidate.error:
+            _check_broken(candidate, base, wanted)
+            continue
         have = set(candidate.names)
         if have == wanted:
             return Target(idents, candidate, candidate.name, _action(config, candidate, idents))
@@ -122,12 +130,22 @@ def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Targe
     return Target(idents, None, base, "new")
 
 
+def _check_broken(candidate: Lineage, base: str, wanted: set[str]) -> None:
+    """A lineage whose renewal conf can't be read, that these names would renew (or whose
+    name a new lineage would take): stop, naming the file, rather than work around it."""
+    try:
+        have = set(candidate.names)
+    except Exception:
+        have = set()
+    if candidate.name == base or (have and have <= wanted):
+        raise ConfigError(f"{candidate.error} (certificate {candidate.name!r}; repair or "
+                          "delete it first)")
+
+
 def _action(config: argparse.Namespace, lineage: Lineage, idents: list[Identifier]) -> str:
     if set(lineage.names) != {i.value for i in idents}:
         return "expand"
-    if config.force_renewal or config.dry_run or renewal_due(lineage):
-        return "renew"  # a dry run always tries, as in Certbot
-    return "keep"
+    return "renew" if renewal_due(config, lineage) else "keep"
 
 
 def _keep_key_type(config: argparse.Namespace, lineage: Lineage) -> None:

@@ -6,6 +6,7 @@ import argparse
 import datetime
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from certwright.core.acme.client import AcmeClient
 from certwright.core.acme.errors import AcmeError
 from certwright.core.acme.jws import jwk_of
 from certwright.core.acme.transport import Transport, default_user_agent
-from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
+from certwright.core.cas import LE_PRODUCTION, LE_STAGING
 from certwright.core.errors import ConfigError
 from certwright.core.keys import KeySpec
 from certwright.core.storage import accounts as store
@@ -54,13 +55,15 @@ def refuse_test_over_real(config: argparse.Namespace, name: str, stored: object)
 
 
 def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
-    """``--no-verify-ssl`` goes with every request, so that it wins over
+    """The process's one transport for the CA at ``url`` (default: the configured one),
+    shared by every order, account and ARI request: one directory fetch, one nonce pool,
+    one connection pool. ``--no-verify-ssl`` goes with every request, so that it wins over
     ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (a session-wide ``verify`` does not)."""
-    agent = user_agent(config)
-    if not config.no_verify_ssl:
-        return Transport(url or server_url(config), user_agent=agent)
-    _quiet_insecure_warnings()
-    return Transport(url or server_url(config), user_agent=agent, verify=False)
+    url = url or server_url(config)
+    if config.no_verify_ssl:
+        _quiet_insecure_warnings()
+    return TRANSPORTS.get(url, verify=False if config.no_verify_ssl else None,
+                          user_agent=user_agent(config))
 
 
 def user_agent(config: argparse.Namespace) -> str | None:
@@ -70,6 +73,27 @@ def user_agent(config: argparse.Namespace) -> str | None:
         return str(config.user_agent)
     comment = getattr(config, "user_agent_comment", None)
     return default_user_agent(comment) if comment else None
+
+
+class Transports:
+    """Transports by CA, made on first use and kept for the life of the process (a fleet
+    issuing many certificates in one process talks to each CA through one of them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[tuple[str, bool | None, str | None], Transport] = {}
+
+    def get(self, url: str, *, verify: bool | None = None,
+            user_agent: str | None = None) -> Transport:
+        key = (url, verify, user_agent)
+        with self._lock:
+            found = self._made.get(key)
+            if found is None:
+                found = self._made[key] = Transport(url, user_agent=user_agent, verify=verify)
+            return found
+
+
+TRANSPORTS = Transports()
 
 
 _WARNED_INSECURE: list[bool] = []

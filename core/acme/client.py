@@ -13,6 +13,7 @@ from josepy.jwk import JWK
 from certwright.core import poll
 from certwright.core.acme import jws
 from certwright.core.acme.errors import AcmeError, TransportError
+from certwright.core.acme.identifiers import Identifier
 from certwright.core.acme.messages import (
     Account,
     Authorization,
@@ -22,7 +23,6 @@ from certwright.core.acme.messages import (
     identifier_json,
 )
 from certwright.core.acme.transport import RequestTimeout, Response, Transport
-from certwright.core.interfaces import Identifier
 from certwright.core.poll import Wait, poll_until
 
 log = logging.getLogger(__name__)

@@ -449,7 +449,7 @@ def test_staging_means_lets_encrypts_staging_even_over_its_production_url() -> N
     import argparse
 
     from certwright.core import session
-    from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
+    from certwright.core.cas import LE_PRODUCTION, LE_STAGING
     from certwright.core.errors import ConfigError
 
     def ns(**given: object) -> argparse.Namespace:
