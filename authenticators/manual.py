@@ -9,6 +9,9 @@ Options (Certbot's names and meanings):
 ``--manual-public-ip-logging-ok`` (dest ``manual_public_ip_logging_ok``)
     Deprecated and ignored; accepted so old command lines and renewal confs keep working.
 
+A hook still running after ``--hook-timeout`` seconds (default 600) is killed with every
+process it started (``core/runner.py``), and the challenge fails naming the hook.
+
 Hooks see Certbot's environment variables: ``CERTBOT_DOMAIN`` (without ``*.``),
 ``CERTBOT_VALIDATION``, ``CERTBOT_TOKEN`` (http-01 only), ``CERTBOT_REMAINING_CHALLENGES``,
 ``CERTBOT_ALL_DOMAINS`` (comma-separated) and, for the cleanup hook, ``CERTBOT_AUTH_OUTPUT``
@@ -26,11 +29,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 from certwright.authenticators._task import check_task
 from certwright.core.errors import PluginError
+from certwright.core.hooks import hook_timeout
 
 if TYPE_CHECKING:
-    import subprocess
-
     from certwright.core.interfaces import AddArgument, ChallengeTask, Identifier
+    from certwright.core.runner import Completed
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ class ManualAuthenticator:
         self.auth_hook: str | None = getattr(config, "manual_auth_hook", None) or None
         self.cleanup_hook: str | None = getattr(config, "manual_cleanup_hook", None) or None
         self._auth_output: dict[ChallengeTask, str] = {}
+        self.timeout = hook_timeout(config)
 
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
@@ -122,7 +126,8 @@ class ManualAuthenticator:
             )
         check_task(task, self.name)  # its values go into a shell's environment
         if self.auth_hook is not None:
-            done = _run_hook(self.auth_hook, _hook_env(task))
+            done = _run_hook(self.auth_hook, _hook_env(task), "--manual-auth-hook",
+                             self.timeout)
             if done.returncode != 0:
                 raise PluginError(_hook_failure("--manual-auth-hook", self.auth_hook, task, done))
             self._auth_output[task] = done.stdout.strip()
@@ -136,7 +141,8 @@ class ManualAuthenticator:
         if self.cleanup_hook is None:
             return
         try:
-            done = _run_hook(self.cleanup_hook, _hook_env(task, auth_output=output))
+            done = _run_hook(self.cleanup_hook, _hook_env(task, auth_output=output),
+                             "--manual-cleanup-hook", self.timeout)
         except PluginError as exc:
             logger.warning("%s", exc)
             return
@@ -167,22 +173,12 @@ def _hook_env(task: ChallengeTask, auth_output: str | None = None) -> dict[str, 
     return env
 
 
-def _run_hook(command: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    import subprocess
+def _run_hook(command: str, env: Mapping[str, str], option: str,
+              timeout: float | None) -> Completed:
+    from certwright.core import runner
 
     logger.debug("running hook: %s", command)
-    try:
-        done = subprocess.run(
-            ["/bin/sh", "-c", command],
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            check=False,
-        )
-    except OSError as exc:
-        raise PluginError(f"could not run hook {command!r}: {exc.strerror or exc}") from None
+    done = runner.run(command, timeout=timeout, env=env, what=option)
     if done.stdout:
         logger.debug("hook %r printed: %s", command, done.stdout.rstrip())
     if done.stderr and done.returncode == 0:
@@ -190,9 +186,7 @@ def _run_hook(command: str, env: Mapping[str, str]) -> subprocess.CompletedProce
     return done
 
 
-def _hook_failure(
-    option: str, command: str, task: ChallengeTask, done: subprocess.CompletedProcess[str]
-) -> str:
+def _hook_failure(option: str, command: str, task: ChallengeTask, done: Completed) -> str:
     if done.returncode < 0:
         status = f"was killed by signal {-done.returncode}"
     else:

@@ -27,10 +27,12 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from certwright.core.errors import PluginError
+from certwright.core.errors import PluginError, StorageError
 from certwright.core.http01 import (
     ACME_CHALLENGE,
     WELL_KNOWN,
@@ -38,16 +40,37 @@ from certwright.core.http01 import (
     http01_types,
 )
 from certwright.core.names import name_key
+from certwright.core.storage.files import atomic_write
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import AddArgument, ChallengeTask, Identifier
 
 logger = logging.getLogger(__name__)
 
-# Directories this process created under each web root, shared by every instance: parallel
-# renewals may share a web root, and whichever finishes last removes what was created.
-_CREATED: dict[str, list[str]] = {}
-_CREATED_LOCK = threading.Lock()
+
+
+class _RootSession:
+    """The directories certwright created under one web root, shared by every instance
+    using that root at the same time (parallel renewals may share a web root): whichever
+    cleans up last removes what was created. It lives as long as an instance holds it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.created: list[str] = []  # outermost first
+
+
+# root -> its session while some instance uses it; weak, so nothing outlives the instances
+_SESSIONS: weakref.WeakValueDictionary[str, _RootSession] = weakref.WeakValueDictionary()
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _session_for(root: str) -> _RootSession:
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(root)
+        if session is None:
+            session = _RootSession()
+            _SESSIONS[root] = session
+        return session
 
 _MAP_EXAMPLE = '{"example.com,www.example.com": "/var/www/example"}'
 
@@ -167,9 +190,10 @@ class WebrootAuthenticator:
         self._paths = [_abspath(p) for p in _as_list(getattr(config, "webroot_path", None))]
         given: Mapping[str, str] = getattr(config, "webroot_map", None) or {}
         self._map = {_norm_domain(k): _abspath(str(v)) for k, v in given.items()}
-        # root -> directories this instance created under it, outermost first
         # task -> (root, token file) for every task present() got as far as a root for
         self._tasks: dict[ChallengeTask, tuple[str, str]] = {}
+        # root -> the session shared with other instances using it, held while in use
+        self._sessions: dict[str, _RootSession] = {}
 
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
@@ -238,13 +262,13 @@ class WebrootAuthenticator:
         for attempt in range(3):
             self._make_dirs(root)
             try:
-                _write_atomically(target, task.key_authorization.encode())
+                atomic_write(Path(target), task.key_authorization.encode(), 0o644)
                 break
-            except PluginError:
+            except StorageError as exc:
                 # another renewal sharing this web root may have just removed the empty
                 # challenge directory it had made: make it again and retry
                 if attempt == 2 or os.path.isdir(challenge_dir):
-                    raise
+                    raise PluginError(str(exc)) from None
         logger.debug("wrote http-01 token for %s to %s", task.domain, target)
 
     def _make_dirs(self, root: str) -> None:
@@ -253,11 +277,11 @@ class WebrootAuthenticator:
             owner = os.stat(root)
         except OSError as exc:
             raise PluginError(f"webroot {root}: {exc.strerror}") from None
-        with _CREATED_LOCK:
-            self._make_dirs_locked(root, owner)
+        session = self._sessions.get(root) or self._sessions.setdefault(root, _session_for(root))
+        with session.lock:
+            self._make_dirs_locked(root, owner, session.created)
 
-    def _make_dirs_locked(self, root: str, owner: os.stat_result) -> None:
-        created = _CREATED.setdefault(root, [])
+    def _make_dirs_locked(self, root: str, owner: os.stat_result, created: list[str]) -> None:
         path = root
         for part in (WELL_KNOWN, ACME_CHALLENGE):
             path = os.path.join(path, part)
@@ -286,14 +310,19 @@ class WebrootAuthenticator:
             pass
         except OSError as exc:
             logger.warning("could not remove http-01 token file %s: %s", target, exc.strerror)
-        with _CREATED_LOCK:
-            created = _CREATED.get(root, [])
+        session = self._sessions.get(root)
+        if session is None:
+            return
+        with session.lock:
+            created = session.created
             while created:
                 try:
                     os.rmdir(created[-1])
                 except OSError:
                     break  # still holds other tokens (or files of others): leave it
                 created.pop()
+        if not any(r == root for r, _ in self._tasks.values()):
+            del self._sessions[root]  # this instance is done with the root
 
     def renewal_params(self) -> Mapping[str, object]:
         for domain in _namespace_domains(self.config):
@@ -312,23 +341,3 @@ def _copy_owner(path: str, like: os.stat_result) -> None:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         with contextlib.suppress(OSError):
             os.chown(path, like.st_uid, like.st_gid)
-
-
-def _write_atomically(target: str, content: bytes) -> None:
-    """Write ``target`` (mode 0644) through a temporary file and a rename."""
-    import tempfile
-
-    directory = os.path.dirname(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".certwright-", dir=directory)
-    except OSError as exc:
-        raise PluginError(f"cannot write in {directory}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-            os.fchmod(out.fileno(), 0o644)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise PluginError(f"cannot write {target}: {exc.strerror}") from None

@@ -6,7 +6,7 @@ it renews at a uniformly random moment inside it, so renewals spread out instead
 arriving together. ``certID`` also goes into a renewal's newOrder as ``replaces`` (§5).
 
 Renewal information is advice: a CA without it, or a failed request, must never stop a
-renewal. Callers fall back to :func:`due_at` without ``info`` then.
+renewal. Callers fall back to the lifetime rule then (:mod:`certwright.core.due`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from cryptography import x509
 
 from certwright.core.acme.errors import AcmeError, TransportError
 from certwright.core.acme.transport import Transport
-from certwright.core.due import default_due_time
-
-"""Below this lifetime a certificate is renewed at half its life, not at two thirds."""
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
@@ -155,23 +152,3 @@ def fetch(get: Transport | Getter, renewal_info: str, cert: x509.Certificate) ->
         return parse(resp.json(), url=url, retry_after=resp.retry_after)
     except AcmeError as err:
         raise TransportError(f"{url}: no renewal info: {err}") from None
-
-
-def default_due(not_before: dt.datetime, not_after: dt.datetime) -> dt.datetime:
-    """Without ARI: when a third of the lifetime is left (half, for lifetimes under 10 days)."""
-    due = default_due_time(not_before.timestamp(), not_after.timestamp())
-    return dt.datetime.fromtimestamp(due, dt.UTC)
-
-
-def due_at(
-    not_before: dt.datetime,
-    not_after: dt.datetime,
-    info: RenewalInfo | None,
-    rng: random.Random | None = None,
-) -> dt.datetime:
-    """When a certificate valid from ``not_before`` to ``not_after`` is due for renewal:
-    a random moment in the CA's window when there is one, else :func:`default_due`.
-    A window already in the past gives a moment in the past: renew now."""
-    if info is not None:
-        return info.choose_moment(rng)
-    return default_due(not_before, not_after)

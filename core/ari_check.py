@@ -2,7 +2,8 @@
 
 The moment chosen in a window is kept in the lineage's renewal conf (with the serial it is
 about) until the CA's Retry-After; whether a CA offers ARI at all is kept in the lineage
-cache for a day. Any failure falls back to the certificate's lifetime.
+cache for a day (an answer, never a failure to read the directory). Any failure falls back
+to the certificate's lifetime.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ class AriCheck:
         if (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int | float)
                 and now - entry[0] < DIRECTORY_TTL):
             return bool(entry[1])
-        transport = self.transport(server)  # an unreachable CA counts as "no ARI" for a day
-        offers = transport is not None and bool(transport.directory.renewal_info)
+        transport = self.transport(server)
+        if transport is None:  # unreachable now: "no ARI" for this run only, not remembered
+            return False
+        offers = bool(transport.directory.renewal_info)
         known[server] = [now, offers]
         self.cache.dirty = True
         return offers

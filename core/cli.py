@@ -7,6 +7,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def setup_logging(config: argparse.Namespace) -> None:
     redact = _Redact(_secret_values(config))
     console = logging.StreamHandler(sys.stderr)
     console.addFilter(redact)
-    console.setLevel(logging.DEBUG if config.verbose >= 2 else
+    console.setLevel(logging.ERROR if config.quiet else  # -q: errors only, as Certbot
+                     logging.DEBUG if config.verbose >= 2 else
                      logging.INFO if config.verbose == 1 else logging.WARNING)
     console.setFormatter(logging.Formatter("%(message)s"))
     console.addFilter(lambda record: not getattr(record, "said", False))
@@ -133,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(args)
     except CertwrightError as exc:
         log.debug("error", exc_info=True)
+        if _DEBUG:
+            traceback.print_exc()
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -165,6 +169,7 @@ def _main(args: list[str]) -> int:
     if config.help is not None:
         print(commands.help_text(parser, config.help or config.verb or ""), end="")
         return 0
+    _DEBUG[:] = [True] if config.debug else []
     from certwright.core.hooks import validate_hooks
 
     validate_hooks(config)  # before any account, order or hook
@@ -172,6 +177,8 @@ def _main(args: list[str]) -> int:
     log.debug("certwright %s", " ".join(masked(args)))
     for text in config.ini_warnings:  # cli.ini lines skipped: said once, never fatal
         log.warning("Warning: %s", text)
+    for text in config.notices:  # obsolete options: accepted, said once
+        log.warning("Note: %s", text)
     from certwright.core.transaction import signals_raise
 
     try:
@@ -186,11 +193,15 @@ def _main(args: list[str]) -> int:
         return 1
     except Exception as exc:
         log.exception("unexpected error")
+        if config.debug:
+            traceback.print_exc()
         print(f"Error: unexpected {type(exc).__name__}: {exc} (details in "
               f"{config.logs_dir}/certwright.log)", file=sys.stderr)
         return 1
 
 
+# --debug: errors come with their traceback (set once the command line is parsed)
+_DEBUG: list[bool] = []
 PLUGIN_VERBS = frozenset({"run", "certonly", "install", "enhance", "reconfigure", None})
 
 
@@ -217,9 +228,12 @@ def _named_plugins(args: list[str]) -> list[type]:
 def _full_parser() -> argparse.ArgumentParser:
     from certwright.core import cli_parser, plugins
 
-    auth_classes = [p.cls for p in plugins.discover(plugins.AUTHENTICATORS) if p.cls]
-    inst_classes = [p.cls for p in plugins.discover(plugins.INSTALLERS) if p.cls]
-    return cli_parser.build_parser(auth_classes + inst_classes)
+    found = plugins.discover(plugins.AUTHENTICATORS) + plugins.discover(plugins.INSTALLERS)
+    parser = cli_parser.build_parser([p.cls for p in found if p.cls])
+    # the options of a plugin that can't load are explained, not "unrecognized"
+    parser.unavailable = {  # type: ignore[attr-defined]
+        p.name: p.error for p in found if p.cls is None and p.error}
+    return parser
 
 
 def _wants_short_help(args: list[str]) -> bool:

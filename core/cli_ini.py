@@ -7,9 +7,9 @@ starting with ``[`` or ``---`` are skipped; quotes around a value are dropped; `
 gives the option once per item.
 
 A file that can't be read stops the command (it names the file). Inside a readable file
-nothing stops the command: an unknown key (Debian's ``text = True`` of old releases, a
-typo, a bare word), a flag with a value that is not true/false, a value its option refuses
-(a bad integer, a choice not offered) are each skipped with one warning naming
+nothing stops the command: an unknown key (a typo, a bare word), a flag with a value
+that is not true/false, a value its option refuses (a bad integer, a choice not offered)
+are each skipped with one warning naming
 ``file:line``, and the command goes on with the rest. Certbot stops at these (exit 2);
 a distribution's stock file must never block every command.
 """
@@ -101,7 +101,7 @@ def _words(parser: argparse.ArgumentParser, key: str, value: str | None) -> list
     if action is None:
         if getattr(parser, "partial", False):
             raise NeedPlugins(name)
-        raise _Skip(f"unknown option {name!r}")
+        raise _Skip(unavailable_plugin(parser, opt) or f"unknown option {name!r}")
     if action.dest in _NOT_IN_INI:
         raise _Skip(f"{name} can't be set in a config file")
     if action.nargs == 0:
@@ -119,6 +119,17 @@ def _words(parser: argparse.ArgumentParser, key: str, value: str | None) -> list
         words = [f"{opt}={value}"]  # one word: a value starting with "-" stays a value
     _try_alone(parser, words)
     return words
+
+
+def unavailable_plugin(parser: argparse.ArgumentParser, option: str) -> str | None:
+    """When ``option`` (``--NAME`` or ``--NAME-…``) belongs to a plugin that can't load:
+    which plugin, and why (the reason names what to install)."""
+    unavailable: dict[str, str] = getattr(parser, "unavailable", {})
+    for name in sorted(unavailable, key=len, reverse=True):
+        if option == f"--{name}" or option.startswith(f"--{name}-"):
+            return (f"{option} is an option of the {name} plugin, which can't be used here: "
+                    f"{unavailable[name]}")
+    return None
 
 
 def _try_alone(parser: argparse.ArgumentParser, words: list[str]) -> None:

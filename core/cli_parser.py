@@ -12,14 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from certwright.core import __version__
-from certwright.core.cli_ini import NeedPlugins, read_ini
+from certwright.core import __version__, cli_compat
+from certwright.core.cli_ini import NeedPlugins, read_ini, unavailable_plugin
 from certwright.core.errors import ConfigError, UsageError
 
 __all__ = ["NeedPlugins", "build_parser", "parse", "split_verb"]
 
-LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
-LE_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 DEFAULT_CONFIG_DIR = "/etc/certwright"
 DEFAULT_WORK_DIR = "/var/lib/certwright"
 DEFAULT_LOGS_DIR = "/var/log/certwright"
@@ -98,9 +96,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     add("--config-dir", default=DEFAULT_CONFIG_DIR)
     add("--work-dir", default=DEFAULT_WORK_DIR)
     add("--logs-dir", default=DEFAULT_LOGS_DIR)
-    add("--max-log-backups", type=int, default=1000)
+    add("--max-log-backups", type=_nonnegative(int), default=1000)
     # Debian's and Ubuntu's stock cli.ini sets it; Certbot only words its output by it
     add("--preconfigured-renewal", action="store_true", help=argparse.SUPPRESS)
+    # run options (never stored in a renewal conf; cli.ini may set them)
+    add("--lock-timeout", type=_seconds, default=None, metavar="SECONDS",
+        help="wait this long for another run holding the store's lock (default: 600 s "
+             "without a terminal or with -n, 0 at a terminal: fail at once)")
+    add("--hook-timeout", type=_seconds, default=None, metavar="SECONDS",
+        help="kill a hook (pre/post/deploy, manual) still running after this long, with "
+             "every process it started (default: 600; 0: no limit)")
+    add("--max-checkpoints", type=_nonnegative(int), default=None, metavar="N",
+        help="keep the last N configuration checkpoints for rollback (default: 10)")
 
 
 def _certificate_options(p: argparse.ArgumentParser) -> None:
@@ -110,10 +117,9 @@ def _certificate_options(p: argparse.ArgumentParser) -> None:
         default=[])
     add("--cert-name", dest="certname")
     add("--csr", metavar="FILE")
-    add("--cert-path", metavar="FILE")
-    add("--key-path", metavar="FILE")
-    add("--fullchain-path", metavar="FILE")
-    add("--chain-path", metavar="FILE")
+    # absolute from the current directory, as Certbot: they go into server configs
+    for flag in ("--cert-path", "--key-path", "--fullchain-path", "--chain-path"):
+        add(flag, metavar="FILE", type=os.path.abspath)
     add("--key-type", choices=("ecdsa", "rsa"), default=None)
     add("--elliptic-curve", default=None,
         choices=("secp256r1", "secp384r1", "secp521r1"))
@@ -121,7 +127,8 @@ def _certificate_options(p: argparse.ArgumentParser) -> None:
     add("--reuse-key", dest="reuse_key", action="store_true", default=None)
     add("--no-reuse-key", dest="reuse_key", action="store_false")
     add("--new-key", action="store_true")
-    add("--must-staple", action="store_true")
+    add("--must-staple", action="store_true",
+        help="ask for the OCSP must-staple extension (" + cli_compat.OCSP_ENDED + ")")
     add("--expand", action="store_true")
     add("--duplicate", action="store_true")
     add("--force-renewal", "--renew-by-default", dest="force_renewal", action="store_true")
@@ -131,8 +138,8 @@ def _certificate_options(p: argparse.ArgumentParser) -> None:
     add("--dry-run", action="store_true")
     add("--preferred-chain", default=None)
     add("--preferred-challenges", dest="pref_challs", default=None,
-        type=_challenge_list)
-    add("--issuance-timeout", type=float, default=90.0)
+        type=_challenge_list, action=_Extend)
+    add("--issuance-timeout", type=_nonnegative(float), default=90.0)
     add("--json", action="store_true", help="machine-readable output (certificates)")
 
 
@@ -149,7 +156,7 @@ def _account_options(p: argparse.ArgumentParser) -> None:
     add("--account", default=None, metavar="ACCOUNT_ID")
     add("--eff-email", dest="eff_email", action="store_true", default=None)
     add("--no-eff-email", dest="eff_email", action="store_false")
-    add("--user-agent", default=None)
+    add("--user-agent", default=None, type=_header_value)
     add("--no-verify-ssl", action="store_true")
     add("--rollover-key", action="store_true")
     add("--reason", default="unspecified", type=str.lower,
@@ -194,6 +201,48 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
     add("--prepare", action="store_true")
 
 
+class _Extend(argparse.Action):
+    """Each use adds to the list (Certbot's --preferred-challenges), in order, once each."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        found = list(getattr(ns, self.dest, None) or [])
+        setattr(ns, self.dest, found + [v for v in values if v not in found])
+
+
+def _nonnegative(kind: type[int] | type[float]) -> Any:
+    def convert(value: str) -> int | float:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid {kind.__name__} value: {value!r}") from None
+        if number < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+        return number
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _header_value(value: str) -> str:
+    """A value that goes into an HTTP header as given: no control characters."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
+        raise argparse.ArgumentTypeError("must be one line without control characters or "
+                                         "surrounding blanks")
+    return value
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
 def _challenge_list(value: str) -> list[str]:
     out = []
     for item in value.replace(" ", ",").split(","):
@@ -223,15 +272,22 @@ def build_parser(
     _certificate_options(p)
     _account_options(p)
     _plugin_options(p)
+    cli_compat.add_common(p)
+    cli_compat.add_certificate(p)
+    cli_compat.add_account(p)
+    cli_compat.add_plugin(p)
     for cls in plugin_classes:
         adder = getattr(cls, "add_arguments", None)
-        if adder is None:
+        obsolete = getattr(cls, "obsolete_options", None)
+        if adder is None and not obsolete:
             continue
         group = p.add_argument_group(f"{cls.name}", str(getattr(cls, "description", "")))
         try:
-            adder(group.add_argument)
+            if adder is not None:
+                adder(group.add_argument)
         except argparse.ArgumentError as exc:
             raise ConfigError(f"plugin {cls.name!r} adds a conflicting option: {exc}") from None
+        cli_compat.add_obsolete(group, obsolete or {})
     return p
 
 
@@ -284,12 +340,15 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
     verb, argv = split_verb(argv, parser)
     if verb is None and argv and not argv[0].startswith("-"):
         raise UsageError(f"unknown verb {argv[0]!r}; the verbs are: {', '.join(VERBS)}")
-    if getattr(parser, "partial", False):
-        ns, unknown = parser.parse_known_args(extra + argv)
-        if unknown:
-            raise NeedPlugins(unknown[0])
-    else:
-        ns = parser.parse_args(extra + argv)
+    ns, unknown = parser.parse_known_args(extra + argv)
+    if unknown and getattr(parser, "partial", False):
+        raise NeedPlugins(unknown[0])
+    if unknown:
+        for word in unknown:
+            why = unavailable_plugin(parser, word.split("=")[0])
+            if why:
+                raise UsageError(why)
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
     ns.verb = verb
     ns.ini_warnings = [text for found in ini for text in found.warnings]
     # given on the command line (or in cli.ini): the value differs from the dest's own
@@ -303,4 +362,5 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
     )
     for name in ("config_dir", "work_dir", "logs_dir"):
         setattr(ns, name, os.path.abspath(os.path.expanduser(getattr(ns, name))))
+    cli_compat.finish(ns, parser._actions)
     return ns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from certwright.core.cli_parser import VERBS
 from certwright.core.errors import ConfigError, StorageError
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import ensure_dir
-from certwright.core.storage.lock import certbot_lock, lock
+from certwright.core.storage.lock import lock_timeout, store_lock
 
 Say = Callable[[str], None]
 Ask = Callable[[str], str] | None
@@ -46,7 +47,35 @@ def dispatch(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         from certwright.core.names import check_cert_name
 
         check_cert_name(config.certname)  # before any lock, CA request, hook or config
+    if getattr(config, "strict_permissions", False):
+        check_permissions(config)
     return handler(config, say, ask)
+
+
+def check_permissions(config: argparse.Namespace) -> None:
+    """``--strict-permissions`` (Certbot's): the config, work and logs dirs that exist must
+    be owned by this user and writable by no one else; the first that is not is named."""
+    import os
+    import stat
+
+    uid = os.geteuid()
+    for name in ("config_dir", "work_dir", "logs_dir"):
+        path = Path(getattr(config, name))
+        try:
+            found = path.stat()  # a symlinked dir is judged by the dir
+        except FileNotFoundError:
+            continue  # created later with the right owner and mode
+        except OSError as exc:
+            raise ConfigError(f"{path}: can't check its permissions: {exc.strerror}") from None
+        if not stat.S_ISDIR(found.st_mode):
+            raise ConfigError(f"{path}: --{name.replace('_', '-')} is not a directory")
+        if found.st_uid != uid:
+            raise ConfigError(f"{path}: owned by uid {found.st_uid}, not by this user "
+                              f"(uid {uid}); --strict-permissions refuses it")
+        if found.st_mode & 0o022:
+            raise ConfigError(f"{path}: writable by others (mode "
+                              f"{stat.S_IMODE(found.st_mode):04o}); --strict-permissions "
+                              "refuses it")
 
 
 def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., int]:
@@ -56,15 +85,23 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
             ensure_dir(config_dir, 0o755)
         except StorageError as exc:
             raise ConfigError(f"can't create the config dir: {exc}") from None
-        with lock(config_dir / ".certwright.lock", timeout=0.0), certbot_lock(config_dir):
+        from certwright.core.retention import max_checkpoints, prune_dir, start_up
+        from certwright.core.transaction import journals_changed, one_checkpoint
+
+        keep = max_checkpoints(getattr(config, "max_checkpoints", None))
+        work_dir = Path(config.work_dir)
+        interactive = not config.noninteractive and sys.stdin.isatty()
+        wait = lock_timeout(getattr(config, "lock_timeout", None), interactive=interactive)
+        with store_lock(config_dir, wait):
             for fixed in lineages.repair_store(config_dir):
                 say(fixed)
-            from certwright.core.transaction import one_checkpoint, recover
-
-            for undone in recover(Path(config.work_dir)):
+            for undone in start_up(work_dir, keep):  # recovery, then old journals pruned
                 say(undone)
             with one_checkpoint():  # whatever this command changes is one checkpoint
-                return fn(config, say, ask)
+                result = fn(config, say, ask)
+            if journals_changed():
+                prune_dir(work_dir, keep)
+            return result
 
     return locked
 
@@ -195,13 +232,16 @@ def help_text(parser: argparse.ArgumentParser, topic: str) -> str:
         return USAGE
     if topic == "all":
         return parser.format_help()
-    names = {p.name for g in (plugins.AUTHENTICATORS, plugins.INSTALLERS)
+    found = {p.name: p for g in (plugins.AUTHENTICATORS, plugins.INSTALLERS)
              for p in plugins.discover(g)}
-    if topic not in VERBS and topic not in names:
+    if topic not in VERBS and topic not in found:
         raise ConfigError(f"no help on {topic!r}: try a verb ({', '.join(VERBS)}), "
                           "a plugin name, or all")
     wanted = VERB_GROUPS.get(topic, ()) if topic in VERBS else (topic,)
     out = [f"certwright {topic}: {VERBS.get(topic, 'plugin options')}\n"]
+    broken = found.get(topic)
+    if topic not in VERBS and broken is not None and broken.cls is None:
+        out.append(f"The {topic} plugin can't be used here: {broken.error}\n")
     for group in parser._action_groups:
         if group.title in wanted:
             fmt = parser._get_formatter()

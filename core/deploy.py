@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from certwright.core import probe
 from certwright.core.errors import CertwrightError, PluginError
-from certwright.core.interfaces import ChangePlan, Endpoint, Installer
+from certwright.core.interfaces import SYMLINK, ChangePlan, Endpoint, Installer
+from certwright.core.poll import poll_until
 from certwright.core.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,21 @@ class DeployError(CertwrightError):
 
 
 def plan_diff(plan: ChangePlan) -> str:
-    """The plan as a unified diff (what ``--dry-run`` prints)."""
+    """The plan as a unified diff (what ``--dry-run`` prints). Symlinks are shown as
+    their targets; a secret file's content is never shown."""
     out: list[str] = []
     for change in plan.changes:
         path = Path(change.path)
+        if change.kind == SYMLINK:
+            before = os.readlink(path) if path.is_symlink() else None
+            out.append(f"symlink {path}: {before or '(none)'} -> "
+                       f"{change.link_target or '(removed)'}\n")
+            continue
+        if change.secret:
+            size = "removed" if change.new_content is None else \
+                f"{len(change.new_content)} bytes, 0600"
+            out.append(f"secret file {path}: content not shown ({size})\n")
+            continue
         try:
             old = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
@@ -56,20 +69,21 @@ def verify(endpoints: Sequence[Endpoint], expected_der: bytes,
     """Wait (bounded) until every endpoint serves ``expected_der``."""
     deadline = time.monotonic() + timeout
     for endpoint in endpoints:
-        delay, last = 0.02, "no answer"
-        while True:
+        last = ["no answer"]
+
+        def serves(endpoint: Endpoint = endpoint, last: list[str] = last) -> bool | None:
             try:
                 if served_certificate(endpoint) == expected_der:
-                    break
-                last = "it still serves another certificate"
+                    return True
+                last[0] = "it still serves another certificate"
             except (OSError, ssl.SSLError) as exc:
-                last = str(exc) or type(exc).__name__
-            if time.monotonic() + delay > deadline:
-                over = "" if endpoint.protocol == "https" else f", {endpoint.protocol}"
-                raise DeployError(f"{endpoint.host}:{endpoint.port} (SNI {endpoint.server_name}"
-                                  f"{over}) does not serve the new certificate: {last}")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+                last[0] = str(exc) or type(exc).__name__
+            return None
+
+        if not poll_until(serves, deadline=deadline, first=0.02, maximum=0.5):
+            over = "" if endpoint.protocol == "https" else f", {endpoint.protocol}"
+            raise DeployError(f"{endpoint.host}:{endpoint.port} (SNI {endpoint.server_name}"
+                              f"{over}) does not serve the new certificate: {last[0]}")
 
 
 def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: Say,
@@ -97,20 +111,30 @@ def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: S
         if expected_der is not None and endpoints:
             step = "verify"
             verify(endpoints, expected_der)
-    except (CertwrightError, OSError) as exc:
-        restored = txn.rollback() if txn is not None and txn.manifest.files else []
-        if restored and step != "config test":
-            try:
-                installer.reload()
-            except CertwrightError as again:
-                log.error("reloading the restored configuration failed: %s", again)
+    except BaseException as exc:  # a plugin's bug or Ctrl-C must not leave the change live
+        restored = _undo(installer, txn, step)
         what = "; the previous configuration was restored" if restored else ""
+        if not isinstance(exc, (CertwrightError, OSError)):
+            log.error("%s: %s interrupted by %s%s", plan.title, step, type(exc).__name__, what)
+            raise
         if step == "config test" and _fails_anyway(installer):
             what += (f" (it fails the same test without this change: fix the "
                      f"{installer.name} configuration first)")
         raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
     for note in plan.notes:
         say(note)
+
+
+def _undo(installer: Installer, txn: Transaction | None, step: str) -> list[str]:
+    """Roll the transaction back and, when the server may have loaded the change, reload
+    the restored configuration. Returns the paths restored."""
+    restored = txn.rollback() if txn is not None and txn.manifest.files else []
+    if restored and step != "config test":
+        try:
+            installer.reload()
+        except Exception as again:  # the first failure is the one to report
+            log.error("reloading the restored configuration failed: %s", again)
+    return restored
 
 
 def _fails_anyway(installer: Installer) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from certwright.core.acme import jws
@@ -53,6 +53,9 @@ class Options:
     # a dry run (and reconfigure's check) must test the challenges: authorizations the CA
     # reuses are deactivated first and the order placed again (as Certbot does)
     fresh_authorizations: bool = False
+    # --debug-challenges: called with the challenges once they are set up, before the CA
+    # is asked to check them (it may wait for the user); the timeout starts again after it
+    pause: Callable[[Sequence[ChallengeTask]], None] | None = None
 
 
 # rounds of deactivate + order again: a CA may hold more than one valid authorization
@@ -77,7 +80,7 @@ def obtain(
     pending = [a for a in authzs if a.status == "pending"]
     tasks = [_task(client, authenticator, a, identifiers, opts) for a in pending]
     tasks = [(replace(t, remaining=len(tasks) - i - 1), c) for i, (t, c) in enumerate(tasks)]
-    _prove_control(client, authenticator, tasks, pending, deadline)
+    deadline = _prove_control(client, authenticator, tasks, pending, deadline, opts.pause)
     if pending:
         order = client.order(order.url)
     raise_for_order(order)
@@ -136,7 +139,9 @@ def _prove_control(
     tasks: Sequence[tuple[ChallengeTask, Challenge]],
     authzs: Sequence[Authorization],
     deadline: float,
-) -> None:
+    pause: Callable[[Sequence[ChallengeTask]], None] | None = None,
+) -> float:
+    """Present, answer, poll; the deadline returned is moved on by the time paused."""
     presented: list[ChallengeTask] = []
     try:
         present_all = getattr(authenticator, "present_all", None)
@@ -146,6 +151,10 @@ def _prove_control(
         for task, _ in tasks if present_all is None else ():
             presented.append(task)
             authenticator.present(task)
+        if pause is not None and presented:
+            started = time.monotonic()
+            pause(presented)
+            deadline += time.monotonic() - started
         for _, chall in tasks:
             client.answer(chall)
         failures = []
@@ -155,6 +164,7 @@ def _prove_control(
                 failures.append((final, final.failed_challenge_error()))
         if failures:
             raise _validation_error(failures)
+        return deadline
     finally:
         for task in presented:
             try:

@@ -1,7 +1,9 @@
 """Pre, deploy and post hooks: ``--pre-hook``/``--deploy-hook``/``--post-hook`` and the
 executables in ``<config-dir>/renewal-hooks/{pre,deploy,post}/`` (Certbot's layout).
 
-A failing hook is reported and never stops the work on other lineages.
+A failing hook is reported and never stops the work on other lineages. Hooks run through
+``core/runner.py``: one still running after ``--hook-timeout`` seconds is killed with every
+process it started, and reported like a failure.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from certwright.core import runner
 from certwright.core.errors import CertwrightError, ConfigError
+from certwright.core.runner import DEFAULT_HOOK_TIMEOUT
 from certwright.core.storage.files import ensure_dir
 
 log = logging.getLogger(__name__)
@@ -100,32 +103,38 @@ def ensure_hook_dirs(config_dir: Path) -> None:
             return
 
 
+def hook_timeout(config: argparse.Namespace) -> float | None:
+    """``--hook-timeout`` in seconds; 0 means no limit."""
+    value = getattr(config, "hook_timeout", None)
+    if value is None:
+        return DEFAULT_HOOK_TIMEOUT
+    return float(value) or None
+
+
 def run_hook(command: str, kind: str, env: Mapping[str, str] | None = None,
-             warn: Callable[[str], None] = log.warning, timeout: float = 600.0) -> bool:
+             warn: Callable[[str], None] = log.warning,
+             timeout: float | None = DEFAULT_HOOK_TIMEOUT) -> bool:
     """Run one hook through the shell; report a failure in one line and return False."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env["PATH"] = _with_system_dirs(full_env.get("PATH", os.defpath))
     try:
-        proc = subprocess.run(command, shell=True, env=full_env, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        warn(f"{kind} hook {command!r} did not finish in {timeout:.0f} s")
-        return False
-    except OSError as exc:
-        warn(f"{kind} hook {command!r} could not run: {exc.strerror}")
+        proc = runner.run(command, timeout=timeout, env=full_env, what=f"{kind} hook")
+    except CertwrightError as exc:
+        warn(str(exc))
         return False
     if proc.stdout.strip():
         log.info("%s hook %r said: %s", kind, command, proc.stdout.strip())
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        warn(f"{kind} hook {command!r} failed with exit status {proc.returncode}: {tail}")
+        warn(f"{kind} hook {command!r} failed with exit status {proc.returncode}: "
+             f"{proc.last_error_line()}")
         return False
     return True
 
 
 def run_hooks(commands: Sequence[str | None], kind: str, env: Mapping[str, str] | None = None,
-              warn: Callable[[str], None] = log.warning) -> bool:
+              warn: Callable[[str], None] = log.warning,
+              timeout: float | None = DEFAULT_HOOK_TIMEOUT) -> bool:
     """Run each distinct command once, in order; True when all succeeded."""
     ok = True
     seen: set[str] = set()
@@ -133,5 +142,5 @@ def run_hooks(commands: Sequence[str | None], kind: str, env: Mapping[str, str] 
         if not command or command in seen:
             continue
         seen.add(command)
-        ok = run_hook(command, kind, env, warn) and ok
+        ok = run_hook(command, kind, env, warn, timeout) and ok
     return ok

@@ -108,17 +108,36 @@ def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
     enhance_with(config, installer, req.domains, say)
 
 
-def enhance_with(config: argparse.Namespace, installer: Installer,
-                 domains: tuple[str, ...], say: Say) -> None:
+def redirect_by_default(config: argparse.Namespace, installer: Installer) -> None:
+    """Certbot's default for `run` and `install` (not `enhance`): redirect http to https
+    unless --no-redirect is given, when the installer can."""
+    if config.redirect is None and isinstance(installer, SupportsEnhancements) \
+            and "redirect" in installer.supported_enhancements():
+        config.redirect = True
+
+
+def check_enhancements(config: argparse.Namespace, installer: Installer) -> frozenset[str]:
+    """The enhancements asked for; an error, before anything is done, when the installer
+    can't do one (``auto-hsts``: none here can yet)."""
     wanted = frozenset(e for e in ENHANCEMENTS if getattr(config, e, None))
+    if getattr(config, "auto_hsts", False):
+        wanted |= {"auto-hsts"}
     if not wanted:
-        return
+        return wanted
     if not isinstance(installer, SupportsEnhancements):
         raise PluginError(f"the {installer.name} installer supports no enhancements")
     unsupported = wanted - installer.supported_enhancements()
     if unsupported:
         raise PluginError(f"the {installer.name} installer can't do: "
                           f"{', '.join(sorted(unsupported))}")
+    return wanted
+
+
+def enhance_with(config: argparse.Namespace, installer: Installer,
+                 domains: tuple[str, ...], say: Say) -> None:
+    wanted = check_enhancements(config, installer)
+    if not wanted or not isinstance(installer, SupportsEnhancements):  # (checked there)
+        return
     req = EnhanceRequest(domains=domains, enhancements=wanted, https_port=config.https_port,
                          http_port=config.http01_port)
     plan = installer.plan_enhance(req)
@@ -147,6 +166,8 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS):
         config.authenticator = name  # `-i nginx` alone: nginx also answers the challenges
     installer = load_installer(config, name)
+    redirect_by_default(config, installer)
+    check_enhancements(config, installer)  # before a certificate is asked for
     preflight.check(config, installer, say)  # a refusal before any order is placed
     lineage, _ = issue.obtain_lineage(config, say, ask)
     if lineage is None:  # dry run: show the config diff the install would make
@@ -185,6 +206,8 @@ def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if lineage is not None:
         _stored_installer(config, lineage)
     installer = load_installer(config)
+    redirect_by_default(config, installer)
+    check_enhancements(config, installer)
     req = request_for(config, lineage)
     preflight.check_certificate(installer, req)  # its key type: refused before any change
     deploy(config, installer, req, say)

@@ -15,25 +15,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from certwright.core.http01 import Probe
 
+from certwright.core.acme.identifiers import Identifier as Identifier  # plugins import it here
+
 AddArgument = Callable[..., Any]
 """``argparse`` ``add_argument`` of the group a plugin adds its options to."""
-
-
-@dataclass(frozen=True)
-class Identifier:
-    """An ACME identifier (RFC 8555 §9.7.7): ``dns`` or ``ip`` (RFC 8738)."""
-
-    type: str
-    value: str
-
-    @property
-    def is_wildcard(self) -> bool:
-        return self.type == "dns" and self.value.startswith("*.")
-
-    @property
-    def base(self) -> str:
-        """The name validated for this identifier: a wildcard's ``*.`` is removed (§7.1.3)."""
-        return self.value[2:] if self.is_wildcard else self.value
 
 
 @dataclass(frozen=True)
@@ -114,18 +99,75 @@ class PluginInfo:
 
 
 # -- installers ---------------------------------------------------------------------------
+FILE, SYMLINK = "file", "symlink"
+
+
+def link_digest(target: str) -> str:
+    """What ``expected_sha256`` holds for a symlink to ``target`` (a digest of the link
+    itself, never of what it points to)."""
+    import hashlib
+
+    return hashlib.sha256(b"symlink\0" + target.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 @dataclass(frozen=True)
 class FileChange:
-    """One file in a plan: its new bytes, and the SHA-256 of what it must replace.
+    """One file or symlink in a plan, and the SHA-256 of what it must replace.
 
-    ``expected_sha256=None`` means the file must not exist yet (it is created with
-    ``mode``); ``new_content=None`` means the file is removed.
+    ``kind="file"`` (the default): ``new_content`` is the new bytes, or None to remove the
+    file; ``expected_sha256=None`` means it must not exist yet (it is created with ``mode``;
+    an existing file keeps its mode and owner). A symlinked file is written through to its
+    target.
+
+    ``kind="symlink"``: ``path`` itself becomes a symlink to ``link_target`` (None removes
+    it), like ``sites-enabled/x.conf -> ../sites-available/x.conf``; ``expected_sha256`` is
+    :func:`link_digest` of the link it replaces (or None: nothing is there). Build these
+    with :meth:`symlink` and :meth:`remove_symlink`.
+
+    ``owner`` and ``group`` (a name or a numeric id) are given to a file this change
+    creates. ``secret`` marks a private key or a file holding credentials: it is created
+    0600 whatever ``mode`` says, and it is never shown in a ``--dry-run`` diff. (Backups of
+    every replaced file are 0600 in a 0700 journal.)
     """
 
     path: str
     new_content: bytes | None
     expected_sha256: str | None
     mode: int = 0o644
+    kind: str = FILE
+    link_target: str | None = None
+    owner: str | int | None = None
+    group: str | int | None = None
+    secret: bool = False
+
+    def __post_init__(self) -> None:
+        from certwright.core.errors import PluginError
+
+        if self.kind not in (FILE, SYMLINK):
+            raise PluginError(f"{self.path}: unknown change kind {self.kind!r}")
+        if self.kind == SYMLINK and self.new_content is not None:
+            raise PluginError(f"{self.path}: a symlink change has a link target, not content")
+        if self.kind == FILE and self.link_target is not None:
+            raise PluginError(f"{self.path}: a file change has content, not a link target")
+        if not 0 <= self.mode <= 0o7777:
+            raise PluginError(f"{self.path}: mode {self.mode!r} is not a file mode")
+        _refuse_control([("path", self.path), ("link target", self.link_target or "")])
+
+    @property
+    def create_mode(self) -> int:
+        return 0o600 if self.secret else self.mode
+
+    @classmethod
+    def symlink(cls, path: str, target: str, *, replaces: str | None = None) -> FileChange:
+        """Make ``path`` a symlink to ``target`` (``replaces``: the target of the link
+        there now, if any)."""
+        return cls(path, None, None if replaces is None else link_digest(replaces),
+                   kind=SYMLINK, link_target=target)
+
+    @classmethod
+    def remove_symlink(cls, path: str, target: str) -> FileChange:
+        """Remove the symlink ``path``, which must point to ``target``."""
+        return cls(path, None, link_digest(target), kind=SYMLINK)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -20,12 +19,15 @@ from certwright.core import (
     pending_hooks,
     plugins,
     preflight,
+    prompts,
     session,
 )
 from certwright.core.acme.errors import AcmeError
-from certwright.core.due import default_due_time
+from certwright.core.ari_check import AriCheck
+from certwright.core.due import should_renew
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import Authenticator, Identifier
+from certwright.core.lineage_cache import LineageCache
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import atomic_write
 from certwright.core.storage.lineage import Lineage
@@ -80,21 +82,25 @@ class Target:
     action: str  # "new", "renew", "expand", "keep"
 
 
-def renewal_due(lineage: Lineage, now: datetime.datetime | None = None) -> bool:
-    """Due by the lifetime rule (see :mod:`certwright.core.due`)."""
-    now = now or datetime.datetime.now(datetime.UTC)
-    due_time = default_due_time(lineage.not_before.timestamp(), lineage.not_after.timestamp())
-    return now.timestamp() >= due_time
+def renewal_due(config: argparse.Namespace, lineage: Lineage) -> bool:
+    """The one rule `renew` uses too (:func:`certwright.core.due.should_renew`): the
+    lifetime, ``renew_before_expiry``, the CA's ARI window, ``autorenew``, and
+    --force-renewal / --dry-run (a dry run always tries, as in Certbot)."""
+    cache = LineageCache(Path(config.work_dir))
+    try:
+        return should_renew(lineage, force=config.force_renewal or config.dry_run,
+                            cache=cache, ari=AriCheck(config, cache))
+    finally:
+        cache.save()
 
 
 def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Target:
     config_dir = Path(config.config_dir)
     wanted = {i.value for i in idents}
     if config.certname:
-        try:
-            existing: Lineage | None = lineages.load_lineage(config_dir, config.certname)
-        except Exception:
-            existing = None
+        # no renewal conf: a new lineage; one that can't be read stops here, naming the
+        # file (never a silent "foo-0001" beside it)
+        existing = lineages.find_lineage(config_dir, config.certname)
         if existing is None:
             if not idents:
                 raise ConfigError(f"no certificate named {config.certname!r} and no -d given")
@@ -108,6 +114,9 @@ def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Targe
     if config.duplicate:
         return Target(idents, None, base, "new")
     for candidate in lineages.list_lineages(config_dir):
+        if candidate.error:
+            _check_broken(candidate, base, wanted)
+            continue
         have = set(candidate.names)
         if have == wanted:
             return Target(idents, candidate, candidate.name, _action(config, candidate, idents))
@@ -121,12 +130,22 @@ def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Targe
     return Target(idents, None, base, "new")
 
 
+def _check_broken(candidate: Lineage, base: str, wanted: set[str]) -> None:
+    """A lineage whose renewal conf can't be read, that these names would renew (or whose
+    name a new lineage would take): stop, naming the file, rather than work around it."""
+    try:
+        have = set(candidate.names)
+    except Exception:
+        have = set()
+    if candidate.name == base or (have and have <= wanted):
+        raise ConfigError(f"{candidate.error} (certificate {candidate.name!r}; repair or "
+                          "delete it first)")
+
+
 def _action(config: argparse.Namespace, lineage: Lineage, idents: list[Identifier]) -> str:
     if set(lineage.names) != {i.value for i in idents}:
         return "expand"
-    if config.force_renewal or config.dry_run or renewal_due(lineage):
-        return "renew"  # a dry run always tries, as in Certbot
-    return "keep"
+    return "renew" if renewal_due(config, lineage) else "keep"
 
 
 def _keep_key_type(config: argparse.Namespace, lineage: Lineage) -> None:
@@ -168,6 +187,8 @@ def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: 
         if value not in (None, False, "", []):
             params[STORED_AS.get(key, key)] = value
     params["key_type"] = key_spec(config).key_type
+    if "autorenew" in getattr(config, "explicit", ()):  # --no-autorenew given (a stored
+        params["autorenew"] = False                     # value is kept as written)
     params.update(auth.renewal_params())
     return params
 
@@ -211,6 +232,9 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
             f"{target.lineage.not_after:%Y-%m-%d})." if target.lineage else "No action taken.")
         return target.lineage, False
     if target.lineage is not None:
+        if target.action == "expand" and config.certname:  # Certbot's question
+            prompts.confirm_new_names(config, target.name, target.lineage.names,
+                                      [i.value for i in target.identifiers], ask)
         _keep_key_type(config, target.lineage)
     key_spec(config)  # a bad key option is refused before an account is made at the CA
     auth = load_authenticator(config)
@@ -229,6 +253,8 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
         raise
     if lineage is None:
         say("The dry run was successful.")
+        if target.lineage is not None:  # --run-deploy-hooks: with the current certificate
+            runner.deploy(target.lineage)
         runner.post([], [])
         return None, False
     _report(say, lineage)
@@ -241,10 +267,12 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
 def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: Say,
           ask: Callable[[str], str] | None) -> Lineage | None:
     """Obtain a certificate for ``target`` and store it; None on a dry run."""
+    if target.lineage is not None:
+        session.refuse_test_over_real(config, target.name, target.lineage.params.get("server"))
     client, account = session.client_for(config, ask=ask)
     key = _choose_key(config, target, key_spec(config))
     issued = _issue_subset(config, client, auth, target.identifiers, key, say,
-                           getattr(config, "ari_replaces", None))
+                           getattr(config, "ari_replaces", None), ask)
     if config.dry_run:
         return None
     key_pem = keys.key_to_pem(key)
@@ -265,13 +293,14 @@ def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: 
 
 def _issue_subset(config: argparse.Namespace, client: Any, auth: Authenticator,
                   idents: list[Identifier], key: Any, say: Say,
-                  replaces: str | None) -> flow.Issued:
+                  replaces: str | None, ask: Callable[[str], str] | None = None
+                  ) -> flow.Issued:
     """The flow for ``idents``; with --allow-subset-of-names, names the CA did not
     validate are dropped and the rest asked for again in a new order, as in Certbot."""
     while True:
         csr = keys.make_csr(key, idents, must_staple=config.must_staple)
         try:
-            return _run_flow(config, client, auth, idents, csr, say, replaces)
+            return _run_flow(config, client, auth, idents, csr, say, replaces, ask)
         except flow.ValidationFailed as err:
             left = [i for i in idents if i.value not in err.failed]
             if not config.allow_subset_of_names or not left or len(left) == len(idents):
@@ -286,7 +315,8 @@ class HookRunner:
     As in Certbot: the executables in ``renewal-hooks/<kind>/`` first, then the commands
     given (on the command line, or stored for the lineages at hand), each distinct command
     once. Pre and post hooks also run on a dry run (they usually stop and start a server
-    that holds the port); deploy hooks do not.
+    that holds the port); deploy hooks do not, unless --run-deploy-hooks is given: then
+    they run once the test succeeded, with the lineage's current certificate.
     """
 
     def __init__(self, config: argparse.Namespace, say: Say) -> None:
@@ -307,29 +337,31 @@ class HookRunner:
             return
         self.ran_pre = True
         hooks.run_hooks(self._commands("pre", self.config.pre_hook, *stored), "pre",
-                        warn=self.warn)
+                        warn=self.warn, timeout=hooks.hook_timeout(self.config))
 
     def deploy(self, lineage: Lineage, given: str | None = None) -> bool:
-        if self.config.dry_run:
+        if self.config.dry_run and not getattr(self.config, "run_deploy_hooks", False):
             return True
         env = {"RENEWED_LINEAGE": str(lineage.live_dir),
                "RENEWED_DOMAINS": " ".join(lineage.names)}
         command = given if given is not None else self.config.deploy_hook
-        return hooks.run_hooks(self._commands("deploy", command), "deploy", env, self.warn)
+        return hooks.run_hooks(self._commands("deploy", command), "deploy", env, self.warn,
+                               hooks.hook_timeout(self.config))
 
     def post(self, renewed: list[str], failed: list[str], *stored: str | None) -> None:
         """``stored``: the post hooks of the lineages that were attempted."""
         env = {"RENEWED_DOMAINS": " ".join(renewed), "FAILED_DOMAINS": " ".join(failed)}
         hooks.run_hooks(self._commands("post", self.config.post_hook, *stored), "post", env,
-                        self.warn)
+                        self.warn, hooks.hook_timeout(self.config))
 
     def warn(self, text: str) -> None:
-        log.warning("%s", text)
+        log.error("%s", text)  # a failed hook is said even under -q, as in Certbot
 
 
 def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
               idents: list[Identifier], csr: bytes, say: Say,
-              replaces: str | None = None) -> flow.Issued:
+              replaces: str | None = None,
+              ask: Callable[[str], str] | None = None) -> flow.Issued:
     opts = flow.Options(
         timeout=config.issuance_timeout,
         preferred_challenges=config.pref_challs or (),
@@ -337,6 +369,7 @@ def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
         profile=choose_profile(config, client),
         replaces=replaces,
         fresh_authorizations=bool(config.dry_run),  # a dry run tests every challenge
+        pause=prompts.challenge_pause(config, say, ask) if config.debug_challenges else None,
     )
     say(f"Requesting a certificate for {_names_text(idents)}")
     try:
@@ -381,7 +414,8 @@ def _obtain_for_csr(config: argparse.Namespace, say: Say,
     client, _ = session.client_for(config, ask=ask)
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    issued = _run_flow(config, client, auth, idents, csr.public_bytes(Encoding.DER), say)
+    issued = _run_flow(config, client, auth, idents, csr.public_bytes(Encoding.DER), say,
+                       ask=ask)
     if config.dry_run:
         say("The dry run was successful.")
         return 0

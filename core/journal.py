@@ -8,7 +8,8 @@ journal is trusted only when:
   every backup are owned by the running user, are not symlinks, and are not writable by
   group or others;
 - each file path is one an installer plan could name: absolute, normalised (no ``..``),
-  not reached through a symlink, and without control characters;
+  not reached through a symlink (for a symlink change: its directory), and without control
+  characters; a symlink's record has no backup and its digests are those of its targets;
 - each backup is the very file the transaction writes for that record
   (``<journal>/<index>.orig``), and a record has a backup exactly when it had content before;
 - digests are SHA-256 hex, modes are permission bits, directories it created are parents of
@@ -101,7 +102,11 @@ def check_manifest(data: Mapping[str, Any], directory: Path) -> None:
 
 def _check_record(rec: Mapping[str, Any], index: int, directory: Path) -> None:
     path = rec.get("path")
-    if not is_plain_path(path):
+    kind = rec.get("kind", "file")
+    if kind not in ("file", "symlink"):
+        raise JournalRefused(directory, f"file record {index} has an unknown kind {kind!r}")
+    plain = is_plain_link_path(path) if kind == "symlink" else is_plain_path(path)
+    if not plain:
         raise JournalRefused(directory, f"file path {path!r} is not one a change could name "
                                         "(absolute, normalised, not through a symlink)")
     for key in ("sha_before", "sha_after"):
@@ -112,6 +117,9 @@ def _check_record(rec: Mapping[str, Any], index: int, directory: Path) -> None:
     if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777:
         raise JournalRefused(directory, f"mode of {path} is not a file mode")
     backup = rec.get("backup")
+    if kind == "symlink":
+        _check_link_record(rec, str(path), directory)
+        return
     if (backup is None) != (rec.get("sha_before") is None):
         raise JournalRefused(directory, f"{path} has a backup without content before, or "
                                         "content before without a backup")
@@ -121,3 +129,30 @@ def _check_record(rec: Mapping[str, Any], index: int, directory: Path) -> None:
             raise JournalRefused(directory, f"backup {backup!r} of {path} is not {expected}")
         # its owner and mode are checked when it is about to be restored (an old journal
         # whose backups were cleaned up must not stop every command)
+
+
+def _check_link_record(rec: Mapping[str, Any], path: str, directory: Path) -> None:
+    """A symlink's record has no backup; its digests are those of its targets."""
+    from certwright.core.interfaces import link_digest
+
+    if rec.get("backup") is not None:
+        raise JournalRefused(directory, f"the symlink {path} has a backup")
+    for target_key, sha_key in (("link_before", "sha_before"), ("link_after", "sha_after")):
+        target = rec.get(target_key)
+        if target is not None and (not isinstance(target, str) or not target
+                                   or _CONTROL.search(target)):
+            raise JournalRefused(directory, f"{target_key} of {path} is not a link target")
+        expected = None if target is None else link_digest(target)
+        if rec.get(sha_key) != expected:
+            raise JournalRefused(directory, f"{sha_key} of {path} is not the digest of its "
+                                            f"{target_key}")
+
+
+def is_plain_link_path(path: object) -> bool:
+    """A symlink's own path: plain, its directory not reached through a symlink."""
+    if not isinstance(path, str) or not path.startswith("/") or _CONTROL.search(path):
+        return False
+    if os.path.normpath(path) != path or path == "/":
+        return False
+    parent = os.path.dirname(path)
+    return os.path.realpath(parent) == parent

@@ -68,14 +68,6 @@ def load_private_key(pem: bytes, source: str = "key") -> Any:
         raise ConfigError(f"{source}: not a readable unencrypted PEM private key ({exc})") from None
 
 
-def describe_key(key: Any) -> str:
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        return f"ECDSA {key.curve.name}"
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        return f"RSA {key.key_size}"
-    return type(key).__name__
-
-
 def make_csr(key: Any, identifiers: Sequence[Identifier], must_staple: bool = False) -> bytes:
     """A DER CSR with every identifier as a SAN and the first DNS name as CN (≤ 64 bytes)."""
     sans: list[x509.GeneralName] = []

@@ -185,8 +185,15 @@ def reconfigure(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         ns.webroot_map = None  # `--webroot -w DIR` moves every name, not only unmapped ones
     auth = issue.load_authenticator(ns)
     target = issue.Target(names.parse_domains(lin.names), lin, lin.name, "renew")
+    explicit_hook = "deploy_hook" in explicit
+    if explicit_hook and not ns.run_deploy_hooks and ask is not None:  # as Certbot asks
+        ns.run_deploy_hooks = ask(
+            "Run the deploy hooks (directory hooks too, unless --no-directory-hooks) after "
+            "the dry run, with the current certificate? [y/N] ").strip().lower() in ("y", "yes")
     say(f"Simulating a renewal of {lin.name} with the new options...")
     issue.issue(ns, target, auth, say, None)
+    if ns.run_deploy_hooks:  # the test passed: the hooks get the current certificate
+        issue.HookRunner(ns, say).deploy(lin, ns.deploy_hook)
     _, account = session.client_for(ns, register_if_missing=False)
     params = issue.renewal_params(ns, auth, account.id, session.server_url(ns))
     conf = read_renewal_conf(lin.conf.path)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 
+from certwright.core.acme.identifiers import Identifier
+from certwright.core.acme.identifiers import normalize_domain as normalize_domain
+from certwright.core.acme.identifiers import parse_identifier as parse_identifier
 from certwright.core.errors import ConfigError
-from certwright.core.interfaces import Identifier
 
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # fullmatch: "$" allows "\n"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -32,59 +32,6 @@ def check_cert_name(name: str) -> str:
     if name.startswith("."):
         raise ConfigError(f"--cert-name {name!r}: a name can't be '.', '..' or start with '.'")
     return name
-
-
-def _to_ascii(name: str) -> str:
-    if name.isascii():
-        return name
-    import idna  # only for internationalized names
-
-    try:
-        return str(idna.encode(name, uts46=True).decode("ascii"))
-    except idna.IDNAError as exc:
-        raise ConfigError(f"invalid domain {name!r}: {exc}") from None
-
-
-def normalize_domain(raw: str) -> str:
-    """Lower-case, punycode, check each label; raise ConfigError naming the problem."""
-    name = raw.strip().rstrip(".").lower()
-    if not name:
-        raise ConfigError(f"invalid domain {raw!r}: empty")
-    wildcard = name.startswith("*.")
-    body = name[2:] if wildcard else name
-    if "*" in body:
-        raise ConfigError(f"invalid domain {raw!r}: '*' is only allowed as the whole first label")
-    labels = body.split(".")
-    body = ".".join(_to_ascii(label) if label else label for label in labels)
-    labels = body.split(".")
-    for label in labels:
-        if not label:
-            raise ConfigError(f"invalid domain {raw!r}: empty label")
-        if len(label) > 63:
-            raise ConfigError(f"invalid domain {raw!r}: label {label[:20]}… is over 63 bytes")
-        if "_" in label:
-            raise ConfigError(f"invalid domain {raw!r}: '_' is not allowed in a host name")
-        if not _LABEL.fullmatch(label):
-            raise ConfigError(
-                f"invalid domain {raw!r}: label {label!r} must be letters, digits and inner '-'"
-            )
-    if len(labels) < 2:
-        raise ConfigError(f"invalid domain {raw!r}: a bare top-level name can't get a certificate")
-    if labels[-1].isdigit():
-        raise ConfigError(f"invalid domain {raw!r}: the top-level label is numeric")
-    if len(body) > 253:
-        raise ConfigError(f"invalid domain {raw!r}: longer than 253 bytes")
-    return ("*." if wildcard else "") + body
-
-
-def parse_identifier(raw: str) -> Identifier:
-    """An IP address becomes an ``ip`` identifier (RFC 8738), anything else a DNS name."""
-    text = raw.strip()
-    try:
-        addr = ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return Identifier("dns", normalize_domain(text))
-    return Identifier("ip", str(addr))
 
 
 def parse_domains(values: Iterable[str]) -> list[Identifier]:

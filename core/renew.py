@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certwright.core import pending_hooks, redeploy
+from certwright.core import clock, pending_hooks, redeploy
 from certwright.core.ari_check import AriCheck
-from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
-from certwright.core.due import default_due_time
+from certwright.core.cas import LE_PRODUCTION, LE_STAGING
+from certwright.core.due import as_bool as _as_bool
+from certwright.core.due import should_renew
 from certwright.core.errors import CertwrightError, ConfigError
 from certwright.core.lineage_cache import LineageCache
 from certwright.core.storage import lineage as lineages
@@ -53,31 +54,6 @@ class Outcome:
     status: str  # renewed | not-due | failed | dry-run | installed | hooks
     detail: str = ""
     domains: tuple[str, ...] = ()
-
-
-# -- is it due? ---------------------------------------------------------------------------
-def _renew_before_expiry(lin: Lineage) -> float | None:
-    text = str(lin.conf.extra.get("renew_before_expiry", "") or "").strip()
-    parts = text.split()
-    if len(parts) == 2 and parts[0].isascii() and parts[0].isdigit() \
-            and parts[1].rstrip("s") in ("day", "week"):
-        unit = 86400 if parts[1].startswith("day") else 7 * 86400
-        return int(parts[0]) * unit
-    return None
-
-
-def is_due(lin: Lineage, cache: LineageCache, now: float, ari: AriCheck | None) -> bool:
-    found = cache.summary(lin)
-    nb, na = found.not_before, found.not_after
-    due = default_due_time(nb, na)
-    before = _renew_before_expiry(lin)
-    if before is not None:
-        due = na - before
-    if ari is not None:
-        moment = ari.renewal_time(lin, now, found.serial)
-        if moment is not None:
-            due = min(due, moment)
-    return now >= due
 
 
 # -- per-lineage configuration ------------------------------------------------------------
@@ -215,8 +191,10 @@ class Renewer:
         except Exception as exc:
             log.exception("renewal of %s failed", lin.name)
             return Outcome(lin.name, "failed", f"{type(exc).__name__}: {exc}", _names_of(lin))
-        if new is None:
-            return Outcome(lin.name, "dry-run", "", tuple(lin.names))
+        if new is None:  # --run-deploy-hooks: with the current certificate
+            ok = self.runner.deploy(lin, ns.deploy_hook)
+            return Outcome(lin.name, "dry-run", "" if ok else "a deploy hook failed",
+                           tuple(lin.names))
         if installed:
             self.deployer.add(ns, new)
         ok = self.runner.deploy(new, ns.deploy_hook)
@@ -239,7 +217,7 @@ class Renewer:
 
     def _replaces(self, ns: argparse.Namespace, lin: Lineage) -> str | None:
         """RFC 9773 §5: name the certificate this order replaces, when the CA speaks ARI."""
-        if not ns.server or not self.ari.offers_ari(str(ns.server), time.time()):
+        if not ns.server or not self.ari.offers_ari(str(ns.server), clock.now()):
             return None
         try:
             from certwright.core import ari
@@ -267,15 +245,14 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     owed = {} if config.dry_run else pending_hooks.pending(Path(config.work_dir))
     cache = LineageCache(Path(config.work_dir))
     ari = AriCheck(config, cache)
-    now = time.time()
+    now = clock.now()
     for lin in found:
         if lin.error:
             outcomes.append(Outcome(lin.name, "failed", lin.error))
             continue
         try:
-            autorenew = _as_bool(lin.params.get("autorenew", True))
-            wanted = config.force_renewal or config.dry_run or (
-                autorenew and is_due(lin, cache, now, ari))
+            wanted = should_renew(lin, now, force=config.force_renewal or config.dry_run,
+                                  cache=cache, ari=ari)
         except Exception as exc:
             outcomes.append(Outcome(lin.name, "failed", f"can't read the certificate: {exc}"))
             continue
@@ -361,11 +338,6 @@ def _live_version(lin: Lineage) -> int | None:
         return lin.current_version()
     except Exception:
         return None
-
-
-def _as_bool(value: object) -> bool:
-    """configobj's as_bool, which Certbot reads these with: yes/no, on/off, 1/0 too."""
-    return str(value).strip().lower() not in ("false", "no", "off", "0")
 
 
 def _names_of(lin: Lineage) -> tuple[str, ...]:

@@ -6,14 +6,15 @@ import argparse
 import datetime
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from certwright.core.acme.client import AcmeClient
 from certwright.core.acme.errors import AcmeError
 from certwright.core.acme.jws import jwk_of
-from certwright.core.acme.transport import Transport
-from certwright.core.cli_parser import LE_PRODUCTION, LE_STAGING
+from certwright.core.acme.transport import Transport, default_user_agent
+from certwright.core.cas import LE_PRODUCTION, LE_STAGING
 from certwright.core.errors import ConfigError
 from certwright.core.keys import KeySpec
 from certwright.core.storage import accounts as store
@@ -26,19 +27,73 @@ def server_url(config: argparse.Namespace) -> str:
     if config.server:
         if config.staging and config.server not in (LE_STAGING, LE_PRODUCTION):
             raise ConfigError("--staging and --server name different CAs; give one of them")
+        if config.staging:  # Let's Encrypt's production (given, or stored) -> its staging
+            return LE_STAGING
         return str(config.server)
     if config.staging or config.dry_run:
         return LE_STAGING
     return LE_PRODUCTION
 
 
+def is_staging(url: str) -> bool:
+    """Certbot's rule for a test CA: Let's Encrypt's staging URL, or "staging" in it."""
+    return url == LE_STAGING or "staging" in url
+
+
+def refuse_test_over_real(config: argparse.Namespace, name: str, stored: object) -> None:
+    """Certbot's guard: a certificate from a real CA (``stored``: the lineage's server) is
+    not replaced by one from a test CA unless --break-my-certs (a dry run saves nothing)."""
+    if config.dry_run or getattr(config, "break_my_certs", False):
+        return
+    if stored in (None, "", "None"):
+        return
+    url = server_url(config)
+    if is_staging(url) and not is_staging(str(stored)):
+        raise ConfigError(
+            f"certificate {name!r} comes from {stored}; replacing it with one from the test "
+            f"CA {url} would break it: give --break-my-certs to do it anyway")
+
+
 def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
-    """``--no-verify-ssl`` goes with every request, so that it wins over
+    """The process's one transport for the CA at ``url`` (default: the configured one),
+    shared by every order, account and ARI request: one directory fetch, one nonce pool,
+    one connection pool. ``--no-verify-ssl`` goes with every request, so that it wins over
     ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (a session-wide ``verify`` does not)."""
-    if not config.no_verify_ssl:
-        return Transport(url or server_url(config), user_agent=config.user_agent)
-    _quiet_insecure_warnings()
-    return Transport(url or server_url(config), user_agent=config.user_agent, verify=False)
+    url = url or server_url(config)
+    if config.no_verify_ssl:
+        _quiet_insecure_warnings()
+    return TRANSPORTS.get(url, verify=False if config.no_verify_ssl else None,
+                          user_agent=user_agent(config))
+
+
+def user_agent(config: argparse.Namespace) -> str | None:
+    """``--user-agent`` as given; else the default with ``--user-agent-comment`` in it
+    (None: the transport's own default)."""
+    if config.user_agent:
+        return str(config.user_agent)
+    comment = getattr(config, "user_agent_comment", None)
+    return default_user_agent(comment) if comment else None
+
+
+class Transports:
+    """Transports by CA, made on first use and kept for the life of the process (a fleet
+    issuing many certificates in one process talks to each CA through one of them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[tuple[str, bool | None, str | None], Transport] = {}
+
+    def get(self, url: str, *, verify: bool | None = None,
+            user_agent: str | None = None) -> Transport:
+        key = (url, verify, user_agent)
+        with self._lock:
+            found = self._made.get(key)
+            if found is None:
+                found = self._made[key] = Transport(url, user_agent=user_agent, verify=verify)
+            return found
+
+
+TRANSPORTS = Transports()
 
 
 _WARNED_INSECURE: list[bool] = []
@@ -129,7 +184,8 @@ def register(
         raise ConfigError("this CA requires External Account Binding: give --eab-kid and "
                           "--eab-hmac-key")
     account = client.register(contact_from(config), agree_tos=True, eab_kid=config.eab_kid,
-                              eab_hmac_key=config.eab_hmac_key)
+                              eab_hmac_key=config.eab_hmac_key,
+                              eab_alg=getattr(config, "eab_hmac_alg", None) or "HS256")
     acct = store.Account(
         id=store.account_id_for_key(client.key),
         key=client.key,

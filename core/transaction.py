@@ -18,7 +18,6 @@ not have written is refused, and nothing in it is acted on.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -32,19 +31,36 @@ from pathlib import Path
 from typing import Any
 
 from certwright.core.errors import CertwrightError
-from certwright.core.interfaces import ChangePlan
+from certwright.core.filestate import (
+    TransactionError,
+    link_of,
+    owner_ids,
+    read,
+    sha256_of,
+    state_of,
+    target_path,
+)
+from certwright.core.interfaces import FILE, SYMLINK, ChangePlan, FileChange, link_digest
 from certwright.core.journal import JournalRefused, check_manifest, check_private
-from certwright.core.storage.files import atomic_write, ensure_dir, is_temp_name
+from certwright.core.storage.files import atomic_symlink, atomic_write, ensure_dir, is_temp_name
 
 OPEN, COMMITTED, ROLLED_BACK = "open", "committed", "rolled-back"
 _SEQ = re.compile(r"([0-9]{10})-")
+JOURNAL_NAME = re.compile(r"[0-9]{10}-[0-9]{8}T[0-9]{6}-[0-9]+")
 _command_id: str | None = None
+_changed = False  # a journal was written or removed since the command began
+
+
+def journals_changed() -> bool:
+    """Whether this command wrote or removed a journal (then it is worth pruning)."""
+    return _changed
 
 
 def begin_command() -> str:
     """Start a new command: every transaction from now on belongs to one checkpoint."""
-    global _command_id
+    global _command_id, _changed
     _command_id = uuid.uuid4().hex
+    _changed = False
     return _command_id
 
 
@@ -59,30 +75,19 @@ def one_checkpoint() -> Iterator[str]:
         _command_id = None
 
 
-class TransactionError(CertwrightError):
-    """A file changed under us, or a rollback could not restore a file."""
-
-
-def sha256_of(data: bytes | None) -> str | None:
-    return None if data is None else hashlib.sha256(data).hexdigest()
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise TransactionError(f"{path}: can't read: {exc.strerror}") from None
-
-
 @dataclass
 class FileRecord:
+    """One change as journaled. A file's ``backup`` holds its bytes before (None: it was
+    created); a symlink's ``link_before``/``link_after`` are its targets (None: absent)."""
+
     path: str
     sha_before: str | None
     sha_after: str | None
     backup: str | None
     mode: int
+    kind: str = FILE
+    link_before: str | None = None
+    link_after: str | None = None
 
 
 @dataclass
@@ -180,36 +185,64 @@ class Transaction:
         return txn
 
     def _save(self) -> None:
+        global _changed
+        _changed = True
         data = asdict(self.manifest)
         atomic_write(self.dir / "manifest.json", json.dumps(data, indent=1).encode(), 0o600)
 
     def apply(self, plan: ChangePlan) -> None:
-        """Check every expected SHA-256 first; then back up, journal and write each file."""
-        targets = [(Path(os.path.realpath(c.path)), c) for c in plan.changes]
+        """Check every expected digest (and every owner) first; then, change by change,
+        back up, journal, and write."""
+        targets = [(target_path(c), c) for c in plan.changes]
+        owners = [owner_ids(c) for c in plan.changes]
         for path, change in targets:
-            found = sha256_of(_read(path))
+            found = state_of(change.kind, path)
+            if change.kind == SYMLINK:
+                link_of(path)  # a file where the link goes is refused
             if found != change.expected_sha256:
                 what = "exists already" if change.expected_sha256 is None else (
                     "is gone" if found is None else "changed since it was read")
                 raise TransactionError(f"{path} {what}; nothing was written")
-        for path, change in targets:
-            before = _read(path)
-            index = len(self.manifest.files)
-            backup = None
-            mode = change.mode
-            if before is not None:
-                backup = str(self.dir / f"{index}.orig")
-                atomic_write(Path(backup), before, 0o600)
-                mode = path.stat().st_mode & 0o7777
-            self.manifest.files.append(FileRecord(
-                path=str(path), sha_before=sha256_of(before),
-                sha_after=sha256_of(change.new_content), backup=backup, mode=mode))
-            self._save()
-            if change.new_content is None:
-                path.unlink(missing_ok=True)
+        for (path, change), owner in zip(targets, owners, strict=True):
+            if change.kind == SYMLINK:
+                self._apply_link(path, change)
             else:
-                self._make_parents(path.parent)
-                atomic_write(path, change.new_content, mode)
+                self._apply_file(path, change, owner)
+
+    def _apply_file(self, path: Path, change: FileChange,
+                    owner: tuple[int, int] | None) -> None:
+        before = read(path)
+        index = len(self.manifest.files)
+        backup = None
+        mode = change.create_mode
+        if before is not None:
+            backup = str(self.dir / f"{index}.orig")
+            atomic_write(Path(backup), before, 0o600)  # private, whatever it held
+            mode = path.stat().st_mode & 0o7777
+            owner = None  # an existing file keeps its owner
+        self.manifest.files.append(FileRecord(
+            path=str(path), sha_before=sha256_of(before),
+            sha_after=sha256_of(change.new_content), backup=backup, mode=mode))
+        self._save()
+        if change.new_content is None:
+            path.unlink(missing_ok=True)
+        else:
+            self._make_parents(path.parent)
+            atomic_write(path, change.new_content, mode, owner)
+
+    def _apply_link(self, path: Path, change: FileChange) -> None:
+        before = link_of(path)
+        self.manifest.files.append(FileRecord(
+            path=str(path), sha_before=None if before is None else link_digest(before),
+            sha_after=None if change.link_target is None else link_digest(change.link_target),
+            backup=None, mode=0o777, kind=SYMLINK, link_before=before,
+            link_after=change.link_target))
+        self._save()
+        if change.link_target is None:
+            path.unlink(missing_ok=True)
+        else:
+            self._make_parents(path.parent)
+            atomic_symlink(change.link_target, path)
 
     def _make_parents(self, directory: Path) -> None:
         """Create missing directories, journaled first, so a rollback removes them too."""
@@ -236,7 +269,7 @@ class Transaction:
         the transaction wrote, skips those still as they were before, and refuses the whole
         journal, touching nothing, when a file holds anything else."""
         records = list(reversed(self.manifest.files))
-        found = {rec.path: sha256_of(_read(Path(rec.path))) for rec in records}
+        found = {rec.path: state_of(rec.kind, Path(rec.path)) for rec in records}
         if check_after:
             for rec in records:
                 if found[rec.path] != rec.sha_after:
@@ -251,7 +284,7 @@ class Transaction:
         for rec in records:  # every backup read and checked before any file is touched
             if rec.backup is not None:
                 check_private(Path(rec.backup), directory=False, journal=self.dir)
-                data = _read(Path(rec.backup))
+                data = read(Path(rec.backup))
                 if data is None:
                     raise TransactionError(f"backup {rec.backup} of {rec.path} is missing")
                 if sha256_of(data) != rec.sha_before:
@@ -263,7 +296,9 @@ class Transaction:
             path = Path(rec.path)
             if recovering and found[rec.path] == rec.sha_before:
                 continue  # the crash came before this file was written
-            if rec.backup is None:
+            if rec.kind == SYMLINK and rec.link_before is not None:
+                atomic_symlink(rec.link_before, path)
+            elif rec.backup is None:
                 path.unlink(missing_ok=True)
             else:
                 atomic_write(path, backups[rec.backup], rec.mode)
@@ -278,7 +313,7 @@ class Transaction:
         this one wrote (a checkpoint undone earlier may have had to leave them because this
         one's files were still there). Deepest first, and only when empty."""
         mine = set(self.manifest.created_dirs)
-        files = [rec.path for rec in self.manifest.files if rec.backup is None]
+        files = [rec.path for rec in self.manifest.files if rec.sha_before is None]
         for other in _trusted_siblings(self.dir) if files else ():
             mine.update(d for d in other.created_dirs
                         if any(f.startswith(d + "/") for f in files))
@@ -320,12 +355,17 @@ def transactions(work_dir: Path) -> list[Transaction]:
 
 def recover(work_dir: Path) -> list[str]:
     """Roll back every transaction a crash left open; one message per transaction."""
+    return recover_journals(transactions(work_dir))
+
+
+def recover_journals(found: list[Transaction]) -> list[str]:
+    """``recover`` over journals already read (``transactions``)."""
     messages = []
-    for txn in transactions(work_dir):
+    for txn in found:
         if txn.manifest.state == OPEN:
-            txn.rollback(recovering=True)
-            for rec in txn.manifest.files:
+            for rec in txn.manifest.files:  # first: they would keep a directory it made
                 _remove_write_leftovers(Path(rec.path))
+            txn.rollback(recovering=True)
             messages.append(f"Rolled back the unfinished change {txn.manifest.title!r} left "
                             "by an interrupted run")
             if txn.manifest.temporary:
@@ -357,12 +397,12 @@ def checkpoints(work_dir: Path) -> list[list[Transaction]]:
 def rollback_checkpoint(group: list[Transaction]) -> list[str]:
     """Undo one checkpoint (all its transactions, newest first). Every file must still hold
     what the checkpoint's last write to it left, or nothing is undone."""
-    latest: dict[str, str | None] = {}
+    latest: dict[str, tuple[str, str | None]] = {}
     for txn in reversed(group):
         for rec in txn.manifest.files:
-            latest.setdefault(rec.path, rec.sha_after)
-    for path, sha in latest.items():
-        if sha256_of(_read(Path(path))) != sha:
+            latest.setdefault(rec.path, (rec.kind, rec.sha_after))
+    for path, (kind, sha) in latest.items():
+        if state_of(kind, Path(path)) != sha:
             title = " + ".join(t.manifest.title for t in group)
             raise TransactionError(f"{path} was changed after {title!r}; not rolled back")
     restored: list[str] = []

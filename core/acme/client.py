@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 from josepy.jwk import JWK
 
+from certwright.core import poll
 from certwright.core.acme import jws
 from certwright.core.acme.errors import AcmeError, TransportError
+from certwright.core.acme.identifiers import Identifier
 from certwright.core.acme.messages import (
     Account,
     Authorization,
@@ -21,7 +23,7 @@ from certwright.core.acme.messages import (
     identifier_json,
 )
 from certwright.core.acme.transport import RequestTimeout, Response, Transport
-from certwright.core.interfaces import Identifier
+from certwright.core.poll import Wait, poll_until
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +52,11 @@ class CertificateChain:
 
 
 @dataclass(frozen=True)
-class Backoff:
-    """Polling schedule: start fast, grow, but never past ``maximum`` seconds per wait."""
+class Backoff(poll.Backoff):
+    """Polling schedule for the CA: start fast, grow, but never past ``maximum`` s."""
 
-    first: float = 0.02
     factor: float = 1.6
     maximum: float = 3.0
-
-    def delays(self) -> Any:
-        delay = self.first
-        while True:
-            yield delay
-            delay = min(delay * self.factor, self.maximum)
 
 
 class AcmeClient:
@@ -97,6 +92,7 @@ class AcmeClient:
         agree_tos: bool = True,
         eab_kid: str | None = None,
         eab_hmac_key: str | None = None,
+        eab_alg: str = "HS256",
         only_return_existing: bool = False,
     ) -> Account:
         url = self.directory.new_account
@@ -108,7 +104,7 @@ class AcmeClient:
             payload["termsOfServiceAgreed"] = agree_tos
         if eab_kid and eab_hmac_key and not only_return_existing:
             payload["externalAccountBinding"] = jws.eab_binding(
-                self.key, kid=eab_kid, hmac_key_b64=eab_hmac_key, url=url
+                self.key, kid=eab_kid, hmac_key_b64=eab_hmac_key, url=url, alg=eab_alg
             )
         resp = self.transport.post(url, payload, self.key, None)
         if not resp.location:
@@ -182,23 +178,27 @@ class AcmeClient:
     ) -> T:
         """Fetch until ``done``; wait Retry-After when given, else back off from ~20 ms.
         A fetch the server leaves unanswered is asked again (it is only a read)."""
-        delays = self.backoff.delays()
-        while True:
+        unanswered = [False]
+
+        def check() -> T | Wait | None:
             try:
                 value, resp = fetch()
             except RequestTimeout:
-                if time.monotonic() >= deadline:
-                    raise PollTimeout(f"timed out waiting for {what}: the CA does not answer "
-                                      "(see --issuance-timeout)") from None
                 log.warning("no answer polling %s; asking again", what)
-                continue
+                unanswered[0] = True
+                return Wait(0.0)
+            unanswered[0] = False
             if done(value):
                 return value
-            wait = resp.retry_after
-            wait = next(delays) if wait is None else min(wait, 60.0)
-            if time.monotonic() + wait > deadline:
-                raise PollTimeout(f"timed out waiting for {what} (see --issuance-timeout)")
-            time.sleep(wait)
+            after = resp.retry_after
+            return None if after is None else Wait(min(after, 60.0))
+
+        found = poll_until(check, deadline=deadline, first=self.backoff.first,
+                           factor=self.backoff.factor, maximum=self.backoff.maximum)
+        if found is None:
+            why = ": the CA does not answer" if unanswered[0] else ""
+            raise PollTimeout(f"timed out waiting for {what}{why} (see --issuance-timeout)")
+        return found
 
     def poll_authorization(self, url: str, deadline: float) -> Authorization:
         def fetch() -> tuple[Authorization, Response]:

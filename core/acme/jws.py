@@ -86,18 +86,28 @@ def sign(
     return {"protected": protected, "payload": body, "signature": b64(signature)}
 
 
+EAB_ALGS: dict[str, jwa.JWASignature] = {"HS256": jwa.HS256, "HS384": jwa.HS384,
+                                         "HS512": jwa.HS512}
+
+
 def eab_binding(
-    account_key: jwk.JWK, *, kid: str, hmac_key_b64: str, url: str
+    account_key: jwk.JWK, *, kid: str, hmac_key_b64: str, url: str, alg: str = "HS256"
 ) -> dict[str, str]:
-    """External Account Binding (§7.3.4): the account's public key signed with the CA's MAC key."""
+    """External Account Binding (§7.3.4): the account's public key signed with the CA's MAC
+    key, by the MAC algorithm ``alg`` (HS256, HS384 or HS512)."""
+    try:
+        mac = EAB_ALGS[alg]
+    except KeyError:
+        raise ConfigError(f"--eab-hmac-alg {alg!r}: choose one of {', '.join(EAB_ALGS)}") \
+            from None
     try:
         mac_key = jose_b64.b64decode(hmac_key_b64.strip())
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"--eab-hmac-key is not base64url: {exc}") from None
-    header = {"alg": "HS256", "kid": kid, "url": url}
+    header = {"alg": mac.name, "kid": kid, "url": url}
     protected = b64(json.dumps(header, separators=(",", ":")).encode())
     body = b64(json.dumps(public_jwk_json(account_key), separators=(",", ":")).encode())
-    signature = jwa.HS256.sign(mac_key, f"{protected}.{body}".encode("ascii"))
+    signature = mac.sign(mac_key, f"{protected}.{body}".encode("ascii"))
     return {"protected": protected, "payload": body, "signature": b64(signature)}
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certwright.core.acme.errors import AcmeError, TransportError, printable
+from certwright.core.acme.identifiers import Identifier, normalize_domain
 from certwright.core.errors import ConfigError
-from certwright.core.interfaces import Identifier
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 """RFC 8555 §8.1: a token is base64url without padding; full-match it."""
@@ -38,8 +38,6 @@ def identifier_json(ident: Identifier) -> dict[str, str]:
 
 def _identifier(data: object) -> Identifier:
     """A DNS name (normalised as ours are) or an IP address; nothing else."""
-    from certwright.core.names import normalize_domain
-
     if not isinstance(data, Mapping):
         raise UnsafeResponse("identifier", data)
     kind, value = data.get("type"), data.get("value")

@@ -10,6 +10,7 @@ import contextlib
 import email.utils
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,12 @@ class Response:
     @property
     def retry_after(self) -> float | None:
         return parse_retry_after(self.headers.get("Retry-After"))
+
+
+def default_user_agent(comment: str | None = None) -> str:
+    """``certwright/VERSION``, with ``--user-agent-comment`` as the product's comment
+    (RFC 9110 §10.1.5): ``certwright/VERSION (COMMENT)``."""
+    return f"certwright/{__version__} ({comment})" if comment else f"certwright/{__version__}"
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -125,13 +132,14 @@ class Transport:
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
-        self.session.headers["User-Agent"] = user_agent or f"certwright/{__version__}"
+        self.session.headers["User-Agent"] = user_agent or default_user_agent()
         self.timeout = timeout
         self.bad_nonce_retries = bad_nonce_retries
         self.rate_limit_max_wait = rate_limit_max_wait
         self._sleep = sleep
-        self._nonces: list[str] = []
+        self._nonces: list[str] = []  # append and pop are atomic: shared by threads
         self._directory: Directory | None = None
+        self._directory_lock = threading.Lock()
 
     # -- plain HTTP -------------------------------------------------------------------
     def _request(self, method: str, url: str, *, timeout: float | None = None,
@@ -163,32 +171,35 @@ class Transport:
 
     @property
     def directory(self) -> Directory:
-        if self._directory is None:
-            resp = self.get(self.directory_url)
-            try:
-                data = resp.json()
-                self._directory = Directory.from_json(self.directory_url, data)
-            except (TransportError, KeyError):
-                raise TransportError(
-                    f"{self.directory_url} is not an ACME directory (no newNonce/newAccount/"
-                    "newOrder); check --server"
-                ) from None
-        return self._directory
+        """Fetched once, by whichever thread asks first; the others wait for it."""
+        if self._directory is not None:
+            return self._directory
+        with self._directory_lock:
+            if self._directory is None:
+                resp = self.get(self.directory_url)
+                try:
+                    data = resp.json()
+                    self._directory = Directory.from_json(self.directory_url, data)
+                except (TransportError, KeyError):
+                    raise TransportError(
+                        f"{self.directory_url} is not an ACME directory (no newNonce/"
+                        "newAccount/newOrder); check --server"
+                    ) from None
+            return self._directory
 
     # -- signed requests --------------------------------------------------------------
     def _nonce(self) -> str:
         # list.pop is atomic, a check before it is not: threads sharing this transport
         # may empty the pool between the two
-        with contextlib.suppress(IndexError):
-            return self._nonces.pop()
-        resp = self._request("HEAD", self.directory.new_nonce)
-        try:
-            return self._nonces.pop()
-        except IndexError:
-            if resp.headers.get("Replay-Nonce"):  # another thread took it: ask again
-                return self._nonce()
-            raise TransportError(f"{resp.url}: no Replay-Nonce in the newNonce response") \
-                from None
+        while True:
+            with contextlib.suppress(IndexError):
+                return self._nonces.pop()
+            resp = self._request("HEAD", self.directory.new_nonce)
+            with contextlib.suppress(IndexError):
+                return self._nonces.pop()
+            if not resp.headers.get("Replay-Nonce"):
+                raise TransportError(f"{resp.url}: no Replay-Nonce in the newNonce response")
+            # another thread took the one this request brought: ask again
 
     def post(
         self,

@@ -67,8 +67,13 @@ def _keep_owner(fd: int, path: Path) -> None:
     os.fchown(fd, old.st_uid, old.st_gid)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644,
+                 owner: tuple[int, int] | None = None) -> None:
     """Replace ``path`` with ``data`` atomically; the file ends up with exactly ``mode``.
+
+    ``owner`` (uid, gid; -1 keeps one) is given to the new file before it takes the name,
+    so it never appears with another owner; otherwise, as root, the replaced file's owner
+    is kept.
 
     On failure (a full disk, a read-only filesystem, ...) the temporary file is removed,
     the old file is left untouched and :class:`StorageError` names the path and the reason.
@@ -78,7 +83,10 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         os.fchmod(fd, mode)  # the umask may have removed bits; it can only have removed them
-        _keep_owner(fd, path)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        else:
+            _keep_owner(fd, path)
         _write_all(fd, data)
         os.fsync(fd)
         os.close(fd)

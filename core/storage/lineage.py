@@ -609,11 +609,20 @@ def list_lineages(config_dir: Path) -> list[Lineage]:
     return lineages
 
 
+def find_lineage(config_dir: Path, name: str) -> Lineage | None:
+    """The lineage ``name``, None when it has no renewal conf; a conf that exists but
+    can't be read or used raises StorageError naming it."""
+    root = Path(os.path.abspath(config_dir))
+    if not os.path.lexists(root / "renewal" / f"{_valid_name(name)}.conf"):
+        return None
+    return load_lineage(root, name)
+
+
 def load_lineage(config_dir: Path, name: str) -> Lineage:
     """The lineage ``name``; StorageError if there is none or its conf cannot be read."""
     root = Path(os.path.abspath(config_dir))
     path = root / "renewal" / f"{_valid_name(name)}.conf"
-    if not path.exists():
+    if not os.path.lexists(path):  # a dangling link is read, and its error named
         known = _conf_names(root)
         if not known:
             hint = "there are no certificates"

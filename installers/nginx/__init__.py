@@ -105,6 +105,13 @@ def add_nginx_options(add: AddArgument) -> None:
 class _NginxBase:
     """What the installer and the authenticator share: options, the tree, commands."""
 
+    # Certbot's options with no meaning here: {flag: (takes a value, one-line notice)}
+    obsolete_options: ClassVar[Mapping[str, tuple[bool, str]]] = {
+        "--nginx-sleep-seconds": (True, "--nginx-sleep-seconds has no effect: certwright "
+                                  "checks that nginx serves the new certificate instead "
+                                  "of sleeping after a reload"),
+    }
+
     def __init__(self, config: argparse.Namespace) -> None:
         self.config = config
         self.runner: Runner = run_command

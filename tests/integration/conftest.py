@@ -17,6 +17,7 @@ from tests.servers.nginx import NGINX_BINARY, Nginx
 from tests.servers.pebble import Pebble
 
 CERTWRIGHT = str(Path(sys.executable).parent / "certwright")
+CLOCKED_CLI = Path(__file__).resolve().parents[1] / "servers" / "clocked_cli.py"
 
 
 @dataclass
@@ -37,10 +38,15 @@ class Cli:
 
     def __call__(self, *args: str, check: bool = True, account: bool = True,
                  timeout: float = 120, max_file_size: int | None = None,
-                 cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+                 cwd: Path | None = None, clock_offset: float | None = None,
+                 ) -> subprocess.CompletedProcess[str]:
         """``max_file_size``: RLIMIT_FSIZE for the run, so writing a bigger file fails
-        for real (EFBIG; Python ignores SIGXFSZ), the way a full disk fails a write."""
-        argv = [CERTWRIGHT, *args, *self.dirs(), "-n"]
+        for real (EFBIG; Python ignores SIGXFSZ), the way a full disk fails a write.
+        ``clock_offset``: seconds certwright's clock runs ahead for this run (its "is it
+        due" decisions; the CA keeps real time), instead of sleeping."""
+        command = [CERTWRIGHT] if clock_offset is None else \
+            [sys.executable, str(CLOCKED_CLI), str(clock_offset)]
+        argv = [*command, *args, *self.dirs(), "-n"]
         if "--server" not in args:
             argv += ["--server", self.ca.directory_url]
         if account:

@@ -87,8 +87,8 @@ def test_a_window_that_opens_before_retry_after_is_kept(
     front.ari_retry_after = 6 * 3600
     assert "1 not due" in cli("renew", *standalone(pebble), account=False).stdout
     asked = len(front.ari_requests)
-    time.sleep(3.5)  # the chosen moment has passed; Retry-After has not
-    proc = cli("renew", *standalone(pebble), account=False)
+    # 3.5 s later: the chosen moment has passed; Retry-After has not
+    proc = cli("renew", *standalone(pebble), account=False, clock_offset=3.5)
     assert "1 renewed" in proc.stdout, proc.stdout + proc.stderr
     assert len(front.ari_requests) == asked, "the stored answer was used"
     # the renewed certificate has a window of its own: it is asked about, not the old one
@@ -157,3 +157,74 @@ def test_a_rate_limited_order_is_waited_out_or_reported_with_its_time(
     assert len(errors) == 1, failed.stderr
     assert "retry after 7200 s, at " in errors[0] and " UTC" in errors[0]
     assert not (cli.config_dir / "live" / "later.example.org").exists()
+
+
+def test_certonly_and_renew_agree_on_what_is_due(
+        pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    """One rule: inside the CA's ARI window, or within renew_before_expiry, `certonly` for
+    the same names renews, as `renew` does; outside both, neither does."""
+    cli = FrontCli(tmp_path, pebble, front)
+    name = "agree.example.org"
+    args = (*standalone(pebble)[:-1], "-d", name)
+    cli("certonly", *args)
+    front.ari_window = (NOW + datetime.timedelta(days=5), NOW + datetime.timedelta(days=6))
+    assert "not yet due" in cli("certonly", *args).stdout
+    assert "1 not due" in cli("renew", *standalone(pebble), account=False).stdout
+    assert version(cli, name) == 1
+    # the CA's window has opened (for every certificate it issued); the answer stored
+    # until its Retry-After is dropped, as a later run would find it
+    conf = cli.config_dir / "renewal" / f"{name}.conf"
+    conf.write_text(conf.read_text().split("[acme_renewal_info]")[0])
+    front.ari_window = (NOW - datetime.timedelta(hours=2), NOW - datetime.timedelta(hours=1))
+    proc = cli("certonly", *args)
+    assert "not yet due" not in proc.stdout and version(cli, name) == 2, proc.stdout
+    assert "1 renewed" in cli("renew", *standalone(pebble), account=False).stdout
+    assert version(cli, name) == 3
+    # no window yet, but renew_before_expiry says it is due
+    front.ari_window = (NOW + datetime.timedelta(days=5), NOW + datetime.timedelta(days=6))
+    conf.write_text("renew_before_expiry = 100 days\n" + conf.read_text())
+    proc = cli("certonly", *args)
+    assert "not yet due" not in proc.stdout and version(cli, name) == 4, proc.stdout
+    assert "1 renewed" in cli("renew", *standalone(pebble), account=False).stdout
+    assert version(cli, name) == 5
+
+
+def test_an_unreachable_ca_is_not_remembered_as_one_without_ari(
+        pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    cli = FrontCli(tmp_path, pebble, front)
+    cli("certonly", *standalone(pebble)[:-1], "-d", "down.example.org")
+    front.unreachable = True
+    proc = cli("renew", *standalone(pebble), account=False)
+    assert proc.returncode == 0 and "1 not due" in proc.stdout, proc.stdout + proc.stderr
+    assert front.ari_requests == []
+    # back a minute later, with a window already open: the next run asks, and renews
+    front.unreachable = False
+    front.ari_window = (NOW - datetime.timedelta(hours=2), NOW - datetime.timedelta(hours=1))
+    proc = cli("renew", *standalone(pebble), account=False)
+    assert "1 renewed" in proc.stdout, proc.stdout + proc.stderr
+    assert len(front.ari_requests) == 1 and version(cli, "down.example.org") == 2
+
+
+def test_renew_jobs_fetches_the_directory_once_per_ca(
+        pebble: Pebble, front: AcmeFront, tmp_path: Path) -> None:
+    """Every order, account lookup and ARI request of one run shares one transport per
+    CA: one directory fetch, one nonce pool (nonces from answers are used again)."""
+    from urllib.parse import urlsplit
+
+    cli = FrontCli(tmp_path, pebble, front)
+    count = 6
+    for i in range(count):
+        cli("certonly", *standalone(pebble)[:-1], "-d", f"shared{i}.example.org")
+    front.requests_log.clear()
+    proc = cli("renew", "--force-renewal", "--jobs", "4", *standalone(pebble),
+               account=False)
+    assert f"{count} renewed" in proc.stdout, proc.stdout + proc.stderr
+    log = list(front.requests_log)
+    directory = urlsplit(front.directory_url).path
+    new_nonce = urlsplit(front.directory()["newNonce"]).path
+    fetched = log.count(("GET", directory))
+    heads = log.count(("HEAD", new_nonce))
+    print(f"{count} lineages, --jobs 4: {len(log)} requests, {fetched} directory GETs, "
+          f"{heads} newNonce HEADs")
+    assert fetched == 1, log
+    assert heads <= 4, "at most one fresh nonce per worker thread"

@@ -144,3 +144,28 @@ def test_twenty_issuances_with_half_the_nonces_rejected(
         cli("certonly", "--standalone", "--http-01-port", str(ca.http_port),
             "--http-01-address", "127.0.0.1", "-d", f"n{i}.example.org")
     assert len(list((cli.config_dir / "live").glob("n*.example.org"))) == 20
+
+
+@pytest.mark.parametrize("damage", ["garbage", "dangling-link"])
+def test_cert_name_whose_conf_cannot_be_read_fails_naming_it(
+        cli: Cli, pebble: Pebble, damage: str) -> None:
+    """`--cert-name foo` with an unreadable renewal/foo.conf stops, naming the file; no
+    `foo-0001` beside it, nothing changed. The same for certonly -d naming its domain."""
+    args = ["--standalone", "--http-01-port", str(pebble.http_port),
+            "--http-01-address", "127.0.0.1"]
+    cli("certonly", *args, "-d", "broken.example.org", "--cert-name", "foo")
+    conf = cli.config_dir / "renewal" / "foo.conf"
+    if damage == "garbage":
+        conf.write_text("this is = not [a renewal conf\n[[[\n")
+    else:
+        conf.unlink()
+        conf.symlink_to(cli.config_dir / "renewal" / "gone.conf")
+    before = cli.snapshot()
+    for extra in (["--cert-name", "foo"], ["--cert-name", "foo", "--force-renewal"]):
+        proc = cli("certonly", *args, "-d", "broken.example.org", *extra, check=False)
+        assert proc.returncode != 0, proc.stdout
+        assert str(conf) in proc.stderr, proc.stderr
+    proc = cli("certonly", *args, "-d", "broken.example.org", check=False)
+    assert proc.returncode != 0 and str(conf) in proc.stderr, proc.stdout + proc.stderr
+    assert cli.snapshot() == before
+    assert not (cli.config_dir / "renewal" / "foo-0001.conf").exists()

@@ -112,7 +112,7 @@ def test_rollback_restores_files_and_served_state(cli: Cli, tree: NginxTree) -> 
     tree.site("example", PLAIN_SITE)
     tree.start()
     before = tree.snapshot()
-    cli("run", "--nginx", *tree.args(), "-d", "example.org")
+    cli("run", "--nginx", *tree.args(), "-d", "example.org", "--no-redirect")
     deployed = tree.snapshot()
     assert deployed != before
     served(tree, "example.org")

@@ -71,3 +71,29 @@ def test_builtin_plugins_name_extras_that_exist() -> None:
     provided = set(dist.metadata.get_all("Provides-Extra") or [])
     for ep in dist.entry_points:
         assert set(ep.extras) <= provided, (ep.group, ep.name, ep.extras, provided)
+
+
+def test_options_of_a_plugin_whose_library_is_missing_say_what_to_install(
+        tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    fake_distribution(site)
+    why = ("--needsextra-token is an option of the needsextra plugin, which can't be used "
+           "here: failed to load: ModuleNotFoundError: No module named "
+           "'certwright_no_such_library'; install it with: pip install 'thirdparty-auth[fancy]'")
+    proc = run(site, tmp_path, "certonly", "--needsextra-token", "t", "-d", "x.example.org",
+               "-n")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"Error: {why}"
+    proc = run(site, tmp_path, "certonly", "--needsextra-token=t", "-d", "x.example.org", "-n")
+    assert proc.stderr.strip() == f"Error: {why}", "the --opt=value spelling too"
+    helped = run(site, tmp_path, "--help", "needsextra")
+    assert "The needsextra plugin can't be used here: failed to load: " in helped.stdout
+    assert "pip install 'thirdparty-auth[fancy]'" in helped.stdout
+    plain = run(site, tmp_path, "certonly", "--no-such-option", "-n")
+    assert plain.stderr.strip() == "Error: unrecognized arguments: --no-such-option"
+    (tmp_path / "c").mkdir()
+    ini = tmp_path / "c" / "cli.ini"
+    ini.write_text("needsextra-token = t\n")
+    listed = run(site, tmp_path, "certificates")
+    assert listed.returncode == 0
+    assert f"Warning: {ini}:1: {why} (line ignored)" in listed.stderr, listed.stderr

@@ -148,6 +148,7 @@ class AcmeFront:
       ari_retry_after      seconds for the Retry-After header of ARI answers (default none)
       ari_explanation_url  explanationURL of ARI answers (default none)
       ari_fail             answer every ARI request with 500 serverInternal
+    Set ``unreachable`` to end every connection unanswered (a CA that is down).
       tamper               a callable (path, JSON document) -> document applied to every
                            JSON answer passed on from Pebble: a hostile CA for tests
       rate_limit_orders    (attribute) Retry-After values; each newOrder takes one and is
@@ -155,7 +156,8 @@ class AcmeFront:
       host                 address to listen on (default: Pebble's host)
 
     Recorded while running: `orders` (decoded newOrder payloads), `ari_requests` (certIDs
-    asked for), `requests_log` ((method, path) of every request).
+    asked for), `requests_log` ((method, path) of every request), `user_agents` (the
+    User-Agent header of every request).
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class AcmeFront:
         self.ari_retry_after = ari_retry_after
         self.ari_explanation_url = ari_explanation_url
         self.ari_fail = ari_fail
+        self.unreachable = False
         self.tamper = tamper
         self.host = host or pebble.host
         self.orders: list[dict[str, Any]] = []
@@ -190,6 +193,7 @@ class AcmeFront:
         self.rate_limit_orders: list[str] = []
         self.ari_requests: list[str] = []
         self.requests_log: list[tuple[str, str]] = []
+        self.user_agents: list[str] = []
         self._order_extras: dict[str, dict[str, Any]] = {}  # order / finalize URL -> fields
         self._lock = threading.Lock()
         self._connections: set[ssl.SSLSocket] = set()
@@ -344,6 +348,10 @@ class AcmeFront:
     def _handle(self, req: _Handler, method: str) -> None:
         path = req.path
         self.requests_log.append((method, path))
+        self.user_agents.append(req.headers.get("User-Agent", ""))
+        if self.unreachable:  # the connection ends unanswered, as with a CA that is down
+            req.close_connection = True
+            return
         body = b""
         if method == "POST":
             if "chunked" in req.headers.get("Transfer-Encoding", "").lower():

@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 from certwright.core import ari
 from certwright.core.acme.errors import AcmeError, TransportError
 from certwright.core.acme.transport import Response, Transport
+from certwright.core.due import due_time, renew_before_expiry
 
 UTC = dt.UTC
 RFC_AKI = bytes.fromhex("69885B6B87464041E1B37B847BA0AE2CDE01C8D4")
@@ -263,7 +264,7 @@ def test_fetch_without_aki_raises_before_any_request() -> None:
         ari.fetch(get, "https://ca.example/ari", make_cert(RFC_SERIAL, None))
 
 
-# -- when a lineage is due ------------------------------------------------------------------
+# -- when a lineage is due (the one rule, certwright.core.due) ------------------------------
 NOT_BEFORE = at("2025-01-01T00:00:00")
 
 
@@ -279,17 +280,32 @@ NOT_BEFORE = at("2025-01-01T00:00:00")
 )
 def test_due_without_ari(lifetime: dt.timedelta, before_expiry: dt.timedelta) -> None:
     not_after = NOT_BEFORE + lifetime
-    assert ari.due_at(NOT_BEFORE, not_after, None) == not_after - before_expiry
+    due = due_time(NOT_BEFORE.timestamp(), not_after.timestamp())
+    assert due == pytest.approx((not_after - before_expiry).timestamp())
 
 
-def test_due_with_ari_is_the_chosen_moment_in_the_window() -> None:
+def test_renew_before_expiry_replaces_the_lifetime_rule() -> None:
+    not_after = (NOT_BEFORE + dt.timedelta(days=90)).timestamp()
+    before = renew_before_expiry("45 days")
+    assert before == 45 * 86400
+    assert due_time(NOT_BEFORE.timestamp(), not_after, before) == not_after - before
+    assert renew_before_expiry("2 weeks") == 14 * 86400
+    assert renew_before_expiry("soon") is None and renew_before_expiry(None) is None
+
+
+def test_due_with_ari_is_the_chosen_moment_when_earlier() -> None:
     not_after = NOT_BEFORE + dt.timedelta(days=90)
-    due = ari.due_at(NOT_BEFORE, not_after, WINDOW, random.Random(7))
-    assert due == WINDOW.choose_moment(random.Random(7))
-    assert WINDOW.start <= due < WINDOW.end
+    moment = WINDOW.choose_moment(random.Random(7))
+    due = due_time(NOT_BEFORE.timestamp(), not_after.timestamp(), None, moment.timestamp())
+    lifetime_due = due_time(NOT_BEFORE.timestamp(), not_after.timestamp())
+    assert due == min(moment.timestamp(), lifetime_due)
+    assert WINDOW.start <= moment < WINDOW.end
 
 
 def test_window_in_the_past_makes_it_due_now() -> None:
     past = ari.RenewalInfo(at("2020-01-01T00:00:00"), at("2020-01-02T00:00:00"), None, None)
     not_after = dt.datetime.now(UTC) + dt.timedelta(days=60)
-    assert ari.due_at(not_after - dt.timedelta(days=90), not_after, past) < dt.datetime.now(UTC)
+    not_before = not_after - dt.timedelta(days=90)
+    due = due_time(not_before.timestamp(), not_after.timestamp(), None,
+                   past.choose_moment().timestamp())
+    assert due < dt.datetime.now(UTC).timestamp()

@@ -142,6 +142,43 @@ def test_directories_go_only_after_the_last_token(webroot: Path) -> None:
     assert not (webroot / ".well-known").exists()
 
 
+def test_instances_sharing_a_root_the_last_one_removes_what_was_created(
+        webroot: Path) -> None:
+    """Parallel renewals: two instances on one web root; the first to finish leaves the
+    directories (the other's token is in them), the last one removes them."""
+    first = WebrootAuthenticator(config(webroot_path=[str(webroot)]))
+    second = WebrootAuthenticator(config(webroot_path=[str(webroot)]))
+    a, b = task("a.example.com"), task("b.example.com", token="second-token_x")
+    first.present(a)
+    second.present(b)
+    first.cleanup(a)
+    challenge_dir = webroot / ".well-known" / "acme-challenge"
+    assert os.listdir(challenge_dir) == ["second-token_x"]
+    second.cleanup(b)
+    assert not (webroot / ".well-known").exists()
+
+
+def test_what_an_earlier_run_created_is_not_removed_by_a_later_one(webroot: Path) -> None:
+    """Created directories are remembered only while instances use the root: once the
+    run that made them is over, directories at those paths are the user's."""
+    import gc
+
+    earlier = WebrootAuthenticator(config(webroot_path=[str(webroot)]))
+    t = task()
+    earlier.present(t)
+    well_known = webroot / ".well-known"
+    (well_known / "acme-challenge" / "user-file").write_text("mine")
+    earlier.cleanup(t)  # the user's file keeps the directories
+    del earlier
+    gc.collect()
+    shutil.rmtree(well_known)  # the user replaces them with their own
+    (well_known / "acme-challenge").mkdir(parents=True)
+    later = WebrootAuthenticator(config(webroot_path=[str(webroot)]))
+    later.present(t)
+    later.cleanup(t)
+    assert (well_known / "acme-challenge").is_dir(), "the user's directories are kept"
+
+
 def test_cleanup_without_present_and_after_a_failed_present(webroot: Path) -> None:
     auth = WebrootAuthenticator(config(webroot_path=[str(webroot)]))
     auth.cleanup(task())  # never presented: nothing to do, no error

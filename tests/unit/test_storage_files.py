@@ -169,7 +169,8 @@ def test_lock_names_the_holder(tmp_path: Path) -> None:
         with pytest.raises(LockError) as caught, lock(path, timeout=0.2):
             pass
         assert str(caught.value) == (
-            f"another certwright process (pid {child.pid}) holds the lock {path}"
+            f"another certwright process (pid {child.pid}) holds the lock {path} "
+            "(waited 0.2 s)"
         )
     finally:
         child.kill()

@@ -199,3 +199,42 @@ def test_verify_false_wins_over_the_environment_and_proxies_still_apply(monkeypa
     session.verify = False
     Transport("https://ca/dir", session=session).get("https://ca/dir")
     assert adapter.sent[1]["verify"] == "/etc/some-bundle.pem"
+
+
+def test_threads_sharing_a_transport_fetch_the_directory_once():
+    import threading
+    import time
+
+    class SlowSession(FakeSession):
+        def request(self, method, url, **kwargs):
+            time.sleep(0.05)  # long enough for every thread to ask while it is fetched
+            return super().request(method, url, **kwargs)
+
+    session = SlowSession([(200, {"Content-Type": "application/json"}, DIRECTORY)] * 8)
+    t = Transport("https://ca/dir", session=session)
+    start = threading.Barrier(8)
+    found = []
+
+    def ask():
+        start.wait()
+        found.append(t.directory.new_nonce)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == ["https://ca/nonce"] * 8
+    assert [m for m, _, _ in session.seen] == ["GET"]
+
+
+def test_one_transport_per_ca_in_a_process():
+    import argparse
+
+    from certwright.core import session
+
+    config = argparse.Namespace(server="https://ca.invalid/dir", staging=False, dry_run=False,
+                                no_verify_ssl=False, user_agent=None)
+    first = session.transport(config)
+    assert session.transport(config) is first
+    assert session.transport(config, "https://other.invalid/dir") is not first
