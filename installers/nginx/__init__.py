@@ -30,13 +30,14 @@ import logging
 import os
 import shlex
 import shutil
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from certwright.core import runner
 from certwright.core.challenge_session import ServerHttp01Authenticator
 from certwright.core.errors import PluginError
 from certwright.core.http01 import http01_types
+from certwright.core.runner import Completed
 from certwright.installers.nginx import keytypes, process
 from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import http01_probes, plan_http01
@@ -64,23 +65,13 @@ DEFAULT_SERVER_ROOT = "/etc/nginx"
 DEFAULT_CTL = "nginx"
 COMMAND_TIMEOUT = 60.0
 
-Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+Runner = Callable[[Sequence[str]], Completed]
 
 
-def run_command(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` (no shell), capturing text output; PluginError when it cannot start."""
-    try:
-        return subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
-            stdin=subprocess.DEVNULL, check=False,
-        )
-    except FileNotFoundError:
-        raise PluginError(f"{argv[0]}: command not found") from None
-    except subprocess.TimeoutExpired:
-        raise PluginError(f"{shlex.join(argv)}: no answer after {COMMAND_TIMEOUT:.0f} s") \
-            from None
-    except OSError as exc:
-        raise PluginError(f"{argv[0]}: cannot run: {exc.strerror}") from None
+def run_command(argv: Sequence[str]) -> Completed:
+    """Run ``argv`` (no shell) through the core's runner: output captured, and killed with
+    every process it started after ``COMMAND_TIMEOUT`` seconds (PluginError)."""
+    return runner.run(argv, timeout=COMMAND_TIMEOUT, what="nginx command")
 
 
 def add_nginx_options(add: AddArgument) -> None:

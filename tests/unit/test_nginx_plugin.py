@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import certwright.installers.nginx as nginx_plugin
 from certwright.core.challenge_session import ChallengeSession
 from certwright.core.errors import PluginError
 from certwright.core.http01 import Probe, wait_until_served
@@ -25,6 +26,7 @@ from certwright.core.interfaces import (
     SupportsEnhancements,
     SupportsHttp01,
 )
+from certwright.core.runner import Completed
 from certwright.installers.nginx import NginxAuthenticator, NginxInstaller, process
 from certwright.installers.nginx.http01 import http01_probes
 from certwright.installers.nginx.tree import load_tree
@@ -42,13 +44,13 @@ class FakeRunner:
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
-        self.results: list[subprocess.CompletedProcess[str]] = []
+        self.results: list[Completed] = []
 
-    def __call__(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def __call__(self, argv: Sequence[str]) -> Completed:
         self.calls.append(list(argv))
         if self.results:
             return self.results.pop(0)
-        return subprocess.CompletedProcess(list(argv), 0, "", "")
+        return Completed(tuple(argv), 0, "", "")
 
 
 def config(root: Path, **options: Any) -> argparse.Namespace:
@@ -108,7 +110,7 @@ def test_config_test_failure_carries_the_last_stderr_lines(tmp_path: Path) -> No
     stderr = "".join(f"line {i}\n" for i in range(10)) + (
         'nginx: [emerg] unknown directive "lissen" in /etc/nginx/x:3\n'
         "nginx: configuration file /etc/nginx/nginx.conf test failed\n")
-    runner.results.append(subprocess.CompletedProcess([], 1, "", stderr))
+    runner.results.append(Completed((), 1, "", stderr))
     with pytest.raises(PluginError) as caught:
         inst.config_test()
     message = str(caught.value)
@@ -252,7 +254,7 @@ def test_http01_probes(tmp_path: Path) -> None:
 
 def test_failed_config_test_undoes_at_once_and_cleanup_still_works(tmp_path: Path) -> None:
     auth, runner = authenticator(tmp_path)
-    runner.results.append(subprocess.CompletedProcess([], 1, "", "nginx: [emerg] broken\n"))
+    runner.results.append(Completed((), 1, "", "nginx: [emerg] broken\n"))
     one = task("example.org", "tokA")
     with pytest.raises(PluginError, match="broken"):
         auth.present_all([one])
@@ -317,10 +319,32 @@ def test_installer_reload_fails_when_nginx_never_reloads(tmp_path: Path) -> None
         inst.reload()
     assert runner.calls[-1][-2:] == ["-s", "reload"]
 
-    def reloading_runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def reloading_runner(argv: Sequence[str]) -> Completed:
         fake_process(proc, 102, 100, "nginx: worker process")
         fake_process(proc, 101, 100, "nginx: worker process is shutting down")
-        return subprocess.CompletedProcess(list(argv), 0, "", "")
+        return Completed(tuple(argv), 0, "", "")
 
     inst.runner = reloading_runner
     inst.reload()  # returns: a new worker runs and the old one is shutting down
+
+
+def test_a_hung_nginx_command_is_killed_with_what_it_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrapper that never answers costs the command timeout, not the run, and leaves
+    nothing behind: the core's runner kills the whole process group, the child it
+    started too."""
+    child = tmp_path / "child.pid"
+    ctl = tmp_path / "hung-nginx"
+    ctl.write_text(f"#!/bin/sh\nsleep 30 &\necho $! > {child}\nsleep 30\n")
+    ctl.chmod(0o755)
+    monkeypatch.setattr(nginx_plugin, "COMMAND_TIMEOUT", 0.5)
+    installer = NginxInstaller(config(tmp_path, nginx_ctl=str(ctl)))
+    started = time.monotonic()
+    with pytest.raises(PluginError, match=r"did not finish within 0\.5 s"):
+        installer.config_test()
+    assert time.monotonic() - started < 10
+    stat = Path(f"/proc/{int(child.read_text())}/stat")
+    deadline = time.monotonic() + 5
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the command's child outlived it"
+        time.sleep(0.05)
