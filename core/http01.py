@@ -13,12 +13,12 @@ for each answer, polling with a bounded backoff, instead of sleeping a fixed tim
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from certwright.core.errors import PluginError
+from certwright.core.poll import poll_until
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import ChallengeTask, Identifier
@@ -91,9 +91,8 @@ def wait_until_served(
 ) -> list[Probe]:
     """Poll until every probe answers 200 with its body; return those that never did."""
     waiting = list(probes)
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while waiting:
+
+    def all_served() -> bool | None:
         for probe in list(waiting):
             try:
                 status, body = fetch(probe)
@@ -101,8 +100,8 @@ def wait_until_served(
                 continue
             if status == 200 and body.strip() == probe.body.encode():
                 waiting.remove(probe)
-        if not waiting or time.monotonic() + delay > deadline:
-            break
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+        return True if not waiting else None
+
+    if waiting:
+        poll_until(all_served, timeout=timeout, first=0.01, maximum=0.2)
     return waiting
