@@ -24,18 +24,13 @@ def module_names(source: str) -> set[str]:
     stem = source.rsplit("/", 1)[-1]
     for suffix in (".c", ".so"):
         stem = stem.removesuffix(suffix)
-    if stem == "http_core":
-        ident = "http_module"
-    else:
-        ident = stem.removeprefix("mod_") + "_module"
+    ident = "http_module" if stem == "http_core" else stem.removeprefix("mod_") + "_module"
     return {stem + ".c", ident}
 
 
 def _run(argv: list[str]) -> str:
     try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=TIMEOUT, check=False
-        )
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PluginError(f"{argv[0]}: cannot run: {exc}") from exc
     return done.stdout

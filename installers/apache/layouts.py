@@ -114,8 +114,6 @@ def read_envvars(path: str, base: Mapping[str, str] | None = None) -> dict[str, 
         raw = match.group(2).strip()
         if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
             raw = raw[1:-1]
-        values[match.group(1)] = _REF.sub(
-            lambda m: values.get(m.group(1) or m.group(2), ""), raw
-        )
+        values[match.group(1)] = _REF.sub(lambda m: values.get(m.group(1) or m.group(2), ""), raw)
     values.update(base or {})
     return values
