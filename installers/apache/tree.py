@@ -125,7 +125,7 @@ class AugeasReader:
 
     # -- internals ----------------------------------------------------------------------
     def _check(self, file: str) -> None:
-        base = "/augeas" + aug_path(file)[len("/files") :] + "/error"
+        base = "/augeas" + aug_path(file) + "/error"
         error = self._aug.get(base)
         if error is None:
             if not self._aug.match(aug_path(file)) and _nonempty(file):
