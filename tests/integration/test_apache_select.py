@@ -9,6 +9,7 @@ the same temp tree prints with ``-S``.
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +17,14 @@ import pytest
 
 from certwright.installers.apache.binary import probe_binary
 from certwright.installers.apache.evaluate import Evaluator, read_config
-from certwright.installers.apache.model import ApacheConfig
-from certwright.installers.apache.select import choose, vhost_groups, wake_risks
+from certwright.installers.apache.model import ApacheConfig, VirtualHost
+from certwright.installers.apache.select import (
+    answer,
+    choose,
+    group_for,
+    vhost_groups,
+    wake_risks,
+)
 from certwright.installers.apache.tree import ApacheParseError
 from tests.conftest import require_binary
 from tests.servers.apache import (
@@ -28,6 +35,8 @@ from tests.servers.apache import (
     make_base,
     parse_vhost_dump,
 )
+from tests.servers.fsperm import open_up
+from tests.servers.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -335,3 +344,72 @@ def test_unparsable_file_names_file_and_line(base: Path) -> None:
     assert message.startswith(f"{server.tree / 'sites-enabled' / 'bad.conf'}:1: ")
     assert "VirtualHostt" in message and "\n" not in message
     assert server.config_test().returncode != 0  # Apache refuses it too
+
+
+def http_body(host: str, port: int, name: str) -> str:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect((host, port))
+        sock.sendall(f"GET / HTTP/1.0\r\nHost: {name}\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.split(b"\r\n\r\n", 1)[1].decode().strip()
+
+
+def test_choice_matches_what_a_running_apache_serves(base: Path) -> None:
+    port = free_port()
+    docroots = base / "www"
+    vhosts = [
+        ("*", "first.example", "*.example.net ?.example.org"),
+        ("*", "a.example.net", "b.example"),
+        ("127.0.0.1", "ip.example", ""),
+        ("[::1]", "six.example", ""),
+        ("*", "", "c.example"),
+    ]
+    site = f"<Directory {docroots}>\n    Require all granted\n</Directory>\n"
+    for index, (addr, name, aliases) in enumerate(vhosts):
+        root = docroots / f"v{index}"
+        root.mkdir(parents=True)
+        (root / "index.html").write_text(f"v{index}\n")
+        site += f"<VirtualHost {addr}:{port}>\n    DocumentRoot {root}\n"
+        site += f"    ServerName {name}\n" if name else ""
+        site += f"    ServerAlias {aliases}\n" if aliases else ""
+        site += "</VirtualHost>\n"
+    open_up(docroots, base)
+    server = debian(
+        base, {"sites.conf": site}, ports=f"Listen 127.0.0.1:{port}\nListen [::1]:{port}\n"
+    )
+    config = read(server)
+    assert_same_map(server, config)
+    groups = vhost_groups(config.vhosts)
+    names = [
+        "first.example",
+        "x.example.net",
+        "a.example.net",
+        "b.example",
+        "q.example.org",
+        "qq.example.org",
+        "ip.example",
+        "six.example",
+        "c.example",
+        "none.example",
+    ]
+    server.start(port=port)
+    try:
+        server.graceful()  # a reload keeps serving the same map
+        for host in ("127.0.0.1", "::1"):
+            group = group_for(groups, host, port)
+            assert group is not None
+            for name in names:
+                served = http_body(host, port, name)
+                chosen = answer(group, name).vhost
+                assert served == Path(_docroot(chosen)).name, (host, name)
+    finally:
+        server.stop()
+    assert server.generations() == 2
+
+
+def _docroot(vhost: VirtualHost) -> str:
+    return next(d.args[0] for d in vhost.directives if d.name == "DocumentRoot")
