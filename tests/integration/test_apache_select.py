@@ -379,7 +379,9 @@ def test_choice_matches_what_a_running_apache_serves(base: Path) -> None:
         site += "</VirtualHost>\n"
     open_up(docroots, base)
     server = debian(
-        base, {"sites.conf": site}, ports=f"Listen 127.0.0.1:{port}\nListen [::1]:{port}\n"
+        base,
+        {"sites.conf": site},
+        ports=f"Listen 127.0.0.1:{port}\nListen 127.0.0.2:{port}\nListen [::1]:{port}\n",
     )
     config = read(server)
     assert_same_map(server, config)
@@ -399,7 +401,8 @@ def test_choice_matches_what_a_running_apache_serves(base: Path) -> None:
     server.start(port=port)
     try:
         server.graceful()  # a reload keeps serving the same map
-        for host in ("127.0.0.1", "::1"):
+        # 127.0.0.2 has no IP-specific vhost: the `*` ones answer there
+        for host in ("127.0.0.1", "127.0.0.2", "::1"):
             group = group_for(groups, host, port)
             assert group is not None
             for name in names:
