@@ -46,7 +46,9 @@ class ApacheParseError(PluginError):
     """A configuration file augeas' Httpd lens can't read."""
 
 
-_PATH_SPECIAL = re.compile(r"([^A-Za-z0-9._\-+~@%:,])")
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+"""``incl`` entries are fnmatch patterns: a file named ``a[1].conf`` must be escaped."""
+_PATH_SPECIAL = re.compile(r"([\x00-\x2c/:;<=>?@\[\\\]^`{|}\x7f])")
 
 
 def aug_path(file: str) -> str:
@@ -55,23 +57,36 @@ def aug_path(file: str) -> str:
     return "/files/" + "/".join(parts)
 
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+_ESCAPES = {"n": 10, "t": 9, "r": 13, "a": 7, "b": 8, "f": 12, "v": 11}
+_OCTAL = frozenset("01234567")
 
 
 def _unescape(text: str) -> str:
+    """Undo augeas' ``print`` escaping: ``\\n`` style, ``\\"``, and ``\\ooo`` octal bytes
+    (every byte outside printable ASCII, so UTF-8 comes back whole; other bytes are kept
+    as surrogates, like the rest of certwright's file reading)."""
     if "\\" not in text:
         return text
-    out: list[str] = []
+    raw = text.encode("utf-8", "surrogateescape")
+    out = bytearray()
     i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            out.append(_ESCAPES.get(text[i + 1], "\\" + text[i + 1]))
-            i += 2
-        else:
-            out.append(ch)
+    while i < len(raw):
+        byte = raw[i]
+        if byte != 0x5C or i + 1 >= len(raw):
+            out.append(byte)
             i += 1
-    return "".join(out)
+            continue
+        nxt = chr(raw[i + 1])
+        if nxt in _OCTAL:
+            j = i + 1
+            while j < len(raw) and j < i + 4 and chr(raw[j]) in _OCTAL:
+                j += 1
+            out.append(int(raw[i + 1 : j], 8) & 0xFF)
+            i = j
+        else:
+            out.append(_ESCAPES.get(nxt, raw[i + 1]))
+            i += 2
+    return out.decode("utf-8", "surrogateescape")
 
 
 @dataclass
@@ -109,7 +124,7 @@ class AugeasReader:
         if not new:
             return
         for file in new:
-            self._aug.set("/augeas/load/Httpd/incl[last()+1]", file)
+            self._aug.set("/augeas/load/Httpd/incl[last()+1]", _GLOB_SPECIAL.sub(r"\\\1", file))
         self._aug.load()
         self._loaded.update(new)
         for file in new:
@@ -139,7 +154,8 @@ class AugeasReader:
     def _build(self, file: str) -> tuple[Node, ...]:
         prefix = aug_path(file)
         with tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogateescape") as out:
-            self._aug.srun(out, "print " + prefix)
+            self._aug.defvar("certwright_file", prefix)
+            self._aug.srun(out, "print $certwright_file")
             out.flush()
             out.seek(0)
             dump = out.read().splitlines()

@@ -228,3 +228,26 @@ def test_fifty_thousand_lines_read_in_seconds(tmp_path: Path) -> None:
     assert len(config.vhosts) == 1000
     assert choose(config, "www.s0999.example.org").by_name[0].vhost.line == 1
     assert elapsed < 10.0, f"{lines} lines took {elapsed:.1f}s"
+
+
+def test_odd_file_names_and_escapes(tmp_path: Path) -> None:
+    """augeas' ``incl`` is a glob and its paths and ``print`` output are escaped: a file
+    named ``we[ir]d (1).conf`` in ``s d/`` must load, and values come back byte for byte."""
+    tree(tmp_path, {"httpd.conf": 'IncludeOptional "s d/*.conf"\n'})
+    sub = tmp_path / "s d"
+    sub.mkdir()
+    (sub / "we[ir]d (1).conf").write_bytes(
+        b"<virtualhost *:80>\n  ServerName caf\xc3\xa9.example\n"
+        b'  ServerAlias "a\\\\b" x\\ty b.example \\\n     c.example\n'
+        b'  Header set X "a \\"q\\" b"\n</virtualhost>\n'
+    )
+    (sub / "z.conf").write_bytes(
+        b"<VirtualHost *:80>\n  ServerName l\xe9.example\n</VirtualHost>\n"
+    )
+    config = read_config(str(tmp_path))
+    first, second = config.vhosts
+    assert first.file == str(sub / "we[ir]d (1).conf")
+    assert first.name == "café.example"
+    assert first.aliases == ("a\\\\b", "x\\ty", "b.example", "c.example")
+    assert [d.args for d in first.directives if d.name == "Header"] == [("set", "X", 'a "q" b')]
+    assert second.name == "l\udce9.example"
