@@ -124,15 +124,23 @@ def _covers(address: Address, port: int) -> bool:
 
 
 def group_for(groups: Sequence[Group], ip: str, port: int) -> Group | None:
-    """The group a connection to ``ip``:``port`` consults (IP-specific first)."""
+    """The group a connection to ``ip``:``port`` consults: IP-specific first, then ``*``;
+    in each, an address with that port before one with any port (``*:80`` shadows ``*``
+    on port 80, as a running Apache shows)."""
     ip = ip.lower().strip("[]")
-    for group in groups:
-        if group.address.host == ip and _covers(group.address, port):
-            return group
-    for group in groups:
-        if group.address.wildcard and _covers(group.address, port):
-            return group
+    for host in (ip, "*"):
+        for wanted in (port, None):
+            for group in groups:
+                if group.address.host == host and group.address.port == wanted:
+                    return group
     return None
+
+
+def groups_on(groups: Sequence[Group], port: int) -> tuple[Group, ...]:
+    """The groups that answer some connection on ``port`` (shadowed ones left out)."""
+    hosts = dict.fromkeys(g.address.host for g in groups if _covers(g.address, port))
+    found = (group_for(groups, host, port) for host in hosts)
+    return tuple(dict.fromkeys(g for g in found if g is not None))
 
 
 def answer(group: Group, name: str) -> Answer:
@@ -167,7 +175,7 @@ def _left_alone(config: ApacheConfig, name: str, named: bool) -> str | None:
 
 def choose(config: ApacheConfig, name: str, port: int = 80) -> NameChoice:
     """Every group on ``port`` and what it answers for ``name``."""
-    groups = [g for g in vhost_groups(config.vhosts) if _covers(g.address, port)]
+    groups = groups_on(vhost_groups(config.vhosts), port)
     answers = tuple(answer(g, name) for g in groups)
     named = any(a.by_name for a in answers)
     dormant = tuple(
