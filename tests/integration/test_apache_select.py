@@ -362,19 +362,19 @@ def test_choice_matches_what_a_running_apache_serves(base: Path) -> None:
     port = free_port()
     docroots = base / "www"
     vhosts = [
+        ("*", "star.example", "first.example"),  # any port: shadowed by the `*:port` ones
         ("*", "first.example", "*.example.net ?.example.org"),
         ("*", "a.example.net", "b.example"),
         ("127.0.0.1", "ip.example", ""),
         ("[::1]", "six.example", ""),
         ("*", "", "c.example"),
-        ("*", "star.example", "first.example"),  # any port: shadowed by the `*:port` ones
     ]
     site = f"<Directory {docroots}>\n    Require all granted\n</Directory>\n"
     for index, (addr, name, aliases) in enumerate(vhosts):
         root = docroots / f"v{index}"
         root.mkdir(parents=True)
         (root / "index.html").write_text(f"v{index}\n")
-        where = addr if index == len(vhosts) - 1 else f"{addr}:{port}"
+        where = addr if index == 0 else f"{addr}:{port}"
         site += f"<VirtualHost {where}>\n    DocumentRoot {root}\n"
         site += f"    ServerName {name}\n" if name else ""
         site += f"    ServerAlias {aliases}\n" if aliases else ""
