@@ -95,7 +95,6 @@ class Mention:
     name: str
     args: tuple[str, ...]
     where: str
-    in_vhost: str | None = None
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ class NameChoice:
     """Inactive vhosts that carry the name, with the condition that keeps them asleep."""
     left_alone: str | None
     """Why certwright must not touch this name (``mod_md``, ``mod_macro``), or ``None``."""
+    main_server: tuple[str, ...] = ()
+    """``Listen`` addresses on the port that no vhost covers: the main server answers
+    every name there."""
 
     @property
     def by_name(self) -> tuple[Answer, ...]:
@@ -79,8 +82,9 @@ class NameChoice:
 
     @property
     def needs_own_vhost(self) -> bool:
-        """Only a catch-all (a group's default, or the main server) answers the name."""
-        return self.left_alone is None and not self.by_name
+        """Only a catch-all (a group's default, or the main server) answers the name
+        somewhere: no vhost has it by name, or some listening address reaches no vhost."""
+        return self.left_alone is None and (not self.by_name or bool(self.main_server))
 
 
 @lru_cache(maxsize=4096)
@@ -183,15 +187,30 @@ def choose(config: ApacheConfig, name: str, port: int = 80) -> NameChoice:
         for vhost, cond in config.dormant
         if match_vhost(vhost, name) is not None and any(_covers(a, port) for a in vhost.addresses)
     )
-    # the IP-specific wildcard shadowing (a `*` vhost never consulted for an IP that has
-    # its own group) is kept: each group answers for the connections that reach it.
     return NameChoice(
         name=name.lower(),
         port=port,
         answers=answers,
         dormant=dormant,
         left_alone=_left_alone(config, name, named),
+        main_server=uncovered_listens(config, port),
     )
+
+
+def uncovered_listens(config: ApacheConfig, port: int) -> tuple[str, ...]:
+    """``Listen`` lines on ``port`` whose connections reach no vhost (so the main server)."""
+    groups = vhost_groups(config.vhosts)
+    out: list[str] = []
+    for listen in config.listens:
+        if listen.port != port:
+            continue
+        if listen.host:
+            group = group_for(groups, listen.host, port)
+        else:  # every address: covered only if a `*` group takes the port
+            group = group_for([g for g in groups if g.address.wildcard], "*", port)
+        if group is None:
+            out.append(listen.where)
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -251,3 +251,36 @@ def test_odd_file_names_and_escapes(tmp_path: Path) -> None:
     assert first.aliases == ("a\\\\b", "x\\ty", "b.example", "c.example")
     assert [d.args for d in first.directives if d.name == "Header"] == [("set", "X", 'a "q" b')]
     assert second.name == "l\udce9.example"
+
+
+def test_main_server_answers_where_no_vhost_listens(tmp_path: Path) -> None:
+    tree(
+        tmp_path,
+        {
+            "httpd.conf": "Listen 80\nListen 127.0.0.1:8080\nListen 8443\n"
+            + vhost("a.example", "127.0.0.1:80")
+            + vhost("b.example", "*:8080")
+        },
+    )
+    config = read_config(str(tmp_path))
+    a80 = choose(config, "a.example", 80)
+    assert a80.by_name and a80.main_server == (f"{tmp_path / 'httpd.conf'}:1",)
+    assert a80.needs_own_vhost  # other addresses on port 80 get the main server
+    b8080 = choose(config, "b.example", 8080)
+    assert b8080.by_name and not b8080.main_server and not b8080.needs_own_vhost
+    assert choose(config, "b.example", 8443).main_server == (f"{tmp_path / 'httpd.conf'}:3",)
+
+
+def test_unparsable_file_with_odd_name(tmp_path: Path) -> None:
+    tree(
+        tmp_path,
+        {
+            "httpd.conf": "Include conf.d\n",
+            "conf.d/a b[1].conf": vhost("a.example"),
+            "conf.d/c d[2].conf": "ServerName x\n<Directory /x>\n",
+        },
+    )
+    with pytest.raises(ApacheParseError) as info:
+        read_config(str(tmp_path))
+    assert str(info.value).startswith(f"{tmp_path / 'conf.d' / 'c d[2].conf'}:")
+    assert "did not load" not in str(info.value)
