@@ -418,3 +418,18 @@ def test_choice_matches_what_a_running_apache_serves(base: Path) -> None:
 
 def _docroot(vhost: VirtualHost) -> str:
     return next(d.args[0] for d in vhost.directives if d.name == "DocumentRoot")
+
+
+def test_builtin_module_loaded_by_a_foreign_tree_is_flagged(base: Path) -> None:
+    """RHEL's ``LoadModule log_config_module`` is fatal on Debian's binary, where that
+    module is compiled in: the reading says so instead of pretending all is well."""
+    server = debian(base, {"a.conf": THREE})
+    (server.tree / "mods-enabled" / "log_config.load").write_text(
+        f"LoadModule log_config_module {MODULES}/mod_log_config.so\n"
+    )
+    config = read(server)
+    assert any(
+        "log_config_module is built-in" in w and "log_config.load:1" in w for w in config.warnings
+    )
+    test = server.config_test()
+    assert test.returncode != 0 and "built-in" in test.stderr
