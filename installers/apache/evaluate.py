@@ -308,7 +308,10 @@ class Evaluator:
                 aliases.extend(unquote(a).lower() for a in d.args)
             elif kind == "sslengine" and d.args:
                 ssl = unquote(d.args[0]).lower() == "on"
-        addresses = tuple(parse_address(unquote(a)) for a in node.args)
+        try:
+            addresses = tuple(parse_address(unquote(a)) for a in node.args)
+        except PluginError as exc:
+            raise PluginError(f"{node.where}: {exc}") from exc
         return VirtualHost(
             file=node.file,
             line=node.line,

@@ -28,6 +28,7 @@ class Layout:
     sites_enabled: str | None
     mods_available: str | None
     mods_enabled: str | None
+    conf_available: str | None
     conf_dir: str
     """Where a managed configuration file is read from (``conf-enabled`` / ``conf.d``)."""
 
@@ -43,6 +44,7 @@ LAYOUTS: tuple[Layout, ...] = (
         sites_enabled="sites-enabled",
         mods_available="mods-available",
         mods_enabled="mods-enabled",
+        conf_available="conf-available",
         conf_dir="conf-enabled",
     ),
     Layout(
@@ -55,6 +57,7 @@ LAYOUTS: tuple[Layout, ...] = (
         sites_enabled=None,
         mods_available=None,
         mods_enabled="conf.modules.d",
+        conf_available=None,
         conf_dir="conf.d",
     ),
     Layout(
@@ -67,6 +70,7 @@ LAYOUTS: tuple[Layout, ...] = (
         sites_enabled=None,
         mods_available=None,
         mods_enabled="conf.modules.d",
+        conf_available=None,
         conf_dir="conf.d",
     ),
 )

@@ -284,3 +284,9 @@ def test_unparsable_file_with_odd_name(tmp_path: Path) -> None:
         read_config(str(tmp_path))
     assert str(info.value).startswith(f"{tmp_path / 'conf.d' / 'c d[2].conf'}:")
     assert "did not load" not in str(info.value)
+
+
+def test_bad_vhost_address_names_its_line(tmp_path: Path) -> None:
+    tree(tmp_path, {"httpd.conf": "\n" + vhost("a.example", "*:http")})
+    with pytest.raises(PluginError, match=rf"^{tmp_path / 'httpd.conf'}:2: bad <VirtualHost>"):
+        read_config(str(tmp_path))
