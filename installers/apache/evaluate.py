@@ -36,6 +36,24 @@ from certwright.installers.apache.tree import AugeasReader
 MAX_DEPTH = 128
 CONDITIONS = frozenset({"ifmodule", "ifdefine", "ifversion", "iffile", "ifdirective", "ifsection"})
 _VAR = re.compile(r"\$\{([^}]+)\}")
+_MODULE_PREFIXES = (("ssl", "ssl_module"), ("rewrite", "rewrite_module"), ("md", "md_module"))
+_MODULE_OF = {
+    "header": "headers_module",
+    "requestheader": "headers_module",
+    "use": "macro_module",
+    "macro": "macro_module",
+}
+
+
+def module_needed(directive: str) -> str | None:
+    """The module that defines ``directive``, for the few modules certwright deals with."""
+    kind = directive.lower()
+    if kind in _MODULE_OF:
+        return _MODULE_OF[kind]
+    for prefix, module in _MODULE_PREFIXES:
+        if kind.startswith(prefix):
+            return module
+    return None
 
 
 def unquote(arg: str) -> str:
@@ -229,6 +247,12 @@ class Evaluator:
         out: list[Node] = []
         for node in nodes:
             kind = node.name.lower()
+            needed = module_needed(kind)
+            if needed is not None and needed not in st.modules:
+                st.warnings.append(
+                    f"{node.where}: {node.name} needs {needed}, which is not loaded "
+                    "(Apache refuses this configuration)"
+                )
             if node.children is not None:
                 args = self._args(node, st)
                 if kind in CONDITIONS:

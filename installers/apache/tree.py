@@ -37,6 +37,15 @@ LINE_DIRECTIVES = frozenset(
         "mdomain",
         "loadmodule",
         "define",
+        "sslengine",
+        "sslcertificatefile",
+        "sslcertificatekeyfile",
+        "rewriteengine",
+        "rewriterule",
+        "rewritecond",
+        "redirect",
+        "redirectmatch",
+        "documentroot",
     }
 )
 """Directives whose line number is looked up (the others get 0: spans cost time)."""

@@ -433,3 +433,46 @@ def test_builtin_module_loaded_by_a_foreign_tree_is_flagged(base: Path) -> None:
     )
     test = server.config_test()
     assert test.returncode != 0 and "built-in" in test.stderr
+
+
+def test_stock_default_ssl_site_sleeps_until_mod_ssl(base: Path) -> None:
+    """Debian's ``default-ssl.conf`` as Debian 11 and older ship it (inside
+    ``<IfModule mod_ssl.c>``), enabled without mod_ssl: dormant, and reported as what
+    enabling mod_ssl would wake (it has ``SSLEngine on``: no AH01916 risk)."""
+    stock = Path("/etc/apache2/sites-available")
+    wrapped = f"<IfModule mod_ssl.c>\n{(stock / 'default-ssl.conf').read_text()}</IfModule>\n"
+    server = debian(
+        base,
+        {"000-default.conf": (stock / "000-default.conf").read_text(), "default-ssl.conf": wrapped},
+        ports=(Path("/etc/apache2/ports.conf")).read_text(),
+    )
+    evaluator = Evaluator(str(server.tree), binary=probe_binary(APACHE_BINARY), env=server.env)
+    try:
+        config = evaluator.evaluate()
+        truth = assert_same_map(server, config)
+        woken = evaluator.waking(config, ["ssl_module"])
+    finally:
+        evaluator.close()
+    assert list(truth) == ["*:80"]
+    ssl_site = str(server.tree / "sites-enabled" / "default-ssl.conf")
+    assert [(v.file, cond) for v, cond in config.dormant] == [(ssl_site, "IfModule mod_ssl.c")]
+    assert [v.file for v in woken] == [ssl_site] and woken[0].ssl_engine
+    assert "AH01916" not in wake_risks(woken)[0].reason
+    enable_ssl(server.tree)
+    awake = assert_same_map(server, read(server))
+    assert [v.file for v in awake["*:443"]] == [ssl_site]
+
+
+def test_directive_of_a_module_not_loaded_is_flagged(base: Path) -> None:
+    """Debian 12's ``default-ssl.conf`` has no ``<IfModule>`` around it: enabled without
+    mod_ssl, Apache refuses the whole configuration, and the reading says where."""
+    stock = Path("/etc/apache2/sites-available/default-ssl.conf").read_text()
+    server = debian(base, {"default-ssl.conf": stock})
+    config = read(server)
+    where = f"{server.tree / 'sites-enabled' / 'default-ssl.conf'}:"
+    flagged = [w for w in config.warnings if "SSLEngine needs ssl_module" in w]
+    assert len(flagged) == 1 and flagged[0].startswith(where)
+    test = server.config_test()
+    assert test.returncode != 0 and "SSLEngine" in test.stderr
+    enable_ssl(server.tree)
+    assert not [w for w in read(server).warnings if "needs" in w]

@@ -290,3 +290,19 @@ def test_bad_vhost_address_names_its_line(tmp_path: Path) -> None:
     tree(tmp_path, {"httpd.conf": "\n" + vhost("a.example", "*:http")})
     with pytest.raises(PluginError, match=rf"^{tmp_path / 'httpd.conf'}:2: bad <VirtualHost>"):
         read_config(str(tmp_path))
+
+
+def test_command_line_defines(tmp_path: Path) -> None:
+    tree(
+        tmp_path,
+        {
+            "httpd.conf": "<IfDefine SSL>\n" + vhost("ssl.example") + "</IfDefine>\n"
+            "<IfDefine !SSL>\n" + vhost("plain.example") + "</IfDefine>\n"
+        },
+    )
+    for defines, expected in (((), ["plain.example"]), (("SSL",), ["ssl.example"])):
+        evaluator = Evaluator(str(tmp_path), defines=defines)
+        try:
+            assert [v.name for v in evaluator.evaluate().vhosts] == expected
+        finally:
+            evaluator.close()
