@@ -361,20 +361,21 @@ def http_body(host: str, port: int, name: str) -> str:
 def test_choice_matches_what_a_running_apache_serves(base: Path) -> None:
     port = free_port()
     docroots = base / "www"
-    vhosts = [
-        ("*", "star.example", "first.example"),  # any port: shadowed by the `*:port` ones
-        ("*", "first.example", "*.example.net ?.example.org"),
-        ("*", "a.example.net", "b.example"),
-        ("127.0.0.1", "ip.example", ""),
-        ("[::1]", "six.example", ""),
-        ("*", "", "c.example"),
+    vhosts = [  # (address, any port?, ServerName, ServerAlias)
+        ("*", True, "star.example", "first.example"),  # shadowed by the `*:port` ones
+        ("127.0.0.1", True, "lo.example", "ip.example"),  # shadowed by 127.0.0.1:port
+        ("*", False, "first.example", "*.example.net ?.example.org"),
+        ("*", False, "a.example.net", "b.example"),
+        ("127.0.0.1", False, "ip.example", ""),
+        ("[::1]", False, "six.example", ""),
+        ("*", False, "", "c.example"),
     ]
     site = f"<Directory {docroots}>\n    Require all granted\n</Directory>\n"
-    for index, (addr, name, aliases) in enumerate(vhosts):
+    for index, (addr, any_port, name, aliases) in enumerate(vhosts):
         root = docroots / f"v{index}"
         root.mkdir(parents=True)
         (root / "index.html").write_text(f"v{index}\n")
-        where = addr if index == 0 else f"{addr}:{port}"
+        where = addr if any_port else f"{addr}:{port}"
         site += f"<VirtualHost {where}>\n    DocumentRoot {root}\n"
         site += f"    ServerName {name}\n" if name else ""
         site += f"    ServerAlias {aliases}\n" if aliases else ""
@@ -399,6 +400,8 @@ def test_choice_matches_what_a_running_apache_serves(base: Path) -> None:
         "six.example",
         "c.example",
         "none.example",
+        "star.example",
+        "lo.example",
     ]
     server.start(port=port)
     try:
