@@ -221,15 +221,23 @@ class WakeRisk:
     reason: str
 
 
+_REDIRECTS = frozenset({"rewriterule", "redirect", "redirectmatch", "redirectpermanent"})
+
+
 def wake_risks(woken: Iterable[VirtualHost], ssl_port: int = 443) -> tuple[WakeRisk, ...]:
     """Among vhosts a module would wake: those that would serve ``ssl_port`` without
-    ``SSLEngine on`` (plain http on the TLS port, Apache's AH01916), and any other."""
+    ``SSLEngine on`` (plain http on the TLS port, Apache's AH01916), those that would
+    start redirecting (an old https rewrite), and any other."""
     risks: list[WakeRisk] = []
     for vhost in woken:
-        on_ssl_port = any(_covers(a, ssl_port) for a in vhost.addresses)
-        if on_ssl_port and not vhost.ssl_engine:
-            reason = f"would serve port {ssl_port} without SSLEngine on (AH01916)"
-        else:
-            reason = "would become active"
-        risks.append(WakeRisk(vhost, f"{vhost.where}: {reason}"))
+        reasons: list[str] = []
+        if any(_covers(a, ssl_port) for a in vhost.addresses) and not vhost.ssl_engine:
+            reasons.append(f"would serve port {ssl_port} without SSLEngine on (AH01916)")
+        redirects = [d for d in vhost.directives if d.name.lower() in _REDIRECTS]
+        if redirects:
+            first = redirects[0]
+            reasons.append(f"would start redirecting ({first.name} at {first.where})")
+        names = ", ".join(n for n in (vhost.name, *vhost.aliases) if n) or "no name"
+        reason = "; ".join(reasons) or "would become active"
+        risks.append(WakeRisk(vhost, f"{vhost.where} ({names}): {reason}"))
     return tuple(risks)

@@ -13,6 +13,7 @@ from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo, modu
 from certwright.installers.apache.evaluate import Evaluator, read_config, version_matches
 from certwright.installers.apache.includes import expand
 from certwright.installers.apache.layouts import detect_layout, read_envvars
+from certwright.installers.apache.reading import read_apache
 from certwright.installers.apache.select import choose, wildcard_match
 from certwright.installers.apache.tree import ApacheParseError
 
@@ -306,3 +307,27 @@ def test_command_line_defines(tmp_path: Path) -> None:
             assert [v.name for v in evaluator.evaluate().vhosts] == expected
         finally:
             evaluator.close()
+
+
+def test_what_mod_ssl_would_wake(tmp_path: Path) -> None:
+    tree(
+        tmp_path,
+        {
+            "httpd.conf": vhost("a.example") + "<IfModule mod_ssl.c>\n"
+            "<VirtualHost _default_:443>\n    ServerName a.example\n</VirtualHost>\n"
+            "<VirtualHost *:80>\n    ServerName old.example\n"
+            "    RewriteRule ^ https://old.example%{REQUEST_URI} [R=301]\n</VirtualHost>\n"
+            "</IfModule>\n<IfModule mod_ssl.c>\n<IfModule mod_rewrite.c>\n"
+            "<VirtualHost *:8080>\n</VirtualHost>\n</IfModule>\n</IfModule>\n"
+        },
+    )
+    reading = read_apache(str(tmp_path))
+    assert [v.name for v in reading.config.vhosts] == ["a.example"]
+    reasons = [w.reason for w in reading.ssl_wakes]
+    assert len(reasons) == 2  # the :8080 one needs mod_rewrite as well
+    assert reasons[0].startswith(f"{tmp_path / 'httpd.conf'}:5 (a.example): ")
+    assert "AH01916" in reasons[0] and "redirect" not in reasons[0]
+    assert "would start redirecting (RewriteRule at " in reasons[1]
+    assert "AH01916" not in reasons[1]
+    tree(tmp_path, {"httpd.conf": "LoadModule ssl_module m/mod_ssl.so\n" + vhost("a.example")})
+    assert read_apache(str(tmp_path)).ssl_wakes == ()
