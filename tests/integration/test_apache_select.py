@@ -404,6 +404,7 @@ def test_choice_matches_what_a_running_apache_serves(base: Path) -> None:
         "lo.example",
     ]
     server.start(port=port)
+    pid = server.pid
     try:
         server.graceful()  # a reload keeps serving the same map
         # 127.0.0.2 has no IP-specific vhost: the `*` ones answer there
@@ -414,9 +415,13 @@ def test_choice_matches_what_a_running_apache_serves(base: Path) -> None:
                 served = http_body(host, port, name)
                 chosen = answer(group, name).vhost
                 assert served == Path(_docroot(chosen)).name, (host, name)
+        workers = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert workers
     finally:
         server.stop()
     assert server.generations() == 2
+    # stopped by its pid, and its workers with it
+    assert not [p for p in [str(pid), *workers] if Path(f"/proc/{p}").exists()]
 
 
 def _docroot(vhost: VirtualHost) -> str:

@@ -331,3 +331,9 @@ def test_what_mod_ssl_would_wake(tmp_path: Path) -> None:
     assert "AH01916" not in reasons[1]
     tree(tmp_path, {"httpd.conf": "LoadModule ssl_module m/mod_ssl.so\n" + vhost("a.example")})
     assert read_apache(str(tmp_path)).ssl_wakes == ()
+
+
+def test_include_loop_stops_with_its_line(tmp_path: Path) -> None:
+    tree(tmp_path, {"httpd.conf": "Include loop.conf\n", "loop.conf": "\nInclude loop.conf\n"})
+    with pytest.raises(PluginError, match=rf"^{tmp_path / 'loop.conf'}:2: Include nested"):
+        read_config(str(tmp_path))
