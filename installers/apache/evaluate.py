@@ -14,8 +14,11 @@ were loaded — the configuration Certbot's Apache plugin wakes without looking.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import re
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -89,6 +92,23 @@ def parse_address(arg: str) -> Address:
     if not port.isdigit():
         raise PluginError(f"bad <VirtualHost> address {arg!r}")
     return Address(host.lower(), int(port))
+
+
+@functools.lru_cache(maxsize=256)
+def resolve_host(host: str) -> tuple[str, ...]:
+    """A vhost address as Apache takes it: ``*``, an IP (normalised), or a host name
+    resolved to all its addresses at read time (none: Apache ignores the address)."""
+    if host == "*":
+        return ("*",)
+    try:
+        return (str(ipaddress.ip_address(host)),)
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return ()
+    return tuple(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -177,9 +197,10 @@ class Evaluator:
         )
         st.files.append(self.main_file)
         self._walk(self.reader.read(self.main_file), st, "top", 0)
-        vhosts = tuple(self._vhost(node, body, st.main_server_name) for node, body in st.raw_vhosts)
+        main, warn = st.main_server_name, st.warnings
+        vhosts = tuple(self._vhost(node, body, main, warn) for node, body in st.raw_vhosts)
         dormant = tuple(
-            (self._vhost(node, _lexical(node.children or ()), st.main_server_name), cond)
+            (self._vhost(node, _lexical(node.children or ()), main, []), cond)
             for node, cond in st.dormant
         )
         return ApacheConfig(
@@ -320,7 +341,9 @@ class Evaluator:
         st.modules |= module_names(os.path.basename(path))
 
     # -- results ---------------------------------------------------------------------------
-    def _vhost(self, node: Node, body: Sequence[Node], main: str | None) -> VirtualHost:
+    def _vhost(
+        self, node: Node, body: Sequence[Node], main: str | None, warnings: list[str]
+    ) -> VirtualHost:
         server_name: str | None = None
         aliases: list[str] = []
         ssl = False
@@ -332,14 +355,20 @@ class Evaluator:
                 aliases.extend(unquote(a).lower() for a in d.args)
             elif kind == "sslengine" and d.args:
                 ssl = unquote(d.args[0]).lower() == "on"
-        try:
-            addresses = tuple(parse_address(unquote(a)) for a in node.args)
-        except PluginError as exc:
-            raise PluginError(f"{node.where}: {exc}") from exc
+        addresses: list[Address] = []
+        for arg in node.args:
+            try:
+                address = parse_address(unquote(arg))
+            except PluginError as exc:
+                raise PluginError(f"{node.where}: {exc}") from exc
+            resolved = resolve_host(address.host)
+            if not resolved:
+                warnings.append(f"{node.where}: cannot resolve {address.host}: address ignored")
+            addresses.extend(Address(host, address.port) for host in resolved)
         return VirtualHost(
             file=node.file,
             line=node.line,
-            addresses=addresses,
+            addresses=tuple(addresses),
             server_name=server_name,
             name=server_name or main,
             aliases=tuple(aliases),

@@ -118,7 +118,7 @@ def vhost_groups(vhosts: Iterable[VirtualHost]) -> tuple[Group, ...]:
     """Vhosts grouped by address, each group in configuration order (``apache2 -S``)."""
     groups: dict[Address, list[VirtualHost]] = {}
     for vhost in vhosts:
-        for address in dict.fromkeys(vhost.addresses):
+        for address in vhost.addresses:  # twice listed, twice in the group, as in Apache
             groups.setdefault(address, []).append(vhost)
     return tuple(Group(address, tuple(members)) for address, members in groups.items())
 

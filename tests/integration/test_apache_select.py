@@ -484,3 +484,20 @@ def test_directive_of_a_module_not_loaded_is_flagged(base: Path) -> None:
     assert test.returncode != 0 and "SSLEngine" in test.stderr
     enable_ssl(server.tree)
     assert not [w for w in read(server).warnings if "needs" in w]
+
+
+def test_host_name_and_repeated_addresses(base: Path) -> None:
+    """``<VirtualHost localhost:80>`` is resolved as Apache resolves it; an address
+    listed twice puts the vhost twice in its group, as ``apache2 -S`` shows."""
+    server = debian(
+        base,
+        {
+            "h.conf": "<VirtualHost localhost:80>\n    ServerName h.example\n</VirtualHost>\n"
+            "<VirtualHost 127.0.0.1:80 127.0.0.1:80>\n    ServerName d.example\n"
+            "</VirtualHost>\n"
+        },
+    )
+    config = read(server)
+    truth = assert_same_map(server, config)
+    assert "127.0.0.1:80" in truth
+    assert [a.vhost.name for a in choose(config, "d.example").by_name] == ["d.example"]
