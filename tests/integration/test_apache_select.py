@@ -8,6 +8,7 @@ the same temp tree prints with ``-S``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from tests.servers.apache import (
     parse_vhost_dump,
 )
 from tests.servers.fsperm import open_up
-from tests.servers.ports import free_port
+from tests.servers.ports import ServerStartError, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -501,3 +502,22 @@ def test_host_name_and_repeated_addresses(base: Path) -> None:
     truth = assert_same_map(server, config)
     assert "127.0.0.1:80" in truth
     assert [a.vhost.name for a in choose(config, "d.example").by_name] == ["d.example"]
+
+
+def test_test_server_that_does_not_come_up_is_stopped(base: Path) -> None:
+    port, other = free_port(), free_port()
+    server = debian(base, {"a.conf": THREE}, ports=f"Listen 127.0.0.1:{port}\n")
+    with pytest.raises(ServerStartError, match="not ready"):
+        server.start(port=other, timeout=1.0)
+    assert server.pid is None
+    assert not [cmd for cmd in _command_lines() if str(server.tree) in cmd]
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            lines.append(Path(f"/proc/{pid}/cmdline").read_text(errors="replace"))
+        except OSError:  # gone meanwhile
+            continue
+    return lines

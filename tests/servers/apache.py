@@ -114,21 +114,28 @@ class ApacheServer:
     def pid(self) -> int | None:
         return self._proc.pid
 
-    def start(self, host: str = "127.0.0.1", port: int = 80) -> Self:
+    def start(self, host: str = "127.0.0.1", port: int = 80, *, timeout: float = TIMEOUT) -> Self:
         """Start in the foreground; return once ``host:port`` answers and the error log
-        (``ErrorLog ${APACHE_LOG_DIR}/error.log`` in Debian's tree) says it runs."""
+        (``ErrorLog ${APACHE_LOG_DIR}/error.log`` in Debian's tree) says it runs. If it
+        doesn't come up, it is stopped before the error is raised: nothing is left running."""
         self._dirs()
         proc = self._proc.start()
-        wait_for_port(host, port, proc=proc, log=self.error_log, what="apache2")
-        # the port is bound before the signal handlers are in place: a SIGUSR1 sent now
-        # would kill it; ready means the first generation says it is running
-        wait_until(
-            lambda: self.generations() >= 1,
-            what="apache2 start",
-            timeout=TIMEOUT,
-            proc=proc,
-            log=self.error_log,
-        )
+        try:
+            wait_for_port(
+                host, port, timeout=timeout, proc=proc, log=self.error_log, what="apache2"
+            )
+            # the port is bound before the signal handlers are in place: a SIGUSR1 sent
+            # now would kill it; ready means the first generation says it is running
+            wait_until(
+                lambda: self.generations() >= 1,
+                what="apache2 start",
+                timeout=timeout,
+                proc=proc,
+                log=self.error_log,
+            )
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def generations(self) -> int:
