@@ -18,6 +18,7 @@ from certwright.installers.nginx.http01 import plan_http01
 from certwright.installers.nginx.plan import plan_deploy
 from certwright.installers.nginx.select import select_blocks
 from certwright.installers.nginx.tree import load_tree
+from tests.conftest import skip_or_fail
 from tests.servers.ports import free_port
 from tests.unit.test_nginx_nginx_t import (  # noqa: F401  (fixtures used below)
     Tree,
@@ -55,7 +56,7 @@ server {{
 def in_namespace(*argv: str) -> list[str]:
     unshare = shutil.which("unshare")
     if unshare is None:
-        pytest.skip("unshare is not installed")
+        skip_or_fail("unshare is not installed (util-linux)")
     return [unshare, "--uts", "sh", "-c", f'hostname {HOST} && exec "$@"', "sh", *argv]
 
 
