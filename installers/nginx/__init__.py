@@ -30,7 +30,7 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from certwright.authenticators._http01 import http01_types
@@ -297,7 +297,6 @@ class NginxAuthenticator(_NginxBase):
 
     name: ClassVar[str] = "nginx"
     description: ClassVar[str] = "Answer http-01 through the running nginx"
-    parallel_safe: ClassVar[bool] = False  # its changes edit one shared configuration
 
     def __init__(self, config: argparse.Namespace) -> None:
         super().__init__(config)
@@ -308,6 +307,11 @@ class NginxAuthenticator(_NginxBase):
 
     def challenge_types(self, identifier: Identifier) -> Sequence[str]:
         return http01_types(identifier)
+
+    def serial_key(self) -> Hashable:
+        """Renewals through one nginx (its main config file, symlinks resolved) take turns
+        editing and reloading it; two nginx trees run at the same time."""
+        return os.path.realpath(self.main_conf)
 
     def present(self, task: ChallengeTask) -> None:
         self.present_all([task])
