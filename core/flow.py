@@ -151,18 +151,19 @@ def _prove_control(
     opts: Options,
 ) -> float:
     """Present every challenge, wait until ready, answer, poll. The deadline returned is
-    moved on by the time spent waiting for readiness and paused."""
+    moved on by the time spent setting the challenges up, waiting for them and paused:
+    the issuance timeout is the time the CA takes (Certbot's ``--issuance-timeout``), and
+    a manual hook that sleeps for DNS propagation, or a plugin's ``wait_ready``, must not
+    use it up before the CA is even asked."""
     presented: list[ChallengeTask] = []
     try:
+        started = time.monotonic()
         _present(authenticator, [task for task, _ in tasks], presented)
         if presented and isinstance(authenticator, SupportsWaitReady):
-            started = time.monotonic()
-            authenticator.wait_ready(presented, started + opts.ready_timeout)
-            deadline += time.monotonic() - started
+            authenticator.wait_ready(presented, time.monotonic() + opts.ready_timeout)
         if opts.pause is not None and presented:
-            started = time.monotonic()
             opts.pause(presented)
-            deadline += time.monotonic() - started
+        deadline += time.monotonic() - started
         for _, chall in tasks:
             client.answer(chall)
         failures = []

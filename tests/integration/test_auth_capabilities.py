@@ -277,3 +277,28 @@ def test_the_issuance_deadline_stands_still_while_wait_ready_waits(pebble: Pebbl
     assert 29 < auth.deadlines[0] <= 30, "wait_ready's deadline comes from its own timeout"
     assert client.budgets and min(client.budgets) > 1.0, \
         f"the 2 s issuance timeout was spent while waiting: {client.budgets}"
+
+
+class SlowHook(SlowDns):
+    """Like a manual auth hook that sleeps for propagation: present_all itself is slow."""
+
+    def present_all(self, tasks: Sequence[ChallengeTask]) -> None:
+        super().present_all(tasks)
+        time.sleep(self.wait)
+
+    wait_ready = None  # type: ignore[assignment]
+
+
+def test_a_slow_present_does_not_eat_the_issuance_timeout_either(pebble: Pebble) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(pebble.ca_bundle)
+    log: list[str] = []
+    client = SpyClient(Transport(pebble.directory_url, session=session),
+                       jws.jwk_of(ec.generate_private_key(ec.SECP256R1())), log=log)
+    client.register(["mailto:admin@example.org"])
+    idents = [Identifier("dns", "hook.deadline.example.org")]
+    auth = SlowHook(pebble, log, wait=2.5)
+    csr = make_csr(ec.generate_private_key(ec.SECP256R1()), idents)
+    obtain(client, auth, idents, csr, Options(timeout=2.0))
+    assert client.budgets and min(client.budgets) > 1.0, client.budgets
