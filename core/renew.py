@@ -150,7 +150,8 @@ class Renewer:
         auth: Authenticator = cls(ns)
         key = share_key(auth)
         if key is None:
-            auth.prepare()
+            with self._exclusive(auth):  # it reads what another renewal may be editing
+                auth.prepare()
             return auth
         with self._locks_lock:  # parallel renewals: one shared instance per key
             shared = self._shared.get((name, key))
