@@ -115,9 +115,11 @@ class Deployer:
             return results
         try:
             go_live(installer, [s.plan for s in staged])
-        except Exception as exc:
-            why = f"{name}: reload failed: {_text(exc)}"
+        except BaseException as exc:  # Ctrl-C too: what was staged is taken back
             self._roll_back(installer, [s for s in staged if s.txn is not None])
+            if not isinstance(exc, Exception):
+                raise
+            why = f"{name}: reload failed: {_text(exc)}"
             return results | {s.job.lineage.name: why for s in staged}
         failed = []
         for item in staged:
