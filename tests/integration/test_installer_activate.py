@@ -96,6 +96,10 @@ class TlsFakeLive(TlsFake):
 
     name = "tlsfake-live"
 
+    @classmethod
+    def add_arguments(cls, add):
+        """The --tlsfake-* options are tlsfake's."""
+
     def activate(self, plan):
         for change in plan.changes:
             with socket.socket(socket.AF_UNIX) as conn:
@@ -218,3 +222,25 @@ def test_the_test_server_counts_each_reload(tls_server: TlsServer) -> None:
     while tls_server.state["reloads"] == before and time.monotonic() < deadline:
         time.sleep(0.02)
     assert tls_server.state["reloads"] == before + 1
+
+
+def test_a_failed_reload_takes_every_staged_change_back_and_the_next_renew_installs(
+        site_cli: Cli, pebble: Pebble, tls_server: TlsServer, tmp_path: Path) -> None:
+    for name in NAMES[:2]:
+        site_cli("run", *dns_args(pebble, "a"), *tls_server.args("tlsfake"), "-d", name)
+    certs = tls_server.base / "certs"
+    before = {p.name: p.read_bytes() for p in certs.iterdir()}
+    old = {name: tls_server.served(name) for name in NAMES[:2]}
+    proc = site_cli("renew", "--force-renewal", "--no-random-sleep-on-renew",
+                    "--tlsfake-pidfile", str(tmp_path / "no-such-pidfile"), check=False)
+    assert proc.returncode == 1
+    assert proc.stdout.count("renewed, but installing it failed: tlsfake: reload failed") == 2
+    assert {p.name: p.read_bytes() for p in certs.iterdir()} == before, \
+        "the staged files were taken back"
+    assert {name: tls_server.served(name) for name in NAMES[:2]} == old
+    reloads = tls_server.state["reloads"]
+    proc = site_cli("renew", "--no-random-sleep-on-renew")
+    assert "2 installed again" in proc.stdout, proc.stdout
+    assert tls_server.state["reloads"] == reloads + 1
+    for name in NAMES[:2]:
+        assert tls_server.served(name) == serial_of(site_cli, name) != old[name]
