@@ -50,9 +50,11 @@ class ChallengeTask:
 class Authenticator(Protocol):
     """Proves control of identifiers to the CA.
 
-    ``present`` must return quickly once the challenge is answerable; the core then tells
-    the CA to validate. ``cleanup`` is called for every task passed to ``present`` (also
-    when ``present`` raised) and must not fail because ``present`` did.
+    ``present`` MUST return quickly (seconds): the core presents every challenge of an
+    order, then tells the CA to validate (RFC 8555 §7.5.1); waiting until a challenge is
+    answerable is :class:`SupportsWaitReady`'s. ``cleanup`` is called for every task passed
+    to ``present`` (also when ``present`` raised) and must not fail because ``present``
+    did; the core calls it once the authorization is final (§7.1.6), valid or not.
 
     ``__init__`` only reads options: it may be called for an instance that is dropped
     unused (see :class:`SupportsShare`); ``prepare`` does the work of getting ready.
