@@ -17,8 +17,8 @@ import threading
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from certwright.authenticators._http01 import CHALLENGE_PATH, http01_token, http01_types
 from certwright.core.errors import PluginError
+from certwright.core.http01 import CHALLENGE_PATH, http01_token, http01_types
 
 if TYPE_CHECKING:
     import socketserver

@@ -32,13 +32,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from certwright.authenticators._http01 import (
+from certwright.core.errors import PluginError, StorageError
+from certwright.core.http01 import (
     ACME_CHALLENGE,
     WELL_KNOWN,
     http01_token,
     http01_types,
 )
-from certwright.core.errors import PluginError, StorageError
 from certwright.core.names import name_key
 from certwright.core.storage.files import atomic_write
 

@@ -48,10 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.servers.nginx import Nginx  # noqa: E402
+from tests.servers.nginx import Nginx, NginxServer  # noqa: E402
 from tests.servers.pebble import Pebble  # noqa: E402
-from tests.servers.ports import ServerStartError, free_port, wait_for_port  # noqa: E402
-from tests.servers.process import ManagedProcess  # noqa: E402
+from tests.servers.ports import ServerStartError, free_port  # noqa: E402
 
 CERTBOT_VERSION = "5.8.0"
 DEFAULT_CERTBOT_VENV = ROOT / ".bench" / "certbot-venv"
@@ -603,26 +602,17 @@ def write_nginx_tree(root: Path, http_port: int, sites: int = NGINX_SITES) -> Pa
     return main
 
 
-class TreeNginx:
-    """nginx in the foreground on a tree from write_nginx_tree, stopped by its pid. Both
-    tools reload it (`nginx -s reload` signals the master named in the tree's pid file,
-    which is this child)."""
+class TreeNginx(NginxServer):
+    """nginx in the foreground on a tree from write_nginx_tree (the tests' server base).
+    Both tools reload it (`nginx -s reload` signals the master named in the tree's pid
+    file, which is this child)."""
 
     def __init__(self, root: Path, http_port: int) -> None:
-        self.root, self.http_port = root, http_port
-        self.proc = ManagedProcess([NGINX_BINARY, "-c", str(root / "nginx.conf"), "-p",
-                                    str(root), "-g", "daemon off;"],
-                                   log_path=root / "logs" / "nginx.out")
+        super().__init__(root, http_port=http_port, binary=NGINX_BINARY)
 
-    def __enter__(self) -> TreeNginx:
-        proc = self.proc.start()
-        wait_for_port("127.0.0.1", self.http_port, proc=proc,
-                      log=self.root / "logs" / "error.log", what="nginx (1,000 sites)")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pid = self.proc.pid
-        self.proc.stop()
+    def halt(self) -> None:
+        pid = self._proc.pid if self._proc is not None else None
+        super().halt()
         # Certbot starts a daemonized nginx when its reload fails; end that one too (by
         # the pid it wrote into this tree), never anything looked up by name.
         pid_file = self.root / "run" / "nginx.pid"

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from certwright.core.http01 import Probe
 
 from certwright.core.acme.identifiers import Identifier as Identifier  # plugins import it here
 
@@ -377,6 +380,28 @@ class SupportsHttp01(Protocol):
     """An installer that can serve http-01 tokens through its own server."""
 
     def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan: ...
+
+
+@runtime_checkable
+class Http01Server(SupportsHttp01, Protocol):
+    """The challenge contract of an installer-authenticator (``--nginx`` as authenticator).
+
+    It gives what is specific to its server; :mod:`certwright.core.challenge_session`
+    applies the plan (a temporary transaction), runs ``config_test`` and ``reload``, waits
+    until every probe is answered, and always rolls back (also on SIGINT/SIGTERM).
+    ``plan_http01`` answers every task given (a later plan replaces an earlier one).
+    """
+
+    name: ClassVar[str]
+
+    def http01_probes(self, tasks: Sequence[ChallengeTask]) -> Sequence[Probe]:
+        """Where the server should answer each task once the plan is live (the readiness
+        check: ``GET`` with the task's ``Host`` at each address); may be empty."""
+
+    def config_test(self) -> None: ...
+
+    def reload(self) -> None:
+        """Make the running server use the config, returning once it does (bounded)."""
 
 
 @runtime_checkable

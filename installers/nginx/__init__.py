@@ -15,9 +15,10 @@ Options (shared by the installer and the authenticator; Certbot's names where th
 
 The modules: :mod:`.tree` reads the configuration (the only user of crossplane),
 :mod:`.select` picks server blocks as nginx does, :mod:`.plan` turns requests into
-``ChangePlan`` s (:mod:`.enhance` for enhancements, :mod:`.shared` for shared includes,
-:mod:`.keytypes` for the key types a block serves), :mod:`.challenge` holds temporary
-http-01 answers. Every command runs through :func:`run_command`
+``ChangePlan`` s on :mod:`.planner` (:mod:`.enhance` for enhancements, :mod:`.shared` for
+shared includes, :mod:`.keytypes` for the key types a block serves), :mod:`.http01` plans
+temporary http-01 answers (served and rolled back by
+:mod:`certwright.core.challenge_session`). Every command runs through :func:`run_command`
 (``NginxInstaller.runner``), so tests can see each argv.
 """
 
@@ -29,20 +30,15 @@ import logging
 import os
 import shlex
 import shutil
-import subprocess
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from certwright.authenticators._http01 import http01_types
+from certwright.core import runner
+from certwright.core.challenge_session import ServerHttp01Authenticator
 from certwright.core.errors import PluginError
+from certwright.core.http01 import http01_types
+from certwright.core.runner import Completed
 from certwright.installers.nginx import keytypes, process
-from certwright.installers.nginx.challenge import (
-    ApplyPlan,
-    ChallengeSession,
-    Fetch,
-    http_get,
-    wait_until_served,
-)
 from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import http01_probes, plan_http01
 from certwright.installers.nginx.plan import ENHANCEMENTS, plan_deploy, plan_forget
@@ -50,6 +46,7 @@ from certwright.installers.nginx.targets import Layout, deploy_endpoints
 from certwright.installers.nginx.tree import NginxTree, load_tree
 
 if TYPE_CHECKING:
+    from certwright.core.http01 import Probe
     from certwright.core.interfaces import (
         AddArgument,
         ChallengeTask,
@@ -68,23 +65,13 @@ DEFAULT_SERVER_ROOT = "/etc/nginx"
 DEFAULT_CTL = "nginx"
 COMMAND_TIMEOUT = 60.0
 
-Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+Runner = Callable[[Sequence[str]], Completed]
 
 
-def run_command(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` (no shell), capturing text output; PluginError when it cannot start."""
-    try:
-        return subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
-            stdin=subprocess.DEVNULL, check=False,
-        )
-    except FileNotFoundError:
-        raise PluginError(f"{argv[0]}: command not found") from None
-    except subprocess.TimeoutExpired:
-        raise PluginError(f"{shlex.join(argv)}: no answer after {COMMAND_TIMEOUT:.0f} s") \
-            from None
-    except OSError as exc:
-        raise PluginError(f"{argv[0]}: cannot run: {exc.strerror}") from None
+def run_command(argv: Sequence[str]) -> Completed:
+    """Run ``argv`` (no shell) through the core's runner: output captured, and killed with
+    every process it started after ``COMMAND_TIMEOUT`` seconds (PluginError)."""
+    return runner.run(argv, timeout=COMMAND_TIMEOUT, what="nginx command")
 
 
 def add_nginx_options(add: AddArgument) -> None:
@@ -214,9 +201,11 @@ class _NginxBase:
             params["nginx_conf"] = self.main_conf
         return params
 
+    def http01_port(self) -> int:
+        return int(getattr(self.config, "http01_port", None) or 80)
+
     def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan:
-        port = int(getattr(self.config, "http01_port", None) or 80)
-        return plan_http01(self.tree(), tasks, self.layout, port)
+        return plan_http01(self.tree(), tasks, self.layout, self.http01_port())
 
 
 def _fingerprint(tree: NginxTree) -> tuple[tuple[str, int, int, int], ...]:
@@ -284,26 +273,17 @@ class NginxInstaller(_NginxBase):
         return plan_enhance(self.tree(), req, self.layout)
 
 
-class NginxAuthenticator(_NginxBase):
+class NginxAuthenticator(ServerHttp01Authenticator, _NginxBase):
     """http-01 through the running nginx: one temporary config change for all tasks.
 
-    The core calls :meth:`present_all` (or :meth:`present` per task), then
-    :meth:`cleanup` for each task; the temporary change is undone with the last cleanup.
-    ``apply_plan`` writes a plan and returns its undo; the core may set it, otherwise a
-    temporary transaction in ``config.work_dir`` is used. After the reload, presenting
-    waits (bounded) until nginx itself answers every token (``fetch`` asks it); answers
-    still missing then are logged, and the CA has the last word.
+    The challenge session (apply as a temporary transaction in ``config.work_dir``,
+    ``nginx -t``, reload, wait until nginx itself answers every token, always roll back)
+    is the core's (:mod:`certwright.core.challenge_session`); this class gives the plan
+    (:func:`.http01.plan_http01`) and where to ask (:func:`.http01.http01_probes`).
     """
 
     name: ClassVar[str] = "nginx"
     description: ClassVar[str] = "Answer http-01 through the running nginx"
-
-    def __init__(self, config: argparse.Namespace) -> None:
-        super().__init__(config)
-        self.apply_plan: ApplyPlan | None = None
-        self.fetch: Fetch = http_get
-        self._tasks: list[ChallengeTask] = []
-        self._session: ChallengeSession | None = None
 
     def challenge_types(self, identifier: Identifier) -> Sequence[str]:
         return http01_types(identifier)
@@ -313,40 +293,5 @@ class NginxAuthenticator(_NginxBase):
         editing and reloading it; two nginx trees run at the same time."""
         return os.path.realpath(self.main_conf)
 
-    def present(self, task: ChallengeTask) -> None:
-        self.present_all([task])
-
-    def present_all(self, tasks: Sequence[ChallengeTask]) -> None:
-        """Serve every task given so far (these and earlier ones) with one reload."""
-        for task in tasks:
-            if task not in self._tasks:
-                self._tasks.append(task)
-        port = int(getattr(self.config, "http01_port", None) or 80)
-        tree = self.tree()
-        plan = plan_http01(tree, self._tasks, self.layout, port)
-        probes = http01_probes(tree, self._tasks, port)
-
-        def served() -> None:
-            for probe in wait_until_served(probes, fetch=self.fetch):
-                log.warning("nginx does not answer http://%s%s at %s:%d yet; asking the CA "
-                            "anyway", probe.domain, probe.path, probe.host, probe.port)
-
-        if self._session is None:
-            self._session = ChallengeSession(self._applier(), self.config_test, self.reload)
-        self._session.replace(plan, served)
-
-    def cleanup(self, task: ChallengeTask) -> None:
-        if task in self._tasks:
-            self._tasks.remove(task)
-        if not self._tasks and self._session is not None:
-            self._session.close()
-
-    def _applier(self) -> ApplyPlan:
-        if self.apply_plan is not None:
-            return self.apply_plan
-        from pathlib import Path
-
-        from certwright.core.transaction import temporary
-
-        work_dir = Path(str(getattr(self.config, "work_dir", None) or "/var/lib/certwright"))
-        return lambda plan: temporary(work_dir, plan, lambda: None, installer=self.name)
+    def http01_probes(self, tasks: Sequence[ChallengeTask]) -> Sequence[Probe]:
+        return http01_probes(self.tree(), tasks, self.http01_port())

@@ -14,21 +14,18 @@ from collections.abc import Callable
 
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import ChangePlan, EnhanceRequest
+from certwright.core.textedit import Read, read_file
 from certwright.installers.nginx.edit import statement
-from certwright.installers.nginx.plan import (
-    ENHANCEMENTS,
+from certwright.installers.nginx.plan import ENHANCEMENTS, _blocks_for, _Planner
+from certwright.installers.nginx.planner import (
     HSTS_HEADER,
     HSTS_LINE,
     REDIRECT_LINES,
     UIR_HEADER,
     UIR_LINE,
     UIR_VALUE,
-    Read,
-    _blocks_for,
     _copy_body,
-    _Planner,
     _server_text,
-    read_file,
 )
 from certwright.installers.nginx.select import match_name, normalize_name
 from certwright.installers.nginx.targets import Layout, _listen_arg, _new_block_hosts

@@ -15,18 +15,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from certwright.authenticators._http01 import CHALLENGE_PATH, http01_token
 from certwright.core.errors import PluginError
+from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_token
 from certwright.core.interfaces import ChallengeTask, ChangePlan
-from certwright.installers.nginx.challenge import Probe
+from certwright.core.textedit import Read, managed_text, read_file
 from certwright.installers.nginx.edit import statement
-from certwright.installers.nginx.plan import (
+from certwright.installers.nginx.planner import (
     _KEY_AUTHORIZATION,
     CHALLENGE_GUARD,
-    Read,
-    _Planner,
+    Planner,
     _server_text,
-    read_file,
 )
 from certwright.installers.nginx.select import address_groups, best_match, select_blocks
 from certwright.installers.nginx.targets import (
@@ -72,7 +70,7 @@ def plan_http01(
     tree: NginxTree, tasks: Sequence[ChallengeTask], layout: Layout, http_port: int = 80,
     read: Read = read_file,
 ) -> ChangePlan:
-    planner = _Planner(tree, layout, read)
+    planner = Planner(tree, layout, read)
     per_block: dict[int, tuple[ServerBlock, list[str]]] = {}
     per_host: dict[str, list[ChallengeTask]] = {}
     for task in tasks:
@@ -98,9 +96,9 @@ def plan_http01(
                     statement("server_name", *names)]
             body += list(dict.fromkeys(challenge_location(t) for t in pending))
             texts.append(_server_text(body))
-        planner.write(layout.challenge_file,
-                      "# Temporary: certwright's http-01 answers (removed after validation).\n"
-                      + "".join(texts))
+        planner.write(layout.challenge_file, managed_text(
+            "Temporary: certwright's http-01 answers (removed after validation).",
+            "".join(texts)))
         planner.ensure_included(os.path.join(layout.challenges_dir, "*.conf"),
                                 layout.challenge_file)
     domains = ", ".join(dict.fromkeys(t.domain for t in tasks))

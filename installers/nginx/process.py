@@ -11,8 +11,9 @@ file is missing, nothing can be watched and callers go on without waiting.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
+
+from certwright.core.poll import poll_until
 
 DEFAULT_PID_FILE = "/run/nginx.pid"
 RELOAD_TIMEOUT = 10.0
@@ -84,11 +85,5 @@ def wait_for_reload(
     before: Workers, proc_root: str = "/proc", timeout: float = RELOAD_TIMEOUT
 ) -> bool:
     """Poll (bounded backoff) until the reload took effect; False on timeout."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while not reloaded(before, proc_root):
-        if time.monotonic() + delay > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-    return True
+    return poll_until(lambda: True if reloaded(before, proc_root) else None,
+                      timeout=timeout, first=0.005, maximum=0.1) is not None

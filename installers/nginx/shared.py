@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import DeployRequest
+from certwright.core.textedit import replace_keeping_indent
 from certwright.installers.nginx import edit
 from certwright.installers.nginx.edit import FileEdits, statement
 from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock, parse_listen
@@ -116,7 +117,4 @@ def _top_level(path: str, mine: list[Directive]) -> list[Directive]:
 
 def _replace(planner: _Planner, item: Directive, lines: list[str]) -> None:
     text = planner.text(item.file)
-    indent = edit.indent_at(text, item.start) if edit.starts_line(text, item.start) else ""
-    nl = edit.newline_of(text)
-    body = (nl + indent).join(lines)
-    planner.edit(item.file, edit.replace_statement(item, body))
+    planner.edit(item.file, replace_keeping_indent(text, item.start, item.end, lines))

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from tests.integration.test_nginx import PLAIN_SITE, http_get, served
 from tests.servers.acme_front import AcmeFront
 from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
+from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -320,8 +320,7 @@ server {{
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
     require_binary(NGINX)
-    root = Path(tempfile.mkdtemp(prefix="certwright-nginx-"))
-    root.chmod(0o755)
+    root = new_root("certwright-nginx-")
     found = NginxTree(root, http_port=pebble.http_port)
     try:
         yield found

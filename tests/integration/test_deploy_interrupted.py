@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import shutil
 import socket
 import ssl
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from certwright.core.transaction import checkpoints, transactions
 from certwright.installers.nginx import NginxInstaller
 from tests.conftest import require_binary
 from tests.servers.nginx_tree import NGINX, NginxTree
+from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +39,14 @@ server {{
 @pytest.fixture
 def tree() -> Iterator[NginxTree]:
     require_binary(NGINX)
-    root = Path(tempfile.mkdtemp(prefix="certwright-deploy-"))
-    root.chmod(0o755)
+    root = new_root("certwright-deploy-")
     t = NginxTree(root)
     try:
         t.site("example", SITE)
         yield t.start()
     finally:
         t.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def self_signed(folder: Path, name: str) -> DeployRequest:

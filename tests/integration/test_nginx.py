@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
-import socket
-import ssl
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +16,10 @@ from cryptography import x509
 
 from tests.conftest import require_binary
 from tests.integration.conftest import CERTWRIGHT, Cli
+from tests.servers import probe
 from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
+from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -40,50 +40,28 @@ server {{
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
     require_binary(NGINX)
-    root = Path(tempfile.mkdtemp(prefix="certwright-nginx-"))
-    root.chmod(0o755)
+    root = new_root("certwright-nginx-")
     t = NginxTree(root, http_port=pebble.http_port)
     try:
         yield t
     finally:
         t.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def served(tree: NginxTree, name: str, port: int | None = None,
            root_pem: bytes | None = None) -> x509.Certificate:
-    ctx = ssl.create_default_context(cadata=root_pem.decode()) if root_pem else \
-        ssl._create_unverified_context()
-    with socket.create_connection(("127.0.0.1", port or tree.https_port), timeout=5) as s, \
-            ctx.wrap_socket(s, server_hostname=name) as tls:
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
+    return probe.served_cert(port or tree.https_port, name, cadata=root_pem)
 
 
 def http_get(port: int, host: str, path: str) -> tuple[int, str]:
     """A raw HTTP/1.0 request: status and Location (no redirects followed)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head = data.split(b"\r\n\r\n", 1)[0].decode()
-    status = int(head.split()[1])
-    location = next((line.split(":", 1)[1].strip() for line in head.splitlines()
-                     if line.lower().startswith("location:")), "")
-    return status, location
+    answer = probe.http_get(port, host, path)
+    return answer.status, answer.location
 
 
 def https_headers(tree: NginxTree, name: str) -> str:
-    ctx = ssl._create_unverified_context()
-    with socket.create_connection(("127.0.0.1", tree.https_port), timeout=5) as s, \
-            ctx.wrap_socket(s, server_hostname=name) as tls:
-        tls.sendall(f"GET / HTTP/1.0\r\nHost: {name}\r\n\r\n".encode())
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    return data.split(b"\r\n\r\n", 1)[0].decode()
+    return probe.http_get(tree.https_port, name, tls=True).head
 
 
 def test_run_nginx_end_to_end(cli: Cli, tree: NginxTree, pebble: Pebble) -> None:
@@ -326,7 +304,7 @@ def test_delete_takes_certwrights_own_block_out_and_warns_about_the_users(
     proc = cli("delete", "--cert-name", "elsewhere.example.net", account=False)
     assert not managed.exists() and "Warning" not in proc.stdout, proc.stdout
     assert not (cli.config_dir / "live" / "elsewhere.example.net").exists()
-    check = subprocess.run([NGINX, "-t", "-c", str(tree.main)], capture_output=True, text=True)
+    check = subprocess.run(tree.ctl("-t"), capture_output=True, text=True)
     assert check.returncode == 0, check.stderr  # nothing names the deleted files
     served(tree, "example.org")  # the reload left the other site serving
     proc = cli("delete", "--cert-name", "example.org", account=False)
@@ -423,7 +401,7 @@ def test_catch_all_name_with_redirect_through_renew_install_and_delete(
     cli("delete", "--cert-name", "c1.example.org", account=False)
     assert list(servers.iterdir()) == []
     assert catch_all.read_text() == before
-    check = subprocess.run([NGINX, "-t", "-c", str(tree.main)], capture_output=True, text=True)
+    check = subprocess.run(tree.ctl("-t"), capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert http_get(tree.http_port, "c1.example.org", "/x")[0] == 404  # the catch-all again
 

@@ -4,10 +4,10 @@ wildcard names, default_server, an existing TLS block and an existing redirect."
 from __future__ import annotations
 
 import datetime
+import shutil
 import socket
 import ssl
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from tests.integration.conftest import Cli
 from tests.integration.test_nginx import http_get
 from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
+from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -94,8 +95,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
     require_binary(NGINX)
-    root = Path(tempfile.mkdtemp(prefix="certwright-nginx-"))
-    root.chmod(0o755)
+    root = new_root("certwright-nginx-")
     t = NginxTree(root, http_port=pebble.http_port)
     cert, key = self_signed(root)
     t.site("two-blocks", TWO_BLOCKS)
@@ -109,7 +109,7 @@ def tree(pebble: Pebble) -> Iterator[NginxTree]:
         yield t.start()
     finally:
         t.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def served(host: str, port: int, name: str, root_pem: bytes) -> x509.Certificate:
@@ -150,7 +150,7 @@ def test_layouts(cli: Cli, tree: NginxTree, pebble: Pebble) -> None:
     assert http_get(tree.http_port, "stray.example.org", "/x") == (
         301, "https://stray.example.org/x")
     assert http_get(tree.http_port, "unknown.example.net", "/x")[0] == 404  # not redirected
-    check = subprocess.run([NGINX, "-t", "-c", str(tree.main)], capture_output=True, text=True)
+    check = subprocess.run(tree.ctl("-t"), capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert "duplicate" not in check.stderr
     names = cli("certificates", "--json", account=False).stdout

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
-import tempfile
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.integration.test_nginx import served
 from tests.servers.acme_front import AcmeFront
 from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
+from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -70,8 +70,7 @@ def front(pebble: Pebble, tmp_path: Path) -> Iterator[AcmeFront]:
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
     require_binary(NGINX)
-    root = Path(tempfile.mkdtemp(prefix="certwright-nginx-"))
-    root.chmod(0o755)
+    root = new_root("certwright-nginx-")
     t = NginxTree(root, http_port=pebble.http_port)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "snakeoil")])
@@ -88,7 +87,7 @@ def tree(pebble: Pebble) -> Iterator[NginxTree]:
         yield t
     finally:
         t.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def site(tree: NginxTree, text: str) -> None:

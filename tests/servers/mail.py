@@ -6,7 +6,8 @@ made 0755 under the system temp dir, not pytest's 0700 tmp_path), ``-c`` always 
 absolute path, and ``dovecot`` must not inherit pipes (its daemon keeps them open).
 
 Both servers start with the key and certificate files they are given (``key``, ``fullchain``);
-tests replace those files and call ``reload()``.
+tests replace those files and call ``reload()``. Both are :class:`TreeServer` s (daemons:
+they ``launch`` and ``halt`` through their own control commands).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import ClassVar
 
-from tests.servers.ports import free_port, log_tail, wait_for_port
+from tests.servers.ports import free_port, log_tail
+from tests.servers.tree_server import TreeServer, new_root
 
 POSTFIX_BINARY = "postfix"
 DOVECOT_BINARY = "dovecot"
@@ -52,9 +53,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 def mail_root() -> Path:
     """A fresh 0755 directory under the system temp dir (postfix must traverse it)."""
-    root = Path(tempfile.mkdtemp(prefix="certwright-mail-"))
-    root.chmod(0o755)
-    return root
+    return new_root("certwright-mail-")
 
 
 def _run(argv: list[str], what: str, log: Path | None = None) -> None:
@@ -68,10 +67,12 @@ def _run(argv: list[str], what: str, log: Path | None = None) -> None:
                            f"--- {log} ---\n{log_tail(log)}")
 
 
-@dataclass
-class Postfix:
+@dataclass(eq=False)
+class Postfix(TreeServer):
     """``smtp`` listens with STARTTLS, ``smtps`` with implicit TLS (wrapper mode), and
     ``plain`` without TLS at all."""
+
+    name: ClassVar[str] = "postfix"
 
     root: Path
     key: Path
@@ -79,6 +80,10 @@ class Postfix:
     smtp: int = field(default_factory=free_port)
     smtps: int = field(default_factory=free_port)
     plain: int = field(default_factory=free_port)
+    scratch = ("postfix/spool", "postfix/data", "postfix/maillog")
+
+    def __post_init__(self) -> None:
+        TreeServer.__init__(self, self.root)
 
     @property
     def etc(self) -> Path:
@@ -87,6 +92,13 @@ class Postfix:
     @property
     def maillog(self) -> Path:
         return self.root / "postfix" / "maillog"
+
+    @property
+    def log(self) -> Path:
+        return self.maillog
+
+    def ports(self) -> tuple[int, ...]:
+        return (self.smtp, self.smtps, self.plain)
 
     def write_config(self) -> None:
         base = self.root / "postfix"
@@ -120,34 +132,26 @@ smtpd_tls_chain_files = {self.key}, {self.fullchain}
   -o smtpd_tls_security_level=none
 {_MASTER_CF_SERVICES}""")
 
-    def start(self) -> Self:
+    def launch(self) -> None:
         self.write_config()
         postfix = shutil.which(POSTFIX_BINARY) or POSTFIX_BINARY
         _run([postfix, "-c", str(self.etc), "check"], "postfix check", self.maillog)
         _run([postfix, "-c", str(self.etc), "start"], "postfix start", self.maillog)
-        for port in (self.smtp, self.smtps, self.plain):
-            wait_for_port("127.0.0.1", port, what=f"postfix on {port}", log=self.maillog)
-        return self
 
     def reload(self) -> None:
         _run([POSTFIX_BINARY, "-c", str(self.etc), "reload"], "postfix reload", self.maillog)
 
-    def stop(self) -> None:
+    def halt(self) -> None:
         subprocess.run([POSTFIX_BINARY, "-c", str(self.etc), "stop"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                        check=False)  # exits 1 when it was never started: fine
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-
-@dataclass
-class Dovecot:
+@dataclass(eq=False)
+class Dovecot(TreeServer):
     """IMAP (STARTTLS and implicit), POP3 (STLS and implicit) and ManageSieve (STARTTLS)."""
+
+    name: ClassVar[str] = "dovecot"
 
     root: Path
     key: Path
@@ -157,6 +161,13 @@ class Dovecot:
     pop3: int = field(default_factory=free_port)
     pop3s: int = field(default_factory=free_port)
     sieve: int = field(default_factory=free_port)
+    scratch = ("dovecot/run", "dovecot/state", "dovecot/home", "dovecot/dovecot.log")
+
+    def __post_init__(self) -> None:
+        TreeServer.__init__(self, self.root)
+
+    def ports(self) -> tuple[int, ...]:
+        return (self.imap, self.imaps, self.pop3, self.pop3s, self.sieve)
 
     @property
     def conf(self) -> Path:
@@ -212,29 +223,19 @@ service managesieve-login {{
 }}
 """)
 
-    def start(self) -> Self:
+    def launch(self) -> None:
         self.write_config()
         dovecot = shutil.which(DOVECOT_BINARY) or DOVECOT_BINARY
         _run([dovecot, "-c", str(self.conf)], "dovecot start", self.log)
-        for port in (self.imap, self.imaps, self.pop3, self.pop3s, self.sieve):
-            wait_for_port("127.0.0.1", port, what=f"dovecot on {port}", log=self.log)
-        return self
 
     def reload(self) -> None:
         _run(["doveadm", "-c", str(self.conf), "reload"], "doveadm reload", self.log)
 
-    def stop(self) -> None:
+    def halt(self) -> None:
         if (self.root / "dovecot" / "run" / "master.pid").exists():
             subprocess.run(["doveadm", "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                            check=False)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 def root_or_fail() -> None:

@@ -1,46 +1,96 @@
-"""A throwaway nginx on loopback, run in the foreground from its own temp dir.
+"""nginx run from a temp config tree on loopback (see :mod:`tests.servers.tree_server`).
 
-It serves a web root over plain HTTP (for webroot http-01). Everything it writes (pid,
-logs, temp paths) stays in ``workdir``. Tests that install certificates into nginx use the
-Debian-shaped tree in ``nginx_tree`` instead.
+:class:`NginxServer` is what every nginx in the tests shares: ``nginx -c MAIN -p ROOT -g
+'daemon off;'`` in the foreground, everything it writes inside the tree, a graceful stop.
+:class:`Nginx` serves a web root over plain HTTP (for webroot http-01); the Debian-shaped
+tree certwright installs into is :class:`tests.servers.nginx_tree.NginxTree`.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
+from typing import ClassVar
 
-from tests.servers.ports import free_port, wait_for_port
-from tests.servers.process import ManagedProcess
+from tests.servers.ports import free_port
+from tests.servers.tree_server import TreeServer
 
 NGINX_BINARY = "/usr/sbin/nginx"
 
-_CONF = """\
+TEMP_PATHS = """\
+    client_body_temp_path {root}/tmp/body;
+    proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    scgi_temp_path {root}/tmp/scgi;
+"""
+
+
+class NginxServer(TreeServer):
+    """nginx whose main file is ``main`` (relative to the tree), answering ``http_port``."""
+
+    name: ClassVar[str] = "nginx"
+    scratch: tuple[str, ...] = ("run", "logs", "tmp", "nginx.pid", "server.out")
+
+    def __init__(self, root: Path, *, main: str = "nginx.conf", http_port: int | None = None,
+                 binary: str = NGINX_BINARY, wrap: Sequence[str] = ()) -> None:
+        super().__init__(root)
+        self.binary = shutil.which(binary) or binary
+        self.main = self.root / main
+        self.http_port = http_port or free_port(self.host)
+        self.wrap = list(wrap)
+        """A command prefix (a namespace, say) the server runs under."""
+        for sub in ("run", "logs", "tmp"):
+            (self.root / sub).mkdir(exist_ok=True)
+
+    def values(self) -> dict[str, object]:
+        return {"http": self.http_port, "temp_paths": TEMP_PATHS.format(root=self.root)}
+
+    @property
+    def log(self) -> Path:
+        return self.root / "logs" / "error.log"
+
+    def ctl(self, *argv: str) -> list[str]:
+        """An nginx command line for this tree (``-t``, ``-s reload``…)."""
+        return [*self.wrap, self.binary, "-c", str(self.main), "-p", str(self.root), *argv]
+
+    def command(self) -> list[str]:
+        return self.ctl("-g", "daemon off;")
+
+    def ports(self) -> Sequence[int]:
+        return (self.http_port,)
+
+    def halt(self) -> None:
+        """SIGQUIT first: a graceful stop lets workers exit with the master."""
+        if self.running and self._proc is not None and self._proc.proc is not None:
+            self._proc.proc.send_signal(signal.SIGQUIT)
+        super().halt()
+
+    def args(self) -> list[str]:
+        return ["--nginx-server-root", str(self.root), "--nginx-conf", str(self.main),
+                "--nginx-ctl", self.binary]
+
+
+_WEB_ROOT = """\
 worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/error.log info;
-daemon off;
+pid {root}/run/nginx.pid;
+error_log {root}/logs/error.log info;
 events {{ worker_connections 64; }}
 http {{
-    access_log {work}/access.log;
-    client_body_temp_path {work}/tmp/body;
-    proxy_temp_path {work}/tmp/proxy;
-    fastcgi_temp_path {work}/tmp/fastcgi;
-    uwsgi_temp_path {work}/tmp/uwsgi;
-    scgi_temp_path {work}/tmp/scgi;
-    default_type text/plain;
+    access_log {root}/logs/access.log;
+{temp_paths}    default_type text/plain;
     server {{
-        listen {host}:{http_port};
+        listen {host}:{http};
         server_name {server_names};
-        root {root};
+        root {www};
     }}
 }}
 """
 
 
-
-class Nginx:
+class Nginx(NginxServer):
     """``Nginx(workdir, root, http_port)``: a web root served over plain HTTP."""
 
     def __init__(
@@ -53,43 +103,14 @@ class Nginx:
         host: str = "127.0.0.1",
         binary: str = NGINX_BINARY,
     ) -> None:
-        self.workdir = workdir.resolve()
-        self.root = root.resolve()
         self.host = host
-        self.http_port = http_port or free_port(host)
+        super().__init__(workdir, http_port=http_port, binary=binary)
+        self.workdir = self.root
+        self.www = root.resolve()
         self.server_names = server_names
-        self.binary = shutil.which(binary) or binary
-        self.conf_path = self.workdir / "nginx.conf"
-        self._proc = ManagedProcess(
-            [self.binary, "-c", str(self.conf_path), "-p", str(self.workdir)],
-            log_path=self.workdir / "nginx.out",
-        )
+        self.conf_path = self.main
 
-    def _write_conf(self) -> None:
-        (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(
-            _CONF.format(
-                work=self.workdir,
-                host=self.host,
-                http_port=self.http_port,
-                root=self.root,
-                server_names=self.server_names,
-            )
-        )
-
-    def start(self) -> Self:
-        self._write_conf()
-        proc = self._proc.start()
-        wait_for_port(
-            self.host, self.http_port, proc=proc, log=self.workdir / "error.log", what="nginx"
-        )
-        return self
-
-    def stop(self) -> None:
-        self._proc.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def launch(self) -> None:
+        self.template("nginx.conf", _WEB_ROOT, host=self.host, www=self.www,
+                      server_names=self.server_names)
+        super().launch()

@@ -18,8 +18,7 @@ from certwright.installers.nginx.http01 import plan_http01
 from certwright.installers.nginx.plan import plan_deploy
 from certwright.installers.nginx.select import select_blocks
 from certwright.installers.nginx.tree import load_tree
-from tests.servers.ports import free_port, wait_for_port
-from tests.servers.process import ManagedProcess
+from tests.servers.ports import free_port
 from tests.unit.test_nginx_nginx_t import (  # noqa: F401  (fixtures used below)
     Tree,
     challenge,
@@ -62,29 +61,24 @@ def in_namespace(*argv: str) -> list[str]:
 
 @pytest.fixture
 def served(tree: Tree, monkeypatch: pytest.MonkeyPatch  # noqa: F811
-           ) -> Iterator[tuple[int, ManagedProcess]]:
+           ) -> Iterator[tuple[int, Tree]]:
     """nginx in a namespace named HOST, and certwright told the same name."""
     monkeypatch.setattr(socket, "gethostname", lambda: HOST)
-    http = free_port()
-    tree.site("sites", SITES, http=http)
-    proc = ManagedProcess(in_namespace(tree.nginx, "-c", str(tree.main), "-p",
-                                       str(tree.root), "-g", "daemon off;"),
-                          log_path=tree.root / "logs/nginx.out")
+    tree.wrap = in_namespace()
+    tree.http_port = free_port()
+    tree.site("sites", SITES, http=tree.http_port)
     try:
-        wait_for_port("127.0.0.1", http, proc=proc.start(), log=tree.root / "logs/error.log",
-                      what="nginx")
-        yield http, proc
+        yield tree.http_port, tree.start()
     finally:
-        proc.stop()
+        tree.stop()
 
 
 def apply_and_reload(tree: Tree, plan: ChangePlan) -> str:  # noqa: F811
     """Apply, test (in the namespace, where nginx warns about a name it ignores) and
     reload; the test's output."""
     tree.apply(plan)
-    check = subprocess.run(in_namespace(tree.nginx, "-t", "-c", str(tree.main), "-p",
-                                        str(tree.root)),
-                           capture_output=True, text=True, timeout=30, check=False)
+    check = subprocess.run(tree.ctl("-t"), capture_output=True, text=True, timeout=30,
+                           check=False)
     assert check.returncode == 0, check.stderr
     NginxInstaller(_ns(tree)).reload()
     return check.stderr
@@ -98,7 +92,7 @@ def _ns(tree: Tree) -> object:  # noqa: F811
 
 
 def test_hostname_server_name_is_the_machines_name(
-        tree: Tree, served: tuple[int, ManagedProcess]) -> None:  # noqa: F811
+        tree: Tree, served: tuple[int, Tree]) -> None:  # noqa: F811
     http, _ = served
     assert get(http, HOST, "/")[::2] == (200, b"the host's own site")
     config = load_tree(str(tree.main))
@@ -120,7 +114,7 @@ def test_hostname_server_name_is_the_machines_name(
 
 
 def test_regex_server_names_as_pcre_reads_them(
-        tree: Tree, served: tuple[int, ManagedProcess]) -> None:  # noqa: F811
+        tree: Tree, served: tuple[int, Tree]) -> None:  # noqa: F811
     http, _ = served
     config = load_tree(str(tree.main))
     for name, status in (("abc.regex.test", 200), ("123.regex.test", 403),

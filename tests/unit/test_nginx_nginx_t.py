@@ -7,8 +7,6 @@ Each tree lives in a temp dir with its pid, logs and temp paths inside it.
 from __future__ import annotations
 
 import argparse
-import socket
-import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +28,9 @@ from certwright.installers.nginx.plan import plan_deploy
 from certwright.installers.nginx.targets import Layout
 from certwright.installers.nginx.tree import load_tree
 from tests.conftest import require_binary
-from tests.servers.ports import free_port, wait_for_port
-from tests.servers.process import ManagedProcess
+from tests.servers import probe
+from tests.servers.nginx import NginxServer
+from tests.servers.ports import free_port
 from tests.servers.tlsca import TlsFiles, make_tls_files
 
 MAIN = """\
@@ -44,26 +43,23 @@ events {{
 }}
 http {{
     access_log off;
-    client_body_temp_path {root}/tmp/body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    default_type application/octet-stream;
+{temp_paths}    default_type application/octet-stream;
 
     include {root}/sites/*;
 }}
 """
 
 
-class Tree:
+class Tree(NginxServer):
+    """A tree of sites certwright plans for, checked by ``nginx -t`` and, when started,
+    served on loopback."""
+
     def __init__(self, root: Path, nginx: str, tls: TlsFiles) -> None:
-        self.root, self.nginx, self.tls = root, nginx, tls
-        for sub in ("logs", "tmp", "sites"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        self.main = root / "nginx.conf"
-        self.main.write_text(MAIN.format(root=root))
-        self.layout = Layout(str(root))
+        super().__init__(root, binary=nginx)
+        self.nginx, self.tls = self.binary, tls
+        (self.root / "sites").mkdir(exist_ok=True)
+        self.template("nginx.conf", MAIN)
+        self.layout = Layout(str(self.root))
 
     def site(self, name: str, text: str, **values: object) -> None:
         (self.root / "sites" / name).write_bytes(
@@ -84,9 +80,8 @@ class Tree:
             path.write_bytes(change.new_content)
 
     def check(self) -> None:
-        proc = subprocess.run(
-            [self.nginx, "-t", "-c", str(self.main), "-p", str(self.root)],
-            capture_output=True, text=True, timeout=30, check=False)
+        proc = subprocess.run(self.ctl("-t"), capture_output=True, text=True, timeout=30,
+                              check=False)
         config = "\n".join(f"--- {p}\n{p.read_text()}" for p in sorted(self.root.rglob("*"))
                            if p.is_file() and p.suffix in ("", ".conf") and "logs" not in p.parts
                            and "tmp" not in p.parts)
@@ -251,51 +246,32 @@ server {{ listen 443 ssl default_server; server_name b; ssl_certificate {old};
 
 # -- a short real run -----------------------------------------------------------------------
 @pytest.fixture
-def running(tree: Tree) -> Iterator[ManagedProcess]:
-    proc = ManagedProcess([tree.nginx, "-c", str(tree.main), "-p", str(tree.root),
-                           "-g", "daemon off;"], log_path=tree.root / "logs/nginx.out")
+def running(tree: Tree) -> Iterator[Tree]:
     try:
-        yield proc
+        yield tree
     finally:
-        proc.stop()
+        tree.stop()
 
 
-def restart(tree: Tree, proc: ManagedProcess, port: int) -> None:
-    proc.stop()
-    started = proc.start()
-    wait_for_port("127.0.0.1", port, proc=started, log=tree.root / "logs/error.log",
-                  what="nginx")
+def restart(tree: Tree, running: Tree, port: int) -> None:
+    """(Re)start ``running`` (the tree's server) and wait for ``port``."""
+    running.http_port = port
+    running.restart()
 
 
 def get(port: int, host: str, path: str) -> tuple[int, str, bytes]:
     """Status, Location and body of a plain HTTP/1.0 request (no redirects followed)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    location = next((v.strip() for k, _, v in (h.partition(":") for h in lines[1:])
-                     if k.lower() == "location"), "")
-    return int(lines[0].split()[1]), location, body
+    answer = probe.http_get(port, host, path)
+    return answer.status, answer.location, answer.body
 
 
 def https_get(port: int, host: str, path: str) -> tuple[x509.Certificate, str]:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, \
-            ctx.wrap_socket(sock, server_hostname=host) as tls:
-        tls.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der), data.partition(b"\r\n\r\n")[0].decode()
+    answer = probe.http_get(port, host, path, tls=True)
+    assert answer.cert is not None
+    return answer.cert, answer.head
 
 
-def test_served_behaviour(tree: Tree, running: ManagedProcess, www_root: Path) -> None:
+def test_served_behaviour(tree: Tree, running: Tree, www_root: Path) -> None:
     http, https = free_port(), free_port()
     (www_root / ".well-known/acme-challenge").mkdir(parents=True)
     (www_root / ".well-known/acme-challenge/file").write_text("from the webroot")

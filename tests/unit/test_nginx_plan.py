@@ -20,14 +20,12 @@ from certwright.core.interfaces import (
 )
 from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import plan_http01
-from certwright.installers.nginx.plan import (
+from certwright.installers.nginx.plan import OPTIONS_TEXT, plan_deploy, plan_forget
+from certwright.installers.nginx.planner import (
     CHALLENGE_GUARD,
     HSTS_LINE,
-    OPTIONS_TEXT,
     REDIRECT_LINES,
     UIR_LINE,
-    plan_deploy,
-    plan_forget,
 )
 from certwright.installers.nginx.targets import Layout, deploy_endpoints
 from certwright.installers.nginx.tree import NginxTree, load_tree

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
-from collections.abc import Callable, Sequence
+import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import certwright.installers.nginx as nginx_plugin
+from certwright.core.challenge_session import ChallengeSession
 from certwright.core.errors import PluginError
+from certwright.core.http01 import Probe, wait_until_served
 from certwright.core.interfaces import (
     Authenticator,
     ChallengeTask,
@@ -22,8 +26,8 @@ from certwright.core.interfaces import (
     SupportsEnhancements,
     SupportsHttp01,
 )
+from certwright.core.runner import Completed
 from certwright.installers.nginx import NginxAuthenticator, NginxInstaller, process
-from certwright.installers.nginx.challenge import ChallengeSession, Probe, wait_until_served
 from certwright.installers.nginx.http01 import http01_probes
 from certwright.installers.nginx.tree import load_tree
 
@@ -40,13 +44,13 @@ class FakeRunner:
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
-        self.results: list[subprocess.CompletedProcess[str]] = []
+        self.results: list[Completed] = []
 
-    def __call__(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def __call__(self, argv: Sequence[str]) -> Completed:
         self.calls.append(list(argv))
         if self.results:
             return self.results.pop(0)
-        return subprocess.CompletedProcess(list(argv), 0, "", "")
+        return Completed(tuple(argv), 0, "", "")
 
 
 def config(root: Path, **options: Any) -> argparse.Namespace:
@@ -106,7 +110,7 @@ def test_config_test_failure_carries_the_last_stderr_lines(tmp_path: Path) -> No
     stderr = "".join(f"line {i}\n" for i in range(10)) + (
         'nginx: [emerg] unknown directive "lissen" in /etc/nginx/x:3\n'
         "nginx: configuration file /etc/nginx/nginx.conf test failed\n")
-    runner.results.append(subprocess.CompletedProcess([], 1, "", stderr))
+    runner.results.append(Completed((), 1, "", stderr))
     with pytest.raises(PluginError) as caught:
         inst.config_test()
     message = str(caught.value)
@@ -154,30 +158,21 @@ def task(domain: str, token: str) -> ChallengeTask:
                          f"{token}.tp")
 
 
-class FakeApply:
-    """Stands in for the core's temporary transaction: remembers plans and undos."""
-
-    def __init__(self) -> None:
-        self.applied: list[ChangePlan] = []
-        self.undone = 0
-
-    def __call__(self, plan: ChangePlan) -> Callable[[], None]:
-        self.applied.append(plan)
-
-        def undo() -> None:
-            self.undone += 1
-
-        return undo
-
-
-def authenticator(root: Path) -> tuple[NginxAuthenticator, FakeRunner, FakeApply]:
+def authenticator(root: Path) -> tuple[NginxAuthenticator, FakeRunner]:
+    """The authenticator with the core's own temporary transactions (in ``root/work``)
+    and a stand-in nginx: commands are recorded, every answer is served at once."""
     auth = NginxAuthenticator(config(root))
-    runner, apply = FakeRunner(), FakeApply()
+    runner = FakeRunner()
     auth.runner = runner
     auth.proc_root = str(root / "no-proc")
-    auth.apply_plan = apply
     auth.fetch = lambda probe: (200, probe.body.encode() + b"\n")  # served at once
-    return auth, runner, apply
+    return auth, runner
+
+
+def journals(root: Path) -> list[str]:
+    """The open temporary transactions (one while a challenge change is applied)."""
+    where = root / "work" / "transactions"
+    return sorted(os.listdir(where)) if where.exists() else []
 
 
 def test_challenge_types() -> None:
@@ -187,33 +182,38 @@ def test_challenge_types() -> None:
 
 
 def test_present_all_once_then_cleanup_undoes_with_the_last_task(tmp_path: Path) -> None:
-    auth, runner, apply = authenticator(tmp_path)
+    auth, runner = authenticator(tmp_path)
+    site = tmp_path / "sites/example"
     tasks = [task("example.org", "tokA"), task("www.example.org", "tokB")]
     auth.present_all(tasks)
-    (plan,) = apply.applied
-    text = b"".join(c.new_content or b"" for c in plan.changes)
-    assert b"tokA.tp" in text and b"tokB.tp" in text
+    text = site.read_text()
+    assert "tokA.tp" in text and "tokB.tp" in text
+    assert len(journals(tmp_path)) == 1  # one change for both
     main = str(tmp_path / "nginx.conf")
     assert runner.calls == [["nginx", "-c", main, "-t"], ["nginx", "-c", main, "-s", "reload"]]
     auth.cleanup(tasks[0])
-    assert apply.undone == 0  # the other task still needs its answer
+    assert "tokB.tp" in site.read_text()  # the other task still needs its answer
     auth.cleanup(tasks[1])
-    assert apply.undone == 1 and runner.calls[-1][-2:] == ["-s", "reload"]
+    assert site.read_text() == SITE and journals(tmp_path) == []
+    assert runner.calls[-1][-2:] == ["-s", "reload"]
+    calls = len(runner.calls)
     auth.cleanup(tasks[1])  # again: harmless
-    assert apply.undone == 1
+    assert site.read_text() == SITE and len(runner.calls) == calls
 
 
 def test_present_one_by_one_keeps_earlier_answers(tmp_path: Path) -> None:
-    auth, _, apply = authenticator(tmp_path)
+    auth, _ = authenticator(tmp_path)
     auth.present(task("example.org", "tokA"))
+    first = journals(tmp_path)
     auth.present(task("www.example.org", "tokB"))
-    assert apply.undone == 1  # the first change was swapped for one with both answers
-    text = b"".join(c.new_content or b"" for c in apply.applied[-1].changes)
-    assert b"tokA.tp" in text and b"tokB.tp" in text
+    # the first change was swapped for one with both answers
+    assert len(first) == 1 and len(journals(tmp_path)) == 1
+    text = (tmp_path / "sites/example").read_text()
+    assert "tokA.tp" in text and "tokB.tp" in text
 
 
 def test_present_waits_until_nginx_answers(tmp_path: Path) -> None:
-    auth, _, _ = authenticator(tmp_path)
+    auth, _ = authenticator(tmp_path)
     asked: list[Probe] = []
 
     def fetch(probe: Probe) -> tuple[int, bytes]:
@@ -253,15 +253,16 @@ def test_http01_probes(tmp_path: Path) -> None:
 
 
 def test_failed_config_test_undoes_at_once_and_cleanup_still_works(tmp_path: Path) -> None:
-    auth, runner, apply = authenticator(tmp_path)
-    runner.results.append(subprocess.CompletedProcess([], 1, "", "nginx: [emerg] broken\n"))
+    auth, runner = authenticator(tmp_path)
+    runner.results.append(Completed((), 1, "", "nginx: [emerg] broken\n"))
     one = task("example.org", "tokA")
     with pytest.raises(PluginError, match="broken"):
         auth.present_all([one])
-    assert apply.undone == 1
+    assert (tmp_path / "sites/example").read_text() == SITE and journals(tmp_path) == []
     assert [c[-1] for c in runner.calls] == ["-t"]  # never reloaded the broken config
     auth.cleanup(one)
-    assert apply.undone == 1
+    assert (tmp_path / "sites/example").read_text() == SITE
+    assert [c[-1] for c in runner.calls] == ["-t"]
 
 
 def test_session_reloads_after_undo_when_reload_failed() -> None:
@@ -318,10 +319,32 @@ def test_installer_reload_fails_when_nginx_never_reloads(tmp_path: Path) -> None
         inst.reload()
     assert runner.calls[-1][-2:] == ["-s", "reload"]
 
-    def reloading_runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def reloading_runner(argv: Sequence[str]) -> Completed:
         fake_process(proc, 102, 100, "nginx: worker process")
         fake_process(proc, 101, 100, "nginx: worker process is shutting down")
-        return subprocess.CompletedProcess(list(argv), 0, "", "")
+        return Completed(tuple(argv), 0, "", "")
 
     inst.runner = reloading_runner
     inst.reload()  # returns: a new worker runs and the old one is shutting down
+
+
+def test_a_hung_nginx_command_is_killed_with_what_it_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrapper that never answers costs the command timeout, not the run, and leaves
+    nothing behind: the core's runner kills the whole process group, the child it
+    started too."""
+    child = tmp_path / "child.pid"
+    ctl = tmp_path / "hung-nginx"
+    ctl.write_text(f"#!/bin/sh\nsleep 30 &\necho $! > {child}\nsleep 30\n")
+    ctl.chmod(0o755)
+    monkeypatch.setattr(nginx_plugin, "COMMAND_TIMEOUT", 0.5)
+    installer = NginxInstaller(config(tmp_path, nginx_ctl=str(ctl)))
+    started = time.monotonic()
+    with pytest.raises(PluginError, match=r"did not finish within 0\.5 s"):
+        installer.config_test()
+    assert time.monotonic() - started < 10
+    stat = Path(f"/proc/{int(child.read_text())}/stat")
+    deadline = time.monotonic() + 5
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the command's child outlived it"
+        time.sleep(0.05)

@@ -4,13 +4,12 @@ and a deploy into such a tree passes ``nginx -t``."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator, Sequence
 
 from certwright.installers.nginx.select import select_blocks
 from certwright.installers.nginx.tree import Directive, NginxTree, load_tree
+from tests.servers import probe
 from tests.servers.ports import free_port
-from tests.servers.process import ManagedProcess
 from tests.unit.test_nginx_nginx_t import (  # noqa: F401  (fixtures used below)
     Tree,
     restart,
@@ -58,15 +57,9 @@ def site_bytes(http: int) -> bytes:
 
 
 def get(port: int, path: str, host: str = "example.org", version: str = "") -> bytes:
-    header = f"X-Version: {version}\r\n" if version else ""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n{header}\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
-    return body
+    answer = probe.http_get(port, host, path, headers={"X-Version": version} if version else None)
+    assert answer.status_line.startswith("HTTP/1.1 200"), answer.head
+    return answer.body
 
 
 def write_tree(tree: Tree, http: int) -> None:  # noqa: F811
@@ -89,7 +82,7 @@ def http_statements(config: NginxTree) -> list[Directive]:
 
 
 def test_every_quoting_form_reads_as_nginx_reads_it(
-        tree: Tree, running: ManagedProcess) -> None:  # noqa: F811
+        tree: Tree, running: Tree) -> None:  # noqa: F811
     http = free_port()
     write_tree(tree, http)
     tree.check()  # nginx accepts every form
@@ -111,9 +104,7 @@ def test_every_quoting_form_reads_as_nginx_reads_it(
     assert [d.name for d in mapping.block or ()] == [
         "default", r"~^(\d+)\.(\d+)", r"~^v(\d+)\.", '"quoted"', "it's", "caf\udce9"]
     assert get(http, "/bare-var") == b"example.org-x"
-    with socket.create_connection(("127.0.0.1", http), timeout=5) as sock:
-        sock.sendall(b"GET /header HTTP/1.0\r\nHost: example.org\r\n\r\n")
-        assert b"\r\nX-Host: example.org\r\n" in sock.recv(65536)
+    assert probe.http_get(http, "example.org", "/header").header("X-Host") == "example.org"
     assert get(http, "/var", version="12.5") == b"12-example.org"
     assert get(http, "/var", version="v7.1") == b"v7-example.org"
     assert get(http, "/var", version='"quoted"') == b"quoted-example.org"

@@ -14,7 +14,6 @@ from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.plan import plan_deploy
 from certwright.installers.nginx.tree import load_tree
 from tests.servers.ports import free_port
-from tests.servers.process import ManagedProcess
 from tests.unit.test_nginx_nginx_t import (  # noqa: F401  (fixtures used below)
     Tree,
     get,
@@ -48,7 +47,7 @@ CHALLENGE = "/.well-known/acme-challenge/missing"
 OLD_FORM = '    set $certwright_redirect "$scheme:$uri";\n'
 
 
-def check_served(tree: Tree, proc: ManagedProcess, http: int) -> None:  # noqa: F811
+def check_served(tree: Tree, proc: Tree, http: int) -> None:  # noqa: F811
     restart(tree, proc, http)
     for name in NAMES:
         assert get(http, name, "/page?x=1")[:2] == (301, f"https://{name}/page?x=1"), name
@@ -67,7 +66,7 @@ def sites(tree: Tree, www_root: Path) -> int:  # noqa: F811
 
 
 def test_missing_challenge_file_is_404_after_internal_redirects(
-        tree: Tree, running: ManagedProcess, sites: int) -> None:  # noqa: F811
+        tree: Tree, running: Tree, sites: int) -> None:  # noqa: F811
     https = free_port()
     tree.deploy(tree.request(*NAMES, https=https, http=sites))
     tree.enhance(NAMES, "redirect", https=https, http=sites)
@@ -75,7 +74,7 @@ def test_missing_challenge_file_is_404_after_internal_redirects(
 
 
 def test_the_earlier_form_is_upgraded_by_the_next_deploy(
-        tree: Tree, running: ManagedProcess, sites: int) -> None:  # noqa: F811
+        tree: Tree, running: Tree, sites: int) -> None:  # noqa: F811
     https = free_port()
     tree.deploy(tree.request(*NAMES, https=https, http=sites))
     tree.enhance(NAMES, "redirect", https=https, http=sites)

@@ -20,7 +20,6 @@ from cryptography.x509.oid import NameOID
 from certwright.installers.nginx.plan import plan_deploy
 from certwright.installers.nginx.tree import load_tree
 from tests.servers.ports import free_port
-from tests.servers.process import ManagedProcess
 from tests.unit.test_nginx_nginx_t import (  # noqa: F401  (fixtures used below)
     Tree,
     https_get,
@@ -106,7 +105,7 @@ def ours(tree: Tree) -> int:  # noqa: F811
 
 @pytest.mark.parametrize("extra", ["", "add_header X-Shared yes always;\n"])
 def test_shared_with_a_block_of_another_name(
-        tree: Tree, running: ManagedProcess, extra: str) -> None:  # noqa: F811
+        tree: Tree, running: Tree, extra: str) -> None:  # noqa: F811
     https, snippet = setup(tree, extra, other=True)
     before = snippet.read_text()
     tree.deploy(tree.request("example.org", "www.example.org", https=https, http=free_port()))
@@ -123,7 +122,7 @@ def test_shared_with_a_block_of_another_name(
 
 
 def test_shared_only_by_target_blocks_is_updated_in_place(
-        tree: Tree, running: ManagedProcess) -> None:  # noqa: F811
+        tree: Tree, running: Tree) -> None:  # noqa: F811
     https, snippet = setup(tree, "", other=False)
     site = (tree.root / "sites" / "sites").read_text()
     tree.deploy(tree.request("example.org", "www.example.org", https=https, http=free_port()))
@@ -163,7 +162,7 @@ server {{
 
 
 def test_a_block_with_one_certificate_per_key_type(
-        tree: Tree, running: ManagedProcess, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+        tree: Tree, running: Tree, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
         ) -> None:
     """RSA and ECDSA pairs in one block: the pair of the new certificate's key type is
     replaced (replacing the first would leave the old ECDSA one served: of two of a type,
@@ -182,7 +181,7 @@ def test_a_block_with_one_certificate_per_key_type(
 
 
 def test_a_listen_in_a_file_all_targets_share_gains_tls_once(
-        tree: Tree, running: ManagedProcess) -> None:  # noqa: F811
+        tree: Tree, running: Tree) -> None:  # noqa: F811
     """apex and www read their listens from one file: it gains " ssl" once (each block
     added its own: ``listen … ssl ssl;``)."""
     https, http = free_port(), free_port()
@@ -201,7 +200,7 @@ def test_a_listen_in_a_file_all_targets_share_gains_tls_once(
 
 
 def test_a_shared_file_reached_through_a_site_snippet(
-        tree: Tree, running: ManagedProcess) -> None:  # noqa: F811
+        tree: Tree, running: Tree) -> None:  # noqa: F811
     """The site's own snippet includes the shared file: the snippet (read by this
     certificate's blocks only) is changed, the shared file is not."""
     https = free_port()
@@ -224,7 +223,7 @@ def test_a_shared_file_reached_through_a_site_snippet(
 
 
 def test_what_nginx_does_with_two_certificate_lines(
-        tree: Tree, running: ManagedProcess, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+        tree: Tree, running: Tree, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
         ) -> None:
     """The facts the detaching rests on (nginx 1.22): a block's own certificate lines do
     not replace included ones; there is no "duplicate" error; of two ECDSA certificates

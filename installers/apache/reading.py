@@ -1,0 +1,41 @@
+"""One call for what a deploy needs to know before touching an Apache tree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo
+from certwright.installers.apache.evaluate import Evaluator
+from certwright.installers.apache.layouts import Layout
+from certwright.installers.apache.model import ApacheConfig
+from certwright.installers.apache.select import WakeRisk, wake_risks
+
+SSL_MODULES = ("ssl_module", "socache_shmcb_module")
+
+
+@dataclass(frozen=True)
+class ApacheReading:
+    config: ApacheConfig
+    ssl_wakes: tuple[WakeRisk, ...]
+    """What enabling mod_ssl would activate; empty when it is loaded already."""
+
+
+def read_apache(
+    server_root: str,
+    *,
+    binary: BinaryInfo = DEFAULT_BINARY,
+    env: Mapping[str, str] | None = None,
+    defines: Iterable[str] = (),
+    layout: Layout | None = None,
+) -> ApacheReading:
+    """Read the tree, and if mod_ssl is not loaded, what loading it would wake."""
+    evaluator = Evaluator(server_root, layout=layout, binary=binary, env=env, defines=defines)
+    try:
+        config = evaluator.evaluate()
+        wakes: tuple[WakeRisk, ...] = ()
+        if "ssl_module" not in config.modules:
+            wakes = wake_risks(evaluator.waking(config, SSL_MODULES))
+        return ApacheReading(config, wakes)
+    finally:
+        evaluator.close()
