@@ -119,22 +119,25 @@ class ManualAuthenticator:
     # -- challenges ----------------------------------------------------------------------
 
     def present(self, task: ChallengeTask) -> None:
-        if task.challenge_type not in (HTTP01, DNS01):
-            raise PluginError(
-                f"the manual authenticator cannot answer {task.challenge_type} "
-                f"for {task.identifier.value}; it does http-01 and dns-01"
-            )
-        check_task(task, self.name)  # its values go into a shell's environment
-        if self.auth_hook is not None:
+        self.present_all([task])
+
+    def present_all(self, tasks: Sequence[ChallengeTask]) -> None:
+        """Run the auth hook for each task in order (``CERTBOT_REMAINING_CHALLENGES``
+        counting down, as Certbot does), or show every record to publish and wait for one
+        Enter: all of them are in place before the CA checks any."""
+        for task in tasks:
+            _check(task)
+        if self.auth_hook is None:
+            if getattr(self.config, "noninteractive", False):
+                raise PluginError(_NEED_HOOK)
+            _instruct(tasks)
+            return
+        for task in tasks:
             done = _run_hook(self.auth_hook, _hook_env(task), "--manual-auth-hook",
                              self.timeout)
             if done.returncode != 0:
                 raise PluginError(_hook_failure("--manual-auth-hook", self.auth_hook, task, done))
             self._auth_output[task] = done.stdout.strip()
-        elif getattr(self.config, "noninteractive", False):
-            raise PluginError(_NEED_HOOK)
-        else:
-            _instruct(task)
 
     def cleanup(self, task: ChallengeTask) -> None:
         output = self._auth_output.pop(task, "")
@@ -158,6 +161,15 @@ class ManualAuthenticator:
         if self.cleanup_hook is not None:
             params["manual_cleanup_hook"] = self.cleanup_hook
         return params
+
+
+def _check(task: ChallengeTask) -> None:
+    if task.challenge_type not in (HTTP01, DNS01):
+        raise PluginError(
+            f"the manual authenticator cannot answer {task.challenge_type} "
+            f"for {task.identifier.value}; it does http-01 and dns-01"
+        )
+    check_task(task, ManualAuthenticator.name)  # its values go into a shell's environment
 
 
 def _hook_env(task: ChallengeTask, auth_output: str | None = None) -> dict[str, str]:
@@ -196,26 +208,31 @@ def _hook_failure(option: str, command: str, task: ChallengeTask, done: Complete
     return f"{option} {command!r} {status} for {task.domain} ({task.challenge_type}): {detail}"
 
 
-def _instruct(task: ChallengeTask) -> None:
-    """Tell the person at the terminal what to publish and wait for Enter."""
+def _instruct(tasks: Sequence[ChallengeTask]) -> None:
+    """Tell the person at the terminal what to publish for every task, then wait for one
+    Enter (after the last record is visible: DNS propagation)."""
+    text = "".join(_instruction(task) for task in tasks)
+    if any(task.challenge_type == DNS01 for task in tasks):
+        text += ("Keep any earlier TXT value shown for the same name until validation is "
+                 "done.\nWait until every record is visible from outside (DNS propagation) "
+                 "before going on.\n")
+    sys.stdout.write(text + "\nPress Enter to continue ")
+    sys.stdout.flush()
+    if not sys.stdin.readline():
+        what = ", ".join(sorted({f"{t.challenge_type} of {t.domain}" for t in tasks}))
+        raise PluginError(f"no confirmation for the challenges ({what}): stdin is closed; "
+                          "use --manual-auth-hook to automate it")
+
+
+def _instruction(task: ChallengeTask) -> str:
     if task.challenge_type == HTTP01:
         host = f"[{task.domain}]" if ":" in task.domain else task.domain
-        text = (
+        return (
             f"\nTo prove control of {task.domain}, make this URL (plain HTTP, port 80)\n\n"
             f"    http://{host}/.well-known/acme-challenge/{task.token}\n\n"
             f"answer with exactly this content:\n\n    {task.key_authorization}\n"
         )
-    else:
-        text = (
-            f"\nTo prove control of {task.identifier.value}, publish a DNS TXT record\n\n"
-            f"    name:  {task.validation_name}.\n    value: {task.validation}\n\n"
-            "Keep any earlier TXT value shown for the same name until validation is done.\n"
-            "Wait until the record is visible from outside (DNS propagation) before going on.\n"
-        )
-    sys.stdout.write(text + "\nPress Enter to continue ")
-    sys.stdout.flush()
-    if not sys.stdin.readline():
-        raise PluginError(
-            f"no confirmation for the {task.challenge_type} challenge of {task.domain} "
-            "(stdin is closed); use --manual-auth-hook to automate it"
-        )
+    return (
+        f"\nTo prove control of {task.identifier.value}, publish a DNS TXT record\n\n"
+        f"    name:  {task.validation_name}.\n    value: {task.validation}\n"
+    )

@@ -14,7 +14,7 @@ import argparse
 import errno
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from certwright.core.errors import PluginError
@@ -43,7 +43,6 @@ class StandaloneAuthenticator:
 
     name: ClassVar[str] = "standalone"
     description: ClassVar[str] = "Run a temporary built-in web server on port 80 (http-01)"
-    shareable: ClassVar[bool] = True  # one instance may serve several lineages at once
 
     def __init__(self, config: argparse.Namespace) -> None:
         self.config = config
@@ -66,6 +65,11 @@ class StandaloneAuthenticator:
 
     def challenge_types(self, identifier: Identifier) -> Sequence[str]:
         return http01_types(identifier)
+
+    def share_key(self) -> Hashable:
+        """One server per address and port serves every lineage renewing through it (a
+        second one could not bind); its token table is guarded by a lock."""
+        return (self.address, self.port)
 
     @property
     def bound_port(self) -> int | None:

@@ -17,7 +17,13 @@ from pathlib import Path
 
 from certwright.core import probe
 from certwright.core.errors import CertwrightError, PluginError
-from certwright.core.interfaces import SYMLINK, ChangePlan, Endpoint, Installer
+from certwright.core.interfaces import (
+    SYMLINK,
+    ChangePlan,
+    Endpoint,
+    Installer,
+    SupportsActivate,
+)
 from certwright.core.poll import poll_until
 from certwright.core.transaction import Transaction
 
@@ -107,7 +113,7 @@ def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: S
             installer.config_test()
             txn.commit()
         step = "reload"
-        installer.reload()
+        go_live(installer, [plan])
         if expected_der is not None and endpoints:
             step = "verify"
             verify(endpoints, expected_der)
@@ -123,6 +129,51 @@ def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: S
         raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
     for note in plan.notes:
         say(note)
+
+
+def stage(installer: Installer, plan: ChangePlan, *, work_dir: Path) -> Transaction | None:
+    """Apply ``plan``, config test, commit, without making it live (see :func:`go_live`);
+    on failure roll back and raise DeployError saying which step failed. None for an
+    empty plan."""
+    if plan.empty:
+        return None
+    txn = Transaction(work_dir, plan.title, installer=installer.name,
+                      installer_params=dict(installer.renewal_params()))
+    step = "apply"
+    try:
+        txn.apply(plan)
+        step = "config test"
+        installer.config_test()
+        txn.commit()
+    except BaseException as exc:
+        restored = _undo(installer, txn, "config test")  # nothing was loaded yet
+        what = "; the previous configuration was restored" if restored else ""
+        if not isinstance(exc, (CertwrightError, OSError)):
+            raise
+        if step == "config test" and _fails_anyway(installer):
+            what += (f" (it fails the same test without this change: fix the "
+                     f"{installer.name} configuration first)")
+        raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
+    return txn
+
+
+def go_live(installer: Installer, plans: Sequence[ChangePlan]) -> None:
+    """Make committed ``plans`` live: through the installer's ``activate`` for each when
+    it has one (no reload), falling back to one reload if any activation raises; else one
+    reload for all."""
+    if isinstance(installer, SupportsActivate):
+        try:
+            for plan in plans:
+                installer.activate(plan)
+            return
+        except Exception as exc:
+            log.warning("%s: activating %s failed (%s); reloading instead", installer.name,
+                        plan.title, _describe(exc))
+    installer.reload()
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, CertwrightError) else f"{type(exc).__name__}: {exc}"
 
 
 def _undo(installer: Installer, txn: Transaction | None, step: str) -> list[str]:

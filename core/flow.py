@@ -18,7 +18,13 @@ from certwright.core.acme.client import AcmeClient, CertificateChain, raise_for_
 from certwright.core.acme.errors import AcmeError, TransportError
 from certwright.core.acme.messages import Authorization, Challenge, Order
 from certwright.core.errors import PluginError
-from certwright.core.interfaces import Authenticator, ChallengeTask, Identifier
+from certwright.core.interfaces import (
+    Authenticator,
+    ChallengeTask,
+    Identifier,
+    SupportsPresentAll,
+    SupportsWaitReady,
+)
 from certwright.core.keys import chain_top_issuer_cn, split_pem_chain
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,9 @@ class Options:
     """What the flow needs beyond the client and the authenticator."""
 
     timeout: float = 90.0
+    # how long an authenticator's wait_ready may take (DNS propagation); the issuance
+    # timeout does not run meanwhile
+    ready_timeout: float = 600.0
     preferred_challenges: Sequence[str] = ()
     preferred_chain: str | None = None
     profile: str | None = None
@@ -80,7 +89,7 @@ def obtain(
     pending = [a for a in authzs if a.status == "pending"]
     tasks = [_task(client, authenticator, a, identifiers, opts) for a in pending]
     tasks = [(replace(t, remaining=len(tasks) - i - 1), c) for i, (t, c) in enumerate(tasks)]
-    deadline = _prove_control(client, authenticator, tasks, pending, deadline, opts.pause)
+    deadline = _prove_control(client, authenticator, tasks, pending, deadline, opts)
     if pending:
         order = client.order(order.url)
     raise_for_order(order)
@@ -139,22 +148,22 @@ def _prove_control(
     tasks: Sequence[tuple[ChallengeTask, Challenge]],
     authzs: Sequence[Authorization],
     deadline: float,
-    pause: Callable[[Sequence[ChallengeTask]], None] | None = None,
+    opts: Options,
 ) -> float:
-    """Present, answer, poll; the deadline returned is moved on by the time paused."""
+    """Present every challenge, wait until ready, answer, poll. The deadline returned is
+    moved on by the time spent setting the challenges up, waiting for them and paused:
+    the issuance timeout is the time the CA takes (Certbot's ``--issuance-timeout``), and
+    a manual hook that sleeps for DNS propagation, or a plugin's ``wait_ready``, must not
+    use it up before the CA is even asked."""
     presented: list[ChallengeTask] = []
     try:
-        present_all = getattr(authenticator, "present_all", None)
-        if present_all is not None and tasks:  # one config change and reload for all
-            presented = [task for task, _ in tasks]
-            present_all(presented)
-        for task, _ in tasks if present_all is None else ():
-            presented.append(task)
-            authenticator.present(task)
-        if pause is not None and presented:
-            started = time.monotonic()
-            pause(presented)
-            deadline += time.monotonic() - started
+        started = time.monotonic()
+        _present(authenticator, [task for task, _ in tasks], presented)
+        if presented and isinstance(authenticator, SupportsWaitReady):
+            authenticator.wait_ready(presented, time.monotonic() + opts.ready_timeout)
+        if opts.pause is not None and presented:
+            opts.pause(presented)
+        deadline += time.monotonic() - started
         for _, chall in tasks:
             client.answer(chall)
         failures = []
@@ -172,6 +181,21 @@ def _prove_control(
             except Exception as exc:  # cleanup must not hide the real outcome
                 log.warning("cleanup of %s for %s failed: %s", task.challenge_type,
                             task.domain, exc)
+
+
+def _present(authenticator: Authenticator, tasks: list[ChallengeTask],
+             presented: list[ChallengeTask]) -> None:
+    """Set every challenge up before any is answered; ``presented`` gets each task that
+    needs a cleanup (all of them for ``present_all``, also when it raised)."""
+    if not tasks:
+        return
+    if isinstance(authenticator, SupportsPresentAll):  # one zone update or reload for all
+        presented.extend(tasks)
+        authenticator.present_all(list(tasks))
+        return
+    for task in tasks:
+        presented.append(task)
+        authenticator.present(task)
 
 
 def _task(

@@ -8,7 +8,7 @@ namespace (``config``) and reads its own options from it.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -53,14 +53,20 @@ class ChallengeTask:
 class Authenticator(Protocol):
     """Proves control of identifiers to the CA.
 
-    ``present`` must return quickly once the challenge is answerable; the core then tells
-    the CA to validate. ``cleanup`` is called for every task passed to ``present`` (also
-    when ``present`` raised) and must not fail because ``present`` did.
+    ``present`` MUST return quickly (seconds): the core presents every challenge of an
+    order, then tells the CA to validate (RFC 8555 §7.5.1); waiting until a challenge is
+    answerable is :class:`SupportsWaitReady`'s. ``cleanup`` is called for every task passed
+    to ``present`` (also when ``present`` raised) and must not fail because ``present``
+    did; the core calls it once the authorization is final (§7.1.6), valid or not.
 
-    Optional class attributes: ``shareable = True`` lets one instance serve several
-    parallel renewals (the standalone server); ``parallel_safe = False`` makes parallel
-    renewals using it take turns (it edits one shared server config). An optional
-    ``present_all(tasks)`` is called instead of ``present`` for each task.
+    ``__init__`` only reads options: it may be called for an instance that is dropped
+    unused (see :class:`SupportsShare`); ``prepare`` does the work of getting ready.
+
+    Optional capabilities, each a small Protocol below: :class:`SupportsPresentAll`
+    (every challenge of an order at once), :class:`SupportsWaitReady` (wait for
+    propagation with a timeout of its own), :class:`SupportsShare` (one instance serves
+    several lineages) and :class:`SupportsSerial` (renewals through what it edits take
+    turns).
     """
 
     name: ClassVar[str]
@@ -84,6 +90,78 @@ class Authenticator(Protocol):
 
     def renewal_params(self) -> Mapping[str, object]:
         """Options to store in the lineage's renewal conf so a renewal can run unattended."""
+
+
+@runtime_checkable
+class SupportsPresentAll(Protocol):
+    """An authenticator that sets up all challenges of an order in one go (one DNS zone
+    update, one server reload) instead of one ``present`` per task.
+
+    ``present_all`` gets every pending challenge of the order (RFC 8555 §7.5.1) before the
+    core tells the CA to validate any of them: the CA may check a challenge as soon as it
+    is answered, and for dns-01 (§8.4) a record published later could be missed by a
+    resolver that cached the name's TXT set. It MUST return quickly (seconds, not
+    propagation time; that is :meth:`SupportsWaitReady.wait_ready`'s). ``cleanup`` is then
+    called for every task passed, also when ``present_all`` raised.
+    """
+
+    def present_all(self, tasks: Sequence[ChallengeTask]) -> None: ...
+
+
+@runtime_checkable
+class SupportsWaitReady(Protocol):
+    """An authenticator whose challenges become answerable only some time after they are
+    presented (DNS propagation to the authoritative servers, a CDN picking a file up).
+
+    The core calls ``wait_ready`` once, after every task was presented and before any
+    challenge is answered (RFC 8555 §7.5.1: the client responds once it believes the
+    server can validate). ``deadline`` is a ``time.monotonic()`` value given by the ready
+    timeout (``Options.ready_timeout``), separate from the issuance timeout, which does
+    not run while this waits. It MUST return by ``deadline``: normally once every
+    challenge is answerable, or raise PluginError naming what is still missing. Returning
+    early with some not ready is allowed (the CA has the last word).
+    """
+
+    def wait_ready(self, tasks: Sequence[ChallengeTask], deadline: float) -> None: ...
+
+
+@runtime_checkable
+class SupportsShare(Protocol):
+    """An authenticator of which one prepared instance may serve several lineages at once
+    (parallel ``renew --jobs``): the standalone server on one address and port.
+
+    ``share_key`` is called on a fresh instance, before ``prepare``. Instances giving equal
+    keys are interchangeable: the core prepares the first and hands it to every lineage
+    whose instance gives the same key, from several threads at once (``present`` and
+    ``cleanup`` must be thread-safe); the others are dropped unprepared. The key must hold
+    everything that makes instances differ: two lineages with different DNS credentials
+    give different keys. None: this instance is not shared.
+    """
+
+    def share_key(self) -> Hashable | None: ...
+
+
+@runtime_checkable
+class SupportsSerial(Protocol):
+    """An authenticator whose challenges edit something that one renewal at a time may
+    change (one server's configuration, reloaded for each change).
+
+    ``serial_key`` names that target, e.g. ``("nginx", <real path of its server root>)``:
+    parallel renewals whose authenticators give equal keys take turns proving control;
+    different keys (two nginx trees) run at the same time. None: no turns needed.
+    """
+
+    def serial_key(self) -> Hashable | None: ...
+
+
+def share_key(auth: object) -> Hashable | None:
+    """``auth``'s share key; None (not shared) for an authenticator without one."""
+    return auth.share_key() if isinstance(auth, SupportsShare) else None
+
+
+def serial_key(auth: object) -> Hashable | None:
+    """``auth``'s serial key; None (no turns) for an authenticator without one."""
+    return auth.serial_key() if isinstance(auth, SupportsSerial) else None
 
 
 @dataclass
@@ -324,6 +402,22 @@ class Http01Server(SupportsHttp01, Protocol):
 
     def reload(self) -> None:
         """Make the running server use the config, returning once it does (bounded)."""
+
+
+@runtime_checkable
+class SupportsActivate(Protocol):
+    """An installer that can make a committed change live without reloading the server
+    (HAProxy's runtime API ``set ssl cert`` / ``commit ssl cert``).
+
+    ``activate(plan)`` is called instead of ``reload`` once ``plan`` is applied, config
+    tested and committed; the core then verifies by handshake that the new certificate is
+    served. If it raises, the core falls back to ``reload`` (which must give the same
+    result: the files on disk are the truth, the runtime state only a faster way there).
+    It must not write files itself. A plan with no changes is activated too (the files
+    named in ``live/`` changed under it).
+    """
+
+    def activate(self, plan: ChangePlan) -> None: ...
 
 
 @runtime_checkable

@@ -7,10 +7,12 @@ are not due, so a crash, a failed config test or a failed reload between saving 
 certificate and serving it is caught up by the next run instead of leaving the old
 certificate served until it expires.
 
-Certificates whose server configuration already names ``live/`` (the usual case after the
-first install) need no change, only a reload: those of one server are reloaded together
-once and then verified one by one. A lineage whose configuration does need a change goes
-through the whole pipeline (:func:`certwright.core.deploy.apply_plan`) on its own.
+Lineages of one server are made live together: each one's plan is staged (applied,
+config tested, committed; an empty plan when the configuration already names ``live/``),
+then the server is reloaded once for all of them (or, for an installer that has
+``activate``, each change is activated without a reload), then each is verified by
+handshake. An installer for which every renewal is a change (a combined PEM file to
+write) thus still reloads once per run, not once per certificate.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from certwright.core.deploy import verify
 from certwright.core.errors import CertwrightError
+from certwright.core.interfaces import ChangePlan, Endpoint, Installer
 from certwright.core.storage.files import atomic_write, ensure_dir
 from certwright.core.storage.lineage import Lineage
+from certwright.core.transaction import Transaction
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -82,7 +87,10 @@ class Deployer:
         return results
 
     def _serve(self, group: list[_Job]) -> dict[str, str]:
-        from certwright.core.deploy import apply_plan, expected_certificate, verify
+        """Stage every lineage's plan (apply, config test, commit), make them all live at
+        once (one reload, or the installer's ``activate``), then verify each; a lineage
+        whose server does not serve it has its change rolled back."""
+        from certwright.core.deploy import expected_certificate, go_live, stage
         from certwright.core.install import load_installer, request_for
 
         name = str(group[0].ns.installer)
@@ -92,36 +100,65 @@ class Deployer:
             log.debug("loading %s failed", name, exc_info=True)
             return {job.lineage.name: _text(exc) for job in group}
         results: dict[str, str] = {}
-        waiting = []
+        staged: list[_Staged] = []
         for job in group:
             try:
                 req = replace(request_for(job.ns, job.lineage), takeover=False)
                 plan = installer.plan_deploy(req)
                 expected = expected_certificate(req.cert_path)
-                if plan.empty:
-                    waiting.append((job, installer.endpoints(req), expected))
-                    continue
-                apply_plan(installer, plan, work_dir=self.work_dir, say=self.say,
-                           endpoints=installer.endpoints(req), expected_der=expected)
-                results[job.lineage.name] = ""
+                txn = stage(installer, plan, work_dir=self.work_dir)
+                staged.append(_Staged(job, plan, txn, installer.endpoints(req), expected))
             except Exception as exc:
                 log.debug("installing %s failed", job.lineage.name, exc_info=True)
                 results[job.lineage.name] = _text(exc)
-        if not waiting:
+        if not staged:
             return results
         try:
-            installer.reload()
-        except Exception as exc:
-            return results | {job.lineage.name: f"{name}: reload failed: {_text(exc)}"
-                              for job, _, _ in waiting}
-        for job, endpoints, expected in waiting:
+            go_live(installer, [s.plan for s in staged])
+        except BaseException as exc:  # Ctrl-C too: what was staged is taken back
+            self._roll_back(installer, [s for s in staged if s.txn is not None])
+            if not isinstance(exc, Exception):
+                raise
+            why = f"{name}: reload failed: {_text(exc)}"
+            return results | {s.job.lineage.name: why for s in staged}
+        failed = []
+        for item in staged:
             try:
-                verify(endpoints, expected)
-                results[job.lineage.name] = ""
+                verify(item.endpoints, item.expected)
+                results[item.job.lineage.name] = ""
+                for note in item.plan.notes:
+                    self.say(note)
             except Exception as exc:
-                results[job.lineage.name] = f"{name}: {_text(exc)}"
-        log.info("%s reloaded once for %d certificate(s)", name, len(waiting))
+                results[item.job.lineage.name] = f"{name}: {_text(exc)}"
+                failed.append(item)
+        self._roll_back(installer, [s for s in failed if s.txn is not None])
+        log.info("%s made %d certificate(s) live at once", name, len(staged))
         return results
+
+    def _roll_back(self, installer: Installer, items: list[_Staged]) -> None:
+        """Undo the staged changes of ``items`` (newest first; a file another lineage's
+        change edited since is left as it is) and reload the server once."""
+        restored = []
+        for item in reversed(items):
+            assert item.txn is not None
+            try:
+                restored += item.txn.rollback(check_after=True)
+            except CertwrightError as exc:
+                log.error("%s: %s", item.job.lineage.name, exc)
+        if restored:
+            try:
+                installer.reload()
+            except Exception as exc:
+                log.error("reloading the restored configuration failed: %s", _text(exc))
+
+
+@dataclass
+class _Staged:
+    job: _Job
+    plan: ChangePlan
+    txn: Transaction | None
+    endpoints: Sequence[Endpoint]
+    expected: bytes
 
 
 def _text(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from certwright.core.cas import LE_PRODUCTION, LE_STAGING
 from certwright.core.due import as_bool as _as_bool
 from certwright.core.due import should_renew
 from certwright.core.errors import CertwrightError, ConfigError
+from certwright.core.interfaces import serial_key, share_key
 from certwright.core.lineage_cache import LineageCache
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
@@ -135,26 +136,29 @@ class Renewer:
         self.pending = pending
         self.owed: dict[str, int] = {}
         self.deployer = redeploy.Deployer(self.work_dir, say)
-        self._shared: dict[tuple[Any, ...], Authenticator] = {}
+        self._shared: dict[tuple[str, Hashable], Authenticator] = {}
         self._locks_lock = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[tuple[str, Hashable], threading.Lock] = {}
 
     def authenticator(self, ns: argparse.Namespace) -> Authenticator:
+        """A prepared authenticator for one lineage: the one shared instance for its
+        plugin's share key when it gives one (see ``SupportsShare``), else its own."""
         from certwright.core import issue, plugins
 
         name = issue.authenticator_name(ns)
         cls = plugins.find(plugins.AUTHENTICATORS, name)
-        if not getattr(cls, "shareable", False):
-            auth: Authenticator = cls(ns)
-            auth.prepare()
+        auth: Authenticator = cls(ns)
+        key = share_key(auth)
+        if key is None:
+            with self._exclusive(auth):  # it reads what another renewal may be editing
+                auth.prepare()
             return auth
-        key = (name, ns.http01_address, ns.http01_port)
         with self._locks_lock:  # parallel renewals: one shared instance per key
-            if key not in self._shared:
-                shared: Authenticator = cls(ns)
-                shared.prepare()
-                self._shared[key] = shared
-            return self._shared[key]
+            shared = self._shared.get((name, key))
+            if shared is None:
+                auth.prepare()
+                shared = self._shared[(name, key)] = auth
+            return shared
 
     def renew_one(self, lin: Lineage) -> Outcome:
         from certwright.core import issue, names
@@ -202,18 +206,15 @@ class Renewer:
         return Outcome(lin.name, "renewed", "" if ok else "a deploy hook failed",
                        tuple(new.names))
 
-    def _server_lock(self, name: str) -> threading.Lock:
-        """One lock per server plugin name: authenticators of one server (nginx) never
-        edit its config at the same time."""
-        with self._locks_lock:
-            return self._locks.setdefault(name, threading.Lock())
-
     def _exclusive(self, auth: Authenticator) -> Any:
-        """Authenticators that edit one shared server config (``parallel_safe = False``)
-        take turns; others run freely. Installing runs after all renewals (redeploy)."""
-        if getattr(auth, "parallel_safe", True):
+        """Renewals whose authenticators edit the same target (one nginx's config: equal
+        serial keys, see ``SupportsSerial``) take turns; others, two nginx trees among
+        them, run freely. Installing runs after all renewals (redeploy)."""
+        key = serial_key(auth)
+        if key is None:
             return contextlib.nullcontext()
-        return self._server_lock(auth.name)
+        with self._locks_lock:
+            return self._locks.setdefault((auth.name, key), threading.Lock())
 
     def _replaces(self, ns: argparse.Namespace, lin: Lineage) -> str | None:
         """RFC 9773 §5: name the certificate this order replaces, when the CA speaks ARI."""

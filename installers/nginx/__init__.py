@@ -30,7 +30,7 @@ import logging
 import os
 import shlex
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from certwright.core import runner
@@ -284,10 +284,14 @@ class NginxAuthenticator(ServerHttp01Authenticator, _NginxBase):
 
     name: ClassVar[str] = "nginx"
     description: ClassVar[str] = "Answer http-01 through the running nginx"
-    parallel_safe: ClassVar[bool] = False  # its changes edit one shared configuration
 
     def challenge_types(self, identifier: Identifier) -> Sequence[str]:
         return http01_types(identifier)
+
+    def serial_key(self) -> Hashable:
+        """Renewals through one nginx (its main config file, symlinks resolved) take turns
+        editing and reloading it; two nginx trees run at the same time."""
+        return os.path.realpath(self.main_conf)
 
     def http01_probes(self, tasks: Sequence[ChallengeTask]) -> Sequence[Probe]:
         return http01_probes(self.tree(), tasks, self.http01_port())

@@ -269,3 +269,37 @@ def test_unsupported_challenge_type_is_refused() -> None:
     t = ChallengeTask(Identifier("dns", "example.com"), "tls-alpn-01", "tok", "k", "v")
     with pytest.raises(PluginError, match="cannot answer tls-alpn-01"):
         ManualAuthenticator(config(manual_auth_hook="true")).present(t)
+
+
+def test_present_all_is_the_capability_the_core_uses() -> None:
+    from certwright.core.interfaces import SupportsPresentAll
+
+    assert isinstance(ManualAuthenticator(config()), SupportsPresentAll)
+
+
+def test_interactive_shows_every_record_before_one_enter(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The person publishes every record, waits for propagation once, and presses Enter
+    once: with one Enter per record, the CA could check the first before the second is
+    published."""
+    stdin = io.StringIO("\n")
+    monkeypatch.setattr("sys.stdin", stdin)
+    auth = ManualAuthenticator(argparse.Namespace(noninteractive=False))
+    auth.present_all([dns_task(), dns_task("example.com"), http_task()])
+    shown = capsys.readouterr().out
+    assert shown.count("Press Enter") == 1
+    assert shown.index("_acme-challenge.example.com.") < shown.index("Press Enter")
+    assert shown.count("publish a DNS TXT record") == 2
+    assert "/.well-known/acme-challenge/tok_en-1" in shown
+    assert shown.index("propagation") < shown.index("Press Enter")
+
+
+def test_present_all_runs_the_auth_hook_for_each_task_in_order(tmp_path: Path) -> None:
+    out = tmp_path / "order"
+    line = f"echo \"$CERTBOT_DOMAIN $CERTBOT_REMAINING_CHALLENGES\" >> '{out}'\n"
+    auth = ManualAuthenticator(config(manual_auth_hook=hook(tmp_path, "auth.sh", line)))
+    tasks = [ChallengeTask(Identifier("dns", d), "dns-01", "t", "t.x", "v", ALL, remaining=r)
+             for d, r in (("a.example.com", 1), ("b.example.com", 0))]
+    auth.present_all(tasks)
+    assert out.read_text().splitlines() == ["a.example.com 1", "b.example.com 0"]

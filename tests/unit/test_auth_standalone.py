@@ -177,3 +177,19 @@ def test_challenge_types_and_wrong_types() -> None:
 def test_prepare_rejects_a_port_out_of_range() -> None:
     with pytest.raises(PluginError, match="70000"):
         StandaloneAuthenticator(argparse.Namespace(http01_port=70000)).prepare()
+
+
+def test_one_server_per_address_and_port_is_shared() -> None:
+    """Parallel renewals through one address and port share one instance (a second server
+    could not bind); another port or address is another instance."""
+    from certwright.core.interfaces import SupportsShare, share_key
+
+    def key(**options: object) -> object:
+        return share_key(StandaloneAuthenticator(argparse.Namespace(**options)))
+
+    assert isinstance(StandaloneAuthenticator(argparse.Namespace()), SupportsShare)
+    assert key(http01_port=8080, http01_address="") == key(http01_port=8080)
+    assert key(http01_port=8080) != key(http01_port=8081)
+    assert key(http01_port=8080, http01_address="127.0.0.1") != key(http01_port=8080)
+    assert key(http01_port=8080, http01_address="[::1]") == \
+        key(http01_port=8080, http01_address="::1")
