@@ -130,7 +130,7 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace, Say, Ask], in
 
 # -- certificates -------------------------------------------------------------------------
 def certificates(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    found = lineages.list_lineages(Path(config.config_dir))
+    everything = found = lineages.list_lineages(Path(config.config_dir))
     if config.certname:
         found = [lin for lin in found if lin.name == config.certname]
     if config.domains:
@@ -142,6 +142,7 @@ def certificates(config: argparse.Namespace, say: Say, ask: Ask) -> int:
 
     now = datetime.datetime.now(datetime.UTC)
     cache = LineageCache(Path(config.work_dir))
+    cache.prune(Path(config.config_dir), everything)
     rows = [_describe(lin, cache, now) for lin in found]
     cache.save()
     if config.json:

@@ -257,7 +257,7 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         raise ConfigError("renew takes no -d: it renews every certificate that is due, or "
                           "the one named by --cert-name; for other names use certonly")
     config_dir = Path(config.config_dir)
-    found = lineages.list_lineages(config_dir)
+    found = everything = lineages.list_lineages(config_dir)
     if config.certname:
         found = [lin for lin in found if lin.name == config.certname]
         if not found:
@@ -268,6 +268,7 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     pending = set() if config.dry_run else redeploy.pending(Path(config.work_dir))
     owed = {} if config.dry_run else pending_hooks.pending(Path(config.work_dir))
     cache = LineageCache(Path(config.work_dir))
+    cache.prune(config_dir, everything)
     ari = AriCheck(config, cache)
     now = time.time()
     for lin in found:
