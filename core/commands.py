@@ -128,6 +128,17 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace, Say, Ask], in
     return handler
 
 
+def _then(first: Callable[[argparse.Namespace, Say, Ask], int],
+          then: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., int]:
+    """``first`` (outside the store lock), then ``then``."""
+
+    def handler(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+        first(config, say, ask)
+        return then(config, say, ask)
+
+    return handler
+
+
 # -- certificates -------------------------------------------------------------------------
 def certificates(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     everything = found = lineages.list_lineages(Path(config.config_dir))
@@ -269,7 +280,8 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
     "install": _locked(_lazy("install", "install")),
     "enhance": _locked(_lazy("install", "enhance")),
     "rollback": _locked(_lazy("install", "rollback")),
-    "renew": _locked(_lazy("renew", "renew")),
+    # the random sleep of a non-interactive renew is taken before the lock, not holding it
+    "renew": _then(_lazy("renew", "sleep_if_due"), _locked(_lazy("renew", "renew"))),
     "revoke": _locked(_lazy("manage", "revoke")),
     "delete": _locked(_lazy("manage", "delete")),
     "reconfigure": _locked(_lazy("manage", "reconfigure")),
