@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -155,6 +156,8 @@ class _LogFile(logging.FileHandler):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    collecting = gc.isenabled()
+    gc.disable()  # during start-up only: see commands.started
     try:
         return _main(args)
     except CertwrightError as exc:
@@ -166,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _main(args: list[str]) -> int:
