@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 # loaded only by the paths that use them: hooks and plugin commands (subprocess),
 # replacing an existing live directory (ctypes), never (logging.handlers, uuid, platform)
-NOT_NEEDED = ("logging.handlers", "uuid", "platform", "ctypes", "subprocess", "pickle")
+NOT_NEEDED = ("logging.handlers", "uuid", "platform", "ctypes", "subprocess", "pickle",
+              "secrets")
 
 _PROBE = """
 import json, sys
