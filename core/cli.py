@@ -170,8 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     finally:
-        if collecting:
-            gc.enable()
+        (gc.enable if collecting else gc.disable)()  # as the caller had it
 
 
 def _main(args: list[str]) -> int:
