@@ -23,181 +23,59 @@ To add a section: write `def section_x(bench: Bench) -> list[Row]` and list it i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.servers.nginx import Nginx, NginxServer  # noqa: E402
+from benchmarks.measure import (  # noqa: E402
+    BenchError,
+    Row,
+    Samples,
+    measure,
+    print_table,
+    rows_for,
+    run_once,
+)
+from benchmarks.nginx_tree import (  # noqa: E402
+    NGINX_BINARY,
+    NGINX_SITES,
+    NGINX_TARGET,
+    TreeNginx,
+    lists_nginx,
+    served_certificate,
+    write_nginx_tree,
+)
+from benchmarks.tools import (  # noqa: E402
+    CERTBOT_VERSION,
+    Tool,
+    dist_version,
+    ensure_certbot,
+    pip_install,
+    python_version,
+)
+from tests.servers.nginx import Nginx  # noqa: E402
 from tests.servers.pebble import Pebble  # noqa: E402
 from tests.servers.ports import ServerStartError, free_port  # noqa: E402
 
-CERTBOT_VERSION = "5.8.0"
 DEFAULT_CERTBOT_VENV = ROOT / ".bench" / "certbot-venv"
 PYCACHE = ROOT / ".bench" / "pycache"
 EMAIL = "x@example.org"
 DOMAIN = "bench.example.org"
-TAIL_LINES = 25
-RUN_TIMEOUT = 300.0
-
-
-class BenchError(Exception):
-    """A tool failed or could not be set up; the message says what and shows output."""
-
-
-# -- measuring -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sample:
-    wall: float  # seconds from spawn to reap
-    cpu: float  # user + sys of the child (and of any children it waited for)
-
-
-@dataclass
-class Samples:
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-
-    def add(self, sample: Sample) -> None:
-        self.wall.append(sample.wall)
-        self.cpu.append(sample.cpu)
-
-    def extend(self, other: Samples) -> None:
-        self.wall.extend(other.wall)
-        self.cpu.extend(other.cpu)
-
-    def total(self) -> Sample:
-        return Sample(sum(self.wall), sum(self.cpu))
-
-
-Argv = Sequence[str] | Callable[[int], Sequence[str]]
-
-
-def _tail(stream: IO[bytes], lines: int = TAIL_LINES) -> str:
-    stream.seek(0)
-    text = stream.read().decode(errors="replace")
-    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
-
-
-def run_once(argv: Sequence[str], env: Mapping[str, str]) -> Sample:
-    """Run `argv` to completion, output to temp files; raise BenchError on a non-zero exit
-    (a run longer than RUN_TIMEOUT is killed)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), env=dict(env), stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err)
-        watchdog = threading.Timer(RUN_TIMEOUT, proc.kill)
-        watchdog.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            watchdog.cancel()
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        if proc.returncode != 0:
-            why = f" (killed after {RUN_TIMEOUT:.0f} s)" if wall >= RUN_TIMEOUT else ""
-            raise BenchError(
-                f"{' '.join(argv)}\nexited with {proc.returncode}{why}\n"
-                f"--- stderr (last {TAIL_LINES} lines) ---\n{_tail(err)}\n"
-                f"--- stdout (last {TAIL_LINES} lines) ---\n{_tail(out)}")
-    return Sample(wall, usage.ru_utime + usage.ru_stime)
-
-
-def measure(argv: Argv, env: Mapping[str, str], repeat: int) -> Samples:
-    """Run a command `repeat` times. `argv` may be a function of the run index, called
-    before the clock starts (so it can prepare fresh directories)."""
-    samples = Samples()
-    for index in range(repeat):
-        samples.add(run_once(argv(index) if callable(argv) else argv, env))
-    return samples
-
-
-# -- the tools -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Tool:
-    name: str
-    exe: Path
-    extra: tuple[str, ...] = ()  # added to register / certonly
-
-    def argv(self, *args: str) -> list[str]:
-        return [str(self.exe), *args]
-
-
-def certbot_version(exe: Path) -> str | None:
-    """What `certbot --version` prints ("certbot 5.8.0" -> "5.8.0"), None if it fails."""
-    if not exe.exists():
-        return None
-    try:
-        done = subprocess.run([str(exe), "--version"], capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    words = (done.stdout + done.stderr).split()
-    return words[1] if done.returncode == 0 and len(words) >= 2 else None
-
-
-def pip_install(venv: Path, requirement: str) -> None:
-    """`pip install requirement` into `venv` (created when missing)."""
-    print(f"installing {requirement} into {venv}", file=sys.stderr, flush=True)
-    # A test CA in REQUESTS_CA_BUNDLE would also be all that pip trusts.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")}
-    python = venv / "bin" / "python"
-    steps = [[python.as_posix(), "-m", "pip", "install", "-q", requirement]]
-    if not python.exists():
-        steps.insert(0, [sys.executable, "-m", "venv", str(venv)])
-    for step in steps:
-        done = subprocess.run(step, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise BenchError(f"{' '.join(step)} failed:\n{done.stderr[-3000:]}")
-
-
-def ensure_certbot(venv: Path) -> Path:
-    """Certbot CERTBOT_VERSION in its own venv; reused when it is already there."""
-    exe = venv / "bin" / "certbot"
-    if certbot_version(exe) == CERTBOT_VERSION:
-        return exe
-    pip_install(venv, f"certbot=={CERTBOT_VERSION}")
-    version = certbot_version(exe)
-    if version != CERTBOT_VERSION:
-        raise BenchError(f"{exe} reports version {version}, expected {CERTBOT_VERSION}")
-    return exe
-
-
-def _ask_python(python: Path, code: str) -> str:
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
-    return done.stdout.strip() or "?"
-
-
-def dist_version(python: Path, dist: str) -> str:
-    return _ask_python(python, f"import importlib.metadata as m; print(m.version({dist!r}))")
-
-
-def python_version(python: Path) -> str:
-    return _ask_python(python, "import platform; print(platform.python_version())")
 
 
 # -- the bench: servers, accounts, stores ----------------------------------------------------
@@ -297,81 +175,6 @@ def alternate(bench: Bench, repeat: int, one_run: Callable[[Tool, int], Samples]
         for tool in order:
             results[tool.name].extend(one_run(tool, index))
     return results
-
-
-# -- results ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    metric: str
-    certwright: list[float]  # samples; the table shows the median
-    certbot: list[float]  # empty for a certwright-only row
-    target: float | None = None  # the largest acceptable certwright/certbot ratio
-    limit: float | None = None  # certwright-only rows: the largest acceptable median (s)
-
-    @property
-    def ratio(self) -> float | None:
-        if not self.certbot:
-            return None
-        return statistics.median(self.certwright) / statistics.median(self.certbot)
-
-    @property
-    def verdict(self) -> str:
-        if self.limit is not None:
-            return "ok" if statistics.median(self.certwright) < self.limit else "NOT OK"
-        if self.target is None or self.ratio is None:
-            return "-"
-        return "ok" if self.ratio <= self.target else "NOT OK"
-
-    @property
-    def target_text(self) -> str:
-        if self.limit is not None:
-            return f"< {self.limit:.2f} s"
-        return f"<= {self.target:.2f}x" if self.target is not None else "-"
-
-
-def rows_for(metric: str, results: Mapping[str, Samples], *, wall_target: float | None = None,
-             cpu_target: float | None = None, cpu: bool = True) -> list[Row]:
-    """A wall row (and a CPU row) from per-tool samples."""
-    cw, cb = results["certwright"], results["certbot"]
-    rows = [Row(f"{metric}, wall", cw.wall, cb.wall, wall_target)]
-    if cpu:
-        rows.append(Row(f"{metric}, CPU", cw.cpu, cb.cpu, cpu_target))
-    return rows
-
-
-def _seconds(samples: Sequence[float]) -> str:
-    return f"{statistics.median(samples):.3f} s" if samples else "-"
-
-
-def _spread(samples: Sequence[float]) -> str:
-    if not samples:
-        return "-"
-    return f"{min(samples):.3f}-{max(samples):.3f} (n={len(samples)})"
-
-
-def print_table(rows: Sequence[Row]) -> None:
-    header = ("metric", "certwright", "certbot", "ratio", "target", "ok")
-    cells = [header] + [
-        (row.metric, _seconds(row.certwright), _seconds(row.certbot),
-         f"{row.ratio:.2f}x" if row.ratio is not None else "-", row.target_text, row.verdict)
-        for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-
-    def line(values: Sequence[str]) -> str:
-        first = values[0].ljust(widths[0])
-        rest = [v.rjust(w) for v, w in zip(values[1:-1], widths[1:-1], strict=True)]
-        return "  ".join([first, *rest, values[-1]]).rstrip()
-
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for values in cells[1:]:
-        print(line(values))
-    print("\nmedians; spread (min-max, n runs):")
-    for row in rows:
-        print(f"  {row.metric}: certwright {_spread(row.certwright)}, "
-              f"certbot {_spread(row.certbot)}")
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -539,116 +342,6 @@ def section_renew_due(bench: Bench) -> list[Row]:
         results[tool.name] = samples
     return rows_for(f"renew --force-renewal, {count} lineages (certwright --jobs 8)",
                     results, wall_target=0.05)
-
-
-# -- nginx: deploy one certificate into a config with many server blocks --------------------
-
-NGINX_BINARY = shutil.which("nginx") or "/usr/sbin/nginx"
-NGINX_SITES = 1000
-NGINX_TARGET = "site-0500.example.org"
-
-NGINX_MAIN = """\
-# generated by benchmarks/run.py: {sites} server blocks, one included file each
-worker_processes 1;
-pid {root}/run/nginx.pid;
-error_log {root}/logs/error.log;
-
-events {{
-    worker_connections 256;
-}}
-
-http {{
-    access_log {root}/logs/access.log;
-    client_body_temp_path {root}/tmp/body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    default_type text/plain;
-    server_names_hash_max_size 4096;
-    server_names_hash_bucket_size 128;
-
-    include {root}/sites-enabled/*;
-}}
-"""
-
-NGINX_SITE = """\
-server {{
-    listen 127.0.0.1:{http_port};
-    server_name {name};
-    root {www};
-}}
-"""
-
-
-def nginx_site_name(index: int) -> str:
-    return f"site-{index:04d}.example.org"
-
-
-def write_nginx_tree(root: Path, http_port: int, sites: int = NGINX_SITES) -> Path:
-    """A new nginx tree: root/nginx.conf (pid, logs, temp paths inside root) including
-    root/sites-enabled/*, which holds `sites` files site-NNNN.conf (1..sites) of one plain
-    HTTP server block each. Returns the main file."""
-    for sub in ("run", "logs", "tmp", "sites-enabled", "www"):
-        (root / sub).mkdir(parents=True)
-    root.chmod(0o755)
-    (root / "www").chmod(0o755)
-    enabled = root / "sites-enabled"
-    for index in range(1, sites + 1):
-        (enabled / f"site-{index:04d}.conf").write_text(NGINX_SITE.format(
-            http_port=http_port, name=nginx_site_name(index), www=root / "www"))
-    main = root / "nginx.conf"
-    main.write_text(NGINX_MAIN.format(root=root, sites=sites))
-    return main
-
-
-class TreeNginx(NginxServer):
-    """nginx in the foreground on a tree from write_nginx_tree (the tests' server base).
-    Both tools reload it (`nginx -s reload` signals the master named in the tree's pid
-    file, which is this child)."""
-
-    def __init__(self, root: Path, http_port: int) -> None:
-        super().__init__(root, http_port=http_port, binary=NGINX_BINARY)
-
-    def halt(self) -> None:
-        pid = self._proc.pid if self._proc is not None else None
-        super().halt()
-        # Certbot starts a daemonized nginx when its reload fails; end that one too (by
-        # the pid it wrote into this tree), never anything looked up by name.
-        pid_file = self.root / "run" / "nginx.pid"
-        try:
-            other = int(pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return
-        if other != pid:
-            with contextlib.suppress(OSError):
-                os.kill(other, signal.SIGQUIT)
-
-
-def served_certificate(port: int, server_name: str, timeout: float = 10.0) -> bytes:
-    """DER of the certificate nginx presents on 127.0.0.1:port for SNI `server_name`
-    (retried until `timeout`: a reload takes effect when the new workers are up)."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock, \
-                    context.wrap_socket(sock, server_hostname=server_name) as tls:
-                der = tls.getpeercert(binary_form=True)
-            if der:
-                return der
-        except OSError as exc:
-            if time.monotonic() >= deadline:
-                raise BenchError(f"no TLS handshake on 127.0.0.1:{port} for "
-                                 f"{server_name}: {exc}") from exc
-        time.sleep(0.05)
-
-
-def lists_nginx(plugins_output: str) -> bool:
-    """Whether `plugins --installers` output (either tool) has an entry "* nginx"."""
-    return any(line.strip() == "* nginx" for line in plugins_output.splitlines())
 
 
 def ensure_certbot_nginx(certbot: Tool, scratch: Path) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
-import logging.handlers
 import os
 import sys
 import traceback
@@ -98,11 +98,11 @@ def setup_logging(config: argparse.Namespace) -> None:
     logs = Path(config.logs_dir)
     try:
         ensure_dir(logs, 0o700)  # new parents too: mkdir(parents=True) gives them the umask's
-        handler = _LogFile(
-            logs / "certwright.log", backupCount=max(0, config.max_log_backups))
-        if handler.stream and handler.stream.tell() > 0 and config.max_log_backups > 0:
-            handler.doRollover()
-        os.chmod(logs / "certwright.log", 0o600)
+        path = logs / "certwright.log"
+        if config.max_log_backups > 0 and _not_empty(path):
+            rotate_log(path, config.max_log_backups)
+        handler = _LogFile(path)
+        os.chmod(path, 0o600)
     except (OSError, CertwrightError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else exc
         log.warning("not logging to %s: %s", logs, reason)
@@ -114,7 +114,32 @@ def setup_logging(config: argparse.Namespace) -> None:
     logging.getLogger("urllib3").setLevel(logging.INFO)
 
 
-class _LogFile(logging.handlers.RotatingFileHandler):
+def _not_empty(path: Path) -> bool:
+    try:
+        return os.stat(path).st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def rotate_log(path: Path, backups: int) -> None:
+    """Start a new log as Certbot does on every run: ``log.N`` becomes ``log.N+1`` for
+    each N below ``backups`` (``log.<backups>`` is overwritten), then ``log`` becomes
+    ``log.1`` (what ``RotatingFileHandler.doRollover`` does, from one directory listing
+    instead of a stat per possible backup: 1,000 by default)."""
+    prefix = path.name + "."
+    numbers = []
+    for name in os.listdir(path.parent):
+        suffix = name[len(prefix):]
+        if name.startswith(prefix) and suffix.isdigit() and str(int(suffix)) == suffix:
+            numbers.append(int(suffix))
+    for number in sorted(numbers, reverse=True):
+        if 1 <= number < backups:
+            os.replace(path.with_name(f"{prefix}{number}"),
+                       path.with_name(f"{prefix}{number + 1}"))
+    os.replace(path, path.with_name(f"{prefix}1"))
+
+
+class _LogFile(logging.FileHandler):
     """A log file that can't be written (a full disk) is said once, in one line, instead
     of a traceback per record; the command goes on and reports its own errors."""
 
@@ -131,6 +156,8 @@ class _LogFile(logging.handlers.RotatingFileHandler):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    collecting = gc.isenabled()
+    gc.disable()  # during start-up only: see commands.started
     try:
         return _main(args)
     except CertwrightError as exc:
@@ -142,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    finally:
+        (gc.enable if collecting else gc.disable)()  # as the caller had it
 
 
 def _main(args: list[str]) -> int:

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,18 @@ class LineageCache:
             found.key_type]}
         self.dirty = True
         return found
+
+    def prune(self, config_dir: Path, listed: Iterable[Lineage]) -> None:
+        """Drop the entries of lineages that no longer exist in the store at
+        ``config_dir``: every entry under its ``live/`` that ``listed`` (the whole
+        store, as just listed) does not name. Entries of other stores are kept."""
+        live = os.path.join(os.path.abspath(config_dir), "live") + os.sep
+        keep = {lin.conf.cert for lin in listed}
+        gone = [path for path in self._entries if path.startswith(live) and path not in keep]
+        for path in gone:
+            del self._entries[path]
+        if gone:
+            self.dirty = True
 
     def forget(self, lin: Lineage) -> None:
         if self._entries.pop(lin.conf.cert, None) is not None:

@@ -17,12 +17,21 @@ INSTALLERS = "certwright.installers"
 
 
 @functools.cache
-def _entries(group: str) -> dict[str, metadata.EntryPoint]:
-    """Registered entry points by name (the first registration of a name wins)."""
-    found: dict[str, metadata.EntryPoint] = {}
-    for ep in metadata.entry_points(group=group):
-        found.setdefault(ep.name, ep)
+def _all_entries() -> dict[str, dict[str, metadata.EntryPoint]]:
+    """Both groups' entry points by name (the first registration of a name wins), from
+    one scan of the installed distributions: a command that loads an authenticator and
+    an installer reads every distribution's metadata once, not once per group."""
+    found: dict[str, dict[str, metadata.EntryPoint]] = {AUTHENTICATORS: {}, INSTALLERS: {}}
+    for dist in metadata.distributions():  # sys.path order, as entry_points() reads it
+        for ep in dist.entry_points:
+            if ep.group in found:
+                found[ep.group].setdefault(ep.name, ep)
     return found
+
+
+def _entries(group: str) -> dict[str, metadata.EntryPoint]:
+    """Registered entry points of ``group`` by name."""
+    return _all_entries()[group]
 
 
 @functools.cache

@@ -234,7 +234,7 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         raise ConfigError("renew takes no -d: it renews every certificate that is due, or "
                           "the one named by --cert-name; for other names use certonly")
     config_dir = Path(config.config_dir)
-    found = lineages.list_lineages(config_dir)
+    found = everything = lineages.list_lineages(config_dir)
     if config.certname:
         found = [lin for lin in found if lin.name == config.certname]
         if not found:
@@ -245,6 +245,7 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     pending = set() if config.dry_run else redeploy.pending(Path(config.work_dir))
     owed = {} if config.dry_run else pending_hooks.pending(Path(config.work_dir))
     cache = LineageCache(Path(config.work_dir))
+    cache.prune(config_dir, everything)
     ari = AriCheck(config, cache)
     now = clock.now()
     for lin in found:
@@ -272,7 +273,6 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         for outcome in catch_up:
             _catch_up(config, renewer, by_name[outcome.name], outcome)
         if due:
-            _random_sleep(config, say)
             renewer.runner.pre(*_stored_hooks(config, due, "pre_hook"))
             jobs = max(1, config.jobs or DEFAULT_JOBS)
             with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -378,8 +378,55 @@ def _note_deploys(outcomes: list[Outcome], results: dict[str, str]) -> None:
                               "by the next renew)")
 
 
+def sleep_if_due(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    """The random sleep of a non-interactive ``renew``, taken before the store lock (so a
+    colliding run does not wait through it) and only when something is due. Deciding
+    reads, never writes: the renewal confs, the certificates (through the lineage cache,
+    not saved) and the ARI windows the CA gave before; a CA is not asked here (the run
+    under the lock asks, and renews without a sleep what only a fresh answer makes due)."""
+    if _sleep_applies(config) and not config.domains and _anything_due(config):
+        _random_sleep(config, say)
+    return 0
+
+
+class _StoredAriOnly(AriCheck):
+    """ARI answers as stored in the renewal confs: no request, so nothing is written."""
+
+    def offers_ari(self, server: str, now: float) -> bool:
+        return False
+
+
+def _anything_due(config: argparse.Namespace) -> bool:
+    try:
+        found = lineages.list_lineages(Path(config.config_dir))
+    except CertwrightError:
+        return False  # the run under the lock says what is wrong
+    if config.certname:
+        found = [lin for lin in found if lin.name == config.certname]
+    cache = LineageCache(Path(config.work_dir))
+    stored = _StoredAriOnly(config, cache)
+    now = time.time()
+    for lin in found:
+        if lin.error:
+            continue
+        if config.force_renewal:
+            return True
+        try:
+            if _as_bool(lin.params.get("autorenew", True)) \
+                    and is_due(lin, cache, now, stored):
+                return True
+        except Exception:  # an unreadable certificate: reported by the run itself
+            continue
+    return False
+
+
+def _sleep_applies(config: argparse.Namespace) -> bool:
+    return bool(config.random_sleep_on_renew) and not config.dry_run \
+        and not sys.stdin.isatty()
+
+
 def _random_sleep(config: argparse.Namespace, say: Say) -> None:
-    if not config.random_sleep_on_renew or config.dry_run or sys.stdin.isatty():
+    if not _sleep_applies(config):
         return
     seconds = random.uniform(1, 480)
     say(f"Non-interactive renewal: sleeping {seconds:.0f} s first to spread the load on the "

@@ -17,11 +17,14 @@ import contextlib
 import os
 import shlex
 import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from certwright.core.errors import PluginError
+
+if TYPE_CHECKING:
+    import subprocess
 
 DEFAULT_HOOK_TIMEOUT = 600.0
 """Seconds a hook may run (``--hook-timeout``): generous for a DNS hook that waits for
@@ -68,6 +71,8 @@ def run(command: str | Sequence[str], *, timeout: float | None,
     ``what`` names the command in errors (``"--manual-auth-hook"``, ``"deploy hook"``).
     Raises :class:`CommandTimeout` after killing the command's process group, and
     :class:`CommandFailed` when it can't start."""
+    import subprocess  # here, not at import: most runs start no command
+
     argv = ("/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
     label = f"{what} {describe(command)!r}" if what else repr(describe(command))
     try:
@@ -91,6 +96,8 @@ def run(command: str | Sequence[str], *, timeout: float | None,
 def _kill_group(proc: subprocess.Popen[str]) -> None:
     """SIGTERM to the command's whole process group, SIGKILL after a short grace; then
     reap the command and close its pipes (a process that left the group may hold them)."""
+    import subprocess
+
     for sig, wait in ((signal.SIGTERM, _GRACE), (signal.SIGKILL, _GRACE)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)

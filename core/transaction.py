@@ -24,7 +24,6 @@ import re
 import shutil
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,7 +58,7 @@ def journals_changed() -> bool:
 def begin_command() -> str:
     """Start a new command: every transaction from now on belongs to one checkpoint."""
     global _command_id, _changed
-    _command_id = uuid.uuid4().hex
+    _command_id = os.urandom(16).hex()  # random, like uuid4 (without its import cost)
     _changed = False
     return _command_id
 

@@ -5,7 +5,6 @@ supported, finished by :func:`finish_interrupted_switches` after a crash)."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import functools
 import os
@@ -56,6 +55,8 @@ _RENAME_EXCHANGE = 2
 
 @functools.cache
 def _libc_renameat2() -> Callable[..., int] | None:
+    import ctypes  # only when a live directory is replaced, not on every start
+
     try:
         func: Any = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):
@@ -76,6 +77,8 @@ def exchange_paths(first: Path, second: Path) -> bool:
     )
     if status == 0:
         return True
+    import ctypes
+
     code = ctypes.get_errno()
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False

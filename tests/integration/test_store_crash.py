@@ -80,7 +80,7 @@ def test_killed_before_live_switched_runs_no_hooks_next_time(
     assert log.read_text() == "" and "not due" in proc.stdout, proc.stdout
 
 
-L = "certwright.core.storage.lineage"
+L = "certwright.core.storage.store"  # a lineage's first save
 FIRST_SAVE_STEPS = [
     Crash(f"{L}:_claim_name", "after"),
     Crash(f"{L}:write_renewal_conf", "after"),       # the pending conf

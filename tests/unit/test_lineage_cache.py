@@ -6,12 +6,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certwright.core.lineage_cache import CACHE_FILE, LineageCache
-from certwright.core.storage.lineage import Lineage, delete_lineage, load_lineage, new_lineage
+from certwright.core.storage.lineage import (
+    Lineage,
+    delete_lineage,
+    list_lineages,
+    load_lineage,
+    new_lineage,
+)
 from tests.unit.test_storage_lineage import PARAMS, issue, self_signed
 
 NAME = "cache.example"
@@ -177,3 +185,38 @@ def test_a_malformed_ari_directory_entry_is_asked_again(tmp_path: Path) -> None:
     config = argparse.Namespace(user_agent=None, no_verify_ssl=False, server=server)
     assert AriCheck(config, cache).offers_ari(server, 1e9) is False  # the entry not trusted
     assert cache.data["_directories"][server] != [1e9, False]  # a failure is not remembered
+
+
+def cached_paths(work: Path) -> set[str]:
+    return set(json.loads((work / CACHE_FILE).read_text())["lineages"])
+
+
+def test_entries_of_lineages_gone_are_pruned_when_the_store_is_listed(tmp_path: Path) -> None:
+    """A lineage removed behind the cache's back (by hand, by Certbot, by a crash between
+    the delete and the cache update) leaves no entry once the store is listed again;
+    another store's entries in the same work dir stay."""
+    config, other, work = tmp_path / "etc", tmp_path / "other", tmp_path / "work"
+    kept, dropped, foreign = fresh(config, "kept.example"), fresh(config, "gone.example"), \
+        fresh(other, "foreign.example")
+    cache = LineageCache(work)
+    for lin in (kept, dropped, foreign):
+        cache.summary(lin)
+    cache.save()
+    assert cached_paths(work) == {kept.conf.cert, dropped.conf.cert, foreign.conf.cert}
+    delete_lineage(config, "gone.example")  # the store alone: the cache is not told
+
+    cache = LineageCache(work)
+    cache.prune(config, list_lineages(config))
+    cache.save()
+    assert cached_paths(work) == {kept.conf.cert, foreign.conf.cert}
+
+    fresh(config, "gone2.example")
+    summary_serial(work, config, "gone2.example")
+    delete_lineage(config, "gone2.example")
+    certwright = str(Path(sys.executable).parent / "certwright")
+    done = subprocess.run([certwright, "certificates", "--cert-name", "kept.example",
+                           "--config-dir", str(config), "--work-dir", str(work),
+                           "--logs-dir", str(tmp_path / "logs")],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert cached_paths(work) == {kept.conf.cert, foreign.conf.cert}

@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from certwright.core.errors import StorageError
 from certwright.core.storage import lineage as lineage_module
 from certwright.core.storage import livedir
+from certwright.core.storage import store as store_module
 from certwright.core.storage.lineage import (
     Lineage,
     cert_matches_key,
@@ -497,7 +498,7 @@ def test_delete_with_a_hand_edited_archive_dir_leaves_that_dir_alone(
 
 def test_failed_new_lineage_leaves_no_archive_even_when_live_cannot_be_cleaned(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_remove = lineage_module._remove_tree
+    real_remove = store_module._remove_tree
 
     def install_fails(staged: Path, live_dir: Path) -> None:
         live_dir.mkdir()  # got that far; the read-only live/ keeps it
@@ -508,8 +509,8 @@ def test_failed_new_lineage_leaves_no_archive_even_when_live_cannot_be_cleaned(
             raise StorageError(f"cannot remove {path}: Read-only file system")
         real_remove(path)
 
-    monkeypatch.setattr(lineage_module, "_install_live_dir", install_fails)
-    monkeypatch.setattr(lineage_module, "_remove_tree", remove)
+    monkeypatch.setattr(store_module, "_install_live_dir", install_fails)
+    monkeypatch.setattr(store_module, "_remove_tree", remove)
     with pytest.raises(StorageError, match="cannot rename"):
         create(tmp_path, "o2.example.org")
     assert not (tmp_path / "archive" / "o2.example.org").exists()
