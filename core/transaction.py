@@ -156,6 +156,8 @@ class Transaction:
 
     def __init__(self, work_dir: Path, title: str, *, temporary: bool = False,
                  installer: str = "", installer_params: dict[str, Any] | None = None) -> None:
+        # the folders this one made: a temporary one leaves no trace when it is discarded
+        self._made = [d for d in (journal_root(work_dir), Path(work_dir)) if not d.exists()]
         root = _private_root(work_dir, create=True)
         if root is None:  # removed again between creating and checking it
             raise TransactionError(f"{journal_root(work_dir)} disappeared")
@@ -179,6 +181,7 @@ class Transaction:
     def reopen(cls, directory: Path) -> Transaction:
         check_private(directory, directory=True, journal=directory)
         txn = cls.__new__(cls)
+        txn._made = []
         txn.dir = directory
         txn.manifest = Manifest.load(directory / "manifest.json")
         return txn
@@ -321,8 +324,12 @@ class Transaction:
                 os.rmdir(folder)
 
     def discard(self) -> None:
-        """Forget a finished temporary transaction's journal."""
+        """Forget a finished temporary transaction's journal, and the journal root and
+        work dir it made when nothing else is in them (a dry run leaves no trace)."""
         shutil.rmtree(self.dir, ignore_errors=True)
+        for folder in self._made:  # innermost first; only when empty
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
 
 
 def _trusted_siblings(directory: Path) -> list[Manifest]:
