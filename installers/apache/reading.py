@@ -19,6 +19,13 @@ class ApacheReading:
     config: ApacheConfig
     ssl_wakes: tuple[WakeRisk, ...]
     """What enabling mod_ssl would activate; empty when it is loaded already."""
+    with_ssl: ApacheConfig | None = None
+    """The configuration as it reads once mod_ssl is loaded; None when it is already."""
+
+    @property
+    def ssl_config(self) -> ApacheConfig:
+        """What Apache reads after a deploy enabled mod_ssl (``Listen 443`` woken, …)."""
+        return self.with_ssl or self.config
 
 
 def read_apache(
@@ -33,9 +40,11 @@ def read_apache(
     evaluator = Evaluator(server_root, layout=layout, binary=binary, env=env, defines=defines)
     try:
         config = evaluator.evaluate()
-        wakes: tuple[WakeRisk, ...] = ()
-        if "ssl_module" not in config.modules:
-            wakes = wake_risks(evaluator.waking(config, SSL_MODULES))
-        return ApacheReading(config, wakes)
+        if "ssl_module" in config.modules:
+            return ApacheReading(config, ())
+        with_ssl = evaluator.evaluate(SSL_MODULES)
+        active = {(v.file, v.line) for v in config.vhosts}
+        woken = [v for v in with_ssl.vhosts if (v.file, v.line) not in active]
+        return ApacheReading(config, wake_risks(woken), with_ssl)
     finally:
         evaluator.close()
