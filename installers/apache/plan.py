@@ -39,10 +39,13 @@ from certwright.installers.apache.select import choose
 
 HEADER = ("Made by certwright: it replaces this file whole on the next deploy.",)
 OPTIONS_NAME = "options-ssl-apache.conf"
+CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+           "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+           "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305")
 OPTIONS_TEXT = """\
 # Made by certwright: TLS settings its vhosts include; it replaces this file whole.
 SSLProtocol all -SSLv3 -TLSv1 -TLSv1.1
-SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
+SSLCipherSuite """ + ":".join(CIPHERS) + """
 SSLHonorCipherOrder off
 SSLSessionTickets off
 """
