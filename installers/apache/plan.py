@@ -35,7 +35,7 @@ from certwright.installers.apache import vhosttext
 from certwright.installers.apache.layouts import Layout
 from certwright.installers.apache.model import Address, ApacheConfig, VirtualHost
 from certwright.installers.apache.reading import ApacheReading
-from certwright.installers.apache.select import choose
+from certwright.installers.apache.select import choose, wake_risks
 
 HEADER = ("Made by certwright: it replaces this file whole on the next deploy.",)
 OPTIONS_NAME = "options-ssl-apache.conf"
@@ -257,11 +257,12 @@ def _modules(b: _Builder, reading: ApacheReading) -> None:
     if not b.opts.handle_modules:
         raise PluginError("mod_ssl is not loaded and --apache-handle-modules is off: "
                           "enable mod_ssl first")
-    fatal = [r.reason for r in reading.ssl_wakes if "AH01916" in r.reason]
+    risks = wake_risks(reading.woken, b.req.https_port)
+    fatal = [r.reason for r in risks if "AH01916" in r.reason]
     if fatal:
         raise PluginError("enabling mod_ssl would wake a vhost that serves plain http on "
                           f"the TLS port: {fatal[0]}; add 'SSLEngine on' there or remove it")
-    for risk in reading.ssl_wakes:
+    for risk in risks:
         b.notes.append(f"enabling mod_ssl activates {risk.reason}")
     layout = b.opts.layout
     available = b.opts.path(layout.mods_available)

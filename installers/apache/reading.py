@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo
 from certwright.installers.apache.evaluate import Evaluator
 from certwright.installers.apache.layouts import Layout
-from certwright.installers.apache.model import ApacheConfig
+from certwright.installers.apache.model import ApacheConfig, VirtualHost
 from certwright.installers.apache.select import WakeRisk, wake_risks
 
 SSL_MODULES = ("ssl_module", "socache_shmcb_module")
@@ -20,6 +20,9 @@ class ApacheReading:
     ssl_wakes: tuple[WakeRisk, ...]
     """What enabling mod_ssl would activate; empty when it is loaded already."""
     with_ssl: ApacheConfig | None = None
+    woken: tuple[VirtualHost, ...] = ()
+    """The vhosts loading mod_ssl would activate (judge them for a port with
+    :func:`.select.wake_risks`)."""
     """The configuration as it reads once mod_ssl is loaded; None when it is already."""
 
     @property
@@ -45,6 +48,6 @@ def read_apache(
         with_ssl = evaluator.evaluate(SSL_MODULES)
         active = {(v.file, v.line) for v in config.vhosts}
         woken = [v for v in with_ssl.vhosts if (v.file, v.line) not in active]
-        return ApacheReading(config, wake_risks(woken), with_ssl)
+        return ApacheReading(config, wake_risks(woken), with_ssl, tuple(woken))
     finally:
         evaluator.close()
