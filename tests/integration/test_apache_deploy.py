@@ -254,3 +254,38 @@ def test_dormant_default_443_without_sslengine_is_refused(cli: Cli, pebble: Pebb
     finally:
         s.server.stop()
         shutil.rmtree(s.base, ignore_errors=True)
+
+
+def test_bad_input_is_one_clear_line_and_changes_nothing(cli: Cli, site: Site,
+                                                         tmp_path: Path) -> None:
+    site.server.start(port=site.http_port)
+    cli("certonly", "-a", "webroot", "-w", str(site.www), "--http-01-port",
+        str(site.http_port), "-d", "example.org")
+    before = site.snapshot()
+    empty = tmp_path / "not-apache"
+    empty.mkdir()
+    broken = site.tree / "conf-enabled" / "broken.conf"
+    cases = [
+        (["--apache-server-root", str(empty)], f"--apache-server-root {empty}"),
+        (["--apache-ctl", str(tmp_path / "no-such-ctl")], "--apache-ctl"),
+        (["--apache-bin", "no-such-httpd"], "--apache-bin"),
+        (["--apache-handle-modules", "maybe"], "--apache-handle-modules maybe"),
+        (["--redirect"], "supports no enhancements"),
+        (["--unparsable"], str(broken)),
+    ]
+    for extra, expected in cases:
+        if extra == ["--unparsable"]:
+            broken.write_text("<VirtualHost *:80>\n    ServerName x\n")  # never closed
+            extra = []
+        args = [*site.args(), *extra]
+        if "--apache-server-root" in extra:
+            args = [a for a in site.args() if a != str(site.tree)]
+            args.remove("--apache-server-root")
+            args += extra
+        proc = cli("install", "--cert-name", "example.org", "-i", "apache", *args,
+                   account=False, check=False)
+        assert proc.returncode != 0, extra
+        errors = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(errors) == 1 and expected in errors[0], (extra, proc.stderr)
+        broken.unlink(missing_ok=True)
+        assert site.snapshot() == before, extra
