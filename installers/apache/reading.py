@@ -18,7 +18,8 @@ SSL_MODULES = ("ssl_module", "socache_shmcb_module")
 class ApacheReading:
     config: ApacheConfig
     ssl_wakes: tuple[WakeRisk, ...]
-    """What enabling mod_ssl would activate; empty when it is loaded already."""
+    """What enabling mod_ssl would activate, judged for port 443; empty when it is loaded
+    already. A deploy on another https port judges :attr:`woken` for its own port."""
     with_ssl: ApacheConfig | None = None
     woken: tuple[VirtualHost, ...] = ()
     """The vhosts loading mod_ssl would activate (judge them for a port with

@@ -289,3 +289,15 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(cli: Cli, site: Site,
         assert len(errors) == 1 and expected in errors[0], (extra, proc.stderr)
         broken.unlink(missing_ok=True)
         assert site.snapshot() == before, extra
+
+
+def test_install_dry_run_prints_the_diff_and_changes_nothing(cli: Cli, site: Site) -> None:
+    site.server.start(port=site.http_port)
+    cli("certonly", "-a", "webroot", "-w", str(site.www), "--http-01-port",
+        str(site.http_port), "-d", "example.org")
+    before = site.snapshot()
+    proc = cli("install", "--cert-name", "example.org", "-i", "apache", *site.args(),
+               "--dry-run", account=False)
+    assert "+++ " in proc.stdout and "SSLCertificateFile" in proc.stdout, proc.stdout
+    assert "mods-enabled/ssl.load" in proc.stdout
+    assert site.snapshot() == before
