@@ -16,6 +16,7 @@ from cryptography import x509
 
 from tests.conftest import require_binary
 from tests.integration.conftest import Cli
+from tests.integration.crashpoints import Crash, killed
 from tests.servers import probe
 from tests.servers.apache import APACHE_BINARY, ApacheServer, debian_tree, make_base
 from tests.servers.pebble import Pebble
@@ -300,4 +301,20 @@ def test_install_dry_run_prints_the_diff_and_changes_nothing(cli: Cli, site: Sit
                "--dry-run", account=False)
     assert "+++ " in proc.stdout and "SSLCertificateFile" in proc.stdout, proc.stdout
     assert "mods-enabled/ssl.load" in proc.stdout
+    assert site.snapshot() == before
+
+
+def test_sigkill_between_apply_and_commit_is_recovered(cli: Cli, site: Site) -> None:
+    site.server.start(port=site.http_port)
+    cli("certonly", "-a", "webroot", "-w", str(site.www), "--http-01-port",
+        str(site.http_port), "-d", "example.org")
+    before = site.snapshot()
+    crash = Crash("certwright.installers.apache.process:ApacheControl.config_test", "before")
+    proc = crash.run(cli, "install", "--cert-name", "example.org", "-i", "apache",
+                     *site.args(), account=False)
+    assert killed(proc), proc.stderr
+    assert site.snapshot() != before, "killed with the plan applied"
+    again = cli("install", "--cert-name", "example.org", "-i", "apache", *site.args(),
+                "--dry-run", account=False)
+    assert "Rolled back the unfinished change" in again.stdout, again.stdout
     assert site.snapshot() == before
