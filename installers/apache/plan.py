@@ -132,7 +132,8 @@ def plan_deploy(reading: ApacheReading, req: DeployRequest, opts: ApacheOptions)
         if http.needs_own_vhost and not http.by_name:
             own.append((name, http.answers[0].vhost if http.answers else _none()))
             b.endpoint((Address("*", req.https_port),), name)
-    for vhost in in_place.values():
+    # last vhost of a file first: an edit changes the line count below it, never above
+    for _, vhost in sorted(in_place.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
         _update(b, vhost)
     new_vhosts = bool(twins or own)
     for file, by_line in twins.items():

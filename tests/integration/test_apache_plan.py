@@ -195,3 +195,30 @@ def test_names_only_in_a_macro_or_mdomain_are_refused(base: Path) -> None:
         http, "md.test", base)}, ports=f"Listen {http}\n")
     with pytest.raises(PluginError, match=r"md\.test"):
         installer(tree).plan_deploy(request(base, ["md.test"], http, https))
+
+
+def test_two_443_vhosts_in_one_file_are_both_updated_in_place(base: Path) -> None:
+    http, https = free_port("127.0.0.1"), free_port("127.0.0.1")
+    (base / "old").mkdir()
+    cert, key = self_signed(base / "old", ["a.test", "b.test"])
+    block = ("<VirtualHost *:{https}>\n    ServerName {name}\n    SSLEngine on\n"
+             "    SSLCertificateFile {cert}\n    SSLCertificateChainFile {cert}\n"
+             "    SSLCertificateKeyFile {key}\n</VirtualHost>\n")
+    text = "".join(block.format(https=https, name=n, cert=cert, key=key)
+                   for n in ("a.test", "b.test"))
+    tree = debian_tree(base / "tree", sites={"ssl.conf": text},
+                       ports=f"Listen {http}\nListen {https}\n")
+    for name in ("ssl.load", "ssl.conf", "socache_shmcb.load"):
+        (tree / "mods-enabled" / name).symlink_to(f"../mods-available/{name}")
+    server = ApacheServer(tree, base / "work")
+    server.write_envvars()
+    plan = installer(tree).plan_deploy(request(base, ["a.test", "b.test"], http, https))
+    assert [c.path for c in plan.changes] == [str(tree / "sites-enabled" / "ssl.conf")]
+    txn = Transaction(base / "work-dir", plan.title)
+    txn.apply(plan)
+    txn.commit()
+    new = (tree / "sites-enabled" / "ssl.conf").read_text()
+    assert new.count("<VirtualHost") == 2 and new.count("</VirtualHost>") == 2
+    assert new.count("SSLCertificateFile") == 2 and "ChainFile" not in new
+    assert str(cert) not in new and new.count(str(base / "fullchain.pem")) == 2
+    assert server.config_test().returncode == 0, server.config_test().stderr
