@@ -87,6 +87,7 @@ class DeployPlan:
 class _Builder:
     opts: ApacheOptions
     req: DeployRequest
+    config: ApacheConfig
     changes: dict[str, FileChange] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     endpoints: list[Endpoint] = field(default_factory=list)
@@ -105,7 +106,7 @@ class _Builder:
 
 def plan_deploy(reading: ApacheReading, req: DeployRequest, opts: ApacheOptions) -> DeployPlan:
     config = reading.config
-    b = _Builder(opts, req)
+    b = _Builder(opts, req, config)
     in_place: dict[tuple[str, int], VirtualHost] = {}
     twins: dict[str, dict[int, VirtualHost]] = {}
     own: list[tuple[str, VirtualHost]] = []
@@ -188,23 +189,38 @@ def _update(b: _Builder, vhost: VirtualHost) -> None:
     b.put(_change(vhost.file, data, new))
 
 
-def _new_file_place(opts: ApacheOptions, source: str, stem: str) -> tuple[str, str | None]:
-    """Where a new vhost file goes, and the symlink that enables it (or None)."""
+def _new_file_place(opts: ApacheOptions, config: ApacheConfig, source: str,
+                    stem: str) -> tuple[str, str | None]:
+    """Where a new vhost file goes, and the symlink that enables it (or None): only where
+    a server-level ``Include`` of the tree reads it."""
     name = stem + opts.le_vhost_ext
     layout = opts.layout
     enabled = opts.path(layout.sites_enabled)
     available = opts.path(layout.sites_available)
     debian = (enabled is not None and available is not None and os.path.isdir(available)
               and os.path.dirname(os.path.abspath(source)) == enabled)
+    candidates: list[tuple[str, str | None]] = []
     if opts.vhost_root:
-        target = os.path.join(opts.vhost_root, name)
         link = os.path.join(enabled, name) if debian and opts.handle_sites and enabled else None
-        return target, link
-    if debian and opts.handle_sites and enabled and available:
-        return os.path.join(available, name), os.path.join(enabled, name)
-    if source:
-        return os.path.join(os.path.dirname(os.path.abspath(source)), name), None
-    return os.path.join(opts.server_root, opts.layout.conf_dir, name), None
+        candidates.append((os.path.join(opts.vhost_root, name), link))
+    else:
+        if debian and opts.handle_sites and enabled and available:
+            candidates.append((os.path.join(available, name), os.path.join(enabled, name)))
+        if source:
+            candidates.append((os.path.join(os.path.dirname(os.path.abspath(source)), name),
+                               None))
+        conf_available = opts.path(layout.conf_available)
+        conf_dir = os.path.join(opts.server_root, layout.conf_dir)
+        if conf_available and os.path.isdir(conf_available):
+            candidates.append((os.path.join(conf_available, name), os.path.join(conf_dir, name)))
+        candidates.append((os.path.join(conf_dir, name), None))
+    for target, link in candidates:
+        if config.includes_path(link or target):
+            return target, link
+    where = candidates[0][1] or candidates[0][0]
+    raise PluginError(f"{where}: no Include of {config.main_file} reads a file there, so a new "
+                      "vhost would never be loaded; give --apache-vhost-root a directory "
+                      "that is included")
 
 
 def _stem(path: str) -> str:
@@ -232,7 +248,7 @@ def _twins(b: _Builder, file: str, vhosts: Sequence[VirtualHost]) -> None:
         addresses = [str(a) for a in _https(vhost.addresses, b.req.https_port)]
         parts.append(vhosttext.ssl_twin(span, addresses, b.req.fullchain_path,
                                         b.req.key_path, b.opts.options_file))
-    target, link = _new_file_place(b.opts, file, _stem(file))
+    target, link = _new_file_place(b.opts, b.config, file, _stem(file))
     body = "\n".join(parts)
     b.put(managed_change(target, f"# {HEADER[0]}\n" + body))
     _link(b, link, target)
@@ -242,7 +258,7 @@ def _own(b: _Builder, name: str, catch_all: VirtualHost) -> None:
     root = next((d.args[0] for d in catch_all.directives
                  if d.name.lower() == "documentroot" and d.args), None)
     source = catch_all.file
-    target, link = _new_file_place(b.opts, source, name)
+    target, link = _new_file_place(b.opts, b.config, source, name)
     text = vhosttext.fresh_vhost(name, [f"*:{b.req.https_port}"], root, b.req.fullchain_path,
                                  b.req.key_path, b.opts.options_file, HEADER)
     b.put(managed_change(target, text))
@@ -276,11 +292,21 @@ def _modules(b: _Builder, reading: ApacheReading) -> None:
                 if os.path.exists(source):
                     _link(b, os.path.join(enabled, short + ext), source)
         return
-    directory = enabled or os.path.join(b.opts.server_root, layout.conf_dir)
+    dirs = [d for d in (enabled, os.path.join(b.opts.server_root, layout.conf_dir)) if d]
+    target = _included(config, [os.path.join(d, MODULE_FILE) for d in dirs], "LoadModule")
     lines = [f"# {HEADER[0]}"]
     for ident, short in wanted:
         lines.append(f"LoadModule {ident} {_module_path(b.opts.server_root, short)}")
-    b.put(managed_change(os.path.join(directory, MODULE_FILE), "\n".join(lines) + "\n"))
+    b.put(managed_change(target, "\n".join(lines) + "\n"))
+
+
+def _included(config: ApacheConfig, paths: Sequence[str], what: str) -> str:
+    """The first of ``paths`` a server-level ``Include`` reads; a clear error if none."""
+    for path in paths:
+        if config.includes_path(path):
+            return path
+    raise PluginError(f"{paths[0]}: no Include of {config.main_file} reads a file there, so "
+                      f"a new {what} line would never be loaded; add it yourself")
 
 
 def _module_path(server_root: str, short: str) -> str:
@@ -301,9 +327,10 @@ def _listen(b: _Builder, config: ApacheConfig) -> None:
     available = b.opts.path(layout.conf_available)
     enabled = os.path.join(b.opts.server_root, layout.conf_dir)
     text = f"# {HEADER[0]}\nListen {port}\n"
-    if available and os.path.isdir(available):
+    if available and os.path.isdir(available) and config.includes_path(
+            os.path.join(enabled, name)):
         target = os.path.join(available, name)
         b.put(managed_change(target, text))
         _link(b, os.path.join(enabled, name), target)
     else:
-        b.put(managed_change(os.path.join(enabled, name), text))
+        b.put(managed_change(_included(config, [os.path.join(enabled, name)], "Listen"), text))

@@ -222,3 +222,27 @@ def test_two_443_vhosts_in_one_file_are_both_updated_in_place(base: Path) -> Non
     assert new.count("SSLCertificateFile") == 2 and "ChainFile" not in new
     assert str(cert) not in new and new.count(str(base / "fullchain.pem")) == 2
     assert server.config_test().returncode == 0, server.config_test().stderr
+
+
+def test_twin_of_a_vhost_in_the_main_file_goes_where_apache_reads_it(base: Path) -> None:
+    http, https = free_port("127.0.0.1"), free_port("127.0.0.1")
+    tree = debian_tree(base / "tree", sites={}, ports=f"Listen {http}\n")
+    main = tree / "apache2.conf"
+    main.write_text(main.read_text() + site(http, "main.test", base))
+    server = ApacheServer(tree, base / "work")
+    server.write_envvars()
+    inst = installer(tree)
+    plan = inst.plan_deploy(request(base, ["main.test"], http, https))
+    assert str(tree / "apache2-le-ssl.conf") not in {c.path for c in plan.changes}
+    txn = Transaction(base / "work-dir", plan.title)
+    txn.apply(plan)
+    txn.commit()
+    truth = parse_vhost_dump(server.dump_vhosts())
+    assert [v.name for v in truth[f"*:{https}"]] == ["main.test"]
+    # a --apache-vhost-root that nothing includes is refused, naming it
+    elsewhere = base / "elsewhere"
+    elsewhere.mkdir()
+    txn.rollback()
+    other = installer(tree, apache_vhost_root=str(elsewhere))
+    with pytest.raises(PluginError, match="never be loaded"):
+        other.plan_deploy(request(base, ["main.test"], http, https))
