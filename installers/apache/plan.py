@@ -37,7 +37,7 @@ from certwright.installers.apache.model import Address, ApacheConfig, VirtualHos
 from certwright.installers.apache.reading import ApacheReading
 from certwright.installers.apache.select import choose, wake_risks
 
-HEADER = ("Made by certwright: it replaces this file whole on the next deploy.",)
+HEADER = ("Made by certwright.",)
 OPTIONS_NAME = "options-ssl-apache.conf"
 CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
            "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
@@ -250,7 +250,13 @@ def _twins(b: _Builder, file: str, vhosts: Sequence[VirtualHost]) -> None:
                                         b.req.key_path, b.opts.options_file))
     target, link = _new_file_place(b.opts, b.config, file, _stem(file))
     body = "\n".join(parts)
-    b.put(managed_change(target, f"# {HEADER[0]}\n" + body))
+    current = read_file(target)
+    if current is None:
+        text = f"# {HEADER[0]}\n" + body
+    else:  # twins made for other certificates stay: these vhosts join them
+        kept = current.decode(ENCODING, ERRORS)
+        text = kept + ("" if kept.endswith("\n") else "\n") + "\n" + body
+    b.put(managed_change(target, text))
     _link(b, link, target)
 
 

@@ -318,3 +318,26 @@ def test_sigkill_between_apply_and_commit_is_recovered(cli: Cli, site: Site) -> 
                 "--dry-run", account=False)
     assert "Rolled back the unfinished change" in again.stdout, again.stdout
     assert site.snapshot() == before
+
+
+def test_renew_of_four_lineages_reloads_apache_once(cli: Cli, pebble: Pebble) -> None:
+    require_binary(APACHE_BINARY)
+    names = ["a.test", "b.test", "c.test", "d.test"]
+    multi = "".join(SITE.replace("example.org", n).replace("www.", "www-")
+                    .replace("# example site: comments and layout must survive\n", "")
+                    for n in names)
+    s = make_site(pebble, {"multi.conf": multi})
+    try:
+        s.server.start(port=s.http_port)
+        for name in names:
+            cli("run", "-a", "webroot", "-w", str(s.www), "-i", "apache", *s.args(), "-d", name)
+        old = {n: served(s, n).serial_number for n in names}
+        generations = s.server.generations()
+        cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
+        assert s.server.generations() == generations + 1, "one graceful reload"
+        for name in names:
+            cert = served(s, name, root_pem=pebble.root_pem())
+            assert cert.serial_number != old[name] and name in sans(cert)
+    finally:
+        s.server.stop()
+        shutil.rmtree(s.base, ignore_errors=True)
