@@ -291,14 +291,17 @@ def _modules(b: _Builder, reading: ApacheReading) -> None:
     available = b.opts.path(layout.mods_available)
     enabled = b.opts.path(layout.mods_enabled)
     wanted = [(ident, short) for ident, short in SSL_MODULES if ident not in config.modules]
-    if available and enabled and os.path.isdir(available):
+    if available and enabled and os.path.isdir(available) and config.includes_path(
+            os.path.join(enabled, "ssl.load")):
         for _, short in wanted:
             for ext in (".load", ".conf"):
                 source = os.path.join(available, short + ext)
                 if os.path.exists(source):
                     _link(b, os.path.join(enabled, short + ext), source)
         return
-    dirs = [d for d in (enabled, os.path.join(b.opts.server_root, layout.conf_dir)) if d]
+    # ``00-``: read before the vhosts of a directory that holds both
+    dirs = [d for d in (enabled, os.path.join(b.opts.server_root, layout.conf_dir),
+                        b.opts.path(layout.sites_enabled)) if d]
     target = _included(config, [os.path.join(d, MODULE_FILE) for d in dirs], "LoadModule")
     lines = [f"# {HEADER[0]}"]
     for ident, short in wanted:
@@ -328,15 +331,21 @@ def _listen(b: _Builder, config: ApacheConfig) -> None:
     port = b.req.https_port
     if any(listen.port == port for listen in config.listens):
         return
-    layout = b.opts.layout
+    opts, layout = b.opts, b.opts.layout
     name = LISTEN_NAME.format(port=port)
-    available = b.opts.path(layout.conf_available)
-    enabled = os.path.join(b.opts.server_root, layout.conf_dir)
     text = f"# {HEADER[0]}\nListen {port}\n"
-    if available and os.path.isdir(available) and config.includes_path(
-            os.path.join(enabled, name)):
-        target = os.path.join(available, name)
-        b.put(managed_change(target, text))
-        _link(b, os.path.join(enabled, name), target)
-    else:
-        b.put(managed_change(_included(config, [os.path.join(enabled, name)], "Listen"), text))
+    places: list[tuple[str, str | None]] = []  # (file, the link that enables it)
+    for available, enabled in ((layout.conf_available, layout.conf_dir),
+                               (layout.sites_available, layout.sites_enabled)):
+        full_available, full_enabled = opts.path(available), opts.path(enabled)
+        if full_enabled is None:
+            continue
+        if full_available and os.path.isdir(full_available):
+            places.append((os.path.join(full_available, name), os.path.join(full_enabled, name)))
+        places.append((os.path.join(full_enabled, name), None))
+    for target, link in places:
+        if config.includes_path(link or target):
+            b.put(managed_change(target, text))
+            _link(b, link, target)
+            return
+    _included(config, [places[0][1] or places[0][0]], "Listen")  # raises, naming it

@@ -246,3 +246,21 @@ def test_twin_of_a_vhost_in_the_main_file_goes_where_apache_reads_it(base: Path)
     other = installer(tree, apache_vhost_root=str(elsewhere))
     with pytest.raises(PluginError, match="never be loaded"):
         other.plan_deploy(request(base, ["main.test"], http, https))
+
+
+def test_listen_goes_where_it_is_read_when_conf_enabled_is_not(base: Path) -> None:
+    http, https = free_port("127.0.0.1"), free_port("127.0.0.1")
+    tree = debian_tree(base / "tree", sites={"s.conf": site(http, "s.test", base)},
+                       ports=f"Listen {http}\n")
+    main = tree / "apache2.conf"
+    main.write_text(main.read_text().replace("IncludeOptional conf-enabled/*.conf", ""))
+    server = ApacheServer(tree, base / "work")
+    server.write_envvars()
+    plan = installer(tree).plan_deploy(request(base, ["s.test"], http, https))
+    listen = f"certwright-listen-{https}.conf"
+    assert str(tree / "sites-enabled" / listen) in {c.path for c in plan.changes}
+    txn = Transaction(base / "work-dir", plan.title)
+    txn.apply(plan)
+    txn.commit()
+    assert server.config_test().returncode == 0, server.config_test().stderr
+    assert [v.name for v in parse_vhost_dump(server.dump_vhosts())[f"*:{https}"]] == ["s.test"]
