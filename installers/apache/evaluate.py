@@ -154,6 +154,7 @@ class _State:
     dormant: list[tuple[Node, str]] = field(default_factory=list)
     main_server_name: str | None = None
     warnings: list[str] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)
 
 
 class Evaluator:
@@ -218,6 +219,7 @@ class Evaluator:
             mdomains=tuple(st.mdomains),
             not_loaded=self._not_loaded(st.files),
             warnings=tuple(dict.fromkeys(st.warnings)),
+            top_includes=tuple(dict.fromkeys(st.includes)),
         )
 
     def waking(self, base: ApacheConfig, modules: Iterable[str]) -> tuple[VirtualHost, ...]:
@@ -326,6 +328,9 @@ class Evaluator:
             raise PluginError(f"{node.where}: Include nested more than {MAX_DEPTH} deep")
         optional = node.name.lower() == "includeoptional"
         files = expand(args[0], st.server_root, optional=optional, where=node.where)
+        if ctx == "top":
+            root = args[0] if os.path.isabs(args[0]) else os.path.join(st.server_root, args[0])
+            st.includes.append(os.path.normpath(root))
         self.reader.preload(files)
         out: list[Node] = []
         for file in files:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from dataclasses import dataclass, field
 
 
@@ -119,3 +121,19 @@ class ApacheConfig:
     not_loaded: tuple[str, ...] = ()
     """Files in the layout's ``sites-enabled`` that no ``Include`` reaches."""
     warnings: tuple[str, ...] = field(default=())
+    top_includes: tuple[str, ...] = ()
+    """``Include``/``IncludeOptional`` patterns read at server level (absolute, as
+    written): a new vhost file is loaded only where one of them matches its path."""
+
+    def includes_path(self, path: str) -> bool:
+        """Whether a file at ``path`` would be read by a server-level ``Include``."""
+        path = os.path.normpath(path)
+        for pattern in self.top_includes:
+            if any(c in pattern for c in "*?["):
+                parts, want = path.split(os.sep), pattern.split(os.sep)
+                if len(parts) == len(want) and all(
+                        fnmatch.fnmatchcase(p, w) for p, w in zip(parts, want, strict=True)):
+                    return True
+            elif path == pattern or os.path.dirname(path) == pattern:
+                return True
+        return False

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo
 from certwright.installers.apache.evaluate import Evaluator
 from certwright.installers.apache.layouts import Layout
-from certwright.installers.apache.model import ApacheConfig
+from certwright.installers.apache.model import ApacheConfig, VirtualHost
 from certwright.installers.apache.select import WakeRisk, wake_risks
 
 SSL_MODULES = ("ssl_module", "socache_shmcb_module")
@@ -18,7 +18,18 @@ SSL_MODULES = ("ssl_module", "socache_shmcb_module")
 class ApacheReading:
     config: ApacheConfig
     ssl_wakes: tuple[WakeRisk, ...]
-    """What enabling mod_ssl would activate; empty when it is loaded already."""
+    """What enabling mod_ssl would activate, judged for port 443; empty when it is loaded
+    already. A deploy on another https port judges :attr:`woken` for its own port."""
+    with_ssl: ApacheConfig | None = None
+    woken: tuple[VirtualHost, ...] = ()
+    """The vhosts loading mod_ssl would activate (judge them for a port with
+    :func:`.select.wake_risks`)."""
+    """The configuration as it reads once mod_ssl is loaded; None when it is already."""
+
+    @property
+    def ssl_config(self) -> ApacheConfig:
+        """What Apache reads after a deploy enabled mod_ssl (``Listen 443`` woken, …)."""
+        return self.with_ssl or self.config
 
 
 def read_apache(
@@ -33,9 +44,11 @@ def read_apache(
     evaluator = Evaluator(server_root, layout=layout, binary=binary, env=env, defines=defines)
     try:
         config = evaluator.evaluate()
-        wakes: tuple[WakeRisk, ...] = ()
-        if "ssl_module" not in config.modules:
-            wakes = wake_risks(evaluator.waking(config, SSL_MODULES))
-        return ApacheReading(config, wakes)
+        if "ssl_module" in config.modules:
+            return ApacheReading(config, ())
+        with_ssl = evaluator.evaluate(SSL_MODULES)
+        active = {(v.file, v.line) for v in config.vhosts}
+        woken = [v for v in with_ssl.vhosts if (v.file, v.line) not in active]
+        return ApacheReading(config, wake_risks(woken), with_ssl, tuple(woken))
     finally:
         evaluator.close()

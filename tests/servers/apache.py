@@ -84,6 +84,14 @@ class ApacheServer:
             self.argv("-DFOREGROUND"), log_path=self.workdir / "apache2.out", env=self.env
         )
 
+    def write_envvars(self) -> Path:
+        """Make the tree's ``envvars`` hold this server's ``APACHE_*`` values, so a tool
+        that runs the binary on the tree (as ``apache2ctl`` does) reaches this server."""
+        path = self.tree / "envvars"
+        path.write_text("".join(f"export {key}={value}\n" for key, value in self.env.items()
+                                if key.startswith("APACHE_")))
+        return path
+
     def argv(self, *extra: str) -> list[str]:
         defines = [f"-D{d}" for d in self.defines]
         main = str(self.tree / self.main_file)
