@@ -405,15 +405,14 @@ def _anything_due(config: argparse.Namespace) -> bool:
         found = [lin for lin in found if lin.name == config.certname]
     cache = LineageCache(Path(config.work_dir))
     stored = _StoredAriOnly(config, cache)
-    now = time.time()
+    now = clock.now()
     for lin in found:
         if lin.error:
             continue
         if config.force_renewal:
             return True
         try:
-            if _as_bool(lin.params.get("autorenew", True)) \
-                    and is_due(lin, cache, now, stored):
+            if should_renew(lin, now, cache=cache, ari=stored):
                 return True
         except Exception:  # an unreadable certificate: reported by the run itself
             continue

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from certwright.core.storage.store import delete_lineage as delete_lineage
+    from certwright.core.storage.store import find_lineage as find_lineage
     from certwright.core.storage.store import list_lineages as list_lineages
     from certwright.core.storage.store import load_lineage as load_lineage
     from certwright.core.storage.store import new_lineage as new_lineage

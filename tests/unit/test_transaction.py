@@ -1,5 +1,4 @@
 import hashlib
-import os
 import stat
 import subprocess
 import sys
