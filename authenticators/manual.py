@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, ClassVar
 from certwright.authenticators._task import check_task
 from certwright.core.errors import PluginError
 from certwright.core.hooks import hook_timeout
+from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import AddArgument, ChallengeTask, Identifier
@@ -54,7 +55,7 @@ _NEED_HOOK = (
 )
 
 
-def _preferred(config: argparse.Namespace) -> list[str]:
+def _preferred(config: Settings) -> list[str]:
     value = getattr(config, "pref_challs", None) or []
     items = value.split(",") if isinstance(value, str) else list(value)
     names = [str(item).strip().lower() for item in items]
@@ -69,7 +70,7 @@ class ManualAuthenticator:
         "Run hook scripts, or follow instructions by hand (http-01, dns-01)"
     )
 
-    def __init__(self, config: argparse.Namespace) -> None:
+    def __init__(self, config: Settings) -> None:
         self.config = config
         self.auth_hook: str | None = getattr(config, "manual_auth_hook", None) or None
         self.cleanup_hook: str | None = getattr(config, "manual_cleanup_hook", None) or None

@@ -7,10 +7,11 @@ namespace (``config``) and reads its own options from it.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
     from certwright.core.http01 import Probe
@@ -72,7 +73,7 @@ class Authenticator(Protocol):
     name: ClassVar[str]
     description: ClassVar[str]
 
-    def __init__(self, config: argparse.Namespace) -> None: ...
+    def __init__(self, config: Settings) -> None: ...
 
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
@@ -337,7 +338,7 @@ class Installer(Protocol):
     name: ClassVar[str]
     description: ClassVar[str]
 
-    def __init__(self, config: argparse.Namespace) -> None: ...
+    def __init__(self, config: Settings) -> None: ...
 
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None: ...

@@ -1,0 +1,42 @@
+"""A value given on the command line wins over the lineage's stored one, even when it
+equals the default (the settings record where each value came from)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Cli
+from tests.servers.pebble import Pebble
+
+pytestmark = pytest.mark.integration
+
+# a loopback address of its own: port 80 there is ours, whatever else listens on 127.0.0.1
+ADDRESS = "127.0.0.80"
+
+
+def test_renew_with_http01_port_80_overrides_a_stored_8080(
+        pebble_factory, tmp_path: Path) -> None:
+    ca: Pebble = pebble_factory(http_port=80)  # Pebble validates http-01 on port 80
+    name = "port80.example.org"
+    ca.add_a(name, [ADDRESS])
+    cli = Cli(tmp_path, ca)
+    cli("certonly", "--standalone", "--http-01-address", ADDRESS, "--http-01-port", "80",
+        "-d", name)
+    conf = cli.config_dir / "renewal" / f"{name}.conf"
+    text = conf.read_text()
+    assert re.search(r"^http01_port = 80$", text, re.M), text
+    # as if issued earlier through a port 8080 (behind a proxy): stored 8080
+    conf.write_text(re.sub(r"^http01_port = 80$", "http01_port = 8080", text, flags=re.M))
+    # without it the stored 8080 is used: nothing answers Pebble on port 80
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", check=False,
+               account=False)
+    assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stdout + proc.stderr
+    # given, 80 is used although it is the default, and stored for the next renewals
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew",
+               "--http-01-port", "80", check=False, account=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 renewed" in proc.stdout
+    assert re.search(r"^http01_port = 80$", conf.read_text(), re.M)
