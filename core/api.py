@@ -93,7 +93,7 @@ def obtain(request: Request, base: Settings) -> Outcome:
     found: list[tuple[Any, bool]] = []
 
     def verb(cfg: Settings, say: Callable[[str], None], ask: Ask) -> int:
-        from certwright.core import issue
+        from certwright.core.verbs import issue
 
         found.append(issue.obtain_lineage(cfg, say, ask))
         return 0
@@ -118,7 +118,7 @@ def renew(lineage: str, base: Settings, *, force: bool = False,
     found: list[Any] = []
 
     def verb(cfg: Settings, say: Callable[[str], None], ask: Ask) -> int:
-        from certwright.core import renew as renewing
+        from certwright.core.verbs import renew as renewing
 
         found.extend(renewing.renew_lineages(cfg, say, ask))
         return 0
@@ -144,7 +144,7 @@ def deploy(lineage: str, base: Settings, *, installer: str | None = None,
     config = base.derive(Source.CALLER, **changes)
 
     def verb(cfg: Settings, say: Callable[[str], None], ask: Ask) -> int:
-        from certwright.core import install
+        from certwright.core.verbs import install
 
         return install.install(cfg, say, ask)
 

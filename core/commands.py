@@ -293,16 +293,16 @@ def help_text(parser: argparse.ArgumentParser, topic: str) -> str:
 
 
 HANDLERS: dict[str, Callable[[Settings, Say, Ask], int]] = {
-    "certonly": _locked(_lazy("issue", "obtain")),
-    "run": _locked(_lazy("install", "run")),
-    "install": _locked(_lazy("install", "install")),
-    "enhance": _locked(_lazy("install", "enhance")),
-    "rollback": _locked(_lazy("install", "rollback")),
+    "certonly": _locked(_lazy("verbs.issue", "obtain")),
+    "run": _locked(_lazy("verbs.install", "run")),
+    "install": _locked(_lazy("verbs.install", "install")),
+    "enhance": _locked(_lazy("verbs.install", "enhance")),
+    "rollback": _locked(_lazy("verbs.install", "rollback")),
     # the random sleep of a non-interactive renew is taken before the lock, not holding it
-    "renew": _then(_lazy("renew", "sleep_if_due"), _locked(_lazy("renew", "renew"))),
-    "revoke": _locked(_lazy("manage", "revoke")),
-    "delete": _locked(_lazy("manage", "delete")),
-    "reconfigure": _locked(_lazy("manage", "reconfigure")),
+    "renew": _then(_lazy("verbs.renew", "sleep_if_due"), _locked(_lazy("verbs.renew", "renew"))),
+    "revoke": _locked(_lazy("verbs.manage", "revoke")),
+    "delete": _locked(_lazy("verbs.manage", "delete")),
+    "reconfigure": _locked(_lazy("verbs.manage", "reconfigure")),
     "certificates": certificates,
     "register": _locked(_lazy("account_verbs", "register")),
     "show_account": _locked(_lazy("account_verbs", "show_account")),  # may finish a rollover

@@ -91,7 +91,7 @@ class Deployer:
         once (one reload, or the installer's ``activate``), then verify each; a lineage
         whose server does not serve it has its change rolled back."""
         from certwright.core.deploy import expected_certificate, go_live, stage
-        from certwright.core.install import load_installer, request_for
+        from certwright.core.verbs.install import load_installer, request_for
 
         name = str(group[0].ns.installer)
         try:

@@ -35,7 +35,7 @@ KEY_TYPES = ("ecdsa", "rsa")
 def check(config: Settings, installer: Installer, say: Say) -> Settings:
     """Raise the installer's refusal (PluginError) before any order. Returns the settings
     to go on with: with ``key_type`` ``rsa`` when none was given and only RSA fits."""
-    from certwright.core import install, issue
+    from certwright.core.verbs import install, issue
 
     target = issue.choose_target(config, names.parse_domains(config.domains))
     if target.action == "keep":

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from certwright.core import lineage_cache, pending_hooks, redeploy, session
+from certwright.core import lineage_cache, pending_hooks, session
 from certwright.core.acme.client import REVOCATION_REASONS, AcmeClient
 from certwright.core.acme.jws import jwk_of
 from certwright.core.errors import CertwrightError, ConfigError, StorageError
@@ -15,6 +15,7 @@ from certwright.core.keys import load_private_key
 from certwright.core.settings import Settings, Source
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
+from certwright.core.verbs import redeploy
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import Installer, SupportsDelete
@@ -139,8 +140,8 @@ def _installer_of(config: Settings,
     """The lineage's stored installer, when it can take a certificate out of its server's
     configuration (None otherwise, or when it can't be loaded: never a reason not to
     delete)."""
-    from certwright.core import install, renew
     from certwright.core.interfaces import SupportsDelete
+    from certwright.core.verbs import install, renew
 
     name = lineage.conf.params.get("installer")
     if not name or lineage.error:
@@ -173,7 +174,8 @@ def _forget(config: Settings, installer: SupportsDelete,
 
 def reconfigure(config: Settings, say: Say, ask: Ask) -> int:
     """Change stored renewal options after a dry-run renewal with them succeeds."""
-    from certwright.core import issue, names, renew
+    from certwright.core import names
+    from certwright.core.verbs import issue, renew
 
     if not config.certname:
         raise ConfigError("say which certificate to reconfigure: --cert-name NAME")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certwright.core import plugins, preflight
+from certwright.core import plugins
 from certwright.core.deploy import apply_plan, expected_certificate
 from certwright.core.errors import ConfigError, PluginError, UsageError
 from certwright.core.interfaces import (
@@ -22,9 +22,10 @@ from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
 from certwright.core.transaction import temporary
+from certwright.core.verbs import preflight
 
 if TYPE_CHECKING:
-    from certwright.core.issue import Target
+    from certwright.core.verbs.issue import Target
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -72,7 +73,8 @@ def request_for(config: Settings, lineage: Lineage | None) -> DeployRequest:
 def _would_be(config: Settings, target: Target | None = None) -> DeployRequest:
     """The request a real run would make: the lineage's live/ paths, existing or not
     (``target``: the one already chosen)."""
-    from certwright.core import issue, names
+    from certwright.core import names
+    from certwright.core.verbs import issue
 
     if target is None:
         target = issue.choose_target(config, names.parse_domains(config.domains))
@@ -163,7 +165,7 @@ def remember_installer(lineage: Lineage, installer: Installer) -> None:
 # -- verbs --------------------------------------------------------------------------------
 def run(config: Settings, say: Say, ask: Ask) -> int:
     """Obtain (or keep) a certificate, then install it."""
-    from certwright.core import issue
+    from certwright.core.verbs import issue
 
     name = installer_name(config)
     config = config.derive(installer=name)

@@ -17,7 +17,6 @@ from certwright.core import (
     names,
     pending_hooks,
     plugins,
-    preflight,
     prompts,
     renewal_options,
     session,
@@ -32,6 +31,7 @@ from certwright.core.settings import Settings
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import atomic_write
 from certwright.core.storage.lineage import Lineage
+from certwright.core.verbs import preflight
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -202,7 +202,7 @@ def obtain(config: Settings, say: Say, ask: Callable[[str], str] | None) -> int:
     if config.csr:
         return _obtain_for_csr(config, say, ask)
     if config.installer:  # certonly -i: its renewals will install
-        from certwright.core import install
+        from certwright.core.verbs import install
 
         config = preflight.check(config, install.load_installer(config, config.installer),
                                  say)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certwright.core import clock, pending_hooks, redeploy, renewal_options
+from certwright.core import clock, pending_hooks, renewal_options
 from certwright.core.ari_check import AriCheck
 from certwright.core.cas import LE_PRODUCTION, LE_STAGING
 from certwright.core.due import should_renew
@@ -29,6 +29,7 @@ from certwright.core.lineage_cache import LineageCache
 from certwright.core.settings import Settings, Source
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
+from certwright.core.verbs import redeploy
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import Authenticator
@@ -93,7 +94,7 @@ def _webroot_map(lin: Lineage, raw: object) -> dict[str, str]:
 class Renewer:
     def __init__(self, config: Settings, say: Say, ask: Ask, ari: AriCheck,
                  pending: set[str]) -> None:
-        from certwright.core import issue
+        from certwright.core.verbs import issue
 
         self.config = config
         self.ari = ari
@@ -111,7 +112,8 @@ class Renewer:
     def authenticator(self, ns: Settings) -> Authenticator:
         """A prepared authenticator for one lineage: the one shared instance for its
         plugin's share key when it gives one (see ``SupportsShare``), else its own."""
-        from certwright.core import issue, plugins
+        from certwright.core import plugins
+        from certwright.core.verbs import issue
 
         name = issue.authenticator_name(ns)
         cls = plugins.find(plugins.AUTHENTICATORS, name)
@@ -129,7 +131,8 @@ class Renewer:
             return shared
 
     def renew_one(self, lin: Lineage) -> Outcome:
-        from certwright.core import issue, names
+        from certwright.core import names
+        from certwright.core.verbs import issue
 
         try:
             lin.check_links()  # a file where a link belongs is refused, never replaced
