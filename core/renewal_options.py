@@ -6,9 +6,10 @@ are strings in the file: ``"True"``, ``"2048"``, ``"http-01, dns-01"``). Writing
 (:func:`to_conf`) and renewing it (:func:`from_conf`) both go through the table, so a new
 option is added once.
 
-Keys the table does not name (a plugin's ``webroot_path``, ``nginx_server_root``, …; the
-``account``, ``server``, ``authenticator`` and ``installer`` lines) are taken as stored:
-their plugins read them.
+Keys the table does not name (a plugin's ``nginx_server_root``, ...) are taken as stored:
+their plugins read them. The store's own directories (``config_dir``, ``work_dir``,
+``logs_dir``, which Certbot may have written) are never taken from the file: a lineage
+renews in the store it was found in, not in one a copied file names.
 """
 
 from __future__ import annotations
@@ -47,14 +48,23 @@ class RenewalOption:
     stored: str  # the [renewalparams] key (Certbot's name)
     read: Callable[[object], object] = _str
     choices: tuple[str, ...] = ()
+    unset: object = None  # what a stored "None" means (Certbot: http01_port's default)
+    written: bool = True  # False: read back, written by the verbs themselves
 
 
 def _row(dest: str, read: Callable[[object], object] = _str, *,
-         stored: str | None = None, choices: tuple[str, ...] = ()) -> RenewalOption:
-    return RenewalOption(dest, stored or dest, read, choices)
+         stored: str | None = None, choices: tuple[str, ...] = (), unset: object = None,
+         written: bool = True) -> RenewalOption:
+    return RenewalOption(dest, stored or dest, read, choices, unset, written)
 
 
 OPTIONS: tuple[RenewalOption, ...] = (
+    # which CA, account and plugins (written by issue from what it used)
+    _row("server", written=False),
+    _row("account", written=False),
+    _row("authenticator", written=False),
+    _row("installer", written=False),
+    _row("user_agent", written=False),  # Certbot stores it when given
     _row("key_type", choices=("ecdsa", "rsa")),
     _row("elliptic_curve", choices=("secp256r1", "secp384r1", "secp521r1")),
     _row("rsa_key_size", _int),
@@ -62,15 +72,15 @@ OPTIONS: tuple[RenewalOption, ...] = (
     _row("pref_challs", _list),
     _row("preferred_chain"),
     _row("must_staple", _bool),
-    _row("http01_port", _int),
+    _row("http01_port", _int, unset=80),
     _row("http01_address"),
-    _row("https_port", _int),
+    _row("https_port", _int, unset=443),
     _row("pre_hook"),
     _row("post_hook"),
     _row("deploy_hook", stored="renew_hook"),  # Certbot's old name, which it still writes
     _row("preferred_profile"),
     _row("required_profile"),
-    _row("issuance_timeout", _float),
+    _row("issuance_timeout", _float, unset=90.0),
     _row("eab_kid"),
     _row("allow_subset_of_names", _bool),
 )
@@ -82,6 +92,7 @@ EXTRA = {"webroot_path": RenewalOption("webroot_path", "webroot_path", _list),
 # bookkeeping of the settings, never taken from a file
 RESERVED = frozenset({"sources", "plugin_options", "shortcuts", "verb", "ini_warnings",
                       "notices", "help"})
+STORE_DIRS = frozenset({"config_dir", "work_dir", "logs_dir"})
 EMPTY: tuple[object, ...] = (None, False, "", [], ())
 
 
@@ -99,6 +110,8 @@ def to_conf(values: Callable[[str], Any]) -> dict[str, object]:
     ``values(dest)`` gives an option's value."""
     out: dict[str, object] = {}
     for option in OPTIONS:
+        if not option.written:
+            continue
         value = values(option.dest)
         if value not in EMPTY:
             out[option.stored] = list(value) if isinstance(value, tuple) else value
@@ -112,14 +125,14 @@ def from_conf(params: Mapping[str, object]) -> dict[str, object]:
     the caller."""
     out: dict[str, object] = {}
     for key, raw in params.items():
-        if key in RESERVED or key == "webroot_map":
+        if key in RESERVED or key in STORE_DIRS or key == "webroot_map":
             continue
         option = BY_STORED.get(key) or EXTRA.get(key)
         dest = option.dest if option else key
         if isinstance(raw, dict):
             raise BadValue(key, raw)
         if raw in ("None", None):
-            out[dest] = None
+            out[dest] = option.unset if option else None
             continue
         if option is None:
             out[dest] = raw

@@ -40,3 +40,31 @@ def test_renew_with_http01_port_80_overrides_a_stored_8080(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 renewed" in proc.stdout
     assert re.search(r"^http01_port = 80$", conf.read_text(), re.M)
+
+
+def test_a_renewal_conf_naming_another_store_renews_in_this_one(
+        cli: Cli, pebble: Pebble, tmp_path: Path) -> None:
+    """Certbot may write ``config_dir``/``work_dir`` into a renewal conf; a store copied
+    from elsewhere keeps naming the old place. The lineage renews where it was found, also
+    when the store's directories are the defaults (not given: the file's would win)."""
+    from certwright.core.settings import Settings
+    from certwright.core.storage.lineage import load_lineage
+    from certwright.core.verbs.renew import lineage_config
+
+    name = "moved.example.org"
+    cli("certonly", "--standalone", "--http-01-address", "127.0.0.1", "--http-01-port",
+        str(pebble.http_port), "-d", name)
+    conf = cli.config_dir / "renewal" / f"{name}.conf"
+    elsewhere = tmp_path / "old-store"
+    conf.write_text(conf.read_text().replace(
+        "[renewalparams]\n", f"[renewalparams]\nconfig_dir = {elsewhere}/config\n"
+                             f"work_dir = {elsewhere}/work\nlogs_dir = {elsewhere}/logs\n"))
+    here = Settings(config_dir=str(cli.config_dir), work_dir=str(tmp_path / "work"))
+    assert not here.given("config_dir")  # as with the built-in default
+    renewing = lineage_config(here, load_lineage(cli.config_dir, name))
+    assert (renewing.config_dir, renewing.work_dir) == (here.config_dir, here.work_dir)
+    assert renewing.authenticator == "standalone" and renewing.certname == name
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", check=False,
+               account=False)
+    assert proc.returncode == 0 and "1 renewed" in proc.stdout, proc.stdout + proc.stderr
+    assert not elsewhere.exists(), "nothing written to the store the file names"

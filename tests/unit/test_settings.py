@@ -91,3 +91,11 @@ def test_renewal_options_round_trip_under_certbots_names() -> None:
 def test_a_stored_value_its_option_refuses_is_named(key: str, value: str) -> None:
     with pytest.raises(renewal_options.BadValue, match=f"bad value for {key}"):
         renewal_options.from_conf({key: value})
+
+
+def test_a_stored_none_means_certbots_default_and_store_dirs_are_never_read() -> None:
+    back = renewal_options.from_conf({
+        "http01_port": "None", "rsa_key_size": "None", "server": "https://ca.example/dir",
+        "config_dir": "/etc/letsencrypt", "work_dir": "/elsewhere", "logs_dir": "/x"})
+    assert back == {"http01_port": 80, "rsa_key_size": None,
+                    "server": "https://ca.example/dir"}
