@@ -20,7 +20,6 @@ Hooks see Certbot's environment variables: ``CERTBOT_DOMAIN`` (without ``*.``),
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 from certwright.authenticators._task import check_task
 from certwright.core.errors import PluginError
 from certwright.core.hooks import hook_timeout
+from certwright.core.options import PluginOption, add_options
 from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -77,29 +77,17 @@ class ManualAuthenticator:
         self._auth_output: dict[ChallengeTask, str] = {}
         self.timeout = hook_timeout(config)
 
+    typed_options: ClassVar[tuple[PluginOption, ...]] = (
+        PluginOption("--manual-auth-hook", metavar="COMMAND",
+                     help="command run through /bin/sh for each challenge before validation"),
+        PluginOption("--manual-cleanup-hook", metavar="COMMAND",
+                     help="command run through /bin/sh for each challenge after validation"),
+        PluginOption("--manual-public-ip-logging-ok", bool, False, switch=True, hidden=True),
+    )
+
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
-        add(
-            "--manual-auth-hook",
-            dest="manual_auth_hook",
-            default=None,
-            metavar="COMMAND",
-            help="command run through /bin/sh for each challenge before validation",
-        )
-        add(
-            "--manual-cleanup-hook",
-            dest="manual_cleanup_hook",
-            default=None,
-            metavar="COMMAND",
-            help="command run through /bin/sh for each challenge after validation",
-        )
-        add(
-            "--manual-public-ip-logging-ok",
-            dest="manual_public_ip_logging_ok",
-            action="store_true",
-            default=False,
-            help=argparse.SUPPRESS,
-        )
+        add_options(cls.typed_options, add)
 
     def prepare(self) -> None:
         if self.auth_hook is None and getattr(self.config, "noninteractive", False):

@@ -15,6 +15,7 @@ from typing import Any
 from certwright.core import __version__, cli_compat
 from certwright.core.cli_ini import NeedPlugins, read_ini, unavailable_plugin
 from certwright.core.errors import ConfigError, UsageError
+from certwright.core.options import add_options, declared
 from certwright.core.settings import (
     DEFAULT_CONFIG_DIR,
     DEFAULT_LOGS_DIR,
@@ -295,15 +296,19 @@ def build_parser(
     cli_compat.add_plugin(p)
     if plugin_classes or not partial:
         _shortcuts(p)
+    p.typed = declared(plugin_classes)  # type: ignore[attr-defined]
     for cls in plugin_classes:
         adder = getattr(cls, "add_arguments", None)
         obsolete = getattr(cls, "obsolete_options", None)
-        if adder is None and not obsolete:
+        typed = getattr(cls, "typed_options", ()) or ()
+        if adder is None and not obsolete and not typed:
             continue
         group = p.add_argument_group(f"{cls.name}", str(getattr(cls, "description", "")))
         try:
             if adder is not None:
                 adder(group.add_argument)
+            else:  # declared only: added here
+                add_options(typed, group.add_argument)
         except argparse.ArgumentError as exc:
             raise ConfigError(f"plugin {cls.name!r} adds a conflicting option: {exc}") from None
         cli_compat.add_obsolete(group, obsolete or {})
@@ -377,6 +382,9 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> Settings:
                           (argv, Source.COMMAND_LINE)):  # weakest first
         sources.update(dict.fromkeys(_given(parser, words), source))
     values = vars(ns)
+    for dest, option in getattr(parser, "typed", {}).items():
+        if values.get(dest) is not None:  # a list option's repeats, as one tuple
+            values[dest] = option.convert(values[dest])
     values["shortcuts"] = frozenset(values.get("shortcuts") or ())
     values.pop("version", None)
     values["ini_warnings"] = tuple(text for found in ini for text in found.warnings)

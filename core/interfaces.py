@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from certwright.core.http01 import Probe
 
 from certwright.core.acme.identifiers import Identifier as Identifier  # plugins import it here
+from certwright.core.options import PluginOption as PluginOption  # declared options
 
 AddArgument = Callable[..., Any]
 """``argparse`` ``add_argument`` of the group a plugin adds its options to."""
@@ -77,7 +78,9 @@ class Authenticator(Protocol):
 
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
-        """Add this plugin's own command-line options (Certbot's names where they exist)."""
+        """Add this plugin's own command-line options (Certbot's names where they exist).
+        A plugin may declare them instead, typed, as ``typed_options``: a tuple of
+        :class:`PluginOption` on the class (the renewal conf is read back as those types)."""
 
     def prepare(self) -> None:
         """Check options and environment before any order is placed; raise PluginError."""

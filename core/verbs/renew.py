@@ -26,6 +26,7 @@ from certwright.core.due import should_renew
 from certwright.core.errors import CertwrightError, ConfigError
 from certwright.core.interfaces import serial_key, share_key
 from certwright.core.lineage_cache import LineageCache
+from certwright.core.options import PluginOption, declared
 from certwright.core.settings import Settings, Source
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
@@ -57,6 +58,12 @@ def lineage_config(config: Settings, lin: Lineage) -> Settings:
 
     try:
         stored = renewal_options.from_conf(lin.params)
+        for dest, option in _typed_options(config, lin).items():
+            if stored.get(dest) is not None:  # a plugin's option, typed as it declares
+                try:
+                    stored[dest] = option.convert(stored[dest])
+                except ValueError:
+                    raise renewal_options.BadValue(dest, stored[dest]) from None
     except renewal_options.BadValue as exc:
         raise ConfigError(f"{lin.conf.path}: {exc}") from None
     if "webroot_map" in lin.params:
@@ -78,6 +85,22 @@ def lineage_config(config: Settings, lin: Lineage) -> Settings:
     if config.dry_run and ns.server == LE_PRODUCTION:
         derived["server"] = LE_STAGING
     return ns.derive(**derived)
+
+
+def _typed_options(config: Settings, lin: Lineage) -> dict[str, PluginOption]:
+    """The typed options of the plugins this renewal may use: the stored authenticator and
+    installer, and those given now (a plugin that can't load declares nothing)."""
+    from certwright.core import plugins
+
+    names = {str(lin.params.get(k)) for k in ("authenticator", "installer")}
+    names |= {n for n in (config.authenticator, config.installer) if n} | config.shortcuts
+    classes = []
+    for group in (plugins.AUTHENTICATORS, plugins.INSTALLERS):
+        for name in sorted(names):
+            info = plugins.load_named(group, name)
+            if info is not None and info.cls is not None:
+                classes.append(info.cls)
+    return declared(classes)
 
 
 def _webroot_map(lin: Lineage, raw: object) -> dict[str, str]:

@@ -68,3 +68,28 @@ def test_a_renewal_conf_naming_another_store_renews_in_this_one(
                account=False)
     assert proc.returncode == 0 and "1 renewed" in proc.stdout, proc.stdout + proc.stderr
     assert not elsewhere.exists(), "nothing written to the store the file names"
+
+
+def test_a_plugins_stored_options_are_read_back_as_it_declares_them(
+        cli: Cli, pebble: Pebble) -> None:
+    """Values in a renewal conf are strings; a plugin's typed options come back typed (the
+    manual authenticator's switch is a bool), and one that isn't its type is refused,
+    naming the file."""
+    from certwright.core.errors import ConfigError
+    from certwright.core.settings import Settings
+    from certwright.core.storage.lineage import load_lineage
+    from certwright.core.verbs.renew import lineage_config
+
+    name = "typed.example.org"
+    cli("certonly", "--standalone", "--http-01-address", "127.0.0.1", "--http-01-port",
+        str(pebble.http_port), "-d", name)
+    conf = cli.config_dir / "renewal" / f"{name}.conf"
+    text = conf.read_text().replace("authenticator = standalone", "authenticator = manual")
+    conf.write_text(text.replace("[renewalparams]\n", "[renewalparams]\n"
+                                 "manual_public_ip_logging_ok = True\n"))
+    here = Settings(config_dir=str(cli.config_dir), work_dir=str(cli.base / "work"))
+    renewing = lineage_config(here, load_lineage(cli.config_dir, name))
+    assert renewing.manual_public_ip_logging_ok is True  # type: ignore[attr-defined]
+    conf.write_text(conf.read_text().replace("logging_ok = True", "logging_ok = perhaps"))
+    with pytest.raises(ConfigError, match=f"{conf}: bad value for manual_public_ip_logging_ok"):
+        lineage_config(here, load_lineage(cli.config_dir, name))

@@ -11,6 +11,7 @@ import pytest
 
 from certwright.core import cli_parser, plugins, renewal_options
 from certwright.core.errors import UsageError
+from certwright.core.options import PluginOption
 from certwright.core.settings import Settings, Source
 
 
@@ -99,3 +100,44 @@ def test_a_stored_none_means_certbots_default_and_store_dirs_are_never_read() ->
         "config_dir": "/etc/letsencrypt", "work_dir": "/elsewhere", "logs_dir": "/x"})
     assert back == {"http01_port": 80, "rsa_key_size": None,
                     "server": "https://ca.example/dir"}
+
+
+class _Typed:
+    name = "typed"
+    description = "a plugin with typed options"
+    typed_options = (
+        PluginOption("--typed-retries", int, 3),
+        PluginOption("--typed-fast", bool, False, switch=True),
+        PluginOption("--typed-verify", bool, True),
+        PluginOption("--typed-hosts", list),
+        PluginOption("--typed-mode", choices=("a", "b")),
+    )
+
+
+def test_typed_plugin_options_parse_as_their_types(tmp_path: Path) -> None:
+    parser = cli_parser.build_parser([_Typed], partial=True)
+    config = cli_parser.parse(
+        ["certonly", "--typed-retries", "5", "--typed-fast", "--typed-verify", "no",
+         "--typed-hosts", "a.example,b.example", "--typed-hosts", "c.example",
+         "--config-dir", str(tmp_path)], parser)
+    assert config.typed_retries == 5  # type: ignore[attr-defined]
+    assert config.typed_fast is True and config.typed_verify is False  # type: ignore[attr-defined]
+    assert config.typed_hosts == ("a.example", "b.example", "c.example")  # type: ignore[attr-defined]
+    assert config.given("typed_retries") and not config.given("typed_mode")
+    default = cli_parser.parse(["certonly", "--config-dir", str(tmp_path)], parser)
+    assert default.typed_retries == 3 and default.typed_hosts is None  # type: ignore[attr-defined]
+    for bad in (["--typed-retries", "many"], ["--typed-verify", "perhaps"],
+                ["--typed-mode", "c"]):
+        with pytest.raises(UsageError, match=bad[0]):
+            cli_parser.parse(["certonly", *bad, "--config-dir", str(tmp_path)], parser)
+
+
+def test_a_plugin_option_must_be_declared_sensibly() -> None:
+    with pytest.raises(ValueError, match="--name"):
+        PluginOption("typed-x")
+    with pytest.raises(ValueError, match="kind"):
+        PluginOption("--typed-x", dict)
+    with pytest.raises(ValueError, match="switch"):
+        PluginOption("--typed-x", int, switch=True)
+    assert PluginOption("--typed-x", bool).convert("True") is True  # as a renewal conf has it
+    assert PluginOption("--typed-x", float).convert("2.5") == 2.5
