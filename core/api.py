@@ -16,7 +16,9 @@ one nonce pool)::
         print(outcome.error)
 
 Every value given here counts as given by the user (``Source.CALLER``): it wins over a
-lineage's stored renewal options, as a command-line option does.
+lineage's stored renewal options, as a command-line option does. Values in the base
+:func:`settings` act like ``cli.ini`` for every call (a base ``authenticator`` would renew
+every lineage through it); give per-certificate choices in the :class:`Request`.
 """
 
 from __future__ import annotations

@@ -4,13 +4,19 @@ from several threads, through one transport; outcomes, not printed lines."""
 from __future__ import annotations
 
 import concurrent.futures
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from certwright.core import api, session
+from tests.conftest import require_binary
+from tests.servers import probe
+from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
+from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -20,15 +26,20 @@ def base(pebble: Pebble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> api
     for key, value in pebble.env({}).items():
         monkeypatch.setenv(key, value)
     return api.settings(config_dir=tmp_path / "config", work_dir=tmp_path / "work",
-                        server=pebble.directory_url, email="admin@example.org",
-                        authenticator="standalone", http01_port=pebble.http_port,
-                        http01_address="127.0.0.1")
+                        server=pebble.directory_url, email="admin@example.org")
 
 
-def test_obtain_many_in_one_process_then_renew_and_fail_cleanly(base: api.Settings) -> None:
+def standalone(pebble: Pebble, *names: str) -> api.Request:
+    return api.Request(list(names), authenticator="standalone",
+                       options={"http01_port": pebble.http_port,
+                                "http01_address": "127.0.0.1"})
+
+
+def test_obtain_many_in_one_process_then_renew_and_fail_cleanly(
+        base: api.Settings, pebble: Pebble) -> None:
     names = [f"api{i}.example.org" for i in range(4)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        outcomes = list(pool.map(lambda n: api.obtain(api.Request([n]), base), names))
+        outcomes = list(pool.map(lambda n: api.obtain(standalone(pebble, n), base), names))
     assert [o.status for o in outcomes] == ["issued"] * 4, [o.error for o in outcomes]
     assert len({o.serial for o in outcomes}) == 4
     for name, outcome in zip(names, outcomes, strict=True):
@@ -42,14 +53,61 @@ def test_obtain_many_in_one_process_then_renew_and_fail_cleanly(base: api.Settin
     assert session.transport(base) is session.transport(base)
     assert len([k for k in session.TRANSPORTS._made if k[0] == base.server]) == 1
 
-    again = api.obtain(api.Request([names[0]]), base)  # not due: nothing asked of the CA
+    again = api.obtain(standalone(pebble, names[0]), base)  # not due: nothing asked of the CA
     assert again.status == "kept" and again.serial == outcomes[0].serial
 
     renewed = api.renew(names[0], base, force=True)
     assert renewed.status == "renewed", renewed.error
     assert renewed.serial != outcomes[0].serial and renewed.lineage == names[0]
 
-    failed = api.obtain(api.Request(["not a name"]), base)
+    failed = api.obtain(standalone(pebble, "not a name"), base)
     assert failed.status == "failed" and failed.error and "\n" not in failed.error
     missing = api.renew("nothing-here", base)
     assert missing.status == "failed" and "nothing-here" in (missing.error or "")
+
+
+SITE = """\
+server {{
+    listen 127.0.0.1:{http};
+    server_name lib.example.org;
+    root {www};
+}}
+"""
+
+
+@pytest.fixture
+def tree(pebble: Pebble) -> Iterator[NginxTree]:
+    require_binary(NGINX)
+    root = new_root("certwright-api-")
+    t = NginxTree(root, http_port=pebble.http_port)
+    try:
+        yield t
+    finally:
+        t.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_deploy_into_nginx_and_renew_redeploys(base: api.Settings, tree: NginxTree) -> None:
+    tree.site("lib", SITE)
+    tree.start()
+    nginx = {"nginx_server_root": str(tree.root), "https_port": tree.https_port,
+             "http01_port": tree.http_port}
+    issued = api.obtain(api.Request(["lib.example.org"], authenticator="nginx",
+                                    options=nginx), base)
+    assert issued.status == "issued", issued.error
+    before = tree.snapshot()
+    planned = api.deploy("lib.example.org", base, installer="nginx",
+                         options={**nginx, "dry_run": True})
+    assert planned.status == "dry-run" and tree.snapshot() == before
+    assert any("ssl_certificate" in m for m in planned.messages)
+    deployed = api.deploy("lib.example.org", base, installer="nginx", options=nginx)
+    assert deployed.status == "deployed", deployed.error
+    served = probe.served_cert(tree.https_port, "lib.example.org")
+    assert served.serial_number == deployed.serial == issued.serial
+    renewed = api.renew("lib.example.org", base, force=True)  # the stored nginx installs it
+    assert renewed.status == "renewed", renewed.error
+    assert probe.served_cert(tree.https_port, "lib.example.org").serial_number == \
+        renewed.serial != issued.serial
+    broken = api.deploy("lib.example.org", base, installer="nginx",
+                        options={**nginx, "nginx_server_root": str(tree.root / "nowhere")})
+    assert broken.status == "failed" and "nowhere" in (broken.error or "")
