@@ -93,3 +93,34 @@ def test_a_plugins_stored_options_are_read_back_as_it_declares_them(
     conf.write_text(conf.read_text().replace("logging_ok = True", "logging_ok = perhaps"))
     with pytest.raises(ConfigError, match=f"{conf}: bad value for manual_public_ip_logging_ok"):
         lineage_config(here, load_lineage(cli.config_dir, name))
+
+
+@pytest.mark.parametrize(("given", "dest", "stored", "expected"), [
+    (["--https-port", "443"], "https_port", "8443", 443),
+    (["--issuance-timeout", "90"], "issuance_timeout", "30.0", 90.0),
+    (["--http-01-address", ""], "http01_address", "127.0.0.1", ""),
+])
+def test_given_values_equal_to_their_defaults_override_stored_ones(
+        cli: Cli, pebble: Pebble, given: list[str], dest: str, stored: str,
+        expected: object) -> None:
+    """The same for every stored option with a default (renew and install alike)."""
+    from certwright.core import cli_parser
+    from certwright.core.storage.lineage import load_lineage
+    from certwright.core.verbs.install import _stored_installer
+    from certwright.core.verbs.renew import lineage_config
+
+    name = "defaults.example.org"
+    cli("certonly", "--standalone", "--http-01-address", "127.0.0.1", "--http-01-port",
+        str(pebble.http_port), "-d", name)
+    conf = cli.config_dir / "renewal" / f"{name}.conf"
+    text = re.sub(rf"^{dest} = .*\n", "", conf.read_text(), flags=re.M)
+    conf.write_text(text.replace("[renewalparams]\n",
+                                 f"[renewalparams]\n{dest} = {stored}\ninstaller = nginx\n"))
+    lin = load_lineage(cli.config_dir, name)
+    for verb in ("renew", "install"):
+        config = cli_parser.parse([verb, *given, *cli.dirs()], cli_parser.build_parser())
+        assert config.given(dest)
+        found = lineage_config(config, lin) if verb == "renew" else \
+            _stored_installer(config, lin)
+        assert found.option(dest) == expected, (verb, found.option(dest))
+        assert found.installer == "nginx"
