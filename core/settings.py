@@ -19,6 +19,7 @@ import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 DEFAULT_CONFIG_DIR = "/etc/certwright"
@@ -150,8 +151,10 @@ class Settings:
     ini_warnings: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
     # -- bookkeeping (not options)
-    sources: Mapping[str, Source] = field(default_factory=dict, repr=False, compare=False)
-    plugin_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    sources: Mapping[str, Source] = field(default_factory=lambda: MappingProxyType({}),
+                                          repr=False, compare=False)
+    plugin_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}),
+                                              repr=False)
 
     # -- sources
     def source(self, name: str) -> Source:
@@ -190,7 +193,8 @@ class Settings:
                 plugin[name] = value
         sources = dict(self.sources)
         sources.update(dict.fromkeys(changes, source))
-        return dataclasses.replace(self, **fields_, plugin_options=plugin, sources=sources)
+        return dataclasses.replace(self, **fields_, plugin_options=MappingProxyType(plugin),
+                                   sources=MappingProxyType(sources))
 
     if not TYPE_CHECKING:  # plugins read their options as attributes; core code can't
         def __getattr__(self, name: str) -> Any:
@@ -220,4 +224,5 @@ def from_values(values: Mapping[str, Any], sources: Mapping[str, Source]) -> Set
             kwargs[name] = tuple(value) if isinstance(value, list) else value
         else:
             plugin[name] = value
-    return Settings(**kwargs, plugin_options=plugin, sources=dict(sources))
+    return Settings(**kwargs, plugin_options=MappingProxyType(plugin),
+                    sources=MappingProxyType(dict(sources)))

@@ -141,3 +141,12 @@ def test_a_plugin_option_must_be_declared_sensibly() -> None:
         PluginOption("--typed-x", int, switch=True)
     assert PluginOption("--typed-x", bool).convert("True") is True  # as a renewal conf has it
     assert PluginOption("--typed-x", float).convert("2.5") == 2.5
+
+
+def test_nothing_in_the_settings_can_be_changed_in_place(tmp_path: Path) -> None:
+    config = parse(tmp_path, "renew", "-d", "a.example").derive(nginx_ctl="nginx")
+    with pytest.raises(TypeError):
+        config.plugin_options["nginx_ctl"] = "other"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        config.sources["http01_port"] = Source.COMMAND_LINE  # type: ignore[index]
+    assert isinstance(config.domains, tuple)
