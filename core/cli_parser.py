@@ -15,7 +15,6 @@ from typing import Any
 from certwright.core import __version__, cli_compat
 from certwright.core.cli_ini import NeedPlugins, read_ini, unavailable_plugin
 from certwright.core.errors import ConfigError, UsageError
-from certwright.core.options import add_options, declared
 from certwright.core.settings import (
     DEFAULT_CONFIG_DIR,
     DEFAULT_LOGS_DIR,
@@ -296,6 +295,16 @@ def build_parser(
     cli_compat.add_plugin(p)
     if plugin_classes or not partial:
         _shortcuts(p)
+    p.typed = {}  # type: ignore[attr-defined]
+    if plugin_classes:
+        _plugin_groups(p, plugin_classes)
+    return p
+
+
+def _plugin_groups(p: argparse.ArgumentParser, plugin_classes: Sequence[type[Any]]) -> None:
+    """Each plugin's options in a group of its own; typed ones remembered for parse."""
+    from certwright.core.options import add_options, declared
+
     p.typed = declared(plugin_classes)  # type: ignore[attr-defined]
     for cls in plugin_classes:
         adder = getattr(cls, "add_arguments", None)
@@ -312,7 +321,6 @@ def build_parser(
         except argparse.ArgumentError as exc:
             raise ConfigError(f"plugin {cls.name!r} adds a conflicting option: {exc}") from None
         cli_compat.add_obsolete(group, obsolete or {})
-    return p
 
 
 def _pre_scan(argv: Sequence[str], *names: str) -> str | None:

@@ -15,12 +15,11 @@ attribute fallback is hidden from the type checker).
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, dataclass_transform
 
 DEFAULT_CONFIG_DIR = "/etc/certwright"
 DEFAULT_WORK_DIR = "/var/lib/certwright"
@@ -43,8 +42,52 @@ class Source(enum.Enum):
 _USER = frozenset({Source.COMMAND_LINE, Source.CLI_INI, Source.ENVIRONMENT, Source.CALLER})
 
 
-@dataclass(frozen=True)
-class Settings:
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+class _Frozen:
+    """A frozen record whose defaults are class attributes: the type checker sees a frozen
+    dataclass (typed keyword constructor, read-only fields); at run time nothing is
+    generated, so importing it costs nothing for its hundred fields (a dataclass spent
+    ~5 ms of every command's start building them), and an instance stores only the
+    values that differ from the defaults."""
+
+    def __init__(self, **values: Any) -> None:
+        unknown = values.keys() - _fields(type(self))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
+        self.__dict__.update(values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _fields(type(self))
+                   if n != "sources")
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in sorted(self.__dict__.items())
+                          if k not in ("sources", "plugin_options"))
+        return f"{type(self).__name__}({given})"
+
+
+def _fields(cls: type) -> frozenset[str]:
+    found: frozenset[str] | None = cls.__dict__.get("_field_names")
+    if found is None:
+        names: set[str] = set()
+        for klass in reversed(cls.__mro__):
+            names.update(getattr(klass, "__annotations__", {}))
+        found = frozenset(names)
+        type.__setattr__(cls, "_field_names", found)
+    return found
+
+
+class Settings(_Frozen):
     """Every core option of one command (Certbot's names), with its source."""
 
     verb: str | None = None
@@ -151,10 +194,8 @@ class Settings:
     ini_warnings: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
     # -- bookkeeping (not options)
-    sources: Mapping[str, Source] = field(default_factory=lambda: MappingProxyType({}),
-                                          repr=False, compare=False)
-    plugin_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}),
-                                              repr=False)
+    sources: Mapping[str, Source] = MappingProxyType({})
+    plugin_options: Mapping[str, Any] = MappingProxyType({})
 
     # -- sources
     def source(self, name: str) -> Source:
@@ -193,8 +234,10 @@ class Settings:
                 plugin[name] = value
         sources = dict(self.sources)
         sources.update(dict.fromkeys(changes, source))
-        return dataclasses.replace(self, **fields_, plugin_options=MappingProxyType(plugin),
-                                   sources=MappingProxyType(sources))
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__, **fields_, plugin_options=MappingProxyType(plugin),
+                            sources=MappingProxyType(sources))
+        return new
 
     if not TYPE_CHECKING:  # plugins read their options as attributes; core code can't
         def __getattr__(self, name: str) -> Any:
@@ -208,7 +251,7 @@ class Settings:
                     f"no option {name!r} in these settings") from None
 
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(Settings))
+_FIELDS = _fields(Settings)
 _OPTION_FIELDS = tuple(sorted(_FIELDS - {"sources", "plugin_options", "ini_warnings",
                                          "notices", "verb"}))
 FIELDS = _FIELDS
