@@ -15,9 +15,19 @@ from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
     from certwright.core.http01 import Probe
+    from certwright.core.options import PluginOption as PluginOption  # declared options
 
 from certwright.core.acme.identifiers import Identifier as Identifier  # plugins import it here
-from certwright.core.options import PluginOption as PluginOption  # declared options
+
+
+def __getattr__(name: str) -> Any:
+    """``PluginOption`` for plugins, loaded when asked for (verbs without plugins never
+    need it)."""
+    if name == "PluginOption":
+        from certwright.core.options import PluginOption
+
+        return PluginOption
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 AddArgument = Callable[..., Any]
 """``argparse`` ``add_argument`` of the group a plugin adds its options to."""

@@ -206,10 +206,6 @@ class Settings(_Frozen):
         or through the environment; not a default, not a stored renewal option."""
         return self.source(name) in _USER
 
-    def uses(self, plugin: str) -> bool:
-        """``--NAME`` was given for the plugin called ``plugin``."""
-        return plugin in self.shortcuts
-
     def option(self, name: str, default: Any = None) -> Any:
         """A field or a plugin's option by its dest name (``nginx_server_root``)."""
         if name in _FIELDS:
@@ -254,7 +250,6 @@ class Settings(_Frozen):
 _FIELDS = _fields(Settings)
 _OPTION_FIELDS = tuple(sorted(_FIELDS - {"sources", "plugin_options", "ini_warnings",
                                          "notices", "verb"}))
-FIELDS = _FIELDS
 
 
 def from_values(values: Mapping[str, Any], sources: Mapping[str, Source]) -> Settings:
