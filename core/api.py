@@ -24,6 +24,7 @@ every lineage through it); give per-certificate choices in the :class:`Request`.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from certwright.core.errors import CertwrightError
-from certwright.core.settings import Settings, Source, from_values
+from certwright.core.settings import FIELDS, Settings, Source, from_values
 
 __all__ = ["Outcome", "Request", "Settings", "Source", "deploy", "obtain", "renew",
            "settings"]
@@ -75,6 +76,7 @@ def settings(*, config_dir: str | os.PathLike[str], work_dir: str | os.PathLike[
     """Settings for library calls: the store's directories and any option by dest
     (``server``, ``email``, ``tos`` defaults to True, ``noninteractive`` is always on).
     Nothing is read from ``cli.ini``."""
+    _check_names(options, "settings()")
     values: dict[str, Any] = {
         "config_dir": os.path.abspath(config_dir), "work_dir": os.path.abspath(work_dir),
         "logs_dir": os.path.abspath(logs_dir or Path(work_dir) / "logs"),
@@ -83,9 +85,27 @@ def settings(*, config_dir: str | os.PathLike[str], work_dir: str | os.PathLike[
     return from_values(values, dict.fromkeys(values, Source.CALLER))
 
 
+@functools.cache
+def known_options() -> frozenset[str]:
+    """Every option name (dest) the command line knows, with every installed plugin's."""
+    from certwright.core import cli
+
+    parser = cli._full_parser()
+    return frozenset(a.dest for a in parser._actions) - {"help", "version"}
+
+
+def _check_names(options: Mapping[str, Any], where: str) -> None:
+    """A misspelt option is an error naming it, not a value nothing reads."""
+    unknown = sorted(set(options) - known_options() - FIELDS)
+    if unknown:
+        raise TypeError(f"{where}: unknown option {unknown[0]!r} (options are named as "
+                        "their dests: http01_port for --http-01-port)")
+
+
 def obtain(request: Request, base: Settings) -> Outcome:
     """``certonly`` for ``request``: a new lineage, or a renewal of the one with these
     names when it is due (``kept`` when not)."""
+    _check_names(request.options, "Request.options")
     changes: dict[str, Any] = {"domains": tuple(request.domains), **request.options}
     if request.cert_name:
         changes["certname"] = request.cert_name
@@ -115,6 +135,7 @@ def renew(lineage: str, base: Settings, *, force: bool = False,
           options: Mapping[str, Any] | None = None) -> Outcome:
     """``renew --cert-name lineage``: renewed when due (or ``force``), with its stored
     options under ``options``; its hooks run, and its installer deploys it."""
+    _check_names(options or {}, "renew(options=...)")
     config = base.derive(Source.CALLER, certname=lineage, force_renewal=force,
                          random_sleep_on_renew=False, **(options or {}))
     found: list[Any] = []
@@ -140,6 +161,7 @@ def deploy(lineage: str, base: Settings, *, installer: str | None = None,
            options: Mapping[str, Any] | None = None) -> Outcome:
     """``install --cert-name lineage``: the lineage's certificate into its server
     (``installer``, else the one stored for it), tested, reloaded and checked served."""
+    _check_names(options or {}, "deploy(options=...)")
     changes: dict[str, Any] = {"certname": lineage, **(options or {})}
     if installer:
         changes["installer"] = installer

@@ -248,6 +248,7 @@ class Settings(_Frozen):
 
 
 _FIELDS = _fields(Settings)
+FIELDS = _FIELDS
 _OPTION_FIELDS = tuple(sorted(_FIELDS - {"sources", "plugin_options", "ini_warnings",
                                          "notices", "verb"}))
 

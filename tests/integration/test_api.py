@@ -111,3 +111,13 @@ def test_deploy_into_nginx_and_renew_redeploys(base: api.Settings, tree: NginxTr
     broken = api.deploy("lib.example.org", base, installer="nginx",
                         options={**nginx, "nginx_server_root": str(tree.root / "nowhere")})
     assert broken.status == "failed" and "nowhere" in (broken.error or "")
+
+
+def test_a_misspelt_option_is_an_error_naming_it(base: api.Settings, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="'http_01_port'"):
+        api.settings(config_dir=tmp_path / "c", work_dir=tmp_path / "w", http_01_port=80)
+    with pytest.raises(TypeError, match="'webroot_paths'"):
+        api.obtain(api.Request(["x.example.org"], options={"webroot_paths": ["/srv"]}), base)
+    # a plugin's options and the core's are known by their dests
+    api.settings(config_dir=tmp_path / "c", work_dir=tmp_path / "w", http01_port=80,
+                 nginx_server_root="/etc/nginx", webroot_path=["/srv"])
