@@ -7,7 +7,9 @@ are strings in the file: ``"True"``, ``"2048"``, ``"http-01, dns-01"``). Writing
 option is added once.
 
 Keys the table does not name (a plugin's ``nginx_server_root``, ...) are taken as stored:
-their plugins read them. The store's own directories (``config_dir``, ``work_dir``,
+their plugins read them. A core option the table does not name (``dry_run``, ``quiet``,
+``force_renewal``: a hand edit, or a planted file) is never taken from the file, as Certbot
+restores only its listed items. The store's own directories (``config_dir``, ``work_dir``,
 ``logs_dir``, which Certbot may have written) are never taken from the file: a lineage
 renews in the store it was found in, not in one a copied file names.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from certwright.core.due import as_bool
+from certwright.core.settings import FIELDS
 
 
 def _str(value: object) -> object:
@@ -128,6 +131,8 @@ def from_conf(params: Mapping[str, object]) -> dict[str, object]:
         if key in RESERVED or key in STORE_DIRS or key == "webroot_map":
             continue
         option = BY_STORED.get(key) or EXTRA.get(key)
+        if option is None and key in FIELDS:
+            continue  # a core option a renewal does not reuse
         dest = option.dest if option else key
         if isinstance(raw, dict):
             raise BadValue(key, raw)

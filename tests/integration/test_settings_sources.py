@@ -124,3 +124,18 @@ def test_given_values_equal_to_their_defaults_override_stored_ones(
             _stored_installer(config, lin)
         assert found.option(dest) == expected, (verb, found.option(dest))
         assert found.installer == "nginx"
+
+
+def test_a_planted_core_option_in_a_renewal_conf_is_not_applied(
+        cli: Cli, pebble: Pebble) -> None:
+    """``dry_run = True`` written into a renewal conf (by hand, or planted) does not turn
+    every renewal of the lineage into a test that saves nothing."""
+    name = "planted.example.org"
+    cli("certonly", "--standalone", "--http-01-address", "127.0.0.1", "--http-01-port",
+        str(pebble.http_port), "-d", name)
+    conf = cli.config_dir / "renewal" / f"{name}.conf"
+    conf.write_text(conf.read_text().replace(
+        "[renewalparams]\n", "[renewalparams]\ndry_run = True\nquiet = True\n"))
+    proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
+    assert "1 renewed" in proc.stdout, proc.stdout
+    assert (cli.config_dir / "archive" / name / "cert2.pem").exists()

@@ -150,3 +150,10 @@ def test_nothing_in_the_settings_can_be_changed_in_place(tmp_path: Path) -> None
     with pytest.raises(TypeError):
         config.sources["http01_port"] = Source.COMMAND_LINE  # type: ignore[index]
     assert isinstance(config.domains, tuple)
+
+
+def test_core_options_a_renewal_does_not_reuse_are_never_read_from_the_file() -> None:
+    back = renewal_options.from_conf({
+        "dry_run": "True", "quiet": "True", "force_renewal": "True", "verb": "revoke",
+        "server": "https://ca.example/dir", "nginx_server_root": "/etc/nginx"})
+    assert back == {"server": "https://ca.example/dir", "nginx_server_root": "/etc/nginx"}
