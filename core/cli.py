@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
 import os
@@ -10,9 +9,13 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from certwright.core.errors import CertwrightError
 from certwright.core.settings import Settings
+
+if TYPE_CHECKING:
+    from certwright.core.cli_parser import CommandParser
 
 log = logging.getLogger("certwright")
 SECRET_OPTIONS = frozenset({"--eab-hmac-key"})
@@ -256,14 +259,13 @@ def _named_plugins(args: list[str]) -> list[type]:
     return found
 
 
-def _full_parser() -> argparse.ArgumentParser:
+def _full_parser() -> CommandParser:
     from certwright.core import cli_parser, plugins
 
     found = plugins.discover(plugins.AUTHENTICATORS) + plugins.discover(plugins.INSTALLERS)
     parser = cli_parser.build_parser([p.cls for p in found if p.cls])
     # the options of a plugin that can't load are explained, not "unrecognized"
-    parser.unavailable = {  # type: ignore[attr-defined]
-        p.name: p.error for p in found if p.cls is None and p.error}
+    parser.unavailable = {p.name: p.error for p in found if p.cls is None and p.error}
     return parser
 
 

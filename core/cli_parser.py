@@ -10,7 +10,7 @@ import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certwright.core import __version__, cli_compat
 from certwright.core.cli_ini import NeedPlugins, read_ini, unavailable_plugin
@@ -23,6 +23,9 @@ from certwright.core.settings import (
     Source,
     from_values,
 )
+
+if TYPE_CHECKING:
+    from certwright.core.options import PluginOption
 
 __all__ = ["DEFAULT_CONFIG_DIR", "DEFAULT_LOGS_DIR", "DEFAULT_WORK_DIR", "NeedPlugins",
            "build_parser", "parse", "split_verb"]
@@ -271,20 +274,26 @@ def _challenge_list(value: str) -> list[str]:
     return out
 
 
-class _Parser(argparse.ArgumentParser):
+class CommandParser(argparse.ArgumentParser):
+    """certwright's parser: what parsing needs besides argparse's actions."""
+
+    partial = False  # plugins left out: an unknown option raises NeedPlugins
+    unavailable: dict[str, str] = {}  # noqa: RUF012  plugins that can't load: why, by name
+    typed: dict[str, PluginOption] = {}  # noqa: RUF012  declared plugin options, by dest
+
     def error(self, message: str) -> Any:  # one line, exit code 2 as Certbot's parser
         raise UsageError(message)
 
 
 def build_parser(
     plugin_classes: Sequence[type[Any]] = (), partial: bool = False
-) -> argparse.ArgumentParser:
+) -> CommandParser:
     """The full parser; ``partial`` leaves plugins out and reports unknown options as
     NeedPlugins, so verbs that need no plugin start without loading any (nor reading the
     entry points: without ``plugin_classes`` a partial parser has no ``--NAME``
     shortcuts, and meeting one makes the caller load the plugins named)."""
-    p = _Parser(prog="certwright", usage=USAGE, add_help=False, allow_abbrev=False)
-    p.partial = partial  # type: ignore[attr-defined]
+    p = CommandParser(prog="certwright", usage=USAGE, add_help=False, allow_abbrev=False)
+    p.partial = partial
     _common(p)
     _certificate_options(p)
     _account_options(p)
@@ -295,17 +304,16 @@ def build_parser(
     cli_compat.add_plugin(p)
     if plugin_classes or not partial:
         _shortcuts(p)
-    p.typed = {}  # type: ignore[attr-defined]
     if plugin_classes:
         _plugin_groups(p, plugin_classes)
     return p
 
 
-def _plugin_groups(p: argparse.ArgumentParser, plugin_classes: Sequence[type[Any]]) -> None:
+def _plugin_groups(p: CommandParser, plugin_classes: Sequence[type[Any]]) -> None:
     """Each plugin's options in a group of its own; typed ones remembered for parse."""
     from certwright.core.options import add_options, declared
 
-    p.typed = declared(plugin_classes)  # type: ignore[attr-defined]
+    p.typed = declared(plugin_classes)
     for cls in plugin_classes:
         adder = getattr(cls, "add_arguments", None)
         obsolete = getattr(cls, "obsolete_options", None)
