@@ -44,7 +44,7 @@ typecheck: venv
 
 test: sysdeps venv certbot lint typecheck
 	@mkdir -p .coverage-data
-	COVERAGE_FILE=$(CURDIR)/.coverage-data/.coverage $(VENV)/bin/pytest -q -p no:cacheprovider --cov --cov-report=term tests
+	COVERAGE_FILE=$(CURDIR)/.coverage-data/.coverage $(VENV)/bin/pytest -q -p no:cacheprovider --cov --cov-report=term --cov-fail-under=85 tests
 
 bench: sysdeps venv certbot
 	$(PY) benchmarks/run.py
