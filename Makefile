@@ -43,7 +43,8 @@ typecheck: venv
 	@bash scripts/mypy-tree.sh $(VENV)
 
 test: sysdeps venv certbot lint typecheck
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+	@mkdir -p .coverage-data
+	COVERAGE_FILE=$(CURDIR)/.coverage-data/.coverage $(VENV)/bin/pytest -q -p no:cacheprovider --cov --cov-report=term --cov-fail-under=85 tests
 
 bench: sysdeps venv certbot
 	$(PY) benchmarks/run.py

@@ -20,7 +20,6 @@ Hooks see Certbot's environment variables: ``CERTBOT_DOMAIN`` (without ``*.``),
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -30,6 +29,8 @@ from typing import TYPE_CHECKING, ClassVar
 from certwright.authenticators._task import check_task
 from certwright.core.errors import PluginError
 from certwright.core.hooks import hook_timeout
+from certwright.core.options import PluginOption, add_options
+from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import AddArgument, ChallengeTask, Identifier
@@ -54,7 +55,7 @@ _NEED_HOOK = (
 )
 
 
-def _preferred(config: argparse.Namespace) -> list[str]:
+def _preferred(config: Settings) -> list[str]:
     value = getattr(config, "pref_challs", None) or []
     items = value.split(",") if isinstance(value, str) else list(value)
     names = [str(item).strip().lower() for item in items]
@@ -69,36 +70,24 @@ class ManualAuthenticator:
         "Run hook scripts, or follow instructions by hand (http-01, dns-01)"
     )
 
-    def __init__(self, config: argparse.Namespace) -> None:
+    def __init__(self, config: Settings) -> None:
         self.config = config
         self.auth_hook: str | None = getattr(config, "manual_auth_hook", None) or None
         self.cleanup_hook: str | None = getattr(config, "manual_cleanup_hook", None) or None
         self._auth_output: dict[ChallengeTask, str] = {}
         self.timeout = hook_timeout(config)
 
+    typed_options: ClassVar[tuple[PluginOption, ...]] = (
+        PluginOption("--manual-auth-hook", metavar="COMMAND",
+                     help="command run through /bin/sh for each challenge before validation"),
+        PluginOption("--manual-cleanup-hook", metavar="COMMAND",
+                     help="command run through /bin/sh for each challenge after validation"),
+        PluginOption("--manual-public-ip-logging-ok", bool, False, switch=True, hidden=True),
+    )
+
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
-        add(
-            "--manual-auth-hook",
-            dest="manual_auth_hook",
-            default=None,
-            metavar="COMMAND",
-            help="command run through /bin/sh for each challenge before validation",
-        )
-        add(
-            "--manual-cleanup-hook",
-            dest="manual_cleanup_hook",
-            default=None,
-            metavar="COMMAND",
-            help="command run through /bin/sh for each challenge after validation",
-        )
-        add(
-            "--manual-public-ip-logging-ok",
-            dest="manual_public_ip_logging_ok",
-            action="store_true",
-            default=False,
-            help=argparse.SUPPRESS,
-        )
+        add_options(cls.typed_options, add)
 
     def prepare(self) -> None:
         if self.auth_hook is None and getattr(self.config, "noninteractive", False):

@@ -10,7 +10,6 @@ logging requests at debug level only.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import logging
 import threading
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from certwright.core.errors import PluginError
 from certwright.core.http01 import CHALLENGE_PATH, http01_token, http01_types
+from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
     import socketserver
@@ -44,7 +44,7 @@ class StandaloneAuthenticator:
     name: ClassVar[str] = "standalone"
     description: ClassVar[str] = "Run a temporary built-in web server on port 80 (http-01)"
 
-    def __init__(self, config: argparse.Namespace) -> None:
+    def __init__(self, config: Settings) -> None:
         self.config = config
         address = getattr(config, "http01_address", "") or ""
         self.address: str = str(address).strip("[]")

@@ -40,6 +40,7 @@ from certwright.core.http01 import (
     http01_types,
 )
 from certwright.core.names import name_key
+from certwright.core.settings import Settings
 from certwright.core.storage.files import atomic_write
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def _as_list(value: object) -> list[str]:
     return [str(value)]
 
 
-def _namespace_domains(namespace: argparse.Namespace) -> list[str]:
+def _namespace_domains(namespace: argparse.Namespace | Settings) -> list[str]:
     return [_norm_domain(d) for d in _as_list(getattr(namespace, "domains", None))]
 
 
@@ -185,7 +186,7 @@ class WebrootAuthenticator:
     name: ClassVar[str] = "webroot"
     description: ClassVar[str] = "Place files in a running web server's document root (http-01)"
 
-    def __init__(self, config: argparse.Namespace) -> None:
+    def __init__(self, config: Settings) -> None:
         self.config = config
         self._paths = [_abspath(p) for p in _as_list(getattr(config, "webroot_path", None))]
         given: Mapping[str, str] = getattr(config, "webroot_map", None) or {}

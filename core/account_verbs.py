@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,14 @@ from typing import Any
 from certwright.core import session
 from certwright.core.acme.errors import AcmeError
 from certwright.core.errors import ConfigError
+from certwright.core.settings import Settings
 from certwright.core.storage import accounts as account_store
 
 Say = Callable[[str], None]
 Ask = Callable[[str], str] | None
 
 
-def register(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def register(config: Settings, say: Say, ask: Ask) -> int:
     url = session.server_url(config)
     if session.load_account(config, url) is not None and not config.account:
         raise ConfigError(f"there is already an account for {url} in {config.config_dir}; "
@@ -26,13 +26,13 @@ def register(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     return 0
 
 
-def _stored_client(config: argparse.Namespace) -> tuple[Any, account_store.Account, str]:
+def _stored_client(config: Settings) -> tuple[Any, account_store.Account, str]:
     url = session.server_url(config)
     client, acct = session.client_for(config, register_if_missing=False)
     return client, acct, url
 
 
-def show_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def show_account(config: Settings, say: Say, ask: Ask) -> int:
     client, acct, url = _stored_client(config)
     try:
         remote = client.account()
@@ -53,7 +53,7 @@ def _thumbprint(acct: account_store.Account) -> str:
     return thumbprint(acct.key)
 
 
-def update_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def update_account(config: Settings, say: Say, ask: Ask) -> int:
     if config.rollover_key:
         from certwright.core import rollover
 
@@ -62,7 +62,7 @@ def update_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if not config.email and not config.register_unsafely_without_email:
         raise ConfigError("give the new contact with -m EMAIL (or "
                           "--register-unsafely-without-email to remove it)")
-    remote = client.update_account(session.contact_from(config))
+    remote = client.update_account(session.contact_from(config.email))
     acct.body = dict(remote.raw)
     account_store.save_account(Path(config.config_dir), url, acct)
     emails = [c.removeprefix("mailto:") for c in remote.contact]
@@ -70,7 +70,7 @@ def update_account(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     return 0
 
 
-def unregister(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def unregister(config: Settings, say: Say, ask: Ask) -> int:
     client, acct, url = _stored_client(config)
     if ask is not None and ask("Deactivate this account? It can't be undone. [y/N] ") \
             .strip().lower() not in ("y", "yes"):

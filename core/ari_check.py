@@ -8,13 +8,13 @@ to the certificate's lifetime.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import logging
 from typing import Any
 
 from certwright.core.errors import CertwrightError
 from certwright.core.lineage_cache import LineageCache
+from certwright.core.settings import Settings
 from certwright.core.storage.lineage import Lineage
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class AriCheck:
     an idle run against a CA without ARI makes no request at all.
     """
 
-    def __init__(self, config: argparse.Namespace, cache: LineageCache) -> None:
+    def __init__(self, config: Settings, cache: LineageCache) -> None:
         self.config = config
         self.cache = cache
         self._directories: dict[str, Any] = {}

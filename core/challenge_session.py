@@ -18,14 +18,14 @@ it wrote) when it cannot apply the plan; the undo function it returns is called 
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from certwright.core.errors import CertwrightError, PluginError
 from certwright.core.http01 import Fetch, http_get, wait_until_served
+from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import ChallengeTask, ChangePlan, Http01Server
@@ -36,8 +36,9 @@ Undo = Callable[[], None]
 ApplyPlan = Callable[["ChangePlan"], Undo]
 
 
-def work_dir_of(config: argparse.Namespace) -> Path:
-    """The work directory from the settings (``--work-dir``); never a guessed default."""
+def work_dir_of(config: Settings | Any) -> Path:
+    """The work directory from the settings a plugin was given (``--work-dir``); never a
+    guessed default."""
     value = getattr(config, "work_dir", None)
     if not value:
         raise PluginError("no work directory is configured (--work-dir): temporary "
@@ -149,7 +150,7 @@ class ServerHttp01Authenticator:
     the configured work directory; ``fetch`` asks the server for an answer (tests may
     stand in for a server that is not running)."""
 
-    config: argparse.Namespace
+    config: Settings
     fetch: Fetch = staticmethod(http_get)
     _answers: Http01Answers | None = None
 

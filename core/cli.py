@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
 import os
@@ -10,8 +9,13 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from certwright.core.errors import CertwrightError
+from certwright.core.settings import Settings
+
+if TYPE_CHECKING:
+    from certwright.core.cli_parser import CommandParser
 
 log = logging.getLogger("certwright")
 SECRET_OPTIONS = frozenset({"--eab-hmac-key"})
@@ -61,12 +65,12 @@ class _Redact(logging.Filter):
         return True
 
 
-def _secret_values(config: argparse.Namespace) -> list[str]:
-    return [str(value) for dest, value in vars(config).items()
+def _secret_values(config: Settings) -> list[str]:
+    return [str(value) for dest, value in config.options().items()
             if value and isinstance(value, str) and is_secret("--" + dest.replace("_", "-"))]
 
 
-def _say_to(config: argparse.Namespace) -> Callable[[str], None]:
+def _say_to(config: Settings) -> Callable[[str], None]:
     def say(text: str) -> None:
         log.info("%s", text, extra={"said": True})  # for the log file; printed below
         if not config.quiet:
@@ -75,13 +79,13 @@ def _say_to(config: argparse.Namespace) -> Callable[[str], None]:
     return say
 
 
-def _ask(config: argparse.Namespace) -> Callable[[str], str] | None:
+def _ask(config: Settings) -> Callable[[str], str] | None:
     if config.noninteractive or not (sys.stdin.isatty() or config.force_interactive):
         return None
     return input
 
 
-def setup_logging(config: argparse.Namespace) -> None:
+def setup_logging(config: Settings) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG)
     redact = _Redact(_secret_values(config))
@@ -236,14 +240,15 @@ PLUGIN_VERBS = frozenset({"run", "certonly", "install", "enhance", "reconfigure"
 
 def _named_plugins(args: list[str]) -> list[type]:
     """Classes of the plugins chosen on the command line (-a, -i, --NAME shortcuts)."""
-    from certwright.core import cli_parser, plugins
+    from certwright.core import plugins
 
+    shortcuts = plugins.names()
     names: set[str] = set()
     for i, arg in enumerate(args):
         key, _, value = arg.partition("=")
         if key in ("-a", "--authenticator", "-i", "--installer", "--configurator"):
             names.add(value or (args[i + 1] if i + 1 < len(args) else ""))
-        elif key.startswith("--") and key[2:] in cli_parser.SHORTCUTS:
+        elif key.startswith("--") and key[2:] in shortcuts:
             names.add(key[2:])
     found: list[type] = []
     for group in (plugins.AUTHENTICATORS, plugins.INSTALLERS):
@@ -254,14 +259,13 @@ def _named_plugins(args: list[str]) -> list[type]:
     return found
 
 
-def _full_parser() -> argparse.ArgumentParser:
+def _full_parser() -> CommandParser:
     from certwright.core import cli_parser, plugins
 
     found = plugins.discover(plugins.AUTHENTICATORS) + plugins.discover(plugins.INSTALLERS)
     parser = cli_parser.build_parser([p.cls for p in found if p.cls])
     # the options of a plugin that can't load are explained, not "unrecognized"
-    parser.unavailable = {  # type: ignore[attr-defined]
-        p.name: p.error for p in found if p.cls is None and p.error}
+    parser.unavailable = {p.name: p.error for p in found if p.cls is None and p.error}
     return parser
 
 

@@ -10,17 +10,26 @@ import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certwright.core import __version__, cli_compat
 from certwright.core.cli_ini import NeedPlugins, read_ini, unavailable_plugin
 from certwright.core.errors import ConfigError, UsageError
+from certwright.core.settings import (
+    DEFAULT_CONFIG_DIR,
+    DEFAULT_LOGS_DIR,
+    DEFAULT_WORK_DIR,
+    Settings,
+    Source,
+    from_values,
+)
 
-__all__ = ["NeedPlugins", "build_parser", "parse", "split_verb"]
+if TYPE_CHECKING:
+    from certwright.core.options import PluginOption
 
-DEFAULT_CONFIG_DIR = "/etc/certwright"
-DEFAULT_WORK_DIR = "/var/lib/certwright"
-DEFAULT_LOGS_DIR = "/var/log/certwright"
+__all__ = ["DEFAULT_CONFIG_DIR", "DEFAULT_LOGS_DIR", "DEFAULT_WORK_DIR", "NeedPlugins",
+           "build_parser", "parse", "split_verb"]
+
 
 VERBS: dict[str, str] = {
     "run": "obtain a certificate and install it (the default verb)",
@@ -40,7 +49,6 @@ VERBS: dict[str, str] = {
     "plugins": "list the installed authenticators and installers",
 }
 ALIASES = {"everything": "run", "auth": "certonly", "install": "install"}
-SHORTCUTS = ("webroot", "standalone", "manual", "nginx", "apache", "haproxy", "postfix", "dovecot")
 
 USAGE = f"""certwright [VERB] [options] [-d DOMAIN]...
 
@@ -175,8 +183,6 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
     add("-a", "--authenticator", default=None)
     add("-i", "--installer", default=None)
     add("--configurator", default=None)
-    for name in SHORTCUTS:
-        add(f"--{name}", dest=f"use_{name}", action="store_true")
     add("--http-01-port", dest="http01_port", type=int, default=80)
     add("--http-01-address", dest="http01_address", default="")
     add("--https-port", type=int, default=443)
@@ -199,6 +205,18 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
     add("--installers", dest="list_installers", action="store_true")
     add("--init", action="store_true")
     add("--prepare", action="store_true")
+
+
+def _shortcuts(p: argparse.ArgumentParser) -> None:
+    """``--NAME`` for every registered plugin (Certbot's ``--nginx``: ``-a nginx -i
+    nginx`` where both exist), from the entry points: one that can't load still has its
+    shortcut, and choosing it says what to install."""
+    from certwright.core import plugins
+
+    g = next(g for g in p._action_groups if g.title == "plugins")
+    for name in sorted(plugins.names()):
+        g.add_argument(f"--{name}", dest="shortcuts", action="append_const", const=name,
+                       help=f"use the {name} plugin (-a/-i {name})")
 
 
 class _Extend(argparse.Action):
@@ -256,18 +274,26 @@ def _challenge_list(value: str) -> list[str]:
     return out
 
 
-class _Parser(argparse.ArgumentParser):
+class CommandParser(argparse.ArgumentParser):
+    """certwright's parser: what parsing needs besides argparse's actions."""
+
+    partial = False  # plugins left out: an unknown option raises NeedPlugins
+    unavailable: dict[str, str] = {}  # noqa: RUF012  plugins that can't load: why, by name
+    typed: dict[str, PluginOption] = {}  # noqa: RUF012  declared plugin options, by dest
+
     def error(self, message: str) -> Any:  # one line, exit code 2 as Certbot's parser
         raise UsageError(message)
 
 
 def build_parser(
     plugin_classes: Sequence[type[Any]] = (), partial: bool = False
-) -> argparse.ArgumentParser:
+) -> CommandParser:
     """The full parser; ``partial`` leaves plugins out and reports unknown options as
-    NeedPlugins, so verbs that need no plugin start without loading any."""
-    p = _Parser(prog="certwright", usage=USAGE, add_help=False, allow_abbrev=False)
-    p.partial = partial  # type: ignore[attr-defined]
+    NeedPlugins, so verbs that need no plugin start without loading any (nor reading the
+    entry points: without ``plugin_classes`` a partial parser has no ``--NAME``
+    shortcuts, and meeting one makes the caller load the plugins named)."""
+    p = CommandParser(prog="certwright", usage=USAGE, add_help=False, allow_abbrev=False)
+    p.partial = partial
     _common(p)
     _certificate_options(p)
     _account_options(p)
@@ -276,19 +302,33 @@ def build_parser(
     cli_compat.add_certificate(p)
     cli_compat.add_account(p)
     cli_compat.add_plugin(p)
+    if plugin_classes or not partial:
+        _shortcuts(p)
+    if plugin_classes:
+        _plugin_groups(p, plugin_classes)
+    return p
+
+
+def _plugin_groups(p: CommandParser, plugin_classes: Sequence[type[Any]]) -> None:
+    """Each plugin's options in a group of its own; typed ones remembered for parse."""
+    from certwright.core.options import add_options, declared
+
+    p.typed = declared(plugin_classes)
     for cls in plugin_classes:
         adder = getattr(cls, "add_arguments", None)
         obsolete = getattr(cls, "obsolete_options", None)
-        if adder is None and not obsolete:
+        typed = getattr(cls, "typed_options", ()) or ()
+        if adder is None and not obsolete and not typed:
             continue
         group = p.add_argument_group(f"{cls.name}", str(getattr(cls, "description", "")))
         try:
             if adder is not None:
                 adder(group.add_argument)
+            else:  # declared only: added here
+                add_options(typed, group.add_argument)
         except argparse.ArgumentError as exc:
             raise ConfigError(f"plugin {cls.name!r} adds a conflicting option: {exc}") from None
         cli_compat.add_obsolete(group, obsolete or {})
-    return p
 
 
 def _pre_scan(argv: Sequence[str], *names: str) -> str | None:
@@ -320,14 +360,15 @@ def split_verb(
     return None, args
 
 
-def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Parse with cli.ini defaults underneath the command line."""
+def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> Settings:
+    """Parse with cli.ini defaults underneath the command line; every value's source is
+    recorded (see :mod:`certwright.core.settings`)."""
     argv = list(argv)
+    from_env: list[str] = []
     config_dir = _pre_scan(argv, "--config-dir") or os.environ.get(
         "CERTWRIGHT_CONFIG_DIR", DEFAULT_CONFIG_DIR)
-    extra: list[str] = []
     if _pre_scan(argv, "--config-dir") is None and config_dir != DEFAULT_CONFIG_DIR:
-        extra += ["--config-dir", config_dir]
+        from_env += ["--config-dir", config_dir]
     ini = [read_ini(Path(config_dir) / "cli.ini", parser)]
     config_file = _pre_scan(argv, "-c", "--config")
     if config_file:
@@ -335,12 +376,11 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
         if not path.exists():
             raise UsageError(f"{path}: config file not found")  # exit 2, as Certbot
         ini.append(read_ini(path, parser))
-    for found in ini:
-        extra += found.argv
+    from_ini = [word for found in ini for word in found.argv]
     verb, argv = split_verb(argv, parser)
     if verb is None and argv and not argv[0].startswith("-"):
         raise UsageError(f"unknown verb {argv[0]!r}; the verbs are: {', '.join(VERBS)}")
-    ns, unknown = parser.parse_known_args(extra + argv)
+    ns, unknown = parser.parse_known_args(from_env + from_ini + argv)
     if unknown and getattr(parser, "partial", False):
         raise NeedPlugins(unknown[0])
     if unknown:
@@ -350,17 +390,36 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> argparse.Name
                 raise UsageError(why)
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
     ns.verb = verb
-    ns.ini_warnings = [text for found in ini for text in found.warnings]
-    # given on the command line (or in cli.ini): the value differs from the dest's own
-    # default, which is its first action's (--reuse-key/--no-reuse-key share one dest)
-    defaults: dict[str, Any] = {}
-    for action in parser._actions:  # what argparse puts in: the first action's default
-        defaults.setdefault(action.dest, action.default)
-    ns.explicit = frozenset(
-        dest for dest, default in defaults.items()
-        if dest not in ("help", "version") and getattr(ns, dest, None) != default
-    )
     for name in ("config_dir", "work_dir", "logs_dir"):
         setattr(ns, name, os.path.abspath(os.path.expanduser(getattr(ns, name))))
     cli_compat.finish(ns, parser._actions)
-    return ns
+    sources: dict[str, Source] = {}
+    for words, source in ((from_env, Source.ENVIRONMENT), (from_ini, Source.CLI_INI),
+                          (argv, Source.COMMAND_LINE)):  # weakest first
+        sources.update(dict.fromkeys(_given(parser, words), source))
+    values = vars(ns)
+    for dest, option in getattr(parser, "typed", {}).items():
+        if values.get(dest) is not None:  # a list option's repeats, as one tuple
+            values[dest] = option.convert(values[dest])
+    values["shortcuts"] = frozenset(values.get("shortcuts") or ())
+    values.pop("version", None)
+    values["ini_warnings"] = tuple(text for found in ini for text in found.warnings)
+    values["notices"] = tuple(values.get("notices", ()))
+    return from_values(values, sources)
+
+
+def _given(parser: argparse.ArgumentParser, words: Sequence[str]) -> set[str]:
+    """The dests that ``words`` set: parsed again with every default suppressed, so only
+    what the words name ends up in the namespace (Certbot finds its "set by user" the same
+    way). A value equal to the default is given all the same."""
+    if not words:
+        return set()
+    saved = [(action, action.default) for action in parser._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        found, _ = parser.parse_known_args(list(words), argparse.Namespace())
+    finally:
+        for action, default in saved:
+            action.default = default
+    return set(vars(found)) - {"help", "version"}

@@ -13,6 +13,7 @@ from typing import Any
 
 from certwright.core.cli_parser import VERBS
 from certwright.core.errors import ConfigError, StorageError
+from certwright.core.settings import Settings
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import ensure_dir
 from certwright.core.storage.lock import lock_timeout, store_lock
@@ -39,16 +40,16 @@ VERB_GROUPS = {
 }
 
 
-def dispatch(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def dispatch(config: Settings, say: Say, ask: Ask) -> int:
     verb = config.verb or "run"
     handler = HANDLERS.get(verb)
     if handler is None:
         raise ConfigError(f"the {verb!r} verb is not available in this version")
-    if getattr(config, "certname", None) is not None:
+    if config.certname is not None:
         from certwright.core.names import check_cert_name
 
         check_cert_name(config.certname)  # before any lock, CA request, hook or config
-    if getattr(config, "strict_permissions", False):
+    if config.strict_permissions:
         check_permissions(config)
     started()
     return handler(config, say, ask)
@@ -66,15 +67,16 @@ def started() -> None:
     gc.enable()
 
 
-def check_permissions(config: argparse.Namespace) -> None:
+def check_permissions(config: Settings) -> None:
     """``--strict-permissions`` (Certbot's): the config, work and logs dirs that exist must
     be owned by this user and writable by no one else; the first that is not is named."""
     import os
     import stat
 
     uid = os.geteuid()
-    for name in ("config_dir", "work_dir", "logs_dir"):
-        path = Path(getattr(config, name))
+    for name, value in (("config_dir", config.config_dir), ("work_dir", config.work_dir),
+                        ("logs_dir", config.logs_dir)):
+        path = Path(value)
         try:
             found = path.stat()  # a symlinked dir is judged by the dir
         except FileNotFoundError:
@@ -92,8 +94,8 @@ def check_permissions(config: argparse.Namespace) -> None:
                               "refuses it")
 
 
-def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., int]:
-    def locked(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def _locked(fn: Callable[[Settings, Say, Ask], int]) -> Callable[..., int]:
+    def locked(config: Settings, say: Say, ask: Ask) -> int:
         config_dir = Path(config.config_dir)
         try:  # every new parent too gets 0755, whatever the umask (cron may run with 000)
             ensure_dir(config_dir, 0o755)
@@ -102,10 +104,10 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
         from certwright.core.retention import max_checkpoints, prune_dir, start_up
         from certwright.core.transaction import journals_changed, one_checkpoint
 
-        keep = max_checkpoints(getattr(config, "max_checkpoints", None))
+        keep = max_checkpoints(config.max_checkpoints)
         work_dir = Path(config.work_dir)
         interactive = not config.noninteractive and sys.stdin.isatty()
-        wait = lock_timeout(getattr(config, "lock_timeout", None), interactive=interactive)
+        wait = lock_timeout(config.lock_timeout, interactive=interactive)
         with store_lock(config_dir, wait):
             for fixed in lineages.repair_store(config_dir):
                 say(fixed)
@@ -120,10 +122,17 @@ def _locked(fn: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., 
     return locked
 
 
-def _lazy(module: str, name: str) -> Callable[[argparse.Namespace, Say, Ask], int]:
+def run_locked(fn: Callable[[Settings, Say, Ask], int], config: Settings, say: Say,
+               ask: Ask) -> int:
+    """``fn`` as a verb runs it: holding the store lock, after recovery, as one
+    checkpoint (for callers of the library, :mod:`certwright.core.api`)."""
+    return _locked(fn)(config, say, ask)
+
+
+def _lazy(module: str, name: str) -> Callable[[Settings, Say, Ask], int]:
     """A verb whose module (and its imports: requests, josepy…) loads only when it runs."""
 
-    def handler(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    def handler(config: Settings, say: Say, ask: Ask) -> int:
         import importlib
 
         gc.disable()  # its imports (requests, cryptography…) are start-up too
@@ -137,11 +146,11 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace, Say, Ask], in
     return handler
 
 
-def _then(first: Callable[[argparse.Namespace, Say, Ask], int],
-          then: Callable[[argparse.Namespace, Say, Ask], int]) -> Callable[..., int]:
+def _then(first: Callable[[Settings, Say, Ask], int],
+          then: Callable[[Settings, Say, Ask], int]) -> Callable[..., int]:
     """``first`` (outside the store lock), then ``then``."""
 
-    def handler(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+    def handler(config: Settings, say: Say, ask: Ask) -> int:
         first(config, say, ask)
         return then(config, say, ask)
 
@@ -149,7 +158,7 @@ def _then(first: Callable[[argparse.Namespace, Say, Ask], int],
 
 
 # -- certificates -------------------------------------------------------------------------
-def certificates(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def certificates(config: Settings, say: Say, ask: Ask) -> int:
     everything = found = lineages.list_lineages(Path(config.config_dir))
     if config.certname:
         found = [lin for lin in found if lin.name == config.certname]
@@ -217,7 +226,7 @@ def _describe(lin: Any, cache: Any, now: datetime.datetime) -> dict[str, Any]:
 
 
 # -- plugins and help ---------------------------------------------------------------------
-def plugins_cmd(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def plugins_cmd(config: Settings, say: Say, ask: Ask) -> int:
     from certwright.core import plugins
 
     groups = []
@@ -241,7 +250,7 @@ def plugins_cmd(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     return 0
 
 
-def _prepared(cls: Any, config: argparse.Namespace) -> str:
+def _prepared(cls: Any, config: Settings) -> str:
     """``plugins --prepare``: can the plugin work here (server installed, config readable)?"""
     from certwright.core.errors import CertwrightError
 
@@ -283,17 +292,17 @@ def help_text(parser: argparse.ArgumentParser, topic: str) -> str:
     return "\n".join(out)
 
 
-HANDLERS: dict[str, Callable[[argparse.Namespace, Say, Ask], int]] = {
-    "certonly": _locked(_lazy("issue", "obtain")),
-    "run": _locked(_lazy("install", "run")),
-    "install": _locked(_lazy("install", "install")),
-    "enhance": _locked(_lazy("install", "enhance")),
-    "rollback": _locked(_lazy("install", "rollback")),
+HANDLERS: dict[str, Callable[[Settings, Say, Ask], int]] = {
+    "certonly": _locked(_lazy("verbs.issue", "obtain")),
+    "run": _locked(_lazy("verbs.install", "run")),
+    "install": _locked(_lazy("verbs.install", "install")),
+    "enhance": _locked(_lazy("verbs.install", "enhance")),
+    "rollback": _locked(_lazy("verbs.install", "rollback")),
     # the random sleep of a non-interactive renew is taken before the lock, not holding it
-    "renew": _then(_lazy("renew", "sleep_if_due"), _locked(_lazy("renew", "renew"))),
-    "revoke": _locked(_lazy("manage", "revoke")),
-    "delete": _locked(_lazy("manage", "delete")),
-    "reconfigure": _locked(_lazy("manage", "reconfigure")),
+    "renew": _then(_lazy("verbs.renew", "sleep_if_due"), _locked(_lazy("verbs.renew", "renew"))),
+    "revoke": _locked(_lazy("verbs.manage", "revoke")),
+    "delete": _locked(_lazy("verbs.manage", "delete")),
+    "reconfigure": _locked(_lazy("verbs.manage", "reconfigure")),
     "certificates": certificates,
     "register": _locked(_lazy("account_verbs", "register")),
     "show_account": _locked(_lazy("account_verbs", "show_account")),  # may finish a rollover

@@ -8,7 +8,6 @@ process it started, and reported like a failure.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
@@ -16,10 +15,12 @@ import shlex
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from certwright.core import runner
 from certwright.core.errors import CertwrightError, ConfigError
 from certwright.core.runner import DEFAULT_HOOK_TIMEOUT
+from certwright.core.settings import Settings
 from certwright.core.storage.files import ensure_dir
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,15 @@ EXTRA_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sb
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
-def validate_hooks(config: argparse.Namespace) -> None:
+def validate_hooks(config: Settings) -> None:
     """Certbot's check, before the CA is contacted or any hook runs: the first word of
     each hook command given must be an executable, by path or on PATH (or in the system
     directories Certbot adds). ``--disable-hook-validation`` turns it off (for commands
     that start with a shell builtin or a variable assignment)."""
-    if getattr(config, "disable_hook_validation", False):
+    if config.disable_hook_validation:
         return
     for option, dest in HOOK_OPTIONS:
-        command = getattr(config, dest, None)
+        command = config.option(dest)  # a plugin's hook options too
         if command:
             problem = program_problem(str(command))
             if problem:
@@ -103,9 +104,10 @@ def ensure_hook_dirs(config_dir: Path) -> None:
             return
 
 
-def hook_timeout(config: argparse.Namespace) -> float | None:
-    """``--hook-timeout`` in seconds; 0 means no limit."""
-    value = getattr(config, "hook_timeout", None)
+def hook_timeout(config: Settings | Any) -> float | None:
+    """``--hook-timeout`` in seconds; 0 means no limit (``config``: what a plugin was
+    given)."""
+    value = getattr(config, "hook_timeout", None)  # a plugin's tests may give less
     if value is None:
         return DEFAULT_HOOK_TIMEOUT
     return float(value) or None

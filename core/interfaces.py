@@ -7,15 +7,27 @@ namespace (``config``) and reads its own options from it.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from certwright.core.settings import Settings
+
 if TYPE_CHECKING:
     from certwright.core.http01 import Probe
+    from certwright.core.options import PluginOption as PluginOption  # declared options
 
 from certwright.core.acme.identifiers import Identifier as Identifier  # plugins import it here
+
+
+def __getattr__(name: str) -> Any:
+    """``PluginOption`` for plugins, loaded when asked for (verbs without plugins never
+    need it)."""
+    if name == "PluginOption":
+        from certwright.core.options import PluginOption
+
+        return PluginOption
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 AddArgument = Callable[..., Any]
 """``argparse`` ``add_argument`` of the group a plugin adds its options to."""
@@ -72,11 +84,13 @@ class Authenticator(Protocol):
     name: ClassVar[str]
     description: ClassVar[str]
 
-    def __init__(self, config: argparse.Namespace) -> None: ...
+    def __init__(self, config: Settings) -> None: ...
 
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
-        """Add this plugin's own command-line options (Certbot's names where they exist)."""
+        """Add this plugin's own command-line options (Certbot's names where they exist).
+        A plugin may declare them instead, typed, as ``typed_options``: a tuple of
+        :class:`PluginOption` on the class (the renewal conf is read back as those types)."""
 
     def prepare(self) -> None:
         """Check options and environment before any order is placed; raise PluginError."""
@@ -337,7 +351,7 @@ class Installer(Protocol):
     name: ClassVar[str]
     description: ClassVar[str]
 
-    def __init__(self, config: argparse.Namespace) -> None: ...
+    def __init__(self, config: Settings) -> None: ...
 
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None: ...

@@ -11,6 +11,7 @@ from typing import Any
 
 from certwright.core.errors import ConfigError
 from certwright.core.interfaces import PluginInfo
+from certwright.core.settings import Settings
 
 AUTHENTICATORS = "certwright.authenticators"
 INSTALLERS = "certwright.installers"
@@ -70,10 +71,19 @@ def load_named(group: str, name: str) -> PluginInfo | None:
     return _load(group, name) if name in _entries(group) else None
 
 
-def chosen(config: Any, given: str | None, shortcuts: tuple[str, ...], kind: str) -> str | None:
-    """The plugin named by ``-a``/``-i`` or a ``--NAME`` shortcut; None when none is; a
-    ConfigError when they disagree."""
-    names = [n for n in shortcuts if getattr(config, f"use_{n}", False)]
+def names(*groups: str) -> frozenset[str]:
+    """The names registered in ``groups`` (both when none is given): the ``--NAME``
+    shortcuts. Reads the entry points only; no plugin is imported."""
+    found = _all_entries()
+    return frozenset(n for g in (groups or (AUTHENTICATORS, INSTALLERS)) for n in found[g])
+
+
+def chosen(config: Settings, given: str | None, group: str) -> str | None:
+    """The plugin of ``group`` named by ``-a``/``-i`` or a ``--NAME`` shortcut; None when
+    none is; a ConfigError when they disagree. A shortcut names a plugin of every group
+    it is registered in (``--nginx``: the nginx authenticator and installer)."""
+    kind = "authenticator" if group == AUTHENTICATORS else "installer"
+    names = sorted(config.shortcuts & _entries(group).keys())
     if given:
         names.insert(0, given)
     if len(set(names)) > 1:

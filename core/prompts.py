@@ -3,21 +3,21 @@ when ``--cert-name`` gets other names, and ``--debug-challenges``' pause."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable, Sequence
 
 from certwright.core.errors import ConfigError
 from certwright.core.interfaces import ChallengeTask
+from certwright.core.settings import Settings
 
 Say = Callable[[str], None]
 Ask = Callable[[str], str] | None
 
 
-def confirm_new_names(config: argparse.Namespace, name: str, have: Iterable[str],
+def confirm_new_names(config: Settings, name: str, have: Iterable[str],
                       want: Iterable[str], ask: Ask) -> None:
     """Asked only when interactive (the answer defaults to yes), never with
     --renew-with-new-domains; "no" stops the command with nothing changed."""
-    if ask is None or getattr(config, "renew_with_new_domains", False):
+    if ask is None or config.renew_with_new_domains:
         return
     had, wanted = set(have), set(want)
     added = "".join(f"\n  + {n}" for n in sorted(wanted - had))
@@ -29,7 +29,7 @@ def confirm_new_names(config: argparse.Namespace, name: str, have: Iterable[str]
                           "nothing was changed")
 
 
-def challenge_pause(config: argparse.Namespace, say: Say, ask: Ask
+def challenge_pause(config: Settings, say: Say, ask: Ask
                     ) -> Callable[[Sequence[ChallengeTask]], None]:
     """--debug-challenges: say the challenges are set up (with -v what the CA will check)
     and, when interactive, wait for Enter before the CA is asked to check them."""

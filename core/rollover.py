@@ -16,7 +16,6 @@ account goes on with its old key; if the CA can't be asked, both stay for the ne
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from certwright.core.acme.errors import AcmeError
 from certwright.core.acme.jws import jwk_of
 from certwright.core.errors import CertwrightError, StorageError
 from certwright.core.keys import KeySpec
+from certwright.core.settings import Settings
 from certwright.core.storage import accounts as store
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
@@ -39,7 +39,7 @@ Say = Callable[[str], None]
 Ask = Callable[[str], str] | None
 
 
-def rollover(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def rollover(config: Settings, say: Say, ask: Ask) -> int:
     client, acct = session.client_for(config, register_if_missing=False)
     url = session.server_url(config)
     config_dir = Path(config.config_dir)
@@ -91,14 +91,14 @@ def repoint_lineages(config_dir: Path, old_id: str, new_id: str) -> int:
 _RESOLVING = threading.Lock()  # parallel renewals each start a client
 
 
-def resolve_pending(config: argparse.Namespace, url: str) -> list[str]:
+def resolve_pending(config: Settings, url: str) -> list[str]:
     """Finish or drop the rollovers a crash interrupted for ``url``'s accounts; return
     one line per account handled. Costs one stat per account when there is none."""
     with _RESOLVING:
         return _resolve(config, url)
 
 
-def _resolve(config: argparse.Namespace, url: str) -> list[str]:
+def _resolve(config: Settings, url: str) -> list[str]:
     config_dir = Path(config.config_dir)
     done = []
     for acct in store.list_accounts(config_dir, url):

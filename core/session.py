@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import logging
 import socket
@@ -17,12 +16,13 @@ from certwright.core.acme.transport import Transport, default_user_agent
 from certwright.core.cas import LE_PRODUCTION, LE_STAGING
 from certwright.core.errors import ConfigError
 from certwright.core.keys import KeySpec
+from certwright.core.settings import Settings
 from certwright.core.storage import accounts as store
 
 log = logging.getLogger(__name__)
 
 
-def server_url(config: argparse.Namespace) -> str:
+def server_url(config: Settings) -> str:
     """``--server``, else staging for ``--staging``/``--dry-run``, else Let's Encrypt."""
     if config.server:
         if config.staging and config.server not in (LE_STAGING, LE_PRODUCTION):
@@ -40,10 +40,10 @@ def is_staging(url: str) -> bool:
     return url == LE_STAGING or "staging" in url
 
 
-def refuse_test_over_real(config: argparse.Namespace, name: str, stored: object) -> None:
+def refuse_test_over_real(config: Settings, name: str, stored: object) -> None:
     """Certbot's guard: a certificate from a real CA (``stored``: the lineage's server) is
     not replaced by one from a test CA unless --break-my-certs (a dry run saves nothing)."""
-    if config.dry_run or getattr(config, "break_my_certs", False):
+    if config.dry_run or config.break_my_certs:
         return
     if stored in (None, "", "None"):
         return
@@ -54,7 +54,7 @@ def refuse_test_over_real(config: argparse.Namespace, name: str, stored: object)
             f"CA {url} would break it: give --break-my-certs to do it anyway")
 
 
-def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
+def transport(config: Settings, url: str | None = None) -> Transport:
     """The process's one transport for the CA at ``url`` (default: the configured one),
     shared by every order, account and ARI request: one directory fetch, one nonce pool,
     one connection pool. ``--no-verify-ssl`` goes with every request, so that it wins over
@@ -66,12 +66,12 @@ def transport(config: argparse.Namespace, url: str | None = None) -> Transport:
                           user_agent=user_agent(config))
 
 
-def user_agent(config: argparse.Namespace) -> str | None:
+def user_agent(config: Settings) -> str | None:
     """``--user-agent`` as given; else the default with ``--user-agent-comment`` in it
     (None: the transport's own default)."""
     if config.user_agent:
         return str(config.user_agent)
-    comment = getattr(config, "user_agent_comment", None)
+    comment = config.user_agent_comment
     return default_user_agent(comment) if comment else None
 
 
@@ -111,21 +111,21 @@ def _quiet_insecure_warnings() -> None:
         log.warning("--no-verify-ssl: the CA's TLS certificate is not checked")
 
 
-def load_account(config: argparse.Namespace, url: str) -> store.Account | None:
+def load_account(config: Settings, url: str) -> store.Account | None:
     """The account to use: ``--account`` (or the renewal conf's), else the oldest one.
     A damaged account that would be used, or passed over for a new registration, stops
     the run with the damaged file named: registering anew would re-point renewals."""
     broken: dict[str, str] = {}
     accounts = store.list_accounts(Path(config.config_dir), url, broken)
     if config.account in broken or (broken and not accounts):
-        raise ConfigError(broken.get(config.account) or next(iter(broken.values())))
+        raise ConfigError(broken.get(config.account or "") or next(iter(broken.values())))
     for name, error in broken.items():
         log.warning("skipping account %s: %s", name, error)
     if config.account:
         for acct in accounts:
             if acct.id == config.account:
                 return acct
-        if "account" in getattr(config, "explicit", ()):
+        if config.given("account"):
             raise ConfigError(f"no account {config.account} for {url} in {config.config_dir}")
         # a renewal conf naming an account that is gone: use (or register) another
         log.warning("account %s (from the renewal configuration) is not in %s; using %s",
@@ -135,7 +135,7 @@ def load_account(config: argparse.Namespace, url: str) -> store.Account | None:
 
 
 def client_for(
-    config: argparse.Namespace,
+    config: Settings,
     *,
     register_if_missing: bool = True,
     ask: Callable[[str], str] | None = None,
@@ -156,22 +156,24 @@ def client_for(
     return register(config, url, ask=ask)
 
 
-def contact_from(config: argparse.Namespace) -> list[str]:
-    if not config.email:
+def contact_from(email: str | None) -> list[str]:
+    """``-m`` as ACME contact URLs (several addresses separated by commas)."""
+    if not email:
         return []
-    return ["mailto:" + e.strip() for e in config.email.split(",") if e.strip()]
+    return ["mailto:" + e.strip() for e in email.split(",") if e.strip()]
 
 
 def register(
-    config: argparse.Namespace, url: str, ask: Callable[[str], str] | None = None
+    config: Settings, url: str, ask: Callable[[str], str] | None = None
 ) -> tuple[AcmeClient, store.Account]:
-    if not config.email and not config.register_unsafely_without_email:
+    email = config.email
+    if not email and not config.register_unsafely_without_email:
         if config.noninteractive or ask is None:
             raise ConfigError(
                 "an ACME account needs -m EMAIL (or --register-unsafely-without-email) "
                 "when running non-interactively"
             )
-        config.email = ask("Email address (for urgent notices from the CA): ").strip() or None
+        email = ask("Email address (for urgent notices from the CA): ").strip() or None
     client = AcmeClient(transport(config, url), jwk_of(KeySpec().generate()))
     directory = client.directory
     if not config.tos:
@@ -183,9 +185,9 @@ def register(
     if directory.external_account_required and not (config.eab_kid and config.eab_hmac_key):
         raise ConfigError("this CA requires External Account Binding: give --eab-kid and "
                           "--eab-hmac-key")
-    account = client.register(contact_from(config), agree_tos=True, eab_kid=config.eab_kid,
+    account = client.register(contact_from(email), agree_tos=True, eab_kid=config.eab_kid,
                               eab_hmac_key=config.eab_hmac_key,
-                              eab_alg=getattr(config, "eab_hmac_alg", None) or "HS256")
+                              eab_alg=config.eab_hmac_alg or "HS256")
     acct = store.Account(
         id=store.account_id_for_key(client.key),
         key=client.key,
@@ -201,7 +203,7 @@ def register(
     return client, acct
 
 
-def explain_account_error(err: AcmeError, config: argparse.Namespace, url: str) -> AcmeError:
+def explain_account_error(err: AcmeError, config: Settings, url: str) -> AcmeError:
     """Turn a stale stored account into an error that says what to do."""
     if err.code in ("accountDoesNotExist", "unauthorized") and "account" in err.detail.lower():
         acct = load_account(config, url)

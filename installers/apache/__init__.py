@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from certwright.core.errors import PluginError
+from certwright.core.settings import Settings
 from certwright.installers.apache import process
 from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo, probe_binary
 from certwright.installers.apache.layouts import Layout, detect_layout
@@ -107,7 +108,7 @@ class ApacheInstaller:
     name: ClassVar[str] = "apache"
     description: ClassVar[str] = "Apache Web Server: certificates into virtual hosts"
 
-    def __init__(self, config: argparse.Namespace) -> None:
+    def __init__(self, config: Settings) -> None:
         self.config = config
         root = getattr(config, "apache_server_root", None) or default_server_root()
         self.server_root = os.path.abspath(str(root))

@@ -38,6 +38,7 @@ from certwright.core.challenge_session import ServerHttp01Authenticator
 from certwright.core.errors import PluginError
 from certwright.core.http01 import http01_types
 from certwright.core.runner import Completed
+from certwright.core.settings import Settings
 from certwright.installers.nginx import keytypes, process
 from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import http01_probes, plan_http01
@@ -103,7 +104,7 @@ class _NginxBase:
                                   "of sleeping after a reload"),
     }
 
-    def __init__(self, config: argparse.Namespace) -> None:
+    def __init__(self, config: Settings) -> None:
         self.config = config
         self.runner: Runner = run_command
         self.proc_root = "/proc"

@@ -53,6 +53,9 @@ class Cli:
             argv += ["--agree-tos", "-m", "admin@example.org"]
         env = self.ca.env(os.environ)
         env.update(self.extra_env)
+        if max_file_size is not None:  # coverage could not write its data under the limit
+            env.pop("COVERAGE_PROCESS_CONFIG", None)
+
         def limit() -> None:
             if max_file_size is not None:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_size, max_file_size))

@@ -407,10 +407,10 @@ def test_values_are_read_as_certbot_reads_them(tmp_path: Path) -> None:
 
     ns = parse("certonly", "--preferred-challenges", "dns", "--preferred-challenges",
                "http,dns")
-    assert ns.pref_challs == ["dns-01", "http-01"]  # type: ignore[attr-defined]
+    assert list(ns.pref_challs) == ["dns-01", "http-01"]  # type: ignore[attr-defined]
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "cli.ini").write_text("preferred-challenges = [http, dns]\n")
-    assert parse("certonly").pref_challs == ["http-01", "dns-01"]  # type: ignore[attr-defined]
+    assert list(parse("certonly").pref_challs) == ["http-01", "dns-01"]  # type: ignore[attr-defined]
     for bad in (("--max-log-backups", "-1"), ("--issuance-timeout", "-5"),
                 ("--user-agent", "a\r\nX-Injected: 1"), ("--user-agent", " padded")):
         with pytest.raises(UsageError, match=bad[0]):

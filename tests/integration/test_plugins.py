@@ -97,3 +97,22 @@ def test_options_of_a_plugin_whose_library_is_missing_say_what_to_install(
     listed = run(site, tmp_path, "certificates")
     assert listed.returncode == 0
     assert f"Warning: {ini}:1: {why} (line ignored)" in listed.stderr, listed.stderr
+
+
+def test_the_shortcut_of_a_plugin_whose_library_is_missing_says_what_to_install(
+        tmp_path: Path) -> None:
+    """``--NAME`` exists for every registered plugin (from the entry points, not a list in
+    the code): choosing one that can't load names the extra; a name nothing registers is
+    an unknown option."""
+    site = tmp_path / "site"
+    fake_distribution(site)
+    proc = run(site, tmp_path, "certonly", "--needsextra", "-d", "x.example.org", "-n")
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    assert "needsextra" in proc.stderr and "can't be used" in proc.stderr
+    assert "pip install 'thirdparty-auth[fancy]'" in proc.stderr, proc.stderr
+    works = run(site, tmp_path, "certonly", "--thirdparty", "--dry-run", "-d", "x.example.org",
+                "-n", "--server", "https://127.0.0.1:9/dir")
+    assert "unrecognized arguments" not in works.stderr, works.stderr
+    unknown = run(site, tmp_path, "certonly", "--haproxy", "-d", "x.example.org", "-n")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "Error: unrecognized arguments: --haproxy"

@@ -144,7 +144,7 @@ def test_certonly_killed_before_its_deploy_hooks_leaves_them_to_renew(
         cli(*args)
         args.append("--force-renewal")
     log.write_text("")
-    crash = Crash("certwright.core.issue:HookRunner.deploy", "before")
+    crash = Crash("certwright.core.verbs.issue:HookRunner.deploy", "before")
     assert killed(crash.run(cli, *args))
     assert version(cli) == (1 if first else 2) and log.read_text() == ""
     cli(*RENEW, account=False)

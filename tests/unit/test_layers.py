@@ -1,6 +1,7 @@
 """Nothing below the verbs imports upward: the protocol (``core/acme``) and the store
 (``core/storage``) import only themselves and the errors; services and contracts never
-import a verb or the command-line face. Checked on the source, lazy imports included."""
+import a verb (``core/verbs``) or a face (the command line, the library ``api``); verbs
+never import a face. Checked on the source, lazy imports included."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "core"
 PACKAGE = "certwright.core"
-FACE = {"cli", "cli_parser", "cli_ini", "commands", "account_verbs"}
-VERBS = {"issue", "renew", "manage", "install", "redeploy",
-         "preflight"}  # run's / certonly -i's check before the order, on the verbs' terms
+FACE = {"cli", "cli_parser", "cli_ini", "commands", "account_verbs", "api"}
+VERBS = {"verbs"}  # core/verbs: issue, renew, manage, install, redeploy, preflight
 # the package itself (its __version__), the error types, and the leaf utilities that import
 # nothing of certwright's (polling with backoff, the clock)
 BASE = {"", "errors", "poll", "clock"}
@@ -80,3 +80,20 @@ def test_the_walk_sees_lazy_and_package_imports(tmp_path: Path) -> None:
                       "    import certwright.core.cli_parser\n"
                       "from certwright.core.acme.errors import AcmeError\n")
     assert imports_of(source) == {"issue", "", "cli_parser", "acme.errors"}
+
+
+def test_the_layers_show_in_the_tree() -> None:
+    """The verbs live under ``core/verbs`` (none left beside the services), and every
+    module there is a verb by the rule above."""
+    verbs = {p.stem for p in (CORE / "verbs").glob("*.py")} - {"__init__"}
+    assert {"issue", "renew", "manage", "install", "redeploy", "preflight"} <= verbs
+    assert not verbs & {p.stem for p in CORE.glob("*.py")}
+
+
+def test_a_service_importing_a_verb_or_the_library_is_caught(tmp_path: Path) -> None:
+    source = tmp_path / "sample.py"
+    source.write_text("from certwright.core.verbs import issue\n"
+                      "from certwright.core import api\n")
+    assert {_top(rel) for rel in imports_of(source)} == {"verbs", "api"}
+    assert all(_top(rel) in FACE | VERBS for rel in imports_of(source))
+

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 import pytest
 
 from certwright.core import cli
+from certwright.core.settings import Settings
 
 
 def test_masked_command_lines() -> None:
@@ -19,7 +19,7 @@ def test_masked_command_lines() -> None:
 
 
 def test_a_secret_that_reaches_any_record_is_masked(caplog: pytest.LogCaptureFixture) -> None:
-    config = argparse.Namespace(eab_hmac_key="S3CRET-VALUE", eab_kid="kid", domains=["x"])
+    config = Settings(eab_hmac_key="S3CRET-VALUE", eab_kid="kid", domains=("x",))
     redact = cli._Redact(cli._secret_values(config))
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "sent %s to %s",
                                ("S3CRET-VALUE", "kid"), None)

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certwright.core.acme import jws
 from certwright.core.acme.errors import AcmeError, TransportError
 from certwright.core.acme.transport import Transport
+from certwright.core.settings import Settings
 
 DIRECTORY = {"newNonce": "https://ca/nonce", "newAccount": "https://ca/acct",
              "newOrder": "https://ca/order", "revokeCert": "r", "keyChange": "k"}
@@ -229,11 +230,10 @@ def test_threads_sharing_a_transport_fetch_the_directory_once():
 
 
 def test_one_transport_per_ca_in_a_process():
-    import argparse
 
     from certwright.core import session
 
-    config = argparse.Namespace(server="https://ca.invalid/dir", staging=False, dry_run=False,
+    config = Settings(server="https://ca.invalid/dir", staging=False, dry_run=False,
                                 no_verify_ssl=False, user_agent=None)
     first = session.transport(config)
     assert session.transport(config) is first

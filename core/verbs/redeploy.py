@@ -17,7 +17,6 @@ write) thus still reloads once per run, not once per certificate.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from certwright.core.deploy import verify
 from certwright.core.errors import CertwrightError
 from certwright.core.interfaces import ChangePlan, Endpoint, Installer
+from certwright.core.settings import Settings
 from certwright.core.storage.files import atomic_write, ensure_dir
 from certwright.core.storage.lineage import Lineage
 from certwright.core.transaction import Transaction
@@ -58,7 +58,7 @@ def pending(work_dir: Path) -> set[str]:
 
 @dataclass
 class _Job:
-    ns: argparse.Namespace
+    ns: Settings
     lineage: Lineage
 
 
@@ -71,7 +71,7 @@ class Deployer:
         self.say = say
         self.jobs: list[_Job] = []
 
-    def add(self, ns: argparse.Namespace, lineage: Lineage) -> None:
+    def add(self, ns: Settings, lineage: Lineage) -> None:
         self.jobs.append(_Job(ns, lineage))
 
     def run(self) -> dict[str, str]:
@@ -91,7 +91,7 @@ class Deployer:
         once (one reload, or the installer's ``activate``), then verify each; a lineage
         whose server does not serve it has its change rolled back."""
         from certwright.core.deploy import expected_certificate, go_live, stage
-        from certwright.core.install import load_installer, request_for
+        from certwright.core.verbs.install import load_installer, request_for
 
         name = str(group[0].ns.installer)
         try:
@@ -165,9 +165,9 @@ def _text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, CertwrightError) else f"{type(exc).__name__}: {exc}"
 
 
-def _server_key(ns: argparse.Namespace) -> tuple[str, ...]:
+def _server_key(ns: Settings) -> tuple[str, ...]:
     """Lineages installed into the same server (same installer and settings) share one."""
     name = str(ns.installer)
     prefix = f"{name}_"
-    settings = sorted(f"{k}={v}" for k, v in vars(ns).items() if k.startswith(prefix))
+    settings = sorted(f"{k}={v}" for k, v in ns.options().items() if k.startswith(prefix))
     return (name, *settings)

@@ -12,8 +12,7 @@ gives way to ``rsa`` when only RSA fits.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from certwright.core import names
 from certwright.core.errors import PluginError
@@ -26,24 +25,25 @@ from certwright.core.interfaces import (
     SupportsHttp01,
     SupportsKeyTypes,
 )
+from certwright.core.settings import Settings
 from certwright.core.storage.lineage import Lineage
 
 Say = Callable[[str], None]
 KEY_TYPES = ("ecdsa", "rsa")
 
 
-def check(config: argparse.Namespace, installer: Installer, say: Say) -> None:
-    """Raise the installer's refusal (PluginError) before any order; may set
-    ``config.key_type`` to ``rsa`` when none was given and only RSA fits."""
-    from certwright.core import install, issue
+def check(config: Settings, installer: Installer, say: Say) -> Settings:
+    """Raise the installer's refusal (PluginError) before any order. Returns the settings
+    to go on with: with ``key_type`` ``rsa`` when none was given and only RSA fits."""
+    from certwright.core.verbs import install, issue
 
     target = issue.choose_target(config, names.parse_domains(config.domains))
     if target.action == "keep":
-        return  # nothing is ordered
+        return config  # nothing is ordered
     req = install._would_be(config, target)
     installer.plan_deploy(req)
     if not isinstance(installer, SupportsKeyTypes):
-        return
+        return config
     given = _given_key_type(config, target.lineage)
     if given is not None:
         problem = installer.key_type_problem(req, given)
@@ -55,27 +55,25 @@ def check(config: argparse.Namespace, installer: Installer, say: Say) -> None:
                 if target.lineage is not None:
                     hint += f" --cert-name {target.lineage.name} to change its key type"
             raise PluginError(problem + hint)
-        return
+        return config
     problem = installer.key_type_problem(req, "ecdsa")
     if problem is None:
-        return
+        return config
     if installer.key_type_problem(req, "rsa") is not None:
         raise PluginError(problem)
-    config.key_type = "rsa"
     say(f"Using an RSA key: {problem}.")
+    return config.derive(key_type="rsa")
 
 
-def _given_key_type(config: argparse.Namespace, lineage: Lineage | None) -> str | None:
+def _given_key_type(config: Settings, lineage: Lineage | None) -> str | None:
     """The key type this run will use when something decides it: an existing
     certificate's (unless --key-type changes it), else the configured one."""
-    explicit = "key_type" in set(getattr(config, "explicit", ()))
-    if lineage is not None and not explicit:
+    if lineage is not None and not config.given("key_type"):
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         public = lineage.certificate.public_key()
         return "rsa" if isinstance(public, rsa.RSAPublicKey) else "ecdsa"
-    value = getattr(config, "key_type", None)
-    return str(value) if value else None
+    return config.key_type or None
 
 
 def check_certificate(installer: Installer, req: DeployRequest) -> None:
@@ -103,7 +101,7 @@ PLACEHOLDER_TOKEN = "certwright-preflight"
 
 
 def check_challenges(auth: Authenticator, idents: list[Identifier],
-                     preferred: list[str] | None) -> None:
+                     preferred: Sequence[str] | None) -> None:
     """An authenticator that answers http-01 through its server's configuration plans
     that change for placeholder tokens before the order: a configuration it can't edit
     is refused before authorizations are created (the plan is thrown away)."""

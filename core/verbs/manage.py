@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from certwright.core import lineage_cache, pending_hooks, redeploy, session
+from certwright.core import lineage_cache, pending_hooks, session
 from certwright.core.acme.client import REVOCATION_REASONS, AcmeClient
 from certwright.core.acme.jws import jwk_of
 from certwright.core.errors import CertwrightError, ConfigError, StorageError
 from certwright.core.keys import load_private_key
+from certwright.core.settings import Settings, Source
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
+from certwright.core.verbs import redeploy
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import Installer, SupportsDelete
@@ -31,7 +32,7 @@ def _read(path: Path, what: str) -> bytes:
         raise ConfigError(f"{path}: can't read the {what}: {exc.strerror}") from None
 
 
-def revoke(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def revoke(config: Settings, say: Say, ask: Ask) -> int:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -40,10 +41,11 @@ def revoke(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     if config.certname:
         lineage = lineages.load_lineage(config_dir, config.certname)
         cert_path = lineage.cert
-        if not config.server and lineage.params.get("server") not in (None, "None"):
-            config.server = str(lineage.params["server"])
-        if not config.account and lineage.params.get("account") not in (None, "None"):
-            config.account = str(lineage.params["account"])
+        stored: dict[str, str] = {}
+        for key, value in (("server", config.server), ("account", config.account)):
+            if not value and lineage.params.get(key) not in (None, "None"):
+                stored[key] = str(lineage.params[key])
+        config = config.derive(Source.RENEWAL_CONF, **stored)
     elif config.cert_path:
         cert_path = Path(config.cert_path)
         lineage = _lineage_for_cert(config_dir, cert_path)
@@ -83,7 +85,7 @@ def _lineage_for_cert(config_dir: Path, cert_path: Path) -> lineages.Lineage | N
     return None
 
 
-def _should_delete(config: argparse.Namespace, ask: Ask, name: str) -> bool:
+def _should_delete(config: Settings, ask: Ask, name: str) -> bool:
     if config.delete_after_revoke is not None:
         return bool(config.delete_after_revoke)
     if ask is None:
@@ -92,7 +94,7 @@ def _should_delete(config: argparse.Namespace, ask: Ask, name: str) -> bool:
     return answer.strip().lower() not in ("n", "no")
 
 
-def delete(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def delete(config: Settings, say: Say, ask: Ask) -> int:
     if not config.certname:
         raise ConfigError("say which certificate to delete: --cert-name NAME")
     config_dir = Path(config.config_dir)
@@ -122,7 +124,7 @@ def _names_text(lineage: lineages.Lineage) -> str:
         return "its certificate can't be read"
 
 
-def _delete_lineage(config: argparse.Namespace, lineage: lineages.Lineage, say: Say) -> None:
+def _delete_lineage(config: Settings, lineage: lineages.Lineage, say: Say) -> None:
     installer = _installer_of(config, lineage)
     if installer is not None:
         _forget(config, installer, lineage, say)
@@ -133,13 +135,13 @@ def _delete_lineage(config: argparse.Namespace, lineage: lineages.Lineage, say: 
     say(f"Deleted all files relating to certificate {lineage.name}.")
 
 
-def _installer_of(config: argparse.Namespace,
+def _installer_of(config: Settings,
                   lineage: lineages.Lineage) -> SupportsDelete | None:
     """The lineage's stored installer, when it can take a certificate out of its server's
     configuration (None otherwise, or when it can't be loaded: never a reason not to
     delete)."""
-    from certwright.core import install, renew
     from certwright.core.interfaces import SupportsDelete
+    from certwright.core.verbs import install, renew
 
     name = lineage.conf.params.get("installer")
     if not name or lineage.error:
@@ -152,7 +154,7 @@ def _installer_of(config: argparse.Namespace,
     return installer if isinstance(installer, SupportsDelete) else None
 
 
-def _forget(config: argparse.Namespace, installer: SupportsDelete,
+def _forget(config: Settings, installer: SupportsDelete,
             lineage: lineages.Lineage, say: Say) -> None:
     """Remove the installer's own server block for the lineage (config test, reload); warn
     about the lines of the user's own files that still name it."""
@@ -170,26 +172,26 @@ def _forget(config: argparse.Namespace, installer: SupportsDelete,
             "will fail its next reload or restart.")
 
 
-def reconfigure(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def reconfigure(config: Settings, say: Say, ask: Ask) -> int:
     """Change stored renewal options after a dry-run renewal with them succeeds."""
-    from certwright.core import issue, names, renew
+    from certwright.core import names
+    from certwright.core.verbs import issue, renew
 
     if not config.certname:
         raise ConfigError("say which certificate to reconfigure: --cert-name NAME")
     config_dir = Path(config.config_dir)
     lin = lineages.load_lineage(config_dir, config.certname)
-    ns = renew.lineage_config(config, lin)
-    ns.dry_run = True  # the flow then deactivates reused authorizations: a real test
-    explicit = set(getattr(config, "explicit", ()))
-    if "webroot_path" in explicit and "webroot_map" not in explicit:
-        ns.webroot_map = None  # `--webroot -w DIR` moves every name, not only unmapped ones
+    # a dry run: the flow then deactivates reused authorizations, a real test
+    ns = renew.lineage_config(config, lin).derive(dry_run=True)
+    if config.given("webroot_path") and not config.given("webroot_map"):
+        # `--webroot -w DIR` moves every name, not only unmapped ones
+        ns = ns.derive(webroot_map=None)
     auth = issue.load_authenticator(ns)
     target = issue.Target(names.parse_domains(lin.names), lin, lin.name, "renew")
-    explicit_hook = "deploy_hook" in explicit
-    if explicit_hook and not ns.run_deploy_hooks and ask is not None:  # as Certbot asks
-        ns.run_deploy_hooks = ask(
+    if config.given("deploy_hook") and not ns.run_deploy_hooks and ask is not None:
+        ns = ns.derive(run_deploy_hooks=ask(  # as Certbot asks
             "Run the deploy hooks (directory hooks too, unless --no-directory-hooks) after "
-            "the dry run, with the current certificate? [y/N] ").strip().lower() in ("y", "yes")
+            "the dry run, with the current certificate? [y/N] ").strip().lower() in ("y", "yes"))
     say(f"Simulating a renewal of {lin.name} with the new options...")
     issue.issue(ns, target, auth, say, None)
     if ns.run_deploy_hooks:  # the test passed: the hooks get the current certificate

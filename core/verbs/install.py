@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certwright.core import plugins, preflight
+from certwright.core import plugins
 from certwright.core.deploy import apply_plan, expected_certificate
 from certwright.core.errors import ConfigError, PluginError, UsageError
 from certwright.core.interfaces import (
@@ -18,23 +17,24 @@ from certwright.core.interfaces import (
     Installer,
     SupportsEnhancements,
 )
+from certwright.core.settings import Settings, Source
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.renewal_conf import read_renewal_conf, write_renewal_conf
 from certwright.core.transaction import temporary
+from certwright.core.verbs import preflight
 
 if TYPE_CHECKING:
-    from certwright.core.issue import Target
+    from certwright.core.verbs.issue import Target
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 Ask = Callable[[str], str] | None
-INSTALLER_SHORTCUTS = ("nginx", "apache", "haproxy", "postfix", "dovecot")
 ENHANCEMENTS = ("redirect", "hsts", "uir")
 
 
-def installer_name(config: argparse.Namespace, required: bool = True) -> str | None:
-    name = plugins.chosen(config, config.installer, INSTALLER_SHORTCUTS, "installer")
+def installer_name(config: Settings, required: bool = True) -> str | None:
+    name = plugins.chosen(config, config.installer, plugins.INSTALLERS)
     if name is None and required:
         installed = [p.name for p in plugins.discover(plugins.INSTALLERS) if p.cls]
         raise ConfigError("choose the server to install into with -i NAME or --NAME "
@@ -42,7 +42,7 @@ def installer_name(config: argparse.Namespace, required: bool = True) -> str | N
     return name
 
 
-def load_installer(config: argparse.Namespace, name: str | None = None) -> Installer:
+def load_installer(config: Settings, name: str | None = None) -> Installer:
     name = name or installer_name(config)
     cls = plugins.find(plugins.INSTALLERS, name or "")
     inst: Installer = cls(config)
@@ -50,15 +50,14 @@ def load_installer(config: argparse.Namespace, name: str | None = None) -> Insta
     return inst
 
 
-def request_for(config: argparse.Namespace, lineage: Lineage | None) -> DeployRequest:
+def request_for(config: Settings, lineage: Lineage | None) -> DeployRequest:
     if lineage is not None:
         return DeployRequest(
             cert_name=lineage.name, domains=tuple(lineage.names), cert_path=str(lineage.cert),
             key_path=str(lineage.privkey), chain_path=str(lineage.chain),
             fullchain_path=str(lineage.fullchain), https_port=config.https_port,
             http_port=config.http01_port)
-    missing = [f for f in ("cert_path", "key_path") if not getattr(config, f)]
-    if missing or not config.domains:
+    if not (config.cert_path and config.key_path and config.domains):
         raise ConfigError("say what to install: --cert-name NAME, or --cert-path, --key-path "
                           "(and --fullchain-path, --chain-path) with -d DOMAIN")
     from certwright.core.names import parse_domains
@@ -71,10 +70,11 @@ def request_for(config: argparse.Namespace, lineage: Lineage | None) -> DeployRe
         fullchain_path=fullchain, https_port=config.https_port, http_port=config.http01_port)
 
 
-def _would_be(config: argparse.Namespace, target: Target | None = None) -> DeployRequest:
+def _would_be(config: Settings, target: Target | None = None) -> DeployRequest:
     """The request a real run would make: the lineage's live/ paths, existing or not
     (``target``: the one already chosen)."""
-    from certwright.core import issue, names
+    from certwright.core import names
+    from certwright.core.verbs import issue
 
     if target is None:
         target = issue.choose_target(config, names.parse_domains(config.domains))
@@ -86,7 +86,7 @@ def _would_be(config: argparse.Namespace, target: Target | None = None) -> Deplo
         https_port=config.https_port, http_port=config.http01_port)
 
 
-def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
+def deploy(config: Settings, installer: Installer, req: DeployRequest,
            say: Say) -> None:
     plan = installer.plan_deploy(req)
     expected = None if config.dry_run else expected_certificate(req.cert_path)
@@ -96,7 +96,7 @@ def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
     if not config.dry_run:
         say(f"Successfully deployed certificate for {', '.join(req.domains)} to "
             f"{installer.name}.")
-    elif not plan.empty and any(getattr(config, e, None) for e in ENHANCEMENTS):
+    elif not plan.empty and _enhancements(config):
         # the enhancements build on the deploy: plan them on its files, applied for a
         # moment in a temporary transaction (no reload; undone, also on a signal)
         undo = temporary(Path(config.work_dir), plan, lambda: None, installer.name)
@@ -108,19 +108,26 @@ def deploy(config: argparse.Namespace, installer: Installer, req: DeployRequest,
     enhance_with(config, installer, req.domains, say)
 
 
-def redirect_by_default(config: argparse.Namespace, installer: Installer) -> None:
+def _enhancements(config: Settings) -> frozenset[str]:
+    """The enhancements asked for (``ENHANCEMENTS``' names)."""
+    asked = {"redirect": config.redirect, "hsts": config.hsts, "uir": config.uir}
+    return frozenset(e for e, on in asked.items() if on)
+
+
+def redirect_by_default(config: Settings, installer: Installer) -> Settings:
     """Certbot's default for `run` and `install` (not `enhance`): redirect http to https
     unless --no-redirect is given, when the installer can."""
     if config.redirect is None and isinstance(installer, SupportsEnhancements) \
             and "redirect" in installer.supported_enhancements():
-        config.redirect = True
+        return config.derive(redirect=True)
+    return config
 
 
-def check_enhancements(config: argparse.Namespace, installer: Installer) -> frozenset[str]:
+def check_enhancements(config: Settings, installer: Installer) -> frozenset[str]:
     """The enhancements asked for; an error, before anything is done, when the installer
     can't do one (``auto-hsts``: none here can yet)."""
-    wanted = frozenset(e for e in ENHANCEMENTS if getattr(config, e, None))
-    if getattr(config, "auto_hsts", False):
+    wanted = _enhancements(config)
+    if config.auto_hsts:
         wanted |= {"auto-hsts"}
     if not wanted:
         return wanted
@@ -133,7 +140,7 @@ def check_enhancements(config: argparse.Namespace, installer: Installer) -> froz
     return wanted
 
 
-def enhance_with(config: argparse.Namespace, installer: Installer,
+def enhance_with(config: Settings, installer: Installer,
                  domains: tuple[str, ...], say: Say) -> None:
     wanted = check_enhancements(config, installer)
     if not wanted or not isinstance(installer, SupportsEnhancements):  # (checked there)
@@ -156,19 +163,18 @@ def remember_installer(lineage: Lineage, installer: Installer) -> None:
 
 
 # -- verbs --------------------------------------------------------------------------------
-def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def run(config: Settings, say: Say, ask: Ask) -> int:
     """Obtain (or keep) a certificate, then install it."""
-    from certwright.core import issue
+    from certwright.core.verbs import issue
 
     name = installer_name(config)
-    config.installer = name
-    if not config.authenticator and not any(
-            getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS):
-        config.authenticator = name  # `-i nginx` alone: nginx also answers the challenges
-    installer = load_installer(config, name)
-    redirect_by_default(config, installer)
+    config = config.derive(installer=name)
+    if plugins.chosen(config, config.authenticator, plugins.AUTHENTICATORS) is None:
+        config = config.derive(authenticator=name)  # `-i nginx` alone: nginx also answers
+    installer = load_installer(config, name)   # the challenges
+    config = redirect_by_default(config, installer)
     check_enhancements(config, installer)  # before a certificate is asked for
-    preflight.check(config, installer, say)  # a refusal before any order is placed
+    config = preflight.check(config, installer, say)  # a refusal before any order
     lineage, _ = issue.obtain_lineage(config, say, ask)
     if lineage is None:  # dry run: show the config diff the install would make
         deploy(config, installer, _would_be(config), say)
@@ -180,33 +186,33 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     return 0
 
 
-def _stored_installer(config: argparse.Namespace, lineage: Lineage) -> None:
+def _stored_installer(config: Settings, lineage: Lineage) -> Settings:
     """Without -i/--NAME, the installer stored for the lineage, with its stored options
     (``<installer>_*``, the ports) unless given on this command line."""
     if installer_name(config, required=False) is not None:
-        return
+        return config
     stored = lineage.params.get("installer")
     if stored in (None, "", "None"):
-        return
-    config.installer = str(stored)
-    explicit = set(getattr(config, "explicit", ()))
+        return config
+    found: dict[str, object] = {"installer": str(stored)}
     prefix = f"{stored}_"
     for key, value in lineage.params.items():
-        if key in explicit:
+        if config.given(key):
             continue
         if key.startswith(prefix):
-            setattr(config, key, value)
+            found[key] = value
         elif key in ("https_port", "http01_port") and str(value).isascii() and str(value).isdigit():
-            setattr(config, key, int(str(value)))
+            found[key] = int(str(value))
+    return config.derive(Source.RENEWAL_CONF, **found)
 
 
-def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def install(config: Settings, say: Say, ask: Ask) -> int:
     lineage = lineages.load_lineage(Path(config.config_dir), config.certname) \
         if config.certname else None
     if lineage is not None:
-        _stored_installer(config, lineage)
+        config = _stored_installer(config, lineage)
     installer = load_installer(config)
-    redirect_by_default(config, installer)
+    config = redirect_by_default(config, installer)
     check_enhancements(config, installer)
     req = request_for(config, lineage)
     preflight.check_certificate(installer, req)  # its key type: refused before any change
@@ -216,13 +222,13 @@ def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     return 0
 
 
-def enhance(config: argparse.Namespace, say: Say, ask: Ask) -> int:
-    if not any(getattr(config, e, None) for e in ENHANCEMENTS):
+def enhance(config: Settings, say: Say, ask: Ask) -> int:
+    if not _enhancements(config):
         raise ConfigError("say which enhancement: --redirect, --hsts or --uir")
     if config.certname:
         lineage = lineages.load_lineage(Path(config.config_dir), config.certname)
         domains = tuple(lineage.names)
-        _stored_installer(config, lineage)
+        config = _stored_installer(config, lineage)
     elif config.domains:
         from certwright.core.names import parse_domains
 
@@ -233,7 +239,7 @@ def enhance(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     return 0
 
 
-def rollback(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def rollback(config: Settings, say: Say, ask: Ask) -> int:
     """Undo the last N checkpoints (one per command that changed a configuration), newest
     first; then config-test and reload each server involved."""
     from certwright.core.transaction import checkpoints, rollback_checkpoint
@@ -264,11 +270,8 @@ def rollback(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             if txn.manifest.installer:
                 servers.setdefault(txn.manifest.installer, txn.manifest.installer_params)
     for name, params in servers.items():
-        ns = argparse.Namespace(**vars(config))
-        for key, value in params.items():
-            if key not in getattr(config, "explicit", ()):
-                setattr(ns, key, value)
-        installer = load_installer(ns, name)
+        stored = {k: v for k, v in params.items() if not config.given(k)}
+        installer = load_installer(config.derive(Source.RENEWAL_CONF, **stored), name)
         installer.config_test()
         installer.reload()
         say(f"{name}: configuration test passed and the server was reloaded.")

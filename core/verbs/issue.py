@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,8 @@ from certwright.core import (
     names,
     pending_hooks,
     plugins,
-    preflight,
     prompts,
+    renewal_options,
     session,
 )
 from certwright.core.acme.errors import AcmeError
@@ -28,27 +27,18 @@ from certwright.core.due import should_renew
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import Authenticator, Identifier
 from certwright.core.lineage_cache import LineageCache
+from certwright.core.settings import Settings
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import atomic_write
 from certwright.core.storage.lineage import Lineage
+from certwright.core.verbs import preflight
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 
-AUTH_SHORTCUTS = ("webroot", "standalone", "manual", "nginx", "apache")
-# Options a renewal must reuse, under Certbot's [renewalparams] names.
-# Certbot stores --deploy-hook under its old name (and reads both)
-STORED_AS = {"deploy_hook": "renew_hook"}
-RENEWAL_KEYS = (
-    "key_type", "elliptic_curve", "rsa_key_size", "reuse_key", "pref_challs",
-    "preferred_chain", "must_staple", "http01_port", "http01_address", "https_port",
-    "pre_hook", "post_hook", "deploy_hook", "preferred_profile", "required_profile",
-    "issuance_timeout", "eab_kid", "allow_subset_of_names",
-)
 
-
-def authenticator_name(config: argparse.Namespace) -> str:
-    name = plugins.chosen(config, config.authenticator, AUTH_SHORTCUTS, "authenticator")
+def authenticator_name(config: Settings) -> str:
+    name = plugins.chosen(config, config.authenticator, plugins.AUTHENTICATORS)
     if name is None:
         raise ConfigError(
             "choose how to prove control of the names: --webroot -w DIR, --standalone, "
@@ -57,14 +47,14 @@ def authenticator_name(config: argparse.Namespace) -> str:
     return name
 
 
-def load_authenticator(config: argparse.Namespace) -> Authenticator:
+def load_authenticator(config: Settings) -> Authenticator:
     cls = plugins.find(plugins.AUTHENTICATORS, authenticator_name(config))
     auth: Authenticator = cls(config)
     auth.prepare()
     return auth
 
 
-def key_spec(config: argparse.Namespace) -> keys.KeySpec:
+def key_spec(config: Settings) -> keys.KeySpec:
     return keys.KeySpec(
         key_type=config.key_type or "ecdsa",
         curve=config.elliptic_curve or "secp256r1",
@@ -82,7 +72,7 @@ class Target:
     action: str  # "new", "renew", "expand", "keep"
 
 
-def renewal_due(config: argparse.Namespace, lineage: Lineage) -> bool:
+def renewal_due(config: Settings, lineage: Lineage) -> bool:
     """The one rule `renew` uses too (:func:`certwright.core.due.should_renew`): the
     lifetime, ``renew_before_expiry``, the CA's ARI window, ``autorenew``, and
     --force-renewal / --dry-run (a dry run always tries, as in Certbot)."""
@@ -94,7 +84,7 @@ def renewal_due(config: argparse.Namespace, lineage: Lineage) -> bool:
         cache.save()
 
 
-def choose_target(config: argparse.Namespace, idents: list[Identifier]) -> Target:
+def choose_target(config: Settings, idents: list[Identifier]) -> Target:
     config_dir = Path(config.config_dir)
     wanted = {i.value for i in idents}
     if config.certname:
@@ -142,53 +132,51 @@ def _check_broken(candidate: Lineage, base: str, wanted: set[str]) -> None:
                           "delete it first)")
 
 
-def _action(config: argparse.Namespace, lineage: Lineage, idents: list[Identifier]) -> str:
+def _action(config: Settings, lineage: Lineage, idents: list[Identifier]) -> str:
     if set(lineage.names) != {i.value for i in idents}:
         return "expand"
     return "renew" if renewal_due(config, lineage) else "keep"
 
 
-def _keep_key_type(config: argparse.Namespace, lineage: Lineage) -> None:
+def keep_key_type(config: Settings, lineage: Lineage) -> Settings:
     """Certbot's rule for re-issuing into a lineage: the key type stays what it is unless
     --key-type is given, and a change needs --cert-name too; the curve or RSA size stays
-    unless given."""
+    unless given. Returns the settings to issue with."""
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
     public = lineage.certificate.public_key()
     current = "rsa" if isinstance(public, rsa.RSAPublicKey) else "ecdsa"
-    explicit = set(getattr(config, "explicit", ()))
     wanted = config.key_type or "ecdsa"
+    kept: dict[str, object] = {}
     if wanted != current:
-        if "key_type" in explicit and "certname" in explicit:
-            return
-        if "key_type" in explicit:
+        if config.given("key_type") and config.given("certname"):
+            return config
+        if config.given("key_type"):
             raise ConfigError(
                 f"are you trying to change the key type of the certificate named "
                 f"{lineage.name} from {current.upper()} to {wanted.upper()}? Give both "
                 "--cert-name and --key-type to confirm")
-        config.key_type = current
-    if isinstance(public, ec.EllipticCurvePublicKey) and "elliptic_curve" not in explicit:
-        config.elliptic_curve = public.curve.name
-    if isinstance(public, rsa.RSAPublicKey) and "rsa_key_size" not in explicit:
-        config.rsa_key_size = public.key_size
+        kept["key_type"] = current
+    if isinstance(public, ec.EllipticCurvePublicKey) and not config.given("elliptic_curve"):
+        kept["elliptic_curve"] = public.curve.name
+    if isinstance(public, rsa.RSAPublicKey) and not config.given("rsa_key_size"):
+        kept["rsa_key_size"] = public.key_size
+    return config.derive(**kept) if kept else config
 
 
-def renewal_params(config: argparse.Namespace, auth: Authenticator, account_id: str,
+def renewal_params(config: Settings, auth: Authenticator, account_id: str,
                    server: str) -> dict[str, object]:
     params: dict[str, object] = {
         "account": account_id,
         "authenticator": auth.name,
         "server": server,
     }
-    if getattr(config, "installer", None):
+    if config.installer:
         params["installer"] = config.installer
-    for key in RENEWAL_KEYS:
-        value = getattr(config, key, None)
-        if value not in (None, False, "", []):
-            params[STORED_AS.get(key, key)] = value
+    params.update(renewal_options.to_conf(config.option))
     params["key_type"] = key_spec(config).key_type
-    if "autorenew" in getattr(config, "explicit", ()):  # --no-autorenew given (a stored
-        params["autorenew"] = False                     # value is kept as written)
+    if config.given("autorenew"):  # --no-autorenew given (a stored
+        params["autorenew"] = False  # value is kept as written)
     params.update(auth.renewal_params())
     return params
 
@@ -209,19 +197,20 @@ def keep_installer_params(old: Mapping[str, object],
     return new
 
 
-def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | None) -> int:
+def obtain(config: Settings, say: Say, ask: Callable[[str], str] | None) -> int:
     """`certonly`."""
     if config.csr:
         return _obtain_for_csr(config, say, ask)
-    if getattr(config, "installer", None):  # certonly -i: its renewals will install
-        from certwright.core import install
+    if config.installer:  # certonly -i: its renewals will install
+        from certwright.core.verbs import install
 
-        preflight.check(config, install.load_installer(config, config.installer), say)
+        config = preflight.check(config, install.load_installer(config, config.installer),
+                                 say)
     obtain_lineage(config, say, ask)
     return 0
 
 
-def obtain_lineage(config: argparse.Namespace, say: Say,
+def obtain_lineage(config: Settings, say: Say,
                    ask: Callable[[str], str] | None) -> tuple[Lineage | None, bool]:
     """Pre hooks, issue (or keep), deploy hooks, post hooks. Returns the lineage (None
     after a dry run) and whether a certificate was issued."""
@@ -235,7 +224,7 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
         if target.action == "expand" and config.certname:  # Certbot's question
             prompts.confirm_new_names(config, target.name, target.lineage.names,
                                       [i.value for i in target.identifiers], ask)
-        _keep_key_type(config, target.lineage)
+        config = keep_key_type(config, target.lineage)
     key_spec(config)  # a bad key option is refused before an account is made at the CA
     auth = load_authenticator(config)
     check_authenticator_for(target.identifiers, auth, config.pref_challs)
@@ -264,15 +253,16 @@ def obtain_lineage(config: argparse.Namespace, say: Say,
     return lineage, True
 
 
-def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: Say,
-          ask: Callable[[str], str] | None) -> Lineage | None:
-    """Obtain a certificate for ``target`` and store it; None on a dry run."""
+def issue(config: Settings, target: Target, auth: Authenticator, say: Say,
+          ask: Callable[[str], str] | None, replaces: str | None = None) -> Lineage | None:
+    """Obtain a certificate for ``target`` and store it; None on a dry run. ``replaces``:
+    the ARI certID of the certificate this order replaces (RFC 9773 §5)."""
     if target.lineage is not None:
         session.refuse_test_over_real(config, target.name, target.lineage.params.get("server"))
     client, account = session.client_for(config, ask=ask)
     key = _choose_key(config, target, key_spec(config))
     issued = _issue_subset(config, client, auth, target.identifiers, key, say,
-                           getattr(config, "ari_replaces", None), ask)
+                           replaces, ask)
     if config.dry_run:
         return None
     key_pem = keys.key_to_pem(key)
@@ -291,7 +281,7 @@ def issue(config: argparse.Namespace, target: Target, auth: Authenticator, say: 
     return lineages.load_lineage(config_dir, lineage.name)
 
 
-def _issue_subset(config: argparse.Namespace, client: Any, auth: Authenticator,
+def _issue_subset(config: Settings, client: Any, auth: Authenticator,
                   idents: list[Identifier], key: Any, say: Say,
                   replaces: str | None, ask: Callable[[str], str] | None = None
                   ) -> flow.Issued:
@@ -319,7 +309,7 @@ class HookRunner:
     they run once the test succeeded, with the lineage's current certificate.
     """
 
-    def __init__(self, config: argparse.Namespace, say: Say) -> None:
+    def __init__(self, config: Settings, say: Say) -> None:
         self.config = config
         self.say = say
         self.ran_pre = False
@@ -340,7 +330,7 @@ class HookRunner:
                         warn=self.warn, timeout=hooks.hook_timeout(self.config))
 
     def deploy(self, lineage: Lineage, given: str | None = None) -> bool:
-        if self.config.dry_run and not getattr(self.config, "run_deploy_hooks", False):
+        if self.config.dry_run and not self.config.run_deploy_hooks:
             return True
         env = {"RENEWED_LINEAGE": str(lineage.live_dir),
                "RENEWED_DOMAINS": " ".join(lineage.names)}
@@ -358,7 +348,7 @@ class HookRunner:
         log.error("%s", text)  # a failed hook is said even under -q, as in Certbot
 
 
-def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
+def _run_flow(config: Settings, client: Any, auth: Authenticator,
               idents: list[Identifier], csr: bytes, say: Say,
               replaces: str | None = None,
               ask: Callable[[str], str] | None = None) -> flow.Issued:
@@ -378,7 +368,7 @@ def _run_flow(config: argparse.Namespace, client: Any, auth: Authenticator,
         raise session.explain_account_error(err, config, session.server_url(config)) from None
 
 
-def _choose_key(config: argparse.Namespace, target: Target, spec: keys.KeySpec) -> Any:
+def _choose_key(config: Settings, target: Target, spec: keys.KeySpec) -> Any:
     lineage = target.lineage
     if lineage is not None and not config.new_key:
         reuse = config.reuse_key
@@ -393,9 +383,9 @@ def _choose_key(config: argparse.Namespace, target: Target, spec: keys.KeySpec) 
     return spec.generate()
 
 
-def _obtain_for_csr(config: argparse.Namespace, say: Say,
+def _obtain_for_csr(config: Settings, say: Say,
                     ask: Callable[[str], str] | None) -> int:
-    path = Path(config.csr)
+    path = Path(config.csr or "")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -429,7 +419,7 @@ def _obtain_for_csr(config: argparse.Namespace, say: Say,
     return 0
 
 
-def _csr_output_paths(config: argparse.Namespace) -> tuple[str, str, str]:
+def _csr_output_paths(config: Settings) -> tuple[str, str, str]:
     """Where --csr writes, as Certbot does: a path given must not exist yet (nothing is
     overwritten); the defaults take the first free ``NNNN_`` prefix in the current dir."""
     given = (config.cert_path, config.chain_path, config.fullchain_path)
@@ -463,7 +453,7 @@ def _report(say: Say, lineage: Lineage) -> None:
 
 
 def check_authenticator_for(idents: list[Identifier], auth: Authenticator,
-                            preferred: list[str] | None) -> None:
+                            preferred: Sequence[str] | None) -> None:
     """Refuse before any order is placed when a name can't be proven (wildcard + http-01,
     or --preferred-challenges the authenticator can't do, as Certbot does)."""
     for ident in idents:
@@ -481,7 +471,7 @@ def check_authenticator_for(idents: list[Identifier], auth: Authenticator,
                               f"{ident.value}")
 
 
-def choose_profile(config: argparse.Namespace, client: Any) -> str | None:
+def choose_profile(config: Settings, client: Any) -> str | None:
     """``--required-profile`` must be offered; ``--preferred-profile`` falls back to the default."""
     required, preferred = config.required_profile, config.preferred_profile
     if not (required or preferred):

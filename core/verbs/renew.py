@@ -7,10 +7,8 @@ for as long as the file its ``cert.pem`` serves is unchanged.
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import contextlib
-import copy
 import logging
 import random
 import sys
@@ -21,16 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certwright.core import clock, pending_hooks, redeploy
+from certwright.core import clock, pending_hooks, renewal_options
 from certwright.core.ari_check import AriCheck
 from certwright.core.cas import LE_PRODUCTION, LE_STAGING
-from certwright.core.due import as_bool as _as_bool
 from certwright.core.due import should_renew
 from certwright.core.errors import CertwrightError, ConfigError
 from certwright.core.interfaces import serial_key, share_key
 from certwright.core.lineage_cache import LineageCache
+from certwright.core.options import PluginOption, declared
+from certwright.core.settings import Settings, Source
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage
+from certwright.core.verbs import redeploy
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import Authenticator
@@ -39,13 +39,6 @@ log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 Ask = Callable[[str], str] | None
 
-INTS = {"rsa_key_size", "http01_port", "https_port"}
-FLOATS = {"issuance_timeout"}
-BOOLS = {"reuse_key", "must_staple", "autorenew", "allow_subset_of_names"}
-LISTS = {"pref_challs", "webroot_path"}
-ALIASES = {"renew_hook": "deploy_hook"}
-CHOICES = {"key_type": ("ecdsa", "rsa"),
-           "elliptic_curve": ("secp256r1", "secp384r1", "secp521r1")}
 DEFAULT_JOBS = 4
 
 
@@ -58,57 +51,56 @@ class Outcome:
 
 
 # -- per-lineage configuration ------------------------------------------------------------
-def _convert(key: str, value: object) -> object:
-    if isinstance(value, dict):  # a [[section]] where a value belongs: refused, named
-        raise ValueError(value)
-    if value in ("None", None):
-        return None
-    if key in INTS:
-        return int(str(value))
-    if key in FLOATS:
-        return float(str(value))
-    if key in BOOLS:
-        return _as_bool(value)
-    if key in LISTS:
-        items = value if isinstance(value, list) else str(value).split(",")
-        return [str(v).strip() for v in items if str(v).strip()]
-    return value
+def lineage_config(config: Settings, lin: Lineage) -> Settings:
+    """The stored renewal options (:mod:`certwright.core.renewal_options`), overridden by
+    what the user gave for this command (command line, cli.ini), whatever its value."""
+    from certwright.core import plugins
 
-
-def lineage_config(config: argparse.Namespace, lin: Lineage) -> argparse.Namespace:
-    """The stored renewal options, overridden by what was given on this command line."""
-    ns = copy.copy(config)
-    explicit = set(getattr(config, "explicit", ()))
-    from certwright.core.issue import AUTH_SHORTCUTS
-
-    cli_auth = any(getattr(config, f"use_{n}", False) for n in AUTH_SHORTCUTS)
-    for raw_key, raw in lin.params.items():
-        key = ALIASES.get(raw_key, raw_key)
-        if key in explicit or (key == "authenticator" and cli_auth):
-            continue
-        if key == "webroot_map":
-            setattr(ns, key, _webroot_map(lin, raw))
-            continue
-        try:
-            value = _convert(key, raw)
-            if key in CHOICES and value is not None and value not in CHOICES[key]:
-                raise ValueError(raw)
-            setattr(ns, key, value)
-        except ValueError:
-            raise ConfigError(f"{lin.conf.path}: bad value for {raw_key}: {raw!r}") from None
+    try:
+        stored = renewal_options.from_conf(lin.params)
+        for dest, option in _typed_options(config, lin).items():
+            if stored.get(dest) is not None:  # a plugin's option, typed as it declares
+                try:
+                    stored[dest] = option.convert(stored[dest])
+                except ValueError:
+                    raise renewal_options.BadValue(dest, stored[dest]) from None
+    except renewal_options.BadValue as exc:
+        raise ConfigError(f"{lin.conf.path}: {exc}") from None
+    if "webroot_map" in lin.params:
+        stored["webroot_map"] = _webroot_map(lin, lin.params["webroot_map"])
+    cli_auth = config.given("authenticator") or bool(
+        config.shortcuts and plugins.chosen(config, None, plugins.AUTHENTICATORS))
+    changes = {key: value for key, value in stored.items()
+               if not config.given(key) and not (key == "authenticator" and cli_auth)}
     # the two profile options exclude each other: one given here replaces a stored other
     for given, other in (("preferred_profile", "required_profile"),
                          ("required_profile", "preferred_profile")):
-        if given in explicit and other not in explicit:
-            setattr(ns, other, None)
+        if config.given(given) and not config.given(other):
+            changes[other] = None
+    ns = config.derive(Source.RENEWAL_CONF, **changes)
     if not cli_auth and ns.authenticator is None:
         raise ConfigError(f"{lin.conf.path}: no authenticator stored; give one on the command "
                           "line (e.g. --webroot -w DIR)")
+    derived: dict[str, object] = {"certname": lin.name, "domains": tuple(lin.names)}
     if config.dry_run and ns.server == LE_PRODUCTION:
-        ns.server = LE_STAGING
-    ns.certname = lin.name
-    ns.domains = list(lin.names)
-    return ns
+        derived["server"] = LE_STAGING
+    return ns.derive(**derived)
+
+
+def _typed_options(config: Settings, lin: Lineage) -> dict[str, PluginOption]:
+    """The typed options of the plugins this renewal may use: the stored authenticator and
+    installer, and those given now (a plugin that can't load declares nothing)."""
+    from certwright.core import plugins
+
+    names = {str(lin.params.get(k)) for k in ("authenticator", "installer")}
+    names |= {n for n in (config.authenticator, config.installer) if n} | config.shortcuts
+    classes = []
+    for group in (plugins.AUTHENTICATORS, plugins.INSTALLERS):
+        for name in sorted(names):
+            info = plugins.load_named(group, name)
+            if info is not None and info.cls is not None:
+                classes.append(info.cls)
+    return declared(classes)
 
 
 def _webroot_map(lin: Lineage, raw: object) -> dict[str, str]:
@@ -123,9 +115,9 @@ def _webroot_map(lin: Lineage, raw: object) -> dict[str, str]:
 
 # -- the run ------------------------------------------------------------------------------
 class Renewer:
-    def __init__(self, config: argparse.Namespace, say: Say, ask: Ask, ari: AriCheck,
+    def __init__(self, config: Settings, say: Say, ask: Ask, ari: AriCheck,
                  pending: set[str]) -> None:
-        from certwright.core import issue
+        from certwright.core.verbs import issue
 
         self.config = config
         self.ari = ari
@@ -140,10 +132,11 @@ class Renewer:
         self._locks_lock = threading.Lock()
         self._locks: dict[tuple[str, Hashable], threading.Lock] = {}
 
-    def authenticator(self, ns: argparse.Namespace) -> Authenticator:
+    def authenticator(self, ns: Settings) -> Authenticator:
         """A prepared authenticator for one lineage: the one shared instance for its
         plugin's share key when it gives one (see ``SupportsShare``), else its own."""
-        from certwright.core import issue, plugins
+        from certwright.core import plugins
+        from certwright.core.verbs import issue
 
         name = issue.authenticator_name(ns)
         cls = plugins.find(plugins.AUTHENTICATORS, name)
@@ -161,12 +154,13 @@ class Renewer:
             return shared
 
     def renew_one(self, lin: Lineage) -> Outcome:
-        from certwright.core import issue, names
+        from certwright.core import names
+        from certwright.core.verbs import issue
 
         try:
             lin.check_links()  # a file where a link belongs is refused, never replaced
             ns = lineage_config(self.config, lin)
-            ns.ari_replaces = self._replaces(ns, lin)
+            replaces = self._replaces(ns, lin)
             idents = names.parse_domains(lin.names)
             auth = self.authenticator(ns)
             target = issue.Target(idents, lin, lin.name, "renew")
@@ -181,7 +175,7 @@ class Renewer:
                 pending_hooks.mark(self.work_dir, lin.name, serving)
             try:
                 with self._exclusive(auth):
-                    new = issue.issue(ns, target, auth, self.say, None)
+                    new = issue.issue(ns, target, auth, self.say, None, replaces)
             except BaseException:
                 # nothing new to serve, unless live/ switched before the failure or an
                 # earlier run left it pending
@@ -216,7 +210,7 @@ class Renewer:
         with self._locks_lock:
             return self._locks.setdefault((auth.name, key), threading.Lock())
 
-    def _replaces(self, ns: argparse.Namespace, lin: Lineage) -> str | None:
+    def _replaces(self, ns: Settings, lin: Lineage) -> str | None:
         """RFC 9773 §5: name the certificate this order replaces, when the CA speaks ARI."""
         if not ns.server or not self.ari.offers_ari(str(ns.server), clock.now()):
             return None
@@ -229,7 +223,14 @@ class Renewer:
             return None
 
 
-def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def renew(config: Settings, say: Say, ask: Ask) -> int:
+    """`renew`: the renewals, then their summary."""
+    return _summary(renew_lineages(config, say, ask), say)
+
+
+def renew_lineages(config: Settings, say: Say, ask: Ask) -> list[Outcome]:
+    """Renew every lineage that is due (or the one ``--cert-name`` names), with the hooks
+    and the installs; one outcome per lineage."""
     if config.domains:
         raise ConfigError("renew takes no -d: it renews every certificate that is due, or "
                           "the one named by --cert-name; for other names use certonly")
@@ -287,22 +288,22 @@ def renew(config: argparse.Namespace, say: Say, ask: Ask) -> int:
                        for d in o.domains]
             failed = [d for o in outcomes if o.status == "failed" for d in o.domains]
             renewer.runner.post(renewed, failed, *_stored_hooks(config, due, "post_hook"))
-    return _summary(outcomes, say)
+    return outcomes
 
 
-def _stored_hooks(config: argparse.Namespace, lins: list[Lineage], key: str) -> list[str]:
+def _stored_hooks(config: Settings, lins: list[Lineage], key: str) -> list[str]:
     """The ``key`` hook each lineage renews with (the command line's, else its stored one),
     in lineage order; a lineage whose options can't be read fails later on its own."""
     found: list[str] = []
     for lin in lins:
         with contextlib.suppress(CertwrightError):
-            command = getattr(lineage_config(config, lin), key, None)
+            command = lineage_config(config, lin).option(key)
             if command and command not in found:
                 found.append(str(command))
     return found
 
 
-def _hooks_owed(config: argparse.Namespace, outcomes: list[Outcome],
+def _hooks_owed(config: Settings, outcomes: list[Outcome],
                 by_name: dict[str, Lineage], owed: dict[str, int]) -> list[Outcome]:
     """Lineages not due now whose last renewal went live but died before its deploy
     hooks ran; records of renewals that never went live (or of lineages gone) are
@@ -321,7 +322,7 @@ def _hooks_owed(config: argparse.Namespace, outcomes: list[Outcome],
     return found
 
 
-def _run_owed_hooks(config: argparse.Namespace, renewer: Renewer, lin: Lineage,
+def _run_owed_hooks(config: Settings, renewer: Renewer, lin: Lineage,
                     outcome: Outcome) -> None:
     try:
         ns = lineage_config(config, lin)
@@ -350,11 +351,11 @@ def _names_of(lin: Lineage) -> tuple[str, ...]:
         return ()
 
 
-def _has_installer(ns: argparse.Namespace) -> bool:
-    return getattr(ns, "installer", None) not in (None, "", "None")
+def _has_installer(ns: Settings) -> bool:
+    return ns.installer not in (None, "", "None")
 
 
-def _catch_up(config: argparse.Namespace, renewer: Renewer, lin: Lineage,
+def _catch_up(config: Settings, renewer: Renewer, lin: Lineage,
               outcome: Outcome) -> None:
     """A lineage renewed by an earlier run that never saw its server serve it."""
     try:
@@ -378,7 +379,7 @@ def _note_deploys(outcomes: list[Outcome], results: dict[str, str]) -> None:
                               "by the next renew)")
 
 
-def sleep_if_due(config: argparse.Namespace, say: Say, ask: Ask) -> int:
+def sleep_if_due(config: Settings, say: Say, ask: Ask) -> int:
     """The random sleep of a non-interactive ``renew``, taken before the store lock (so a
     colliding run does not wait through it) and only when something is due. Deciding
     reads, never writes: the renewal confs, the certificates (through the lineage cache,
@@ -396,7 +397,7 @@ class _StoredAriOnly(AriCheck):
         return False
 
 
-def _anything_due(config: argparse.Namespace) -> bool:
+def _anything_due(config: Settings) -> bool:
     try:
         found = lineages.list_lineages(Path(config.config_dir))
     except CertwrightError:
@@ -419,12 +420,12 @@ def _anything_due(config: argparse.Namespace) -> bool:
     return False
 
 
-def _sleep_applies(config: argparse.Namespace) -> bool:
+def _sleep_applies(config: Settings) -> bool:
     return bool(config.random_sleep_on_renew) and not config.dry_run \
         and not sys.stdin.isatty()
 
 
-def _random_sleep(config: argparse.Namespace, say: Say) -> None:
+def _random_sleep(config: Settings, say: Say) -> None:
     if not _sleep_applies(config):
         return
     seconds = random.uniform(1, 480)
