@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PKGS := pebble nginx apache2 haproxy postfix dovecot-imapd dovecot-pop3d dovecot-managesieved \
             bind9 slapd \
-            libaugeas-dev augeas-lenses pkg-config openssl curl
+            libaugeas-dev augeas-lenses pkg-config openssl curl \
+            pdns-server pdns-backend-sqlite3
 PY_SOURCES := core authenticators installers tests benchmarks
 
 CERTBOT_VENV := .bench/certbot-venv
@@ -18,7 +19,7 @@ sysdeps:
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q --upgrade pip
-	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q -e '.[dev,apache,nginx]'
+	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q -e '.[dev,apache,nginx,dns]'
 	@touch $@
 
 venv: $(VENV)/.installed

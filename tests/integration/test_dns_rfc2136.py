@@ -1,0 +1,186 @@
+"""dns-rfc2136 end to end: a real BIND (TSIG key, dynamic zones) that Pebble resolves
+through, so every dns-01 challenge is checked against what certwright put in the zone."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from certwright.core.errors import PluginError
+from certwright.core.interfaces import ChallengeTask, Identifier
+from tests.conftest import require_binary
+from tests.integration.conftest import Cli
+from tests.servers.bind import Bind
+from tests.servers.pebble import Pebble
+
+pytestmark = pytest.mark.integration
+
+ZONES = ("example.test", "delegated.test", "lame.test")
+RECORDS = {
+    # only _acme-challenge of cn.example.test is delegated to another zone
+    "example.test": ["_acme-challenge.cn CNAME _acme-challenge.cn.delegated.test."],
+    # a second name server that does not answer: the zone never looks propagated
+    "lame.test": ["@ IN NS ns2.lame.test.", "ns2 IN A 127.0.0.2"],
+}
+
+
+@pytest.fixture(scope="module")
+def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bind]:
+    require_binary("named")
+    with Bind(tmp_path_factory.mktemp("bind"), zones=ZONES, records=RECORDS) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dns_ca(bind: Bind, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    with Pebble(tmp_path_factory.mktemp("pebble-bind"), dns_server=bind.address) as ca:
+        yield ca
+
+
+def credentials(bind: Bind, path: Path, *, secret: str | None = None, mode: int = 0o600,
+                extra: str = "") -> Path:
+    path.write_text(
+        "# as certbot-dns-rfc2136 documents it\n"
+        f"dns_rfc2136_server = {bind.host}\n"
+        f"dns_rfc2136_port = {bind.port}\n"
+        f"dns_rfc2136_name = {bind.key_name}\n"
+        f"dns_rfc2136_secret = {secret or bind.secret}\n"
+        "dns_rfc2136_algorithm = HMAC-SHA256\n" + extra)
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.fixture
+def dns_cli(dns_ca: Pebble, tmp_path: Path) -> Cli:
+    return Cli(tmp_path, dns_ca)
+
+
+def acme_txt(bind: Bind) -> list[tuple[str, str]]:
+    return [r for zone in ZONES for r in bind.records_of(zone) if "_acme-challenge" in r[0]]
+
+
+def sans(cli: Cli, name: str) -> list[str]:
+    pem = (cli.config_dir / "live" / name / "cert.pem").read_bytes()
+    cert = x509.load_pem_x509_certificate(pem)
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return sorted(ext.get_values_for_type(x509.DNSName))
+
+
+def test_apex_and_wildcard_in_one_order_and_a_foreign_txt_survives(
+        dns_cli: Cli, bind: Bind, tmp_path: Path) -> None:
+    bind.update("example.test", ("add", "_acme-challenge.example.test", "TXT", "not-ours"))
+    creds = credentials(bind, tmp_path / "rfc2136.ini")
+    begin = time.monotonic()
+    proc = dns_cli("certonly", "--dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+                   "-d", "example.test", "-d", "*.example.test")
+    took = time.monotonic() - begin
+    assert sans(dns_cli, "example.test") == ["*.example.test", "example.test"], proc.stdout
+    assert acme_txt(bind) == [("_acme-challenge.example.test", "not-ours")], \
+        "exactly our two records were removed"
+    assert took < 30, f"waited on the authoritative server, not slept: {took:.1f} s"
+    conf = (dns_cli.config_dir / "renewal" / "example.test.conf").read_text()
+    assert "authenticator = dns-rfc2136" in conf
+    assert f"dns_rfc2136_credentials = {creds}" in conf
+    bind.update("example.test", ("delete", "_acme-challenge.example.test", "TXT", "not-ours"))
+
+
+def test_a_cname_delegated_acme_challenge_is_followed(dns_cli: Cli, bind: Bind,
+                                                      tmp_path: Path) -> None:
+    creds = credentials(bind, tmp_path / "rfc2136.ini")
+    dns_cli("certonly", "-a", "dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+            "-d", "cn.example.test")
+    assert sans(dns_cli, "cn.example.test") == ["cn.example.test"]
+    assert acme_txt(bind) == []
+    assert bind.records_of("example.test", "CNAME") == [
+        ("_acme-challenge.cn.example.test", "_acme-challenge.cn.delegated.test.")]
+
+
+def test_a_wrong_tsig_secret_fails_clearly_and_leaves_nothing(dns_cli: Cli, bind: Bind,
+                                                             tmp_path: Path) -> None:
+    creds = credentials(bind, tmp_path / "rfc2136.ini",
+                        secret="d3Jvbmcgc2VjcmV0IG9mIDMyIGJ5dGVzIGxvbmcgISE=")
+    proc = dns_cli("certonly", "--dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+                   "-d", "wrong.example.test", "-d", "*.wrong.example.test", check=False)
+    assert proc.returncode == 1
+    error = proc.stderr.strip().splitlines()[-1]
+    assert "TSIG" in error and str(creds) in error and "dns_rfc2136_secret" in error, error
+    assert acme_txt(bind) == []
+    assert not (dns_cli.config_dir / "live" / "wrong.example.test").exists()
+
+
+def test_credentials_others_may_read_are_refused_before_any_order(
+        dns_cli: Cli, bind: Bind, tmp_path: Path) -> None:
+    creds = credentials(bind, tmp_path / "rfc2136.ini", mode=0o644)
+    proc = dns_cli("certonly", "--dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+                   "-d", "open.example.test", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"Error: {creds}: mode 0644 lets other users read these DNS credentials; make it "
+        f"0600 (chmod 600 {creds})")
+    assert not (dns_cli.config_dir / "renewal").exists()
+
+
+@pytest.mark.parametrize("line, key", [
+    ("dns_rfc2136_port = fifty-three\n", "dns_rfc2136_port"),
+    ("dns_rfc2136_algorithm = HMAC-SHA3\n", "dns_rfc2136_algorithm"),
+])
+def test_a_bad_credential_value_is_named_with_its_line(
+        dns_cli: Cli, bind: Bind, tmp_path: Path, line: str, key: str) -> None:
+    creds = credentials(bind, tmp_path / "rfc2136.ini")
+    text = creds.read_text()
+    creds.write_text("".join(x for x in text.splitlines(True) if not x.startswith(key)) + line)
+    proc = dns_cli("certonly", "--dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+                   "-d", "bad.example.test", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"Error: {creds}:6: {key}: "), proc.stderr
+
+
+def authenticator(bind: Bind, tmp_path: Path, **options: object) -> object:
+    from certwright.authenticators.dns_rfc2136 import Rfc2136Authenticator
+
+    config = argparse.Namespace(
+        dns_rfc2136_credentials=str(credentials(bind, tmp_path / "creds.ini")), **options)
+    auth = Rfc2136Authenticator(config)
+    auth.prepare()
+    return auth
+
+
+def task(name: str, value: str) -> ChallengeTask:
+    return ChallengeTask(Identifier("dns", name), "dns-01", "tok", "tok.thumb", value)
+
+
+def test_the_wait_asks_every_authoritative_server_and_is_bounded(bind: Bind,
+                                                                 tmp_path: Path) -> None:
+    auth = authenticator(bind, tmp_path)
+    tasks = [task("lame.test", "value-a")]
+    auth.present_all(tasks)  # type: ignore[attr-defined]
+    try:
+        assert bind.txt("_acme-challenge.lame.test") == ["value-a"]
+        begin = time.monotonic()
+        with pytest.raises(PluginError) as failed:
+            auth.wait_ready(tasks, time.monotonic() + 1.5)  # type: ignore[attr-defined]
+        assert time.monotonic() - begin < 3
+        assert "127.0.0.2:53" in str(failed.value), failed.value
+        assert "_acme-challenge.lame.test" in str(failed.value)
+    finally:
+        auth.cleanup(tasks[0])  # type: ignore[attr-defined]
+    assert bind.txt("_acme-challenge.lame.test") == []
+
+
+def test_propagation_seconds_sleeps_instead_of_asking(bind: Bind, tmp_path: Path) -> None:
+    auth = authenticator(bind, tmp_path, dns_rfc2136_propagation_seconds="0.3")
+    tasks = [task("lame.test", "value-b")]
+    auth.present_all(tasks)  # type: ignore[attr-defined]
+    try:
+        begin = time.monotonic()
+        auth.wait_ready(tasks, time.monotonic() + 5)  # type: ignore[attr-defined]
+        assert 0.3 <= time.monotonic() - begin < 2
+    finally:
+        auth.cleanup(tasks[0])  # type: ignore[attr-defined]
+    assert bind.txt("_acme-challenge.lame.test") == []
