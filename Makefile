@@ -11,7 +11,7 @@ PY_SOURCES := core authenticators installers tests benchmarks
 CERTBOT_VENV := .bench/certbot-venv
 CERTBOT_VERSION := 5.8.0
 
-.PHONY: demo test lint typecheck unit integration bench sysdeps venv certbot clean
+.PHONY: demo test lint typecheck unit integration bench sysdeps venv certbot clean certbot-dns
 
 sysdeps:
 	@bash scripts/sysdeps.sh $(APT_PKGS)
@@ -34,6 +34,16 @@ $(CERTBOT_VENV)/.installed-$(CERTBOT_VERSION):
 
 certbot: $(CERTBOT_VENV)/.installed-$(CERTBOT_VERSION)
 
+# Certbot with certbot-dns-rfc2136, in a venv of its own (dns-01 interop test, DNS bench)
+CERTBOT_DNS_VENV := .bench/certbot-dns-venv
+$(CERTBOT_DNS_VENV)/.installed-$(CERTBOT_VERSION):
+	@test -x $(CERTBOT_DNS_VENV)/bin/python || python3 -m venv $(CERTBOT_DNS_VENV)
+	env -u REQUESTS_CA_BUNDLE $(CERTBOT_DNS_VENV)/bin/pip install -q \
+	    certbot==$(CERTBOT_VERSION) certbot-dns-rfc2136==$(CERTBOT_VERSION)
+	@touch $@
+
+certbot-dns: $(CERTBOT_DNS_VENV)/.installed-$(CERTBOT_VERSION)
+
 demo: sysdeps venv
 	$(PY) scripts/demo.py
 
@@ -43,10 +53,10 @@ lint: venv
 typecheck: venv
 	@bash scripts/mypy-tree.sh $(VENV)
 
-test: sysdeps venv certbot lint typecheck
+test: sysdeps venv certbot certbot-dns lint typecheck
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
-bench: sysdeps venv certbot
+bench: sysdeps venv certbot certbot-dns
 	$(PY) benchmarks/run.py
 
 clean:

@@ -30,14 +30,10 @@ from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
-# Certbot's options that come with plugins certwright does not have yet: each belongs to
-# the issue that adds the plugin (the DNS providers). Certbot's Apache options appear
-# only with certbot-apache installed; they belong to the Apache issue.
-LATER = frozenset({
-    "--dns-cloudflare", "--dns-digitalocean", "--dns-dnsimple", "--dns-dnsmadeeasy",
-    "--dns-gehirn", "--dns-google", "--dns-linode", "--dns-luadns", "--dns-nsone",
-    "--dns-ovh", "--dns-rfc2136", "--dns-route53", "--dns-sakuracloud",
-})
+# Certbot's options that come with plugins certwright does not have yet (none now: the
+# DNS plugins' came with dns-rfc2136 and the dns-lexicon providers). Certbot's Apache
+# options appear only with certbot-apache installed; they belong to the Apache issue.
+LATER: frozenset[str] = frozenset()
 LATER_PREFIXES = ("--apache-",)
 
 # Builds Certbot's parser exactly as `certbot` does (every installed plugin's options

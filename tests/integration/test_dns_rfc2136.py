@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,3 +185,24 @@ def test_propagation_seconds_sleeps_instead_of_asking(bind: Bind, tmp_path: Path
     finally:
         auth.cleanup(tasks[0])  # type: ignore[attr-defined]
     assert bind.txt("_acme-challenge.lame.test") == []
+
+
+def test_a_renewal_conf_certbot_dns_rfc2136_wrote_renews(
+        certbot_dns_venv: Path, dns_cli: Cli, dns_ca: Pebble, bind: Bind,
+        tmp_path: Path) -> None:
+    creds = credentials(bind, tmp_path / "rfc2136.ini")
+    argv = [str(certbot_dns_venv / "bin" / "certbot"), "certonly", "--dns-rfc2136",
+            "--dns-rfc2136-credentials", str(creds), "--dns-rfc2136-propagation-seconds", "1",
+            "-d", "cb.example.test", "--server", dns_ca.directory_url, "--agree-tos",
+            "-m", "cb@example.org", "--no-eff-email", *dns_cli.dirs(), "-n"]
+    proc = subprocess.run(argv, env=dns_ca.env(os.environ), capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    conf = (dns_cli.config_dir / "renewal" / "cb.example.test.conf").read_text()
+    assert "authenticator = dns-rfc2136" in conf and "dns_rfc2136_credentials" in conf
+    live = dns_cli.config_dir / "live" / "cb.example.test"
+    before = (live / "cert.pem").read_bytes()
+    dns_cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
+    assert (live / "cert.pem").read_bytes() != before
+    assert os.readlink(live / "cert.pem") == "../../archive/cb.example.test/cert2.pem"
+    assert acme_txt(bind) == []
