@@ -1,0 +1,85 @@
+"""The DNS plugins' command line and credentials files, without a server: Certbot's DNS
+plugin options parse with Certbot's meaning; credentials keys map onto lexicon's options;
+bad files are refused naming the file, line and key."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+
+from certwright.authenticators.dns_credentials import read_credentials
+from certwright.authenticators.dns_lexicon import provider_class
+from certwright.authenticators.dns_providers import CERTBOT
+from certwright.core import cli
+from certwright.core.cli_parser import parse
+from certwright.core.errors import PluginError
+
+CERTBOT_DNS = sorted([*CERTBOT, "rfc2136"])
+
+
+@pytest.mark.parametrize("name", CERTBOT_DNS)
+def test_certbots_dns_plugin_options_parse_with_certbots_meaning(name: str,
+                                                                 tmp_path: Path) -> None:
+    parser = cli._full_parser()
+    config = parse(["certonly", f"--dns-{name}", f"--dns-{name}-credentials", "creds.ini",
+                    f"--dns-{name}-propagation-seconds", "30", "-d", "example.org",
+                    "--config-dir", str(tmp_path)], parser)
+    assert config.authenticator == f"dns-{name}"
+    assert getattr(config, f"dns_{name}_credentials") == "creds.ini"
+    assert getattr(config, f"dns_{name}_propagation_seconds") == "30"
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def test_cloudflare_keys_are_certbots(tmp_path: Path) -> None:
+    creds = write(tmp_path / "cf.ini", "# token\ndns_cloudflare_api_token = 0123456789abcdef\n")
+    cls = provider_class("cloudflare")
+    auth = cls(argparse.Namespace(dns_cloudflare_credentials=str(creds)))
+    auth.setup(read_credentials(creds, "--dns-cloudflare-credentials"))
+    assert auth._options == {"auth_token": "0123456789abcdef"}
+    assert cls.provider == "cloudflare" and cls.default_propagation == 10
+
+
+def test_a_key_of_another_plugin_is_named_with_its_line(tmp_path: Path) -> None:
+    creds = write(tmp_path / "ovh.ini", "dns_ovh_endpoint = ovh-eu\n"
+                                        "dns_cloudflare_api_token = x\n")
+    auth = provider_class("ovh")(argparse.Namespace(dns_ovh_credentials=str(creds)))
+    with pytest.raises(PluginError) as failed:
+        auth.setup(read_credentials(creds, "--dns-ovh-credentials"))
+    assert str(failed.value).startswith(
+        f"{creds}:2: dns_cloudflare_api_token: not a key of dns-ovh (its keys: "
+        "dns_ovh_endpoint, dns_ovh_application_key,")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dns_x_a = 1\ndns_x_a = 2\n", ":2: dns_x_a is given twice (also on line 1)"),
+    ("just words\n", ":1: expected 'key = value', not 'just words'"),
+    ("bad key! = 1\n", ":1: 'bad key!' is not a key name"),
+])
+def test_a_credentials_file_that_does_not_parse_is_named(tmp_path: Path, text: str,
+                                                         message: str) -> None:
+    creds = write(tmp_path / "c.ini", text)
+    with pytest.raises(PluginError) as failed:
+        read_credentials(creds, "--dns-x-credentials")
+    assert str(failed.value) == f"{creds}{message}"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_credentials_others_may_read_are_refused(tmp_path: Path, mode: int) -> None:
+    creds = write(tmp_path / "c.ini", "dns_x_a = 1\n", mode)
+    with pytest.raises(PluginError) as failed:
+        read_credentials(creds, "--dns-x-credentials")
+    assert f"mode {mode:04o} lets other users read" in str(failed.value)
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_owner_only_credentials_are_read(tmp_path: Path, mode: int) -> None:
+    creds = write(tmp_path / "c.ini", "dns_x_a = 'quoted value'\n; comment\n", mode)
+    assert read_credentials(creds, "--dns-x-credentials").values == {"dns_x_a": "quoted value"}
