@@ -38,6 +38,24 @@ class Obsolete(argparse.Action):
         setattr(ns, self.dest, True if self.nargs == 0 else values)
 
 
+class IpAddress(argparse.Action):
+    """``--ip-address IP``: an IP identifier (RFC 8738), added to the certificate's names in
+    command-line order as ``-d`` adds names (so ``-w DIR`` before it maps it too)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        import ipaddress
+
+        from certwright.core.cli_parser import DomainAction
+
+        try:
+            address = str(ipaddress.ip_address(str(values).strip().strip("[]")))
+        except ValueError:
+            raise argparse.ArgumentError(self, f"{values!r} is not an IP address") from None
+        setattr(ns, self.dest, [*(getattr(ns, self.dest, None) or []), address])
+        DomainAction(option_strings=[], dest="domains")(parser, ns, address, option_string)
+
+
 def user_agent_comment(value: str) -> str:
     """Certbot's rule: the comment goes inside the User-Agent's parentheses."""
     if "(" in value or ")" in value or any(ord(c) < 32 for c in value):
@@ -69,8 +87,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def add_certificate(p: argparse.ArgumentParser) -> None:
     g = next(g for g in p._action_groups if g.title == "certificate")
     add = g.add_argument
-    add("--ip-address", dest="ip_addresses", action="append", default=[], metavar="IP",
-        help="an IP address for the certificate (not supported yet: an error)")
+    add("--ip-address", dest="ip_addresses", action=IpAddress, default=[], metavar="IP",
+        help="an IP address for the certificate (RFC 8738; repeat for more), after or "
+             "between the -d names in the order given")
     add("--renew-with-new-domains", action="store_true",
         help="with --cert-name and other names than stored: renew now whatever the expiry "
              "(certwright always does)")
@@ -121,9 +140,6 @@ def add_obsolete(group: Any, options: Mapping[str, tuple[bool, str]]) -> None:
 def finish(ns: argparse.Namespace, actions: Iterable[argparse.Action]) -> None:
     """Checks and settings that need the whole command line; ``ns.notices`` gets the
     one-line notices of obsolete options given."""
-    if ns.ip_addresses:
-        raise ConfigError(f"--ip-address {ns.ip_addresses[0]}: certificates for IP addresses "
-                          "are not supported yet; give DNS names with -d")
     if ns.verb == "renew" and ns.force_interactive:  # renew never asks anything
         raise ConfigError("--force-interactive can't be used with renew")
     if ns.noninteractive and ns.force_interactive:

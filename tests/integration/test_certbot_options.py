@@ -125,16 +125,6 @@ def test_must_staple_says_once_that_ocsp_ended(cli: Cli, pebble: Pebble) -> None
     assert "must_staple = True" in conf.read_text(), "still Certbot's stored option"
 
 
-def test_ip_address_is_a_clear_error_until_ip_certificates_come(cli: Cli) -> None:
-    proc = cli("certonly", "--standalone", "-d", "a.example.org", "--ip-address",
-               "192.0.2.7", check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        "Error: --ip-address 192.0.2.7: certificates for IP addresses are not supported "
-        "yet; give DNS names with -d"]
-    assert not cli.config_dir.joinpath("accounts").exists(), "refused before the CA"
-
-
 @pytest.mark.parametrize(("args", "message"), [
     (["enhance", "--hsts", "--auto-hsts", "--cert-name", "x"],
      "--hsts and --auto-hsts can't be used together"),
