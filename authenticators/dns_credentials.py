@@ -83,12 +83,15 @@ def parse_credentials(path: Path, lines: Iterable[str]) -> Credentials:
             continue
         cut = min((i for i in (line.find("="), line.find(":")) if i > 0), default=-1)
         if cut < 0:
-            raise PluginError(f"{path}:{number}: expected 'key = value', not {line[:40]!r}")
+            # the line is not echoed: it may be a secret (a file named by a hand-edited
+            # renewal conf, or a key pasted without its name)
+            raise PluginError(f"{path}:{number}: expected 'key = value'")
         key, value = line[:cut].strip(), line[cut + 1:].strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
-        if not key.replace("_", "").replace("-", "").isalnum():
-            raise PluginError(f"{path}:{number}: {key[:40]!r} is not a key name")
+        if not key.replace("_", "").replace("-", "").isalnum() or not key.isascii():
+            raise PluginError(f"{path}:{number}: the text before '{line[cut]}' is not a key "
+                              "name (letters, digits, '_' and '-')")
         if key in values:
             raise PluginError(f"{path}:{number}: {key} is given twice (also on line "
                               f"{found[key]})")

@@ -60,8 +60,9 @@ def test_a_key_of_another_plugin_is_named_with_its_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text, message", [
     ("dns_x_a = 1\ndns_x_a = 2\n", ":2: dns_x_a is given twice (also on line 1)"),
-    ("just words\n", ":1: expected 'key = value', not 'just words'"),
-    ("bad key! = 1\n", ":1: 'bad key!' is not a key name"),
+    ("s3cr3t-pasted-alone\n", ":1: expected 'key = value'"),
+    ("bad key! = 1\n", ":1: the text before '=' is not a key name (letters, digits, '_' "
+                       "and '-')"),
 ])
 def test_a_credentials_file_that_does_not_parse_is_named(tmp_path: Path, text: str,
                                                          message: str) -> None:
