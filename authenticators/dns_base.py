@@ -207,9 +207,10 @@ class DnsAuthenticator:
                     continue
                 for ns in servers[record.zone]:
                     left = min(dns_lookup.QUERY_TIMEOUT, deadline - time.monotonic())
+                    sign = signer if ns == server else None  # the key is that server's
                     try:
-                        if record.value not in dns_lookup.txt_values(record.name, ns,
-                                                                     max(0.05, left)):
+                        if record.value not in dns_lookup.txt_values(
+                                record.name, ns, max(0.05, left), sign):
                             missing[(record, str(ns))] = "not there yet"
                     except dns_lookup.LookupFailed as exc:
                         missing[(record, str(ns))] = str(exc)

@@ -98,16 +98,26 @@ def find_zone(name: str, server: Server, signer: Signer | None = None) -> str:
     """The zone ``name`` is in: the owner of the SOA the server gives with an answer (or a
     negative answer) for ``name``, else the first of its parents that has one."""
     labels = name.rstrip(".").split(".")
+    refused: list[str] = []
     for start in range(len(labels)):
         candidate = ".".join(labels[start:])
-        reply = ask(candidate, "SOA", server, signer=signer)
+        try:
+            reply = ask(candidate, "SOA", server, signer=signer)
+        except LookupFailed as exc:
+            if refused:  # the answer that matters was the refusal, not this silence
+                break
+            raise exc from None
         if reply.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            if reply.rcode() == dns.rcode.REFUSED:
+                refused.append(candidate)
             continue  # REFUSED or SERVFAIL: not a zone this server knows; walk up
         for section in (reply.answer, reply.authority):
             for rrset in section:
                 if rrset.rdtype == dns.rdatatype.SOA:
                     return str(rrset.name.to_text().rstrip(".").lower())
-    raise LookupFailed(f"{server} knows no zone holding {name} (no SOA for it or a parent)")
+    why = f"it refused the question for {refused[0]}" if refused else \
+        "no SOA for it or a parent"
+    raise LookupFailed(f"{server} knows no zone holding {name} ({why})")
 
 
 def authoritative(zone: str, server: Server, signer: Signer | None = None) -> list[Server]:
@@ -148,9 +158,10 @@ def _addresses(host: str, server: Server, signer: Signer | None) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def txt_values(name: str, server: Server, timeout: float = QUERY_TIMEOUT) -> set[str]:
+def txt_values(name: str, server: Server, timeout: float = QUERY_TIMEOUT,
+               signer: Signer | None = None) -> set[str]:
     """The TXT strings ``server`` itself holds at ``name`` (no recursion)."""
-    reply = ask(name, "TXT", server, recurse=False, timeout=timeout)
+    reply = ask(name, "TXT", server, recurse=False, timeout=timeout, signer=signer)
     owner = dns.name.from_text(absolute(name))
     return {b"".join(r.strings).decode("utf-8", "replace")
             for rrset in reply.answer

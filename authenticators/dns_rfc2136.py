@@ -27,6 +27,7 @@ from certwright.core.errors import PluginError
 if TYPE_CHECKING:
     from certwright.authenticators.dns_credentials import Credentials
     from certwright.authenticators.dns_lookup import Server, Signer
+    from certwright.core.interfaces import ChallengeTask
 
 TTL = 120  # Certbot's
 ALGORITHMS = ("HMAC-MD5", "HMAC-SHA1", "HMAC-SHA224", "HMAC-SHA256", "HMAC-SHA384",
@@ -87,6 +88,16 @@ class Rfc2136Authenticator(DnsAuthenticator):
 
     def lookup_server(self) -> Server:
         return self._server
+
+    def present_all(self, tasks: Sequence[ChallengeTask]) -> None:
+        try:
+            super().present_all(tasks)
+        except PluginError as exc:
+            if "refused the question" in str(exc) and not self._sign_query:
+                raise PluginError(f"{exc}; if the server answers only signed questions, set "
+                                  f"dns_rfc2136_sign_query = true in "
+                                  f"{self._credentials.path}") from None
+            raise
 
     def lookup_signer(self) -> Signer | None:
         return self._signer if self._sign_query else None

@@ -22,7 +22,7 @@ from tests.servers.pebble import Pebble
 
 pytestmark = pytest.mark.integration
 
-ZONES = ("example.test", "delegated.test", "lame.test")
+ZONES = ("example.test", "delegated.test", "lame.test", "signed.test")
 RECORDS = {
     # only _acme-challenge of cn.example.test is delegated to another zone
     "example.test": ["_acme-challenge.cn CNAME _acme-challenge.cn.delegated.test."],
@@ -34,7 +34,8 @@ RECORDS = {
 @pytest.fixture(scope="module")
 def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bind]:
     require_binary("named")
-    with Bind(tmp_path_factory.mktemp("bind"), zones=ZONES, records=RECORDS) as server:
+    with Bind(tmp_path_factory.mktemp("bind"), zones=ZONES, records=RECORDS,
+              signed_only=("signed.test",)) as server:
         yield server
 
 
@@ -206,3 +207,51 @@ def test_a_renewal_conf_certbot_dns_rfc2136_wrote_renews(
     assert (live / "cert.pem").read_bytes() != before
     assert os.readlink(live / "cert.pem") == "../../archive/cb.example.test/cert2.pem"
     assert acme_txt(bind) == []
+
+
+def test_parallel_renewals_with_the_same_credentials_share_one_instance(
+        dns_cli: Cli, bind: Bind, tmp_path: Path) -> None:
+    creds = credentials(bind, tmp_path / "rfc2136.ini")
+    names = ("par1.example.test", "par2.example.test")
+    for name in names:
+        dns_cli("certonly", "--dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+                "-d", name, "-d", f"*.{name}")
+    before = {n: (dns_cli.config_dir / "live" / n / "cert.pem").read_bytes() for n in names}
+    proc = dns_cli("renew", "--force-renewal", "--jobs", "2", "--no-random-sleep-on-renew",
+                   "-v")
+    for name in names:
+        assert (dns_cli.config_dir / "live" / name / "cert.pem").read_bytes() != before[name]
+    assert acme_txt(bind) == []
+    assert proc.returncode == 0
+
+
+def test_signed_queries_when_the_credentials_ask_for_them(bind: Bind, tmp_path: Path) -> None:
+    """signed.test answers only TSIG-signed questions: found with dns_rfc2136_sign_query,
+    not without."""
+    from certwright.authenticators.dns_rfc2136 import Rfc2136Authenticator
+
+    def auth_for(sign: str) -> Rfc2136Authenticator:
+        path = credentials(bind, tmp_path / f"creds-{sign}.ini",
+                           extra=f"dns_rfc2136_sign_query = {sign}\n")
+        auth = Rfc2136Authenticator(argparse.Namespace(dns_rfc2136_credentials=str(path)))
+        auth.prepare()
+        return auth
+
+    tasks = [task("www.signed.test", "value-s")]
+    unsigned = auth_for("false")
+    with pytest.raises(PluginError) as failed:
+        unsigned.present_all(tasks)
+    assert str(failed.value) == (
+        f"dns-rfc2136: {bind.address} knows no zone holding _acme-challenge.www.signed.test "
+        "(it refused the question for _acme-challenge.www.signed.test); if the server "
+        "answers only signed questions, set dns_rfc2136_sign_query = true in "
+        f"{tmp_path / 'creds-false.ini'}")
+    auth = auth_for("true")
+    auth.present_all(tasks)
+    try:
+        assert bind.records_of("signed.test") == [("_acme-challenge.www.signed.test",
+                                                   "value-s")]
+        auth.wait_ready(tasks, time.monotonic() + 10)
+    finally:
+        auth.cleanup(tasks[0])
+    assert bind.records_of("signed.test") == []

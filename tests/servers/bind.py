@@ -50,10 +50,12 @@ class Bind:
 
     def __init__(self, workdir: Path | str, *, zones: Sequence[str] = ("example.test",),
                  records: Mapping[str, Sequence[str]] | None = None,
+                 signed_only: Sequence[str] = (),
                  host: str = "127.0.0.1", startup_timeout: float = 20.0) -> None:
         self.workdir = Path(workdir).resolve()
         self.zones = tuple(zones)
         self.records = {zone: list((records or {}).get(zone, ())) for zone in self.zones}
+        self.signed_only = tuple(signed_only)  # zones that answer only TSIG-signed queries
         self.host = host
         self.startup_timeout = startup_timeout
         self.key_name = KEY_NAME
@@ -74,7 +76,9 @@ class Bind:
         zones = "".join(
             f'zone "{zone}" {{ type primary; file "{self.workdir}/{zone}.zone";\n'
             f'  update-policy {{ grant {self.key_name} zonesub TXT CNAME; }};\n'
-            f'  allow-transfer {{ key {self.key_name}; }}; }};\n'
+            f'  allow-transfer {{ key {self.key_name}; }};\n'
+            + (f'  allow-query {{ key {self.key_name}; }};\n' if zone in self.signed_only
+               else "") + "};\n"
             for zone in self.zones)
         return (
             "options {\n"
