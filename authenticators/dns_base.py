@@ -85,6 +85,7 @@ class DnsAuthenticator:
     name: ClassVar[str] = "dns-base"
     description: ClassVar[str] = ""
     default_propagation: ClassVar[int] = 60  # Certbot's default, for the help text
+    atomic_update: ClassVar[bool] = True  # add_records applies a zone's records all or none
 
     def __init__(self, config: argparse.Namespace) -> None:
         self.config = config
@@ -173,10 +174,14 @@ class DnsAuthenticator:
         for zone, pairs in zones.items():
             records = list(dict.fromkeys(record for _, record in pairs))
             log.debug("%s: adding %d TXT record(s) to %s", self.name, len(records), zone)
-            self.add_records(zone, records)
-            with self._lock:
-                for task, record in pairs:
-                    self._published.setdefault(task, []).append(record)
+            # one change for the zone when the provider applies it whole; else one record
+            # at a time, each remembered once added (a failure midway is cleaned up)
+            for batch in [records] if self.atomic_update else [[r] for r in records]:
+                self.add_records(zone, batch)
+                with self._lock:
+                    for task, record in pairs:
+                        if record in batch:
+                            self._published.setdefault(task, []).append(record)
 
     def wait_ready(self, tasks: Sequence[ChallengeTask], deadline: float) -> None:
         with self._lock:

@@ -41,6 +41,7 @@ class LexiconAuthenticator(DnsAuthenticator):
 
     provider: ClassVar[str] = ""
     certbot: ClassVar[CertbotPlugin | None] = None
+    atomic_update: ClassVar[bool] = False  # one API call per record
 
     def __init__(self, config: argparse.Namespace) -> None:
         super().__init__(config)

@@ -243,9 +243,11 @@ def _named_plugins(args: list[str]) -> list[type]:
         key, _, value = arg.partition("=")
         if key in ("-a", "--authenticator", "-i", "--installer", "--configurator"):
             names.add(value or (args[i + 1] if i + 1 < len(args) else ""))
-        elif key.startswith("--") and (key[2:] in cli_parser.SHORTCUTS
-                                       or key.startswith("--dns-")):  # DNS plugin dns-NAME
+        elif key.startswith("--") and key[2:] in cli_parser.SHORTCUTS:
             names.add(key[2:])
+        elif key.startswith("--dns-"):  # --dns-NAME[-credentials|-propagation-seconds]
+            names.add(key[2:].removesuffix("-credentials").removesuffix(
+                "-propagation-seconds"))
     found: list[type] = []
     for group in (plugins.AUTHENTICATORS, plugins.INSTALLERS):
         for name in sorted(names):
