@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import functools
 import importlib
+import logging
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,9 @@ class LexiconAuthenticator(DnsAuthenticator):
     def prepare(self) -> None:
         for module, package in self.modules():
             need(module, package, self.name)
+        # some providers log their login payload (a password, a token) at debug level,
+        # which would land in the log file: lexicon says info and up only
+        logging.getLogger("lexicon").setLevel(logging.INFO)
         _ = self.propagation
         self._provider_module()
         kind = self.certbot.credentials if self.certbot else "ini"

@@ -84,3 +84,22 @@ def test_credentials_others_may_read_are_refused(tmp_path: Path, mode: int) -> N
 def test_owner_only_credentials_are_read(tmp_path: Path, mode: int) -> None:
     creds = write(tmp_path / "c.ini", "dns_x_a = 'quoted value'\n; comment\n", mode)
     assert read_credentials(creds, "--dns-x-credentials").values == {"dns_x_a": "quoted value"}
+
+
+def test_lexicon_debug_logs_which_may_hold_secrets_stay_out_of_the_log(tmp_path: Path) -> None:
+    import logging
+
+    creds = write(tmp_path / "cloudns.ini", "dns_cloudns_auth_password = s3cret-pass\n"
+                                            "dns_cloudns_auth_id = 42\n")
+    logging.getLogger("lexicon").setLevel(logging.NOTSET)
+    auth = provider_class("cloudns")(argparse.Namespace(
+        dns_cloudns_credentials=str(creds), dns_resolver="127.0.0.1:53"))
+    auth.prepare()
+    assert auth._options == {"auth_password": "s3cret-pass", "auth_id": "42"}
+    provider_log = logging.getLogger("lexicon._private.providers.cloudns")
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.DEBUG)  # as the CLI sets it for its log file
+    try:
+        assert not provider_log.isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(level)
