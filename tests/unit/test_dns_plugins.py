@@ -103,3 +103,43 @@ def test_lexicon_debug_logs_which_may_hold_secrets_stay_out_of_the_log(tmp_path:
         assert not provider_log.isEnabledFor(logging.DEBUG)
     finally:
         root.setLevel(level)
+
+
+def test_the_wait_returns_once_every_authoritative_server_has_every_record(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secondary that picks the record up later (a propagation delay, stood in for
+    here): the wait polls, with growing pauses, until it has it, and no longer."""
+    import time
+
+    from certwright.authenticators import dns_lookup
+    from certwright.authenticators.dns_base import DnsAuthenticator, Record
+
+    primary, secondary = dns_lookup.Server("192.0.2.1"), dns_lookup.Server("192.0.2.2")
+    asked: list[tuple[str, float]] = []
+    visible_at = time.monotonic() + 0.5
+
+    def txt_values(name: str, server: dns_lookup.Server, timeout: float = 3.0,
+                   signer: object = None) -> set[str]:
+        asked.append((server.address, time.monotonic()))
+        if server == secondary and time.monotonic() < visible_at:
+            return {"other"}
+        return {"value", "other"}
+
+    monkeypatch.setattr(dns_lookup, "authoritative", lambda *a: [primary, secondary])
+    monkeypatch.setattr(dns_lookup, "txt_values", txt_values)
+
+    class Auth(DnsAuthenticator):
+        name = "dns-test"
+
+        def lookup_server(self) -> dns_lookup.Server:
+            return primary
+
+    auth = Auth(argparse.Namespace())
+    record = Record("example.test", "_acme-challenge.example.test", "value")
+    begin = time.monotonic()
+    auth._wait_visible([record], time.monotonic() + 10)
+    took = time.monotonic() - begin
+    assert 0.5 <= took < 2.5, took
+    polls = [at for address, at in asked if address == "192.0.2.2"]
+    assert polls[-1] >= visible_at and polls[-2] < visible_at
+    assert len(polls) <= 8, f"pauses grow (backoff), no busy loop: {len(polls)} polls"
