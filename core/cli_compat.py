@@ -38,24 +38,6 @@ class Obsolete(argparse.Action):
         setattr(ns, self.dest, True if self.nargs == 0 else values)
 
 
-class IpAddress(argparse.Action):
-    """``--ip-address IP``: an IP identifier (RFC 8738), added to the certificate's names in
-    command-line order as ``-d`` adds names (so ``-w DIR`` before it maps it too)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        import ipaddress
-
-        from certwright.core.cli_parser import DomainAction
-
-        try:
-            address = str(ipaddress.ip_address(str(values).strip().strip("[]")))
-        except ValueError:
-            raise argparse.ArgumentError(self, f"{values!r} is not an IP address") from None
-        setattr(ns, self.dest, [*(getattr(ns, self.dest, None) or []), address])
-        DomainAction(option_strings=[], dest="domains")(parser, ns, address, option_string)
-
-
 def user_agent_comment(value: str) -> str:
     """Certbot's rule: the comment goes inside the User-Agent's parentheses."""
     if "(" in value or ")" in value or any(ord(c) < 32 for c in value):
@@ -87,9 +69,6 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def add_certificate(p: argparse.ArgumentParser) -> None:
     g = next(g for g in p._action_groups if g.title == "certificate")
     add = g.add_argument
-    add("--ip-address", dest="ip_addresses", action=IpAddress, default=[], metavar="IP",
-        help="an IP address for the certificate (RFC 8738; repeat for more), after or "
-             "between the -d names in the order given")
     add("--renew-with-new-domains", action="store_true",
         help="with --cert-name and other names than stored: renew now whatever the expiry "
              "(certwright always does)")
