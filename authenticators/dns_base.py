@@ -37,6 +37,7 @@ from certwright.authenticators.dns_credentials import Credentials, read_credenti
 from certwright.core.errors import PluginError
 
 if TYPE_CHECKING:
+    from certwright.authenticators.dns_journal import Journal
     from certwright.authenticators.dns_lookup import Server, Signer
     from certwright.core.interfaces import AddArgument, ChallengeTask, Identifier
 
@@ -95,6 +96,12 @@ class DnsAuthenticator:
         self.propagation_raw = getattr(config, f"{prefix}_propagation_seconds", None)
         self._lock = threading.Lock()
         self._published: dict[ChallengeTask, list[Record]] = {}
+        work_dir = getattr(config, "work_dir", None)
+        self._journal: Journal | None = None
+        if work_dir:
+            from certwright.authenticators.dns_journal import Journal
+
+            self._journal = Journal(str(work_dir), self.name, self.credentials_path)
 
     @classmethod
     def prefix(cls) -> str:
@@ -141,6 +148,32 @@ class DnsAuthenticator:
         return _seconds(self.propagation_raw, f"--{self.name}-propagation-seconds")
 
     def prepare(self) -> None:
+        self.prepare_provider()
+        self._remove_orphans()
+
+    def _remove_orphans(self) -> None:
+        """Remove the records a killed run of this plugin with these credentials left."""
+        journal = self._journal
+        if journal is None:
+            return
+        by_zone: dict[str, list[Record]] = {}
+        for record in journal.orphans():
+            by_zone.setdefault(record.zone, []).append(record)
+        for zone, records in by_zone.items():
+            try:
+                self.delete_records(zone, records)
+            except PluginError as exc:
+                log.warning("%s: TXT records an interrupted run left in %s are still there: "
+                            "%s", self.name, zone, exc)
+                continue
+            journal.forget(records)
+            log.warning("%s: removed %d TXT record(s) an interrupted run left in %s (%s)",
+                        self.name, len(records), zone,
+                        ", ".join(sorted({r.name for r in records})))
+
+    def prepare_provider(self) -> None:
+        """Check the libraries and read the credentials (``prepare`` without the removal
+        of records left by a killed run)."""
         for module, package in self.modules():
             need(module, package, self.name)
         if not self.credentials_path:
@@ -177,7 +210,14 @@ class DnsAuthenticator:
             # one change for the zone when the provider applies it whole; else one record
             # at a time, each remembered once added (a failure midway is cleaned up)
             for batch in [records] if self.atomic_update else [[r] for r in records]:
-                self.add_records(zone, batch)
+                if self._journal is not None:  # written down first: a kill leaves a trace
+                    self._journal.add(batch)
+                try:
+                    self.add_records(zone, batch)
+                except BaseException:
+                    if self._journal is not None:
+                        self._journal.remove(batch)
+                    raise
                 with self._lock:
                     for task, record in pairs:
                         if record in batch:
@@ -242,6 +282,8 @@ class DnsAuthenticator:
                 by_zone.setdefault(record.zone, []).append(record)
         for zone, mine in by_zone.items():
             self.delete_records(zone, mine)
+            if self._journal is not None:
+                self._journal.remove(mine)
 
     def renewal_params(self) -> Mapping[str, object]:
         params: dict[str, object] = {f"{self.prefix()}_credentials": self.credentials_path}

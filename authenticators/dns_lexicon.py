@@ -60,7 +60,7 @@ class LexiconAuthenticator(DnsAuthenticator):
     def modules(self) -> Sequence[tuple[str, str]]:
         return (("dns.query", "dnspython"), ("lexicon.config", "dns-lexicon"))
 
-    def prepare(self) -> None:
+    def prepare_provider(self) -> None:
         for module, package in self.modules():
             need(module, package, self.name)
         # some providers log their login payload (a password, a token) at debug level,
@@ -74,7 +74,7 @@ class LexiconAuthenticator(DnsAuthenticator):
         elif kind == "optional" and not self.credentials_path:
             self._options = {}  # the library's own credentials (environment, ~/.aws)
         else:
-            super().prepare()
+            super().prepare_provider()
         self._server = self._lookup_server()
 
     def _private_file(self) -> str:

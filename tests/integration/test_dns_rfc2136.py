@@ -4,6 +4,7 @@ through, so every dns-01 challenge is checked against what certwright put in the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import time
@@ -16,7 +17,7 @@ from cryptography import x509
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import ChallengeTask, Identifier
 from tests.conftest import require_binary
-from tests.integration.conftest import Cli
+from tests.integration.conftest import CERTWRIGHT, Cli
 from tests.servers.bind import Bind
 from tests.servers.pebble import Pebble
 
@@ -255,3 +256,31 @@ def test_signed_queries_when_the_credentials_ask_for_them(bind: Bind, tmp_path: 
     finally:
         auth.cleanup(tasks[0])
     assert bind.records_of("signed.test") == []
+
+
+def test_records_a_killed_run_left_are_removed_by_the_next_run(
+        dns_cli: Cli, bind: Bind, tmp_path: Path) -> None:
+    creds = credentials(bind, tmp_path / "rfc2136.ini")
+    argv = [CERTWRIGHT, "certonly", "--dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+            "--dns-rfc2136-propagation-seconds", "120", "-d", "killed.example.test",
+            *dns_cli.dirs(), "-n", "--server", dns_cli.ca.directory_url, "--agree-tos",
+            "-m", "admin@example.org"]
+    proc = subprocess.Popen(argv, env=dns_cli.ca.env(os.environ), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not bind.txt("_acme-challenge.killed.example.test"):
+            assert proc.poll() is None and time.monotonic() < deadline, "no TXT published"
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # SIGKILL: no cleanup runs
+        proc.wait()
+    assert len(bind.txt("_acme-challenge.killed.example.test")) == 1, "left behind"
+    later = dns_cli("certonly", "--dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+                    "-d", "after.example.test")
+    assert acme_txt(bind) == []
+    assert ("dns-rfc2136: removed 1 TXT record(s) an interrupted run left in example.test "
+            "(_acme-challenge.killed.example.test)") in later.stderr
+    journal = list((dns_cli.base / "work" / "dns-01").glob("*.json"))
+    assert journal and all(json.loads(p.read_text()) == [] for p in journal)
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in journal)
