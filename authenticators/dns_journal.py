@@ -4,8 +4,10 @@ the next run with the same plugin and credentials.
 
 One JSON file per plugin and credentials file under ``<work-dir>/dns-01/`` (0700; the
 file 0600, replaced atomically): ``[{"pid", "zone", "name", "value"}, ...]``. Entries of a
-process that is still running are left alone (it may be a parallel run). Updates take an
-exclusive ``flock`` on ``<file>.lock``, so concurrent runs do not lose each other's entries.
+process that is still running are left alone (it may be a parallel run). Updates hold an
+exclusive ``flock`` on the work dir itself, so threads and processes sharing it do not lose
+each other's entries; once the last entry goes, the file and the directory go too (a
+run, a dry run included, leaves no trace).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from certwright.core.storage.files import atomic_write, ensure_dir
 class Journal:
     def __init__(self, work_dir: str, plugin: str, credentials: str | None) -> None:
         digest = hashlib.sha256(str(credentials).encode()).hexdigest()[:16]
-        self.dir = Path(work_dir) / "dns-01"
+        self.work_dir = Path(work_dir)
+        self.dir = self.work_dir / "dns-01"
         self.path = self.dir / f"{plugin}-{digest}.json"
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[list[dict[str, Any]]]:
-        ensure_dir(self.dir, 0o700)
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        ensure_dir(self.work_dir, 0o700)  # made by the core already; 0700 if not
+        fd = os.open(self.work_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
@@ -43,8 +46,15 @@ class Journal:
                 entries = []
             before = list(entries)
             yield entries
-            if entries != before:
+            if entries == before:
+                return
+            if entries:
+                ensure_dir(self.dir, 0o700)
                 atomic_write(self.path, json.dumps(entries).encode(), mode=0o600)
+            else:
+                self.path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # another plugin's file is there
+                    self.dir.rmdir()
         finally:
             os.close(fd)
 
