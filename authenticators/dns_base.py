@@ -15,7 +15,10 @@ The records of an order are published before any challenge is answered, one chan
 zone (:meth:`DnsAuthenticator.present_all`); the name a TXT goes to is
 ``_acme-challenge.<name>``, or the end of the CNAME chain it starts. Cleanup removes exactly
 the records published (other TXT records at the same name stay). One instance may serve
-parallel renewals with the same credentials (its state is guarded by a lock).
+parallel renewals with the same credentials (its state is guarded by a lock). Each record
+is written down before it is published (:mod:`.dns_journal`): the records of a run that
+was killed before its cleanup are removed by the next ``prepare`` with the same
+credentials.
 
 A subclass gives the provider's side: ``setup`` (read the credentials), ``lookup_server``
 (where questions go), ``add_records`` and ``delete_records`` (one zone's change).
