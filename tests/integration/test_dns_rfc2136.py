@@ -287,3 +287,14 @@ def test_records_a_killed_run_left_are_removed_by_the_next_run(
     assert ("dns-rfc2136: removed 1 TXT record(s) an interrupted run left in example.test "
             "(_acme-challenge.killed.example.test)") in later.stderr
     assert not (dns_cli.base / "work" / "dns-01").exists(), "nothing left to remember"
+
+
+def test_a_dry_run_leaves_no_trace_in_the_zone_or_the_store(dns_cli: Cli, bind: Bind,
+                                                            tmp_path: Path) -> None:
+    creds = credentials(bind, tmp_path / "rfc2136.ini")
+    dns_cli("certonly", "--dry-run", "--dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+            "-d", "dry.example.test", "-d", "*.dry.example.test")
+    assert acme_txt(bind) == []
+    assert not (dns_cli.config_dir / "live").exists()
+    assert not (dns_cli.config_dir / "renewal").exists()
+    assert not (dns_cli.base / "work" / "dns-01").exists()
