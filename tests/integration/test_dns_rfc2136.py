@@ -298,3 +298,20 @@ def test_a_dry_run_leaves_no_trace_in_the_zone_or_the_store(dns_cli: Cli, bind: 
     assert not (dns_cli.config_dir / "live").exists()
     assert not (dns_cli.config_dir / "renewal").exists()
     assert not (dns_cli.base / "work" / "dns-01").exists()
+
+
+def test_certbot_renews_what_certwright_issued_over_rfc2136(
+        certbot_dns_venv: Path, dns_cli: Cli, dns_ca: Pebble, bind: Bind,
+        tmp_path: Path) -> None:
+    creds = credentials(bind, tmp_path / "rfc2136.ini")
+    dns_cli("certonly", "--dns-rfc2136", "--dns-rfc2136-credentials", str(creds),
+            "-d", "back.example.test", "-d", "*.back.example.test")
+    argv = [str(certbot_dns_venv / "bin" / "certbot"), "renew", "--force-renewal",
+            "--dns-rfc2136-propagation-seconds", "1", "--no-random-sleep-on-renew",
+            *dns_cli.dirs(), "-n"]
+    proc = subprocess.run(argv, env=dns_ca.env(os.environ), capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    live = dns_cli.config_dir / "live" / "back.example.test"
+    assert os.readlink(live / "cert.pem") == "../../archive/back.example.test/cert2.pem"
+    assert acme_txt(bind) == []
