@@ -241,7 +241,7 @@ class DnsAuthenticator:
 
         server, signer = self.lookup_server(), self.lookup_signer()
         begin, pause = time.monotonic(), POLL_FIRST
-        servers: dict[str, list[dns_lookup.Server]] = {}
+        servers: dict[str, list[tuple[str, list[dns_lookup.Server]]]] = {}
         missing: dict[tuple[Record, str], str] = {}
         while True:
             missing.clear()
@@ -253,15 +253,10 @@ class DnsAuthenticator:
                 except dns_lookup.LookupFailed as exc:
                     missing[(record, str(server))] = str(exc)
                     continue
-                for ns in servers[record.zone]:
-                    left = min(dns_lookup.QUERY_TIMEOUT, deadline - time.monotonic())
-                    sign = signer if ns == server else None  # the key is that server's
-                    try:
-                        if record.value not in dns_lookup.txt_values(
-                                record.name, ns, max(0.05, left), sign):
-                            missing[(record, str(ns))] = "not there yet"
-                    except dns_lookup.LookupFailed as exc:
-                        missing[(record, str(ns))] = str(exc)
+                for host, addresses in servers[record.zone]:
+                    gap = self._not_visible(record, addresses, deadline)
+                    if gap:
+                        missing[(record, f"{host} ({gap[0]})")] = gap[1]
             if not missing:
                 log.debug("%s: every TXT record is on the authoritative servers after %.2f s",
                           self.name, time.monotonic() - begin)
@@ -274,6 +269,25 @@ class DnsAuthenticator:
                     f"({why}); {len(missing)} record/server pair(s) missing")
             time.sleep(pause)
             pause = min(POLL_MAX, pause * 2)
+
+    def _not_visible(self, record: Record, addresses: Sequence[Server],
+                     deadline: float) -> tuple[str, str] | None:
+        """None when the first of a name server's addresses that answers has ``record``;
+        else (address, why)."""
+        from certwright.authenticators import dns_lookup
+
+        server, signer = self.lookup_server(), self.lookup_signer()
+        failed: tuple[str, str] | None = None
+        for address in addresses:
+            left = min(dns_lookup.QUERY_TIMEOUT, deadline - time.monotonic())
+            sign = signer if address == server else None  # the key is that server's
+            try:
+                found = dns_lookup.txt_values(record.name, address, max(0.05, left), sign)
+            except dns_lookup.LookupFailed as exc:
+                failed = failed or (str(address), str(exc))
+                continue
+            return None if record.value in found else (str(address), "not there yet")
+        return failed
 
     def cleanup(self, task: ChallengeTask) -> None:
         with self._lock:

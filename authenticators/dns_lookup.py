@@ -120,10 +120,12 @@ def find_zone(name: str, server: Server, signer: Signer | None = None) -> str:
     raise LookupFailed(f"{server} knows no zone holding {name} ({why})")
 
 
-def authoritative(zone: str, server: Server, signer: Signer | None = None) -> list[Server]:
-    """The addresses of ``zone``'s name servers (its NS set). A name server found at the
-    address of ``server`` is asked on ``server``'s port (it is that server); others on
-    port 53. ``server`` itself when the zone lists none that resolve."""
+def authoritative(zone: str, server: Server,
+                  signer: Signer | None = None) -> list[tuple[str, list[Server]]]:
+    """``zone``'s name servers (its NS set), each with its addresses: any one of them
+    answering for the name server will do (a host without IPv6 reaches only its IPv4
+    one). An address that is ``server``'s is asked on ``server``'s port (it is that
+    server); others on port 53. ``server`` itself when the zone lists none that resolve."""
     reply = ask(zone, "NS", server, signer=signer)
     hosts = [str(r.target.to_text()) for rrset in reply.answer
              if rrset.rdtype == dns.rdatatype.NS for r in rrset]
@@ -131,13 +133,14 @@ def authoritative(zone: str, server: Server, signer: Signer | None = None) -> li
     for rrset in reply.additional:
         if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             glue.setdefault(rrset.name.to_text(), []).extend(r.address for r in rrset)
-    found: list[Server] = []
-    for host in hosts:
-        for address in glue.get(host) or _addresses(host, server, signer):
-            port = server.port if address == server.address else DNS_PORT
-            if Server(address, port) not in found:
-                found.append(Server(address, port))
-    return found or [server]
+    found: list[tuple[str, list[Server]]] = []
+    for host in dict.fromkeys(hosts):
+        addresses = glue.get(host) or _addresses(host, server, signer)
+        servers = [Server(a, server.port if a == server.address else DNS_PORT)
+                   for a in dict.fromkeys(addresses)]
+        if servers:
+            found.append((host.rstrip("."), servers))
+    return found or [(str(server), [server])]
 
 
 def _addresses(host: str, server: Server, signer: Signer | None) -> list[str]:

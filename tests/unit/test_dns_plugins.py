@@ -125,7 +125,8 @@ def test_the_wait_returns_once_every_authoritative_server_has_every_record(
             return {"other"}
         return {"value", "other"}
 
-    monkeypatch.setattr(dns_lookup, "authoritative", lambda *a: [primary, secondary])
+    monkeypatch.setattr(dns_lookup, "authoritative",
+                        lambda *a: [("ns1", [primary]), ("ns2", [secondary])])
     monkeypatch.setattr(dns_lookup, "txt_values", txt_values)
 
     class Auth(DnsAuthenticator):
@@ -143,3 +144,35 @@ def test_the_wait_returns_once_every_authoritative_server_has_every_record(
     polls = [at for address, at in asked if address == "192.0.2.2"]
     assert polls[-1] >= visible_at and polls[-2] < visible_at
     assert len(polls) <= 8, f"pauses grow (backoff), no busy loop: {len(polls)} polls"
+
+
+def test_a_name_server_counts_once_one_of_its_addresses_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name server with an IPv6 address this host can't reach, and an IPv4 one that
+    has the record: visible (the CA's resolver, too, uses the address that answers)."""
+    import time
+
+    from certwright.authenticators import dns_lookup
+    from certwright.authenticators.dns_base import DnsAuthenticator, Record
+
+    v6, v4 = dns_lookup.Server("2001:db8::53"), dns_lookup.Server("192.0.2.53")
+
+    def txt_values(name: str, server: dns_lookup.Server, timeout: float = 3.0,
+                   signer: object = None) -> set[str]:
+        if server == v6:
+            raise dns_lookup.LookupFailed(f"{server} did not answer TXT {name}: unreachable")
+        return {"value"}
+
+    monkeypatch.setattr(dns_lookup, "authoritative", lambda *a: [("ns1", [v6, v4])])
+    monkeypatch.setattr(dns_lookup, "txt_values", txt_values)
+
+    class Auth(DnsAuthenticator):
+        name = "dns-test"
+
+        def lookup_server(self) -> dns_lookup.Server:
+            return v4
+
+    record = Record("example.test", "_acme-challenge.example.test", "value")
+    begin = time.monotonic()
+    Auth(argparse.Namespace())._wait_visible([record], time.monotonic() + 5)
+    assert time.monotonic() - begin < 1
