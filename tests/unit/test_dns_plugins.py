@@ -176,3 +176,16 @@ def test_a_name_server_counts_once_one_of_its_addresses_answers(
     begin = time.monotonic()
     Auth(argparse.Namespace())._wait_visible([record], time.monotonic() + 5)
     assert time.monotonic() - begin < 1
+
+
+def test_every_provider_is_registered_as_an_entry_point() -> None:
+    """pyproject's entry points and authenticators/dns_providers.py name the same plugins."""
+    from certwright.authenticators.dns_providers import plugin_names
+    from certwright.core import plugins
+
+    registered = {name: ep.value for name, ep in plugins._entries(plugins.AUTHENTICATORS).items()
+                  if name.startswith("dns-") and name != "dns-rfc2136"}
+    assert sorted(registered) == plugin_names()
+    assert all(value == f"certwright.authenticators.dns_lexicon:{name[4:]} [dns]"
+               for name, value in registered.items())
+    assert plugins.find(plugins.AUTHENTICATORS, "dns-route53").provider == "route53"
