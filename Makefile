@@ -4,13 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PKGS := pebble nginx apache2 haproxy postfix dovecot-imapd dovecot-pop3d dovecot-managesieved \
             bind9 slapd \
-            libaugeas-dev augeas-lenses pkg-config openssl curl
+            libaugeas-dev augeas-lenses pkg-config openssl curl \
+            pdns-server pdns-backend-sqlite3
 PY_SOURCES := core authenticators installers tests benchmarks
 
 CERTBOT_VENV := .bench/certbot-venv
 CERTBOT_VERSION := 5.8.0
 
-.PHONY: demo test lint typecheck unit integration bench sysdeps venv certbot clean
+.PHONY: demo test lint typecheck unit integration bench sysdeps venv certbot clean certbot-dns
 
 sysdeps:
 	@bash scripts/sysdeps.sh $(APT_PKGS)
@@ -18,7 +19,7 @@ sysdeps:
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q --upgrade pip
-	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q -e '.[dev,apache,nginx]'
+	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q -e '.[dev,apache,nginx,dns]'
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -33,6 +34,16 @@ $(CERTBOT_VENV)/.installed-$(CERTBOT_VERSION):
 
 certbot: $(CERTBOT_VENV)/.installed-$(CERTBOT_VERSION)
 
+# Certbot with certbot-dns-rfc2136, in a venv of its own (dns-01 interop test, DNS bench)
+CERTBOT_DNS_VENV := .bench/certbot-dns-venv
+$(CERTBOT_DNS_VENV)/.installed-$(CERTBOT_VERSION):
+	@test -x $(CERTBOT_DNS_VENV)/bin/python || python3 -m venv $(CERTBOT_DNS_VENV)
+	env -u REQUESTS_CA_BUNDLE $(CERTBOT_DNS_VENV)/bin/pip install -q \
+	    certbot==$(CERTBOT_VERSION) certbot-dns-rfc2136==$(CERTBOT_VERSION)
+	@touch $@
+
+certbot-dns: $(CERTBOT_DNS_VENV)/.installed-$(CERTBOT_VERSION)
+
 demo: sysdeps venv
 	$(PY) scripts/demo.py
 
@@ -42,11 +53,11 @@ lint: venv
 typecheck: venv
 	@bash scripts/mypy-tree.sh $(VENV)
 
-test: sysdeps venv certbot lint typecheck
+test: sysdeps venv certbot certbot-dns lint typecheck
 	@mkdir -p .coverage-data
 	COVERAGE_FILE=$(CURDIR)/.coverage-data/.coverage $(VENV)/bin/pytest -q -p no:cacheprovider --cov --cov-report=term --cov-fail-under=85 tests
 
-bench: sysdeps venv certbot
+bench: sysdeps venv certbot certbot-dns
 	$(PY) benchmarks/run.py
 
 clean:

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.dns_rfc2136 import section_dns_rfc2136  # noqa: E402
 from benchmarks.measure import (  # noqa: E402
     BenchError,
     Row,
@@ -424,6 +425,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("certificates", section_certificates),
     Section("renew-due", section_renew_due),
     Section("nginx-install", section_nginx_install),
+    Section("dns-rfc2136", lambda bench: section_dns_rfc2136(bench, ROOT)),
 )
 
 

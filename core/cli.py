@@ -250,6 +250,9 @@ def _named_plugins(args: list[str]) -> list[type]:
             names.add(value or (args[i + 1] if i + 1 < len(args) else ""))
         elif key.startswith("--") and key[2:] in shortcuts:
             names.add(key[2:])
+        elif key.startswith("--dns-"):  # --dns-NAME[-credentials|-propagation-seconds]
+            names.add(key[2:].removesuffix("-credentials").removesuffix(
+                "-propagation-seconds"))
     found: list[type] = []
     for group in (plugins.AUTHENTICATORS, plugins.INSTALLERS):
         for name in sorted(names):

@@ -69,8 +69,6 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def add_certificate(p: argparse.ArgumentParser) -> None:
     g = next(g for g in p._action_groups if g.title == "certificate")
     add = g.add_argument
-    add("--ip-address", dest="ip_addresses", action="append", default=[], metavar="IP",
-        help="an IP address for the certificate (not supported yet: an error)")
     add("--renew-with-new-domains", action="store_true",
         help="with --cert-name and other names than stored: renew now whatever the expiry "
              "(certwright always does)")
@@ -121,9 +119,6 @@ def add_obsolete(group: Any, options: Mapping[str, tuple[bool, str]]) -> None:
 def finish(ns: argparse.Namespace, actions: Iterable[argparse.Action]) -> None:
     """Checks and settings that need the whole command line; ``ns.notices`` gets the
     one-line notices of obsolete options given."""
-    if ns.ip_addresses:
-        raise ConfigError(f"--ip-address {ns.ip_addresses[0]}: certificates for IP addresses "
-                          "are not supported yet; give DNS names with -d")
     if ns.verb == "renew" and ns.force_interactive:  # renew never asks anything
         raise ConfigError("--force-interactive can't be used with renew")
     if ns.noninteractive and ns.force_interactive:

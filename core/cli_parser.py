@@ -118,11 +118,30 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="keep the last N configuration checkpoints for rollback (default: 10)")
 
 
+class IpAddressAction(DomainAction):
+    """``--ip-address IP``: an IP identifier (RFC 8738), added to the certificate's names in
+    command-line order as ``-d`` adds names (``-w DIR`` before it maps it too)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        import ipaddress
+
+        try:
+            address = str(ipaddress.ip_address(str(values).strip().strip("[]")))
+        except ValueError:
+            raise argparse.ArgumentError(self, f"{values!r} is not an IP address") from None
+        setattr(ns, self.dest, [*(getattr(ns, self.dest, None) or []), address])
+        super().__call__(parser, ns, address, option_string)
+
+
 def _certificate_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("certificate")
     add = g.add_argument
     add("-d", "--domains", "--domain", dest="domains", action=DomainAction, metavar="DOMAIN",
         default=[])
+    add("--ip-address", dest="ip_addresses", action=IpAddressAction, default=[],
+        metavar="IP", help="an IP address for the certificate (RFC 8738; repeatable), in "
+                           "command-line order with the -d names")
     add("--cert-name", dest="certname")
     add("--csr", metavar="FILE")
     # absolute from the current directory, as Certbot: they go into server configs

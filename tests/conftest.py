@@ -113,3 +113,16 @@ def certbot_venv() -> Path:
         skip_or_fail(f"Certbot {CERTBOT_VERSION} is not installed in {CERTBOT_VENV} "
                      "(run `make certbot`)")
     return CERTBOT_VENV
+
+
+CERTBOT_DNS_VENV = REPO_ROOT / ".bench" / "certbot-dns-venv"
+
+
+@pytest.fixture(scope="session")
+def certbot_dns_venv() -> Path:
+    """Certbot 5.8.0 with certbot-dns-rfc2136, in a virtualenv of its own (`make
+    certbot-dns`), so the plain Certbot venv keeps only what the other tests expect."""
+    if not (CERTBOT_DNS_VENV / "bin" / "certbot").exists():
+        skip_or_fail(f"Certbot {CERTBOT_VERSION} with certbot-dns-rfc2136 is not installed "
+                     f"in {CERTBOT_DNS_VENV} (run `make certbot-dns`)")
+    return CERTBOT_DNS_VENV

@@ -458,6 +458,10 @@ def check_authenticator_for(idents: list[Identifier], auth: Authenticator,
     or --preferred-challenges the authenticator can't do, as Certbot does)."""
     for ident in idents:
         types = list(auth.challenge_types(ident))
+        if ident.type == "ip" and (not types or preferred == ["dns-01"]):
+            raise PluginError(f"{ident.value} is an IP address: it needs http-01 or "
+                              f"tls-alpn-01 (RFC 8738 has no dns-01 for addresses), which the "
+                              f"{auth.name} authenticator can't do here")
         if preferred and not ident.is_wildcard and not set(preferred) & set(types):
             raise PluginError(f"none of the preferred challenges ({', '.join(preferred)}) "
                               f"can be done by the {auth.name} authenticator, which does "

@@ -30,14 +30,10 @@ from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
-# Certbot's options that come with plugins certwright does not have yet: each belongs to
-# the issue that adds the plugin (the DNS providers). Certbot's Apache options appear
-# only with certbot-apache installed; they belong to the Apache issue.
-LATER = frozenset({
-    "--dns-cloudflare", "--dns-digitalocean", "--dns-dnsimple", "--dns-dnsmadeeasy",
-    "--dns-gehirn", "--dns-google", "--dns-linode", "--dns-luadns", "--dns-nsone",
-    "--dns-ovh", "--dns-rfc2136", "--dns-route53", "--dns-sakuracloud",
-})
+# Certbot's options that come with plugins certwright does not have yet (none now: the
+# DNS plugins' came with dns-rfc2136 and the dns-lexicon providers). Certbot's Apache
+# options appear only with certbot-apache installed; they belong to the Apache issue.
+LATER: frozenset[str] = frozenset()
 LATER_PREFIXES = ("--apache-",)
 
 # Builds Certbot's parser exactly as `certbot` does (every installed plugin's options
@@ -127,16 +123,6 @@ def test_must_staple_says_once_that_ocsp_ended(cli: Cli, pebble: Pebble) -> None
     assert proc.stderr.count("Note: --must-staple: Let's Encrypt ended its OCSP") == 1
     conf = cli.config_dir / "renewal" / "staple.example.org.conf"
     assert "must_staple = True" in conf.read_text(), "still Certbot's stored option"
-
-
-def test_ip_address_is_a_clear_error_until_ip_certificates_come(cli: Cli) -> None:
-    proc = cli("certonly", "--standalone", "-d", "a.example.org", "--ip-address",
-               "192.0.2.7", check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        "Error: --ip-address 192.0.2.7: certificates for IP addresses are not supported "
-        "yet; give DNS names with -d"]
-    assert not cli.config_dir.joinpath("accounts").exists(), "refused before the CA"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -209,7 +209,7 @@ def test_allow_subset_of_names_drops_what_fails_validation(
 
 def test_unusable_options_are_refused_before_any_account_or_order(
         cli: Cli, pebble: Pebble) -> None:
-    for extra, fragment in ((["--preferred-challenges", "tls-alpn-01"], "preferred challenges"),
+    for extra, fragment in ((["--preferred-challenges", "dns-01"], "preferred challenges"),
                             (["--key-type", "rsa", "--rsa-key-size", "1024"], "2048..8192")):
         proc = cli("certonly", *standalone(pebble), "-d", "pc.example.org", *extra, check=False)
         assert fragment in one_error_line(proc) and proc.returncode == 1

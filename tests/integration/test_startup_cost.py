@@ -47,6 +47,32 @@ def test_certonly_loads_only_what_it_needs(cli: Cli, web: Nginx, www_root: Path,
     assert (cli.config_dir / "live" / "lean.example.org" / "cert.pem").exists()
     loaded = set(found["modules"])
     assert sorted(loaded & set(NOT_NEEDED)) == []
+    assert sorted(m for m in loaded if m.split(".")[0] in DNS_LIBRARIES) == []
+
+
+# imported only when a DNS authenticator is used (dnspython, dns-lexicon and its own)
+DNS_LIBRARIES = ("dns", "lexicon", "tldextract", "boto3", "requests_unixsocket")
+
+
+@pytest.mark.parametrize("args", [
+    ("--help", "all"),
+    ("plugins", "--authenticators"),
+    ("certificates",),
+    ("--help", "dns-rfc2136"),
+])
+def test_dns_libraries_load_only_when_a_dns_plugin_is_used(cli: Cli, tmp_path: Path,
+                                                           args: tuple[str, ...]) -> None:
+    report = tmp_path / "modules.json"
+    argv = [sys.executable, "-c", _PROBE, str(report), *args, *cli.dirs()]
+    proc = subprocess.run(argv, env=cli.ca.env(os.environ), capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(report.read_text())
+    assert found["code"] == 0
+    if args[0] == "plugins":
+        assert "dns-cloudflare" in proc.stdout and "dns-rfc2136" in proc.stdout
+    loaded = sorted(m for m in found["modules"] if m.split(".")[0] in DNS_LIBRARIES)
+    assert loaded == []
 
 
 def test_log_rotated_on_each_run(cli: Cli) -> None:

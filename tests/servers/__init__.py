@@ -6,6 +6,8 @@
   (``NginxTree``, Debian's layout) and :mod:`.mail` (``Postfix``, ``Dovecot``) build on it.
 - :mod:`.probe`: what a server answers (HTTP with SNI, the certificate served over https,
   STARTTLS or implicit TLS).
+- DNS: :mod:`.bind` (named with a TSIG key and dynamic zones, RFC 2136) and
+  :mod:`.powerdns` (pdns_server, sqlite3 backend, HTTP API), each a resolver for Pebble.
 - CAs: :mod:`.pebble`, :mod:`.acme_front`; helpers: :mod:`.ports`, :mod:`.process`,
   :mod:`.tlsca`, :mod:`.http01`, :mod:`.dnsquery`, :mod:`.fsperm`.
 """

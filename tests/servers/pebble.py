@@ -274,6 +274,8 @@ class Pebble:
       strict                run `pebble -strict`
       extra_env             more environment for pebble (overrides the above)
       listen_port / management_port   fixed API ports (default: free ports)
+      dns_server            host:port Pebble resolves through (its -dnsserver) instead of
+                            challtestsrv's (a real BIND or PowerDNS for dns-01 tests)
     """
 
     def __init__(
@@ -298,6 +300,7 @@ class Pebble:
         startup_timeout: float = 20.0,
         binary: str = PEBBLE_BINARY,
         challtestsrv_binary: str = CHALLTESTSRV_BINARY,
+        dns_server: str | None = None,
     ) -> None:
         for name, percent in (("nonce_reject_percent", nonce_reject_percent),
                               ("authz_reuse", authz_reuse)):  # fmt: skip
@@ -321,6 +324,7 @@ class Pebble:
         self.extra_env = dict(extra_env or {})
         self.startup_timeout = startup_timeout
         self.binary = binary
+        self.dns_server = dns_server
         self._auto_ports = listen_port is None and management_port is None
         self._listen_port = listen_port
         self._management_port = management_port
@@ -413,7 +417,7 @@ class Pebble:
             "-config",
             str(self.config_path),
             "-dnsserver",
-            self.challtestsrv.dns_address,
+            self.dns_server or self.challtestsrv.dns_address,
         ]
         if self.strict:
             argv += ["-strict"]

@@ -169,6 +169,10 @@ def test_challenge_types_and_wrong_types() -> None:
     assert list(a.challenge_types(Identifier("dns", "example.com"))) == ["http-01"]
     assert list(a.challenge_types(Identifier("ip", "192.0.2.1"))) == ["http-01"]
     assert list(a.challenge_types(Identifier("dns", "*.example.com"))) == []
+    alpn = StandaloneAuthenticator(argparse.Namespace(pref_challs=["tls-alpn-01"]))
+    assert list(alpn.challenge_types(Identifier("dns", "example.com"))) == [
+        "http-01", "tls-alpn-01"]
+    assert list(alpn.challenge_types(Identifier("dns", "*.example.com"))) == []
     dns = ChallengeTask(Identifier("dns", "example.com"), "dns-01", "tok", "k", "v")
     with pytest.raises(PluginError, match="only does http-01"):
         a.present(dns)
