@@ -35,13 +35,21 @@ from typing import TYPE_CHECKING, ClassVar
 from certwright.core.errors import PluginError
 from certwright.installers.apache import process
 from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo, probe_binary
+from certwright.installers.apache.enhance import ENHANCEMENTS, plan_enhance
 from certwright.installers.apache.layouts import Layout, detect_layout
-from certwright.installers.apache.plan import ApacheOptions, DeployPlan, plan_deploy
+from certwright.installers.apache.options import ApacheOptions
+from certwright.installers.apache.plan import DeployPlan, plan_deploy
 from certwright.installers.apache.reading import ApacheReading, read_apache
 from certwright.installers.apache.select import match_vhost
 
 if TYPE_CHECKING:
-    from certwright.core.interfaces import AddArgument, ChangePlan, DeployRequest, Endpoint
+    from certwright.core.interfaces import (
+        AddArgument,
+        ChangePlan,
+        DeployRequest,
+        Endpoint,
+        EnhanceRequest,
+    )
 
 __all__ = ["ApacheInstaller"]
 
@@ -196,6 +204,13 @@ class ApacheInstaller:
 
     def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
         return self._deploy(req).endpoints
+
+    def supported_enhancements(self) -> frozenset[str]:
+        return ENHANCEMENTS
+
+    def plan_enhance(self, req: EnhanceRequest) -> ChangePlan:
+        self._reading = None  # planned on the files a deploy just changed
+        return plan_enhance(self.reading().config, req, self.options())
 
     def config_test(self) -> None:
         self._reading = None  # the tree changes around a test: read it again next time
