@@ -36,14 +36,13 @@ a name. Modules are enabled inside the same plan (:mod:`.modules`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 
 from certwright.core.errors import PluginError
 from certwright.core.http01 import CHALLENGE_PATH
 from certwright.core.interfaces import ChangePlan, EnhanceRequest, FileChange
-from certwright.core.textedit import ENCODING, ERRORS, read_file
 from certwright.installers.apache import modules, vhosttext
+from certwright.installers.apache.edits import Edit, VhostEdits, insert_top
 from certwright.installers.apache.model import ApacheConfig, Node, VirtualHost
 from certwright.installers.apache.options import ApacheOptions
 from certwright.installers.apache.select import choose
@@ -80,35 +79,6 @@ def pass_lines(directory: str) -> list[str]:
             f'RewriteRule ^{CHALLENGE_RE}(.*)$ "{target}" [L]']
 
 
-@dataclass
-class _Files:
-    """The new text of each file edited so far, and the bytes it had."""
-
-    texts: dict[str, str] = field(default_factory=dict)
-    old: dict[str, bytes] = field(default_factory=dict)
-
-    def text(self, path: str) -> str:
-        if path not in self.texts:
-            data = read_file(path)
-            if data is None:
-                raise PluginError(f"{path}: gone since it was read; run again")
-            self.old[path] = data
-            self.texts[path] = data.decode(ENCODING, ERRORS)
-        return self.texts[path]
-
-    def changes(self) -> Iterator[FileChange]:
-        import hashlib
-
-        for path, text in self.texts.items():
-            new = text.encode(ENCODING, ERRORS)
-            if new != self.old[path]:
-                yield FileChange(path, new, hashlib.sha256(self.old[path]).hexdigest())
-
-
-Edit = Callable[[vhosttext.VhostSpan], "list[str] | None"]
-"""Given a vhost's span, the file's new lines (None: nothing to change)."""
-
-
 def _walk(nodes: Sequence[Node]) -> Iterator[Node]:
     for node in nodes:
         yield node
@@ -128,14 +98,6 @@ def _challenge_dir(vhost: VirtualHost) -> str:
                 d.args[0].strip('"').rstrip("/") == CHALLENGE_PATH.rstrip("/"):
             return d.args[1].strip('"')
     return "%{DOCUMENT_ROOT}" + CHALLENGE_PATH
-
-
-def _insert_top(span: vhosttext.VhostSpan, lines: Sequence[str]) -> list[str]:
-    nl = vhosttext.newline(span.lines)
-    out = list(span.lines)
-    at = span.first + 1
-    out[at:at] = [span.indent + line + nl for line in lines]
-    return out
 
 
 def _own_block(span: vhosttext.VhostSpan, mark: str) -> tuple[int, int] | None:
@@ -173,8 +135,8 @@ def _redirect_edit(names: Sequence[str], port: int, vhost: VirtualHost,
                          f"{found.where}); left as it is, the challenge path let through")
             if _own_block(span, PASS_MARK) is not None:
                 return None
-            return _insert_top(span, pass_lines(_challenge_dir(vhost)))
-        return _insert_top(span, redirect_lines(names, port))
+            return insert_top(span, pass_lines(_challenge_dir(vhost)))
+        return insert_top(span, redirect_lines(names, port))
     return edit
 
 
@@ -185,7 +147,7 @@ def _header_edit(line: str, header: str) -> Edit:
             if words and words[0].lower() == "header" and \
                     any(w.strip('"').lower() == header.lower() for w in words):
                 return None
-        return _insert_top(span, [line])
+        return insert_top(span, [line])
     return edit
 
 
@@ -193,31 +155,18 @@ def plan_enhance(config: ApacheConfig, req: EnhanceRequest, opts: ApacheOptions)
     unknown = sorted(req.enhancements - ENHANCEMENTS)
     if unknown:
         raise PluginError(f"Apache cannot do: {', '.join(unknown)}")
-    edits: dict[tuple[str, int], tuple[VirtualHost, list[Edit]]] = {}
+    edits = VhostEdits()
     notes: list[str] = []
     https = _https_vhosts(config, req)
-
-    def add(vhost: VirtualHost, edit: Edit) -> None:
-        edits.setdefault((vhost.file, vhost.line), (vhost, []))[1].append(edit)
-
     if "redirect" in req.enhancements:
         for vhost, names in _http_vhosts(config, req, notes):
-            add(vhost, _redirect_edit(names, req.https_port, vhost, notes))
+            edits.add(vhost, _redirect_edit(names, req.https_port, vhost, notes))
     for wanted, text, header in (("hsts", HSTS_LINE, HSTS_HEADER),
                                  ("uir", UIR_LINE, UIR_HEADER)):
         if wanted in req.enhancements:
             for vhost in https:
-                add(vhost, _header_edit(text, header))
-    files = _Files()
-    # last vhost of a file first: an edit changes the line count below it, never above
-    for (path, number), (_, vhost_edits) in sorted(edits.items(),
-                                                    key=lambda kv: (kv[0][0], -kv[0][1])):
-        for edit in vhost_edits:
-            span = vhosttext.find_vhost(path, files.text(path), number)
-            new = edit(span)
-            if new is not None:
-                files.texts[path] = "".join(new)
-    changes: dict[str, FileChange] = {c.path: c for c in files.changes()}
+                edits.add(vhost, _header_edit(text, header))
+    changes: dict[str, FileChange] = {c.path: c for c in edits.changes()}
 
     def put(change: FileChange | None) -> None:
         if change is not None:
