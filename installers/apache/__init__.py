@@ -26,7 +26,6 @@ Options (Certbot's names and meaning):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 from collections.abc import Hashable, Mapping, Sequence
@@ -34,7 +33,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from certwright.core.challenge_session import ServerHttp01Authenticator
 from certwright.core.errors import PluginError
-from certwright.core.http01 import http01_types
+from certwright.core.http01 import http01_port
+from certwright.core.serverkit import add_options
 from certwright.installers.apache import process
 from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo, probe_binary
 from certwright.installers.apache.enhance import ENHANCEMENTS, plan_enhance
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
         DeployRequest,
         Endpoint,
         EnhanceRequest,
-        Identifier,
     )
 
 __all__ = ["ApacheAuthenticator", "ApacheInstaller"]
@@ -113,9 +112,7 @@ def add_apache_options(add: AddArgument) -> None:
                                          "help": "where -a apache puts http-01 answers "
                                                  "(default: SERVER_ROOT/certwright/http01)"}),
     ]
-    for flag, kwargs in options:
-        with contextlib.suppress(argparse.ArgumentError):  # another apache plugin did
-            add(flag, dest=flag[2:].replace("-", "_"), **kwargs)
+    add_options(add, options)
 
 
 class _ApacheBase:
@@ -263,15 +260,12 @@ class ApacheAuthenticator(ServerHttp01Authenticator, _ApacheBase):
 
     description: ClassVar[str] = "Answer http-01 through the running Apache"
 
-    def challenge_types(self, identifier: Identifier) -> Sequence[str]:
-        return http01_types(identifier)
-
     def serial_key(self) -> Hashable:
         """Renewals through one Apache tree take turns editing and reloading it."""
         return os.path.realpath(self.server_root)
 
     def http01_port(self) -> int:
-        return int(getattr(self.config, "http01_port", None) or 80)
+        return http01_port(self.config)
 
     def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan:
         return plan_http01(self.reading().config, tasks, self.options(),

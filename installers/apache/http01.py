@@ -31,8 +31,9 @@ import re
 from collections.abc import Sequence
 
 from certwright.core.errors import PluginError
-from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_token
+from certwright.core.http01 import CHALLENGE_PATH, Probe, add_probe, http01_token
 from certwright.core.interfaces import ChallengeTask, ChangePlan, FileChange
+from certwright.core.serverkit import key_authorization
 from certwright.installers.apache import modules
 from certwright.installers.apache.edits import VhostEdits, insert_bottom, insert_top
 from certwright.installers.apache.enhance import CHALLENGE_RE, REWRITE
@@ -41,7 +42,6 @@ from certwright.installers.apache.options import ApacheOptions
 from certwright.installers.apache.select import choose
 
 MARK = "# certwright: temporary http-01 answers (removed after validation)"
-_KEY_AUTHORIZATION = re.compile(r"[A-Za-z0-9_.-]+")
 _SAFE_DIR = re.compile(r"/[A-Za-z0-9_./+@-]*")
 
 
@@ -89,11 +89,8 @@ def plan_http01(config: ApacheConfig, tasks: Sequence[ChallengeTask], opts: Apac
     seen: set[tuple[str, int]] = set()
     for task in tasks:
         token = http01_token(task, "apache")
-        if not _KEY_AUTHORIZATION.fullmatch(task.key_authorization):
-            raise PluginError(f"refusing key authorization for {task.domain}: unexpected "
-                              "characters")
         path = f"{directory}/{token}"
-        changes[path] = FileChange(path, task.key_authorization.encode(), None, 0o644)
+        changes[path] = FileChange(path, key_authorization(task).encode(), None, 0o644)
         for vhost in answering(config, task.domain, http_port):
             if (vhost.file, vhost.line) in seen:
                 continue
@@ -119,15 +116,8 @@ def http01_probes(config: ApacheConfig, tasks: Sequence[ChallengeTask],
     vhost (a wildcard as loopback)."""
     probes: list[Probe] = []
     for task in tasks:
-        path = CHALLENGE_PATH + http01_token(task, "apache")
+        http01_token(task, "apache")
         for vhost in answering(config, task.domain, http_port):
-            hosts = [a.host for a in vhost.addresses
-                     if a.port is None or a.port == http_port]
-            if not hosts:
-                continue
-            host = sorted(hosts, key=lambda h: ":" in h)[0]
-            probe = Probe("127.0.0.1" if host == "*" else host, http_port, task.domain, path,
-                          task.key_authorization)
-            if probe not in probes:
-                probes.append(probe)
+            add_probe(probes, [a.host for a in vhost.addresses
+                               if a.port is None or a.port == http_port], http_port, task)
     return probes
