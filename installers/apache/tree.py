@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +117,7 @@ class AugeasReader:
         self._aug.set("/augeas/load/Httpd/lens", LENS)
         self._loaded: set[str] = set()
         self._trees: dict[str, tuple[Node, ...]] = {}
+        self._dumps: dict[str, list[str]] = {}
 
     def close(self) -> None:
         self._aug.close()
@@ -136,8 +137,8 @@ class AugeasReader:
             self._aug.set("/augeas/load/Httpd/incl[last()+1]", _GLOB_SPECIAL.sub(r"\\\1", file))
         self._aug.load()
         self._loaded.update(new)
-        for file in new:
-            self._check(file)
+        present = [file for file in new if self._check(file)]
+        self._dump_all(present)
 
     def read(self, file: str) -> tuple[Node, ...]:
         cached = self._trees.get(file)
@@ -148,26 +149,56 @@ class AugeasReader:
         return cached
 
     # -- internals ----------------------------------------------------------------------
-    def _check(self, file: str) -> None:
+    def _check(self, file: str) -> bool:
+        """Raise for a file augeas could not read; whether it has a tree."""
         base = "/augeas" + aug_path(file) + "/error"
         error = self._aug.get(base)
         if error is None:
-            if not self._aug.match(aug_path(file)) and _nonempty(file):
+            if self._aug.match(aug_path(file)):
+                return True
+            if _nonempty(file):
                 raise ApacheParseError(f"{file}: augeas did not load this file")
-            return
+            return False
         line = self._aug.get(base + "/line")
         message = self._aug.get(base + "/message") or error
         where = f"{file}:{line}" if line else file
         raise ApacheParseError(f"{where}: Apache config not readable by augeas: {message}")
 
-    def _build(self, file: str) -> tuple[Node, ...]:
-        prefix = aug_path(file)
+    def _print(self, files: Sequence[str]) -> list[str]:
+        """augeas' ``print`` of each file's tree, in one ``srun`` (a variable per file
+        keeps paths out of the command text)."""
+        for index, file in enumerate(files):
+            self._aug.defvar(f"certwright_file{index}", aug_path(file))
+        script = "\n".join(f"print $certwright_file{i}" for i in range(len(files)))
         with tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogateescape") as out:
-            self._aug.defvar("certwright_file", prefix)
-            self._aug.srun(out, "print $certwright_file")
+            self._aug.srun(out, script)
             out.flush()
             out.seek(0)
-            dump = out.read().splitlines()
+            return out.read().splitlines()
+
+    def _dump_all(self, files: Sequence[str]) -> None:
+        """Print the trees of freshly loaded ``files`` at once and keep each one's lines:
+        one ``srun`` for a thousand files instead of a thousand (a file's block starts at
+        the first line that is not below the previous file's path)."""
+        if not files:
+            return
+        lines = self._print(files)
+        blocks: list[list[str]] = []
+        head = None
+        for raw in lines:
+            if head is None or not raw.startswith(head + "/"):
+                head = raw.partition(" = ")[0]
+                blocks.append([])
+            blocks[-1].append(raw)
+        if len(blocks) != len(files):  # not what was expected: each file on its own
+            return
+        self._dumps.update(zip(files, blocks, strict=True))
+
+    def _build(self, file: str) -> tuple[Node, ...]:
+        prefix = aug_path(file)
+        dump = self._dumps.pop(file, None)
+        if dump is None:
+            dump = self._print([file]) if self._aug.match(prefix) else []
         root = _Builder(name="", aug=prefix, section=True)
         nodes: dict[str, _Builder] = {"": root}
         head = dump[0] if dump else prefix
