@@ -230,3 +230,46 @@ def test_ipv4_and_ipv6_vhosts_both_redirected(cli: Cli, sites: list[Site],
         secure = probe.http_get(site.https_port, "example.org", "/", tls=True,
                                 address=address)
         assert secure.header("Strict-Transport-Security"), address
+
+
+CATCH_ALL = GRANT + """\
+<VirtualHost *:{http}>
+    DocumentRoot {www}
+</VirtualHost>
+<VirtualHost *:{http}>
+    ServerName named.test
+    DocumentRoot {www}
+</VirtualHost>
+"""
+
+
+def test_a_name_only_the_catch_all_answers_is_redirected_alone(
+        cli: Cli, sites: list[Site], pebble: Pebble) -> None:
+    site = new_site(sites, pebble, {"catch.conf": CATCH_ALL})
+    site.server.start(port=site.http_port)
+    before = site.snapshot()
+    cli("run", "-a", "webroot", "-w", str(site.www), "-i", "apache", *site.args(),
+        "-d", "nobody.test", "--redirect")
+    assert "nobody.test" in sans(served(site, "nobody.test", root_pem=pebble.root_pem()))
+    assert_redirected(site, "nobody.test")
+    # the catch-all still answers every other name over plain http
+    for other in ("else.test", "named.test"):
+        assert probe.http_get(site.http_port, other, "/x").status == 404, other
+    cli("rollback", "--checkpoints", "1", *site.args(), account=False)
+    assert site.snapshot() == before
+
+
+def test_run_apache_dry_run_shows_the_diff_and_changes_nothing(
+        cli: Cli, sites: list[Site], pebble: Pebble) -> None:
+    site = new_site(sites, pebble, {"example.conf": SITE})
+    site.server.start(port=site.http_port)
+    before = site.snapshot()
+    generations = site.server.generations()
+    proc = cli("run", "--apache", *site.args(), "-d", "example.org", "--redirect",
+               "--hsts", "--dry-run")
+    assert "+++ " in proc.stdout and "SSLCertificateFile" in proc.stdout, proc.stdout
+    assert "RewriteRule ^ https://" in proc.stdout and "Strict-Transport-Security" in \
+        proc.stdout
+    assert site.snapshot() == before
+    assert not (cli.config_dir / "live" / "example.org").exists()
+    assert site.server.generations() == generations + 2  # the challenge, then undone
