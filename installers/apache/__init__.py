@@ -38,7 +38,7 @@ from certwright.core.serverkit import add_options
 from certwright.installers.apache import process
 from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo, probe_binary
 from certwright.installers.apache.enhance import ENHANCEMENTS, plan_enhance
-from certwright.installers.apache.http01 import http01_probes, plan_http01
+from certwright.installers.apache.http01 import check_location, http01_probes, plan_http01
 from certwright.installers.apache.layouts import Layout, detect_layout
 from certwright.installers.apache.options import ApacheOptions
 from certwright.installers.apache.plan import DeployPlan, plan_deploy
@@ -263,6 +263,10 @@ class ApacheAuthenticator(ServerHttp01Authenticator, _ApacheBase):
     def serial_key(self) -> Hashable:
         """Renewals through one Apache tree take turns editing and reloading it."""
         return os.path.realpath(self.server_root)
+
+    def prepare(self) -> None:
+        check_location(self.challenge_location)  # before an order is made
+        super().prepare()
 
     def http01_port(self) -> int:
         return http01_port(self.config)

@@ -78,11 +78,16 @@ def answering(config: ApacheConfig, name: str, port: int) -> list[VirtualHost]:
     return list(dict.fromkeys(found))
 
 
-def plan_http01(config: ApacheConfig, tasks: Sequence[ChallengeTask], opts: ApacheOptions,
-                directory: str, http_port: int = 80) -> ChangePlan:
+def check_location(directory: str) -> None:
+    """The challenge directory goes unquoted-safe into a ``RewriteRule`` and a section."""
     if not _SAFE_DIR.fullmatch(directory):
         raise PluginError(f"--apache-challenge-location {directory}: give an absolute path "
                           "of letters, digits and ./_+@-")
+
+
+def plan_http01(config: ApacheConfig, tasks: Sequence[ChallengeTask], opts: ApacheOptions,
+                directory: str, http_port: int = 80) -> ChangePlan:
+    check_location(directory)
     directory = directory.rstrip("/") or "/"
     changes: dict[str, FileChange] = {}
     edits = VhostEdits()

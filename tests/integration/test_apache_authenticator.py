@@ -158,3 +158,17 @@ def test_run_apache_redirect_behind_basic_auth(cli: Cli, sites: list[Site],
     assert probe.http_get(site.http_port, "example.org",
                           "/.well-known/acme-challenge/f").status == 401
     assert probe.http_get(site.http_port, "example.org", "/x").status == 301
+
+
+def test_bad_challenge_location_is_one_clear_line(cli: Cli, sites: list[Site],
+                                                  pebble: Pebble) -> None:
+    site = customer_site(sites, pebble, "basic-auth")
+    before = site.snapshot()
+    proc = cli("certonly", "--apache", *site.args(), "-d", "example.org",
+               "--apache-challenge-location", "/tmp/with space", check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "--apache-challenge-location /tmp/with space" in errors[0], \
+        proc.stderr
+    assert "Requesting" not in proc.stdout  # refused before any order
+    assert site.snapshot() == before
