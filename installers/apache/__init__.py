@@ -26,6 +26,7 @@ Options (Certbot's names and meaning):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 from collections.abc import Hashable, Mapping, Sequence
@@ -42,7 +43,7 @@ from certwright.installers.apache.http01 import check_location, http01_probes, p
 from certwright.installers.apache.layouts import Layout, detect_layout
 from certwright.installers.apache.options import ApacheOptions
 from certwright.installers.apache.plan import DeployPlan, plan_deploy
-from certwright.installers.apache.reading import ApacheReading, read_apache
+from certwright.installers.apache.reading import ApacheReading, read_apache, woken_by
 from certwright.installers.apache.select import match_vhost
 
 if TYPE_CHECKING:
@@ -245,7 +246,22 @@ class ApacheInstaller(_ApacheBase):
 
     def plan_enhance(self, req: EnhanceRequest) -> ChangePlan:
         self._reading = None  # planned on the files a deploy just changed
-        return plan_enhance(self.reading().config, req, self.options())
+        config = self.reading().config
+        plan = plan_enhance(config, req, self.options())
+        wanted = {"rewrite_module"} if "redirect" in req.enhancements else set()
+        if req.enhancements & {"hsts", "uir"}:
+            wanted.add("headers_module")
+        loading = sorted(wanted - config.modules)
+        if plan.empty or not loading:
+            return plan
+        woken = woken_by(self.server_root, loading, config, binary=self._binary or
+                         DEFAULT_BINARY, env=self.control().env(), layout=self.layout)
+        if not woken:
+            return plan
+        more = f" (and {len(woken) - 5} more)" if len(woken) > 5 else ""
+        note = (f"enabling {', '.join(loading)} activates what was dormant inside "
+                f"<IfModule>: {'; '.join(woken[:5])}{more}")
+        return dataclasses.replace(plan, notes=(*plan.notes, note))
 
     def vhosts_for(self, name: str) -> list[str]:
         """Where the active vhosts that carry ``name`` are (for messages and tests)."""

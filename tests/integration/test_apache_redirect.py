@@ -273,3 +273,27 @@ def test_run_apache_dry_run_shows_the_diff_and_changes_nothing(
     assert site.snapshot() == before
     assert not (cli.config_dir / "live" / "example.org").exists()
     assert site.server.generations() == generations + 2  # the challenge, then undone
+
+
+DORMANT_REWRITE = GRANT + """\
+<VirtualHost *:{http}>
+    ServerName example.org
+    DocumentRoot {www}
+    <IfModule mod_rewrite.c>
+        RewriteEngine on
+        RewriteRule ^/old$ /new [R=302,L]
+    </IfModule>
+</VirtualHost>
+"""
+
+
+def test_what_enabling_mod_rewrite_wakes_is_named(cli: Cli, sites: list[Site],
+                                                 pebble: Pebble) -> None:
+    site = new_site(sites, pebble, {"example.conf": DORMANT_REWRITE})
+    site.server.start(port=site.http_port)
+    proc = cli("run", "-a", "webroot", "-w", str(site.www), "-i", "apache", *site.args(),
+               "-d", "example.org", "--redirect")
+    conf = site.tree / "sites-enabled" / "example.conf"
+    assert "enabling rewrite_module activates" in proc.stdout, proc.stdout
+    assert f"RewriteRule at {conf}:9" in proc.stdout
+    assert_redirected(site, "example.org")
