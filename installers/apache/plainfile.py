@@ -13,6 +13,8 @@ and line numbers); any other file returns ``None`` and goes to augeas.
 
 from __future__ import annotations
 
+import re
+
 from certwright.installers.apache.model import Node
 
 _ASCII = frozenset(chr(c) for c in range(0x20, 0x7F)) | {"\t"}
@@ -20,6 +22,7 @@ _QUOTING = frozenset("\"'\\#")
 _ACTIVE = frozenset({"include", "includeoptional", "define", "undefine", "use", "macro",
                      "loadmodule", "serverroot", "mdomain", "mdomainset"})
 _TOP_SECTIONS = frozenset({"virtualhost"})
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
 
 def parse_plain(file: str, data: bytes, line_directives: frozenset[str]
@@ -51,7 +54,8 @@ def parse_plain(file: str, data: bytes, line_directives: frozenset[str]
             if not line.endswith(">"):
                 return None
             words = line[1:-1].split()
-            if not words or words[0].lower().startswith("if") or \
+            if not words or not _NAME.fullmatch(words[0]) or \
+                    words[0].lower().startswith("if") or \
                     (not stack and words[0].lower() not in _TOP_SECTIONS) or \
                     (stack and words[0].lower() in _TOP_SECTIONS) or \
                     words[0].lower() in _ACTIVE or "<" in line[1:] or ">" in line[:-1]:
@@ -60,7 +64,8 @@ def parse_plain(file: str, data: bytes, line_directives: frozenset[str]
             continue
         words = line.split()
         kind = words[0].lower()
-        if not stack or kind in _ACTIVE or ">" in line or "<" in line:
+        if not stack or kind in _ACTIVE or ">" in line or "<" in line or \
+                not _NAME.fullmatch(words[0]):
             return None
         at = number if kind in line_directives else 0
         stack[-1][3].append(Node(words[0], tuple(words[1:]), file, at))

@@ -60,6 +60,8 @@ NOT_PLAIN = {
     "mismatched": "<VirtualHost *:80>\n<Directory /x>\n</VirtualHost>\n</Directory>\n",
     "latin-1": "<VirtualHost *:80>\n    ServerName caf\xe9.test\n</VirtualHost>\n",
     "angle in args": "<VirtualHost *:80>\n    Header set X <b>\n</VirtualHost>\n",
+    "odd name": "<VirtualHost *:80>\n    1abc x\n</VirtualHost>\n",
+    "odd section": "<VirtualHost *:80>\n<-x y>\n</-x>\n</VirtualHost>\n",
 }
 
 
