@@ -22,11 +22,15 @@ win over a ``<Location />`` with basic auth or a ``<LocationMatch "/\\.">`` ban:
     <Directory "DIR"> AllowOverride None, Options None, Require all granted
     <Location /.well-known/acme-challenge/> Require all granted
 
-mod_rewrite is enabled inside the same temporary plan when the tree does not load it.
+Where a ``Listen`` on the http port reaches no vhost, the main server answers: it gets
+the rewrite and the directory's access in a managed file a server-level ``Include``
+reads (nothing a vhost inherits). mod_rewrite is enabled inside the same temporary plan
+when the tree does not load it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 
@@ -34,14 +38,16 @@ from certwright.core.errors import PluginError
 from certwright.core.http01 import CHALLENGE_PATH, Probe, add_probe, http01_token
 from certwright.core.interfaces import ChallengeTask, ChangePlan, FileChange
 from certwright.core.serverkit import key_authorization
+from certwright.core.textedit import managed_change
 from certwright.installers.apache import modules
 from certwright.installers.apache.edits import VhostEdits, insert_bottom, insert_top
 from certwright.installers.apache.enhance import CHALLENGE_RE, REWRITE
-from certwright.installers.apache.model import ApacheConfig, VirtualHost
+from certwright.installers.apache.model import ApacheConfig, Listen, VirtualHost
 from certwright.installers.apache.options import ApacheOptions
 from certwright.installers.apache.select import choose
 
 MARK = "# certwright: temporary http-01 answers (removed after validation)"
+SERVER_FILE = "zz-certwright-http01.conf"
 _SAFE_DIR = re.compile(r"/[A-Za-z0-9_./+@-]*")
 
 
@@ -65,17 +71,38 @@ def bottom_lines(directory: str) -> list[str]:
             "</Location>"]
 
 
-def answering(config: ApacheConfig, name: str, port: int) -> list[VirtualHost]:
-    """The plain-http vhosts a request for ``name`` on ``port`` reaches, one per address."""
+def answering(config: ApacheConfig, name: str, port: int) -> tuple[list[VirtualHost],
+                                                                     list[Listen]]:
+    """The plain-http vhosts a request for ``name`` on ``port`` reaches (one per address),
+    and the ``Listen`` lines where no vhost does (the main server answers there)."""
     choice = choose(config, name, port)
     if choice.left_alone:
         raise PluginError(f"{name}: {choice.left_alone}")
     found = [a.vhost for a in choice.answers if a.vhost.file and not a.vhost.ssl_engine]
-    if not found:
-        raise PluginError(f"{name}: no virtual host answers plain http on port {port} (only "
-                          "the main server would); add a <VirtualHost> for it, or use "
-                          "-a webroot")
-    return list(dict.fromkeys(found))
+    main = [listen for listen in config.listens if listen.where in choice.main_server]
+    if not found and not main:
+        raise PluginError(f"{name}: nothing answers plain http on port {port}; add a "
+                          "<VirtualHost> or a Listen for it, or use -a webroot")
+    return list(dict.fromkeys(found)), main
+
+
+def server_lines(directory: str) -> list[str]:
+    """For the main server (where no vhost listens): the rewrite and the directory's
+    access; nothing a vhost would inherit."""
+    return [*top_lines(directory),
+            f'<Directory "{directory}">',
+            "    AllowOverride None",
+            "    Options None",
+            "    Require all granted",
+            "</Directory>"]
+
+
+def _server_file(config: ApacheConfig, opts: ApacheOptions) -> str:
+    layout = opts.layout
+    dirs = [d for d in (os.path.join(opts.server_root, layout.conf_dir),
+                        opts.path(layout.sites_enabled)) if d]
+    return modules.included(config, [os.path.join(d, SERVER_FILE) for d in dirs],
+                            "http-01")
 
 
 def check_location(directory: str) -> None:
@@ -92,11 +119,14 @@ def plan_http01(config: ApacheConfig, tasks: Sequence[ChallengeTask], opts: Apac
     changes: dict[str, FileChange] = {}
     edits = VhostEdits()
     seen: set[tuple[str, int]] = set()
+    server_level = False
     for task in tasks:
         token = http01_token(task, "apache")
         path = f"{directory}/{token}"
         changes[path] = FileChange(path, key_authorization(task).encode(), None, 0o644)
-        for vhost in answering(config, task.domain, http_port):
+        vhosts, main = answering(config, task.domain, http_port)
+        server_level = server_level or bool(main)
+        for vhost in vhosts:
             if (vhost.file, vhost.line) in seen:
                 continue
             seen.add((vhost.file, vhost.line))
@@ -104,6 +134,11 @@ def plan_http01(config: ApacheConfig, tasks: Sequence[ChallengeTask], opts: Apac
             edits.add(vhost, lambda span: insert_top(span, top_lines(directory)))
     for change in edits.changes():
         changes[change.path] = change
+    if server_level:
+        text = "\n".join(server_lines(directory)) + "\n"
+        server_change = managed_change(_server_file(config, opts), text)
+        if server_change is not None:
+            changes[server_change.path] = server_change
 
     def put(change: FileChange | None) -> None:
         if change is not None:
@@ -122,7 +157,10 @@ def http01_probes(config: ApacheConfig, tasks: Sequence[ChallengeTask],
     probes: list[Probe] = []
     for task in tasks:
         http01_token(task, "apache")
-        for vhost in answering(config, task.domain, http_port):
+        vhosts, main = answering(config, task.domain, http_port)
+        for vhost in vhosts:
             add_probe(probes, [a.host for a in vhost.addresses
                                if a.port is None or a.port == http_port], http_port, task)
+        for listen in main:
+            add_probe(probes, [listen.host or "*"], http_port, task)
     return probes

@@ -106,7 +106,7 @@ def plan_deploy(reading: ApacheReading, req: DeployRequest, opts: ApacheOptions)
         for ans in http.by_name:
             twins.setdefault(ans.vhost.file, {})[ans.vhost.line] = ans.vhost
             b.endpoint(_https(ans.vhost.addresses, req.https_port), name)
-        if http.needs_own_vhost and not http.by_name:
+        if http.needs_own_vhost:  # also where a listen address reaches no vhost
             own.append((name, http.answers[0].vhost if http.answers else _none()))
             b.endpoint((Address("*", req.https_port),), name)
     # last vhost of a file first: an edit changes the line count below it, never above

@@ -1,6 +1,7 @@
 """`run --apache --redirect` end to end on the issue's trees (real apache2, Pebble): Debian's
 stock tree with one site, three vhosts in one file, basic auth, a hidden-path ban, an
-existing redirect, an existing `*:443` vhost, IPv4 + `[::1]` vhosts, a RHEL-style tree.
+existing redirect, an existing `*:443` vhost, IPv4 + `[::1]` vhosts, a `[::1]` vhost alone
+(the CA's IPv4 request reaches the main server), a RHEL-style tree.
 
 In each: `apache2 -t` passes, SNI serves a chain that verifies against Pebble's root for
 every name, a challenge file answers 200 over plain http where the site lets anyone read
@@ -38,6 +39,12 @@ REDIRECTED = GRANT + """\
     ServerName example.org
     DocumentRoot {www}
     Redirect permanent / https://example.org/
+</VirtualHost>
+"""
+V6_ONLY = GRANT + """\
+<VirtualHost [::1]:{http}>
+    ServerName example.org
+    DocumentRoot {www}
 </VirtualHost>
 """
 SSL_SITE = """\
@@ -99,6 +106,8 @@ TREES: dict[str, tuple[Callable[[Pebble], Site], list[str], bool]] = {
     "existing-redirect": (debian({"example.conf": REDIRECTED}), ["example.org"], True),
     "existing-443": (existing_443, TWO, True),
     "ipv4-and-ipv6": (debian({"example.conf": TWINS}), ["example.org"], True),
+    # only [::1] has a vhost: the CA's IPv4 request reaches the main server
+    "ipv6-only": (debian({"example.conf": V6_ONLY}), ["example.org"], True),
     "rhel": (rhel, TWO, True),
 }
 
@@ -139,7 +148,8 @@ def test_run_apache_redirect_on_the_issue_trees(cli: Cli, tree_site: Site,
     old = {n: probe.http_get(site.http_port, n, "/").status for n in names}
     cli("run", "--apache", *args, *[f"-d{n}" for n in names], "--redirect")
     assert site.server.config_test().returncode == 0, site.server.config_test().stderr
-    addresses = ["127.0.0.1", "::1"] if kind == "ipv4-and-ipv6" else ["127.0.0.1"]
+    addresses = {"ipv4-and-ipv6": ["127.0.0.1", "::1"], "ipv6-only": ["::1"]}.get(
+        kind, ["127.0.0.1"])
     root = pebble.root_pem()
     for name in names:
         assert name in sans(served(site, name, root_pem=root))
