@@ -35,12 +35,14 @@ a name. Modules are enabled inside the same plan (:mod:`.modules`).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 
 from certwright.core.errors import PluginError
 from certwright.core.http01 import CHALLENGE_PATH
 from certwright.core.interfaces import ChangePlan, EnhanceRequest, FileChange
+from certwright.core.textedit import ENCODING, ERRORS, managed_change, read_file
 from certwright.installers.apache import modules, vhosttext
 from certwright.installers.apache.edits import Edit, VhostEdits, insert_top
 from certwright.installers.apache.model import ApacheConfig, Node, VirtualHost
@@ -48,6 +50,7 @@ from certwright.installers.apache.options import ApacheOptions
 from certwright.installers.apache.select import choose
 
 ENHANCEMENTS = frozenset({"redirect", "hsts", "uir"})
+MAIN_FILE = "zz-certwright-redirect.conf"
 REDIRECT_MARK = "# certwright: redirect to https; the http-01 challenge path stays on plain http"
 PASS_MARK = "# certwright: the http-01 challenge path answers over plain http"
 CHALLENGE_RE = CHALLENGE_PATH.replace(".", "\\.")
@@ -161,12 +164,19 @@ def plan_enhance(config: ApacheConfig, req: EnhanceRequest, opts: ApacheOptions)
     if "redirect" in req.enhancements:
         for vhost, names in _http_vhosts(config, req, notes):
             edits.add(vhost, _redirect_edit(names, req.https_port, vhost, notes))
+        main = [n for n in req.domains
+                if not n.startswith("*.") and choose(config, n, req.http_port).main_server]
+        main_change = _main_server_redirect(config, opts, main, req.https_port)
+    else:
+        main_change = None
     for wanted, text, header in (("hsts", HSTS_LINE, HSTS_HEADER),
                                  ("uir", UIR_LINE, UIR_HEADER)):
         if wanted in req.enhancements:
             for vhost in https:
                 edits.add(vhost, _header_edit(text, header))
     changes: dict[str, FileChange] = {c.path: c for c in edits.changes()}
+    if main_change is not None:
+        changes[main_change.path] = main_change
 
     def put(change: FileChange | None) -> None:
         if change is not None:
@@ -182,6 +192,26 @@ def plan_enhance(config: ApacheConfig, req: EnhanceRequest, opts: ApacheOptions)
     what = ", ".join(sorted(req.enhancements))
     return ChangePlan(f"Apache: enable {what} for {', '.join(req.domains)}",
                       tuple(changes.values()), tuple(notes))
+
+
+def _main_server_redirect(config: ApacheConfig, opts: ApacheOptions, names: Sequence[str],
+                          port: int) -> FileChange | None:
+    """Where a ``Listen`` on the http port reaches no vhost the main server answers: the
+    redirect for ``names`` (and those it had) in a managed server-level file (mod_rewrite's
+    rules of the main server are not inherited by vhosts)."""
+    if not names:
+        return None
+    layout = opts.layout
+    dirs = [d for d in (os.path.join(opts.server_root, layout.conf_dir),
+                        opts.path(layout.sites_enabled)) if d]
+    path = modules.included(config, [os.path.join(d, MAIN_FILE) for d in dirs], "redirect")
+    had: list[str] = []
+    current = read_file(path)
+    for line in (current or b"").decode(ENCODING, ERRORS).splitlines():
+        if m := _HOST_COND.match(line):
+            had = [re.sub(r"\\(.)", r"\1", n) for n in m.group(1).split("|")]
+    wanted = list(dict.fromkeys([*had, *(n.lower() for n in names)]))
+    return managed_change(path, "\n".join(redirect_lines(wanted, port)) + "\n")
 
 
 def _https_vhosts(config: ApacheConfig, req: EnhanceRequest) -> list[VirtualHost]:

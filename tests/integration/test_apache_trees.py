@@ -160,6 +160,10 @@ def test_run_apache_redirect_on_the_issue_trees(cli: Cli, tree_site: Site,
             moved = probe.http_get(site.http_port, name, "/other", address=address)
             assert moved.status == 301, (name, address, moved.head)
             assert moved.location.startswith(f"https://{name}"), moved.location
+    if kind == "ipv6-only":  # over IPv4 the main server answers, and redirects the name
+        moved = probe.http_get(site.http_port, names[0], "/other")
+        assert moved.status == 301 and moved.location.startswith(f"https://{names[0]}")
+        assert probe.http_get(site.http_port, "other.test", "/other").status != 301
     shutil.rmtree(site.www / ".well-known")
     cli("rollback", "--checkpoints", "1", *args, account=False)
     assert site.snapshot() == before
