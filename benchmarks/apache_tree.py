@@ -14,12 +14,24 @@ from __future__ import annotations
 import errno
 import shutil
 import socket
+import ssl
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from benchmarks.measure import BenchError
+from benchmarks.measure import BenchError, Row, Samples, rows_for, run_once
+from benchmarks.nginx_tree import served_certificate
 from benchmarks.tools import CERTBOT_VERSION, Tool, pip_install
 from tests.servers.apache import APACHE_BINARY, ApacheServer, debian_tree
+from tests.servers.ports import free_port
+
+if TYPE_CHECKING:
+    from benchmarks.run import Bench
+
+CopyStore = Callable[[Path, Path], Path]
+Alternate = Callable[["Bench", int, Callable[[Tool, int], Samples]], dict[str, Samples]]
 
 APACHE_SITES = 1000
 APACHE_HTTPS_PORT = 443
@@ -113,3 +125,55 @@ def https_port_busy() -> str | None:
             return (f"port {APACHE_HTTPS_PORT} is {why}: Certbot's Apache plugin always "
                     "installs on it; run `make bench-apache` (a private network namespace)")
     return None
+
+
+def section_apache_install(bench: Bench, *, copy_store: CopyStore, alternate: Alternate
+                           ) -> list[Row]:
+    """`install --apache --cert-name site-0500.example.org` into Debian's tree with 1,000
+    name-based vhosts in 1,000 files (50,000 lines); each run on a freshly generated tree
+    with its own running apache2 and its own copy of the store."""
+    require_apache()
+    busy = https_port_busy()
+    if busy is not None:
+        print(f"[apache-install] skipped: {busy}", file=sys.stderr, flush=True)
+        return []
+    certwright, certbot = bench.tools
+    ensure_certbot_apache(certbot, bench.dirs(bench.base / "certbot-plugins"))
+    store = bench._built.get("apache-lineage")
+    if store is None:
+        store = bench.fresh_store(certwright, "apache-lineage")
+        run_once(bench.certonly(certwright, store, APACHE_TARGET), bench.env)
+        bench._built["apache-lineage"] = store
+    expected = ssl.PEM_cert_to_DER_cert(
+        (store / "config" / "live" / APACHE_TARGET / "cert.pem").read_text())
+
+    def one_run(tool: Tool, label: str) -> Samples:
+        work = bench.base / "apache-install" / f"{tool.name}-{label}"
+        http_port, https_port = free_port(), APACHE_HTTPS_PORT
+        tree = work / "apache2"
+        write_apache_tree(tree, http_port)
+        tool_store = copy_store(store, work / "store")
+        env = dict(bench.env, APACHE_CONFDIR=str(tree))
+        extra = ["--apache-ctl", str(apache_ctl(tree, work / "apachectl"))] \
+            if tool is certbot else ["--http-01-port", str(http_port)]
+        argv = tool.argv("install", "--apache", "--cert-name", APACHE_TARGET,
+                         "--apache-server-root", str(tree), *extra, "--no-redirect",
+                         "--https-port", str(https_port), "-n", *bench.dirs(tool_store))
+        samples = Samples()
+        server = tree_server(tree, work / "run")
+        server.start(port=http_port)
+        try:
+            samples.add(run_once(argv, env))
+            if served_certificate(https_port, APACHE_TARGET) != expected:
+                raise BenchError(f"{tool.name} install exited 0 but apache2 does not serve "
+                                 f"the certificate of {APACHE_TARGET} on port {https_port} "
+                                 f"(tree: {tree})")
+        finally:
+            server.stop()
+        return samples
+
+    for tool in bench.tools:
+        one_run(tool, "warm")  # unmeasured: page cache, .pyc files
+    results = alternate(bench, bench.reps(3, 3), lambda tool, i: one_run(tool, str(i)))
+    return rows_for(f"install --apache, 1 name, {APACHE_SITES:,} vhosts in "
+                    f"{APACHE_SITES:,} files", results, wall_target=0.2)
