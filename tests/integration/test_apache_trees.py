@@ -23,13 +23,12 @@ from tests.integration.test_apache_authenticator import BASIC_AUTH, HIDDEN_BAN
 from tests.integration.test_apache_deploy import SITE, Site, make_site, sans, served
 from tests.integration.test_apache_redirect import GRANT, TWINS, enable_module
 from tests.servers import probe
-from tests.servers.apache import APACHE_BINARY, ApacheServer, make_base
+from tests.servers.apache import APACHE_BINARY, ApacheServer, make_base, rhel_tree
 from tests.servers.pebble import Pebble
 from tests.servers.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-MODULES = "/usr/lib/apache2/modules"
 TWO = ["example.org", "www.example.org"]
 THREE = GRANT + "".join(
     f"<VirtualHost *:{{http}}>\n    ServerName {n}\n    DocumentRoot {{www}}\n</VirtualHost>\n"
@@ -79,19 +78,9 @@ def existing_443(pebble: Pebble) -> Site:
 def rhel(pebble: Pebble) -> Site:
     base = make_base()
     tree, www, http = base / "httpd", base / "www", pebble.http_port
-    for sub in ("conf", "conf.d", "conf.modules.d", "logs"):
-        (tree / sub).mkdir(parents=True)
+    rhel_tree(tree, base, http)
     www.mkdir()
     (www / "index.html").write_text("plain site\n")
-    (tree / "conf" / "httpd.conf").write_text(
-        f'ServerRoot "{tree}"\nListen {http}\nInclude conf.modules.d/*.conf\n'
-        "User www-data\nGroup www-data\nServerName main.example\n"
-        f'PidFile logs/httpd.pid\nErrorLog "{base}/work/log/error.log"\n'
-        f'DefaultRuntimeDir "{base}/work/run"\nTypesConfig /etc/mime.types\n'
-        "IncludeOptional conf.d/*.conf\n")
-    (tree / "conf.modules.d" / "00-base.conf").write_text("".join(
-        f"LoadModule {m}_module {MODULES}/mod_{m}.so\n"
-        for m in ("authz_core", "mime", "dir", "alias", "mpm_event")))
     (tree / "conf.d" / "site.conf").write_text(SITE.format(http=http, www=www))
     server = ApacheServer(tree, base / "work", main_file="conf/httpd.conf")
     return Site(base, tree, www, server, http, free_port("127.0.0.1"))
