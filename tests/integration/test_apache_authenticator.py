@@ -172,3 +172,28 @@ def test_bad_challenge_location_is_one_clear_line(cli: Cli, sites: list[Site],
         proc.stderr
     assert "Requesting" not in proc.stdout  # refused before any order
     assert site.snapshot() == before
+
+
+DORMANT = GRANT + """\
+<VirtualHost *:{http}>
+    ServerName active.test
+    DocumentRoot {www}
+</VirtualHost>
+<IfModule mod_does_not_exist.c>
+<VirtualHost *:{http}>
+    ServerName dormant.test
+    DocumentRoot {www}
+</VirtualHost>
+</IfModule>
+"""
+
+
+def test_a_name_only_a_dormant_vhost_has_is_answered_where_apache_answers_it(
+        cli: Cli, sites: list[Site], pebble: Pebble) -> None:
+    site = make_site(pebble, {"example.conf": DORMANT})
+    sites.append(site)
+    site.server.start(port=site.http_port)
+    before = site.snapshot()
+    proc = cli("certonly", "--apache", *site.args(), "-d", "dormant.test")
+    assert "Successfully received certificate" in proc.stdout, proc.stdout + proc.stderr
+    assert site.snapshot() == before
