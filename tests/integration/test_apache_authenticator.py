@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 from collections.abc import Iterator
 
@@ -98,6 +99,14 @@ def customer_site(made: list[Site], pebble: Pebble, case: str) -> Site:
     return site
 
 
+def system_state() -> dict[str, list[str]]:
+    """What a tool would touch outside the given tree: the system tree's enabled links,
+    Certbot's challenge and log places."""
+    places = ["/etc/apache2/mods-enabled", "/etc/apache2/sites-enabled",
+              "/etc/apache2/conf-enabled", "/var/lib/letsencrypt", "/var/log/apache2"]
+    return {p: sorted(os.listdir(p)) if os.path.isdir(p) else [] for p in places}
+
+
 def blocked(site: Site) -> int:
     """What the site answers for a challenge file in its docroot before certwright."""
     directory = site.www / ".well-known" / "acme-challenge"
@@ -130,8 +139,10 @@ def test_run_apache_redirect_hsts_end_to_end(cli: Cli, sites: list[Site],
                                             pebble: Pebble) -> None:
     site = customer_site(sites, pebble, "hidden-path-ban")
     before = site.snapshot()
+    system = system_state()
     cli("--apache", *site.args(), "-d", "example.org", "-d", "www.example.org",
         "--redirect", "--hsts")
+    assert system_state() == system  # everything followed --apache-server-root
     assert site.server.config_test().returncode == 0
     for name in ("example.org", "www.example.org"):
         assert name in sans(served(site, name, root_pem=pebble.root_pem()))
