@@ -11,7 +11,7 @@ PY_SOURCES := core authenticators installers tests benchmarks
 CERTBOT_VENV := .bench/certbot-venv
 CERTBOT_VERSION := 5.8.0
 
-.PHONY: demo test lint typecheck unit integration bench sysdeps venv certbot clean certbot-dns
+.PHONY: demo test lint typecheck unit integration bench sysdeps venv certbot clean certbot-dns bench-apache
 
 sysdeps:
 	@bash scripts/sysdeps.sh $(APT_PKGS)
@@ -29,7 +29,8 @@ venv: $(VENV)/.installed
 $(CERTBOT_VENV)/.installed-$(CERTBOT_VERSION):
 	@test -x $(CERTBOT_VENV)/bin/python || python3 -m venv $(CERTBOT_VENV)
 	env -u REQUESTS_CA_BUNDLE $(CERTBOT_VENV)/bin/pip install -q \
-	    certbot==$(CERTBOT_VERSION) certbot-nginx==$(CERTBOT_VERSION)
+	    certbot==$(CERTBOT_VERSION) certbot-nginx==$(CERTBOT_VERSION) \
+	    certbot-apache==$(CERTBOT_VERSION)
 	@touch $@
 
 certbot: $(CERTBOT_VENV)/.installed-$(CERTBOT_VERSION)
@@ -59,6 +60,11 @@ test: sysdeps venv certbot certbot-dns lint typecheck
 
 bench: sysdeps venv certbot certbot-dns
 	$(PY) benchmarks/run.py
+
+# install --apache side by side: Certbot's Apache plugin always installs on port 443, so in a
+# private network namespace (root; loopback only)
+bench-apache: sysdeps venv certbot
+	unshare -n sh -c 'ip link set lo up && $(PY) benchmarks/run.py --only apache-install'
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .mypy_tree .ruff_cache .demo .bench

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certwright.core.errors import CertwrightError, PluginError
-from certwright.core.http01 import Fetch, http_get, wait_until_served
+from certwright.core.http01 import Fetch, http01_types, http_get, wait_until_served
 from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
-    from certwright.core.interfaces import ChallengeTask, ChangePlan, Http01Server
+    from certwright.core.interfaces import ChallengeTask, ChangePlan, Http01Server, Identifier
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,9 @@ class ServerHttp01Authenticator:
     config: Settings
     fetch: Fetch = staticmethod(http_get)
     _answers: Http01Answers | None = None
+
+    def challenge_types(self, identifier: Identifier) -> Sequence[str]:
+        return http01_types(identifier)
 
     def _http01(self) -> Http01Answers:
         if self._answers is None:

@@ -38,6 +38,11 @@ def http01_types(identifier: Identifier) -> list[str]:
     return [] if identifier.is_wildcard else [HTTP01]
 
 
+def http01_port(config: object) -> int:
+    """The port the CA asks on (``--http-01-port``, default 80)."""
+    return int(getattr(config, "http01_port", None) or 80)
+
+
 def is_valid_token(token: str) -> bool:
     """A token is base64url without padding (§8.1), so it is always a safe file name."""
     return bool(token) and all(c in _BASE64URL for c in token)
@@ -67,6 +72,21 @@ class Probe:
     domain: str
     path: str
     body: str
+
+
+def add_probe(probes: list[Probe], hosts: Sequence[str], port: int,
+              task: ChallengeTask) -> None:
+    """Ask for ``task``'s answer at one of ``hosts`` (the listen addresses of one server
+    block or vhost, IPv4 first, a wildcard as loopback), once."""
+    if not hosts:
+        return
+    from certwright.core.serverkit import probe_host
+
+    host = sorted(hosts, key=lambda h: ":" in h)[0]
+    probe = Probe(probe_host(host), port, task.domain, CHALLENGE_PATH + task.token,
+                  task.key_authorization)
+    if probe not in probes:
+        probes.append(probe)
 
 
 Fetch = Callable[[Probe], tuple[int, bytes]]

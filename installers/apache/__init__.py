@@ -25,26 +25,39 @@ Options (Certbot's names and meaning):
 
 from __future__ import annotations
 
-import argparse
-import contextlib
+import dataclasses
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from certwright.core.challenge_session import ServerHttp01Authenticator
 from certwright.core.errors import PluginError
+from certwright.core.http01 import http01_port
+from certwright.core.serverkit import add_options
 from certwright.core.settings import Settings
 from certwright.installers.apache import process
 from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo, probe_binary
+from certwright.installers.apache.enhance import ENHANCEMENTS, plan_enhance
+from certwright.installers.apache.http01 import check_location, http01_probes, plan_http01
 from certwright.installers.apache.layouts import Layout, detect_layout
-from certwright.installers.apache.plan import ApacheOptions, DeployPlan, plan_deploy
-from certwright.installers.apache.reading import ApacheReading, read_apache
+from certwright.installers.apache.options import ApacheOptions
+from certwright.installers.apache.plan import DeployPlan, plan_deploy
+from certwright.installers.apache.reading import ApacheReading, read_apache, woken_by
 from certwright.installers.apache.select import match_vhost
 
 if TYPE_CHECKING:
-    from certwright.core.interfaces import AddArgument, ChangePlan, DeployRequest, Endpoint
+    from certwright.core.http01 import Probe
+    from certwright.core.interfaces import (
+        AddArgument,
+        ChallengeTask,
+        ChangePlan,
+        DeployRequest,
+        Endpoint,
+        EnhanceRequest,
+    )
 
-__all__ = ["ApacheInstaller"]
+__all__ = ["ApacheAuthenticator", "ApacheInstaller"]
 
 DEFAULT_ROOTS = ("/etc/apache2", "/etc/httpd")
 TRUE = frozenset({"1", "true", "yes", "on"})
@@ -96,17 +109,17 @@ def add_apache_options(add: AddArgument) -> None:
                                      "help": "let certwright enable modules (default: true)"}),
         ("--apache-handle-sites", {"default": None, "metavar": "BOOL",
                                    "help": "let certwright enable sites (default: true)"}),
+        ("--apache-challenge-location", {"default": None, "metavar": "DIR",
+                                         "help": "where -a apache puts http-01 answers "
+                                                 "(default: SERVER_ROOT/certwright/http01)"}),
     ]
-    for flag, kwargs in options:
-        with contextlib.suppress(argparse.ArgumentError):  # another apache plugin did
-            add(flag, dest=flag[2:].replace("-", "_"), **kwargs)
+    add_options(add, options)
 
 
-class ApacheInstaller:
-    """Installer for Apache httpd 2.4."""
+class _ApacheBase:
+    """What the installer and the authenticator share: options, the tree, commands."""
 
     name: ClassVar[str] = "apache"
-    description: ClassVar[str] = "Apache Web Server: certificates into virtual hosts"
 
     def __init__(self, config: Settings) -> None:
         self.config = config
@@ -121,6 +134,9 @@ class ApacheInstaller:
                                     "--apache-handle-modules")
         self.handle_sites = _flag(getattr(config, "apache_handle_sites", None),
                                   "--apache-handle-sites")
+        challenges = getattr(config, "apache_challenge_location", None)
+        self.challenge_location = os.path.abspath(str(challenges)) if challenges else \
+            os.path.join(self.server_root, "certwright", "http01")
         self._layout: Layout | None = None
         self._binary: BinaryInfo | None = None
         self._reading: ApacheReading | None = None
@@ -174,6 +190,33 @@ class ApacheInstaller:
         self.binary_path()
         self.reading()
 
+    def config_test(self) -> None:
+        self._reading = None  # the tree changes around a test: read it again next time
+        self._plans.clear()
+        self.control().config_test()
+
+    def reload(self) -> None:
+        self.control().reload()
+
+    def renewal_params(self) -> Mapping[str, object]:
+        params: dict[str, object] = {"apache_server_root": self.server_root,
+                                     "apache_le_vhost_ext": self.le_vhost_ext,
+                                     "apache_handle_modules": self.handle_modules,
+                                     "apache_handle_sites": self.handle_sites}
+        for key, value in (("apache_vhost_root", self.vhost_root), ("apache_ctl", self.ctl),
+                           ("apache_bin", self.bin), ("apache_logs_root", self.logs_root),
+                           ("apache_challenge_location",
+                            getattr(self.config, "apache_challenge_location", None))):
+            if value:
+                params[key] = value
+        return params
+
+
+class ApacheInstaller(_ApacheBase):
+    """Installer + SupportsEnhancements for Apache httpd 2.4."""
+
+    description: ClassVar[str] = "Apache Web Server: certificates into virtual hosts"
+
     def discover_names(self) -> set[str]:
         names: set[str] = set()
         for vhost in self.reading().config.vhosts:
@@ -198,25 +241,55 @@ class ApacheInstaller:
     def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
         return self._deploy(req).endpoints
 
-    def config_test(self) -> None:
-        self._reading = None  # the tree changes around a test: read it again next time
-        self._plans.clear()
-        self.control().config_test()
+    def supported_enhancements(self) -> frozenset[str]:
+        return ENHANCEMENTS
 
-    def reload(self) -> None:
-        self.control().reload()
-
-    def renewal_params(self) -> Mapping[str, object]:
-        params: dict[str, object] = {"apache_server_root": self.server_root,
-                                     "apache_le_vhost_ext": self.le_vhost_ext,
-                                     "apache_handle_modules": self.handle_modules,
-                                     "apache_handle_sites": self.handle_sites}
-        for key, value in (("apache_vhost_root", self.vhost_root), ("apache_ctl", self.ctl),
-                           ("apache_bin", self.bin), ("apache_logs_root", self.logs_root)):
-            if value:
-                params[key] = value
-        return params
+    def plan_enhance(self, req: EnhanceRequest) -> ChangePlan:
+        self._reading = None  # planned on the files a deploy just changed
+        config = self.reading().config
+        plan = plan_enhance(config, req, self.options())
+        wanted = {"rewrite_module"} if "redirect" in req.enhancements else set()
+        if req.enhancements & {"hsts", "uir"}:
+            wanted.add("headers_module")
+        loading = sorted(wanted - config.modules)
+        if plan.empty or not loading:
+            return plan
+        woken = woken_by(self.server_root, loading, config, binary=self._binary or
+                         DEFAULT_BINARY, env=self.control().env(), layout=self.layout)
+        if not woken:
+            return plan
+        more = f" (and {len(woken) - 5} more)" if len(woken) > 5 else ""
+        note = (f"enabling {', '.join(loading)} activates what was dormant inside "
+                f"<IfModule>: {'; '.join(woken[:5])}{more}")
+        return dataclasses.replace(plan, notes=(*plan.notes, note))
 
     def vhosts_for(self, name: str) -> list[str]:
         """Where the active vhosts that carry ``name`` are (for messages and tests)."""
         return [v.where for v in self.reading().config.vhosts if match_vhost(v, name)]
+
+
+class ApacheAuthenticator(ServerHttp01Authenticator, _ApacheBase):
+    """http-01 through the running Apache: one temporary change for all tasks (the
+    answers as files, a rewrite and an ``Alias`` to them in each vhost answering the name;
+    :mod:`.http01`), applied, config-tested, reloaded, waited for and always rolled back
+    by the core's challenge session."""
+
+    description: ClassVar[str] = "Answer http-01 through the running Apache"
+
+    def serial_key(self) -> Hashable:
+        """Renewals through one Apache tree take turns editing and reloading it."""
+        return os.path.realpath(self.server_root)
+
+    def prepare(self) -> None:
+        check_location(self.challenge_location)  # before an order is made
+        super().prepare()
+
+    def http01_port(self) -> int:
+        return http01_port(self.config)
+
+    def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan:
+        return plan_http01(self.reading().config, tasks, self.options(),
+                           self.challenge_location, self.http01_port())
+
+    def http01_probes(self, tasks: Sequence[ChallengeTask]) -> Sequence[Probe]:
+        return http01_probes(self.reading().config, tasks, self.http01_port())

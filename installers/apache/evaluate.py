@@ -48,6 +48,7 @@ _MODULE_OF = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def module_needed(directive: str) -> str | None:
     """The module that defines ``directive``, for the few modules certwright deals with."""
     kind = directive.lower()
@@ -242,6 +243,8 @@ class Evaluator:
         return _VAR.sub(sub, unquote(arg)) if "${" in arg else unquote(arg)
 
     def _args(self, node: Node, st: _State) -> tuple[str, ...]:
+        if not any("${" in a or '"' in a or "'" in a for a in node.args):
+            return node.args  # nothing to resolve or unquote (the common case)
         return tuple(self._resolve(a, st, node.where) for a in node.args)
 
     def _condition(self, node: Node, args: tuple[str, ...], st: _State) -> bool:
@@ -318,7 +321,7 @@ class Evaluator:
                 st.uses.append(Mention(node.name, args, node.where))
             elif kind == "mdomain":
                 st.mdomains.append(Mention(node.name, args, node.where))
-            out.append(Node(node.name, args, node.file, node.line))
+            out.append(node if args is node.args else Node(node.name, args, node.file, node.line))
         return out
 
     def _include(

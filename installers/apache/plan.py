@@ -31,14 +31,13 @@ from dataclasses import dataclass, field
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import ChangePlan, DeployRequest, Endpoint, FileChange
 from certwright.core.textedit import ENCODING, ERRORS, managed_change, read_file
-from certwright.installers.apache import vhosttext
-from certwright.installers.apache.layouts import Layout
+from certwright.installers.apache import modules, vhosttext
 from certwright.installers.apache.model import Address, ApacheConfig, VirtualHost
+from certwright.installers.apache.options import ApacheOptions
 from certwright.installers.apache.reading import ApacheReading
 from certwright.installers.apache.select import choose, wake_risks
 
 HEADER = ("Made by certwright.",)
-OPTIONS_NAME = "options-ssl-apache.conf"
 CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
            "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
            "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305")
@@ -51,30 +50,7 @@ SSLSessionTickets off
 """
 LISTEN_NAME = "certwright-listen-{port}.conf"
 MODULE_FILE = "00-certwright-ssl.conf"
-MODULE_DIRS = ("modules", "/usr/lib/apache2/modules", "/usr/lib64/httpd/modules",
-               "/usr/lib/httpd/modules")
 SSL_MODULES = (("socache_shmcb_module", "socache_shmcb"), ("ssl_module", "ssl"))
-
-
-@dataclass(frozen=True)
-class ApacheOptions:
-    server_root: str
-    layout: Layout
-    vhost_root: str | None = None
-    le_vhost_ext: str = "-le-ssl.conf"
-    handle_modules: bool = True
-    handle_sites: bool = True
-
-    def path(self, relative: str | None) -> str | None:
-        return None if relative is None else os.path.join(self.server_root, relative)
-
-    @property
-    def own_dir(self) -> str:
-        return os.path.join(self.server_root, "certwright")
-
-    @property
-    def options_file(self) -> str:
-        return os.path.join(self.own_dir, OPTIONS_NAME)
 
 
 @dataclass
@@ -130,7 +106,7 @@ def plan_deploy(reading: ApacheReading, req: DeployRequest, opts: ApacheOptions)
         for ans in http.by_name:
             twins.setdefault(ans.vhost.file, {})[ans.vhost.line] = ans.vhost
             b.endpoint(_https(ans.vhost.addresses, req.https_port), name)
-        if http.needs_own_vhost and not http.by_name:
+        if http.needs_own_vhost:  # also where a listen address reaches no vhost
             own.append((name, http.answers[0].vhost if http.answers else _none()))
             b.endpoint((Address("*", req.https_port),), name)
     # last vhost of a file first: an edit changes the line count below it, never above
@@ -229,15 +205,7 @@ def _stem(path: str) -> str:
 
 
 def _link(b: _Builder, link: str | None, target: str) -> None:
-    if link is None:
-        return
-    relative = os.path.relpath(target, os.path.dirname(link))
-    if os.path.islink(link) and os.readlink(link) == relative:
-        return
-    if os.path.lexists(link) and not os.path.islink(link):
-        raise PluginError(f"{link}: exists and is not a symlink; move it away first")
-    replaces = os.readlink(link) if os.path.islink(link) else None
-    b.put(FileChange.symlink(link, relative, replaces=replaces))
+    b.put(modules.link_change(link, target))
 
 
 def _twins(b: _Builder, file: str, vhosts: Sequence[VirtualHost]) -> None:
@@ -277,9 +245,6 @@ def _modules(b: _Builder, reading: ApacheReading) -> None:
     config = reading.config
     if "ssl_module" in config.modules:
         return
-    if not b.opts.handle_modules:
-        raise PluginError("mod_ssl is not loaded and --apache-handle-modules is off: "
-                          "enable mod_ssl first")
     risks = wake_risks(reading.woken, b.req.https_port)
     fatal = [r.reason for r in risks if "AH01916" in r.reason]
     if fatal:
@@ -287,44 +252,7 @@ def _modules(b: _Builder, reading: ApacheReading) -> None:
                           f"the TLS port: {fatal[0]}; add 'SSLEngine on' there or remove it")
     for risk in risks:
         b.notes.append(f"enabling mod_ssl activates {risk.reason}")
-    layout = b.opts.layout
-    available = b.opts.path(layout.mods_available)
-    enabled = b.opts.path(layout.mods_enabled)
-    wanted = [(ident, short) for ident, short in SSL_MODULES if ident not in config.modules]
-    if available and enabled and os.path.isdir(available) and config.includes_path(
-            os.path.join(enabled, "ssl.load")):
-        for _, short in wanted:
-            for ext in (".load", ".conf"):
-                source = os.path.join(available, short + ext)
-                if os.path.exists(source):
-                    _link(b, os.path.join(enabled, short + ext), source)
-        return
-    # ``00-``: read before the vhosts of a directory that holds both
-    dirs = [d for d in (enabled, os.path.join(b.opts.server_root, layout.conf_dir),
-                        b.opts.path(layout.sites_enabled)) if d]
-    target = _included(config, [os.path.join(d, MODULE_FILE) for d in dirs], "LoadModule")
-    lines = [f"# {HEADER[0]}"]
-    for ident, short in wanted:
-        lines.append(f"LoadModule {ident} {_module_path(b.opts.server_root, short)}")
-    b.put(managed_change(target, "\n".join(lines) + "\n"))
-
-
-def _included(config: ApacheConfig, paths: Sequence[str], what: str) -> str:
-    """The first of ``paths`` a server-level ``Include`` reads; a clear error if none."""
-    for path in paths:
-        if config.includes_path(path):
-            return path
-    raise PluginError(f"{paths[0]}: no Include of {config.main_file} reads a file there, so "
-                      f"a new {what} line would never be loaded; add it yourself")
-
-
-def _module_path(server_root: str, short: str) -> str:
-    so = f"mod_{short}.so"
-    for directory in MODULE_DIRS:
-        full = os.path.join(server_root, directory)
-        if os.path.exists(os.path.join(full, so)):
-            return os.path.join(directory, so)
-    return os.path.join("modules", so)
+    modules.enable(b.put, b.opts, config, SSL_MODULES, MODULE_FILE, "the TLS vhosts need it")
 
 
 def _listen(b: _Builder, config: ApacheConfig) -> None:
@@ -348,4 +276,4 @@ def _listen(b: _Builder, config: ApacheConfig) -> None:
             b.put(managed_change(target, text))
             _link(b, link, target)
             return
-    _included(config, [places[0][1] or places[0][0]], "Listen")  # raises, naming it
+    modules.included(config, [places[0][1] or places[0][0]], "Listen")  # raises

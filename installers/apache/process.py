@@ -20,6 +20,7 @@ from certwright.core import runner
 from certwright.core.errors import PluginError
 from certwright.core.poll import poll_until
 from certwright.core.runner import Completed
+from certwright.core.serverkit import check_command, children, read_pid, wait_for, watchable
 from certwright.installers.apache.layouts import Layout, read_envvars
 
 COMMAND_TIMEOUT = 60.0
@@ -64,11 +65,7 @@ class ApacheControl:
 
     def _run(self, action: str, what: str) -> Completed:
         done = self.runner(self.argv(action), self.env())
-        if done.returncode != 0:
-            lines = [line.strip() for line in (done.stderr + "\n" + done.stdout).splitlines()
-                     if line.strip() and "Syntax OK" not in line]
-            detail = ": " + " | ".join(lines[-5:]) if lines else ""
-            raise PluginError(f"Apache {what} failed (exit {done.returncode}){detail}")
+        check_command(done, "Apache", what)
         return done
 
     def config_test(self) -> None:
@@ -90,11 +87,12 @@ class ApacheControl:
         path = self.pid_file()
         if path is None:
             return None
+        pid = read_pid(path)
+        if pid is None:
+            return None
         try:
-            with open(path, encoding="ascii") as handle:
-                pid = int(handle.read().strip())
             os.kill(pid, 0)
-        except (OSError, ValueError):
+        except OSError:
             return None
         return pid
 
@@ -108,7 +106,7 @@ class ApacheControl:
                 raise PluginError(f"Apache did not come up within {self.reload_timeout:.0f} s "
                                   "of its start; see its error log")
             return
-        before = children(parent, self.proc_root)
+        before = frozenset(children(parent, self.proc_root))
         self._run("graceful", "graceful reload")
         if not wait_for_generation(parent, before, self.proc_root, self.reload_timeout):
             raise PluginError(f"Apache started no new child processes within "
@@ -116,32 +114,10 @@ class ApacheControl:
                               "error log")
 
 
-def children(parent: int, proc_root: str = "/proc") -> frozenset[int]:
-    """The pids whose parent is ``parent``."""
-    out: set[int] = set()
-    try:
-        entries = os.listdir(proc_root)
-    except OSError:
-        return frozenset()
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(os.path.join(proc_root, entry, "stat"), "rb") as handle:
-                stat = handle.read().decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) >= 2 and fields[1] == str(parent):
-            out.add(int(entry))
-    return frozenset(out)
-
-
 def wait_for_generation(parent: int, before: frozenset[int], proc_root: str = "/proc",
                         timeout: float = RELOAD_TIMEOUT) -> bool:
     """Poll (bounded backoff) until a child not there before runs; False on timeout, True
     at once when ``/proc`` cannot be watched."""
-    if not os.path.isdir(os.path.join(proc_root, str(parent))):
+    if not watchable(parent, proc_root):
         return True
-    return poll_until(lambda: True if children(parent, proc_root) - before else None,
-                      timeout=timeout, first=0.005, maximum=0.1) is not None
+    return wait_for(lambda: bool(set(children(parent, proc_root)) - before), timeout)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo
 from certwright.installers.apache.evaluate import Evaluator
 from certwright.installers.apache.layouts import Layout
-from certwright.installers.apache.model import ApacheConfig, VirtualHost
+from certwright.installers.apache.model import ApacheConfig, Node, VirtualHost
 from certwright.installers.apache.select import WakeRisk, wake_risks
 
 SSL_MODULES = ("ssl_module", "socache_shmcb_module")
@@ -52,3 +52,39 @@ def read_apache(
         return ApacheReading(config, wake_risks(woken), with_ssl, tuple(woken))
     finally:
         evaluator.close()
+
+
+def woken_by(
+    server_root: str,
+    modules: Iterable[str],
+    base: ApacheConfig,
+    *,
+    binary: BinaryInfo = DEFAULT_BINARY,
+    env: Mapping[str, str] | None = None,
+    layout: Layout | None = None,
+) -> list[str]:
+    """What loading ``modules`` would activate that ``base`` leaves dormant: whole vhosts,
+    and directives inside ``<IfModule>`` of active vhosts (an old rewrite, say)."""
+    evaluator = Evaluator(server_root, layout=layout, binary=binary, env=env)
+    try:
+        woken = evaluator.evaluate(modules)
+    finally:
+        evaluator.close()
+    before = {(v.file, v.line): v for v in base.vhosts}
+    found: list[str] = []
+    for vhost in woken.vhosts:
+        old = before.get((vhost.file, vhost.line))
+        if old is None:
+            found.append(f"the vhost at {vhost.where}")
+            continue
+        known = {(d.name.lower(), d.args) for d in _flat(old.directives)}
+        found.extend(f"{d.name} at {d.where}" for d in _flat(vhost.directives)
+                     if (d.name.lower(), d.args) not in known)
+    return found
+
+
+def _flat(nodes: Iterable[Node]) -> Iterable[Node]:
+    for node in nodes:
+        yield node
+        if node.children:
+            yield from _flat(node.children)

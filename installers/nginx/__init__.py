@@ -24,8 +24,6 @@ temporary http-01 answers (served and rolled back by
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import logging
 import os
 import shlex
@@ -36,8 +34,9 @@ from typing import TYPE_CHECKING, ClassVar
 from certwright.core import runner
 from certwright.core.challenge_session import ServerHttp01Authenticator
 from certwright.core.errors import PluginError
-from certwright.core.http01 import http01_types
+from certwright.core.http01 import http01_port
 from certwright.core.runner import Completed
+from certwright.core.serverkit import add_options, check_command
 from certwright.core.settings import Settings
 from certwright.installers.nginx import keytypes, process
 from certwright.installers.nginx.enhance import plan_enhance
@@ -55,7 +54,6 @@ if TYPE_CHECKING:
         DeployRequest,
         Endpoint,
         EnhanceRequest,
-        Identifier,
     )
 
 __all__ = ["NginxAuthenticator", "NginxInstaller", "Runner", "run_command"]
@@ -89,9 +87,7 @@ def add_nginx_options(add: AddArgument) -> None:
                                 "help": "command that reloads nginx (default: "
                                         "NGINX_CTL -c CONF -s reload)"}),
     ]
-    for flag, kwargs in options:
-        with contextlib.suppress(argparse.ArgumentError):  # the other nginx plugin did
-            add(flag, dest=flag[2:].replace("-", "_"), **kwargs)
+    add_options(add, options)
 
 
 class _NginxBase:
@@ -140,12 +136,7 @@ class _NginxBase:
         return tree
 
     def _run(self, argv: Sequence[str], what: str) -> None:
-        done = self.runner(argv)
-        if done.returncode != 0:
-            tail = [line for line in (done.stderr or done.stdout or "").splitlines()
-                    if line.strip()][-5:]
-            detail = ": " + " | ".join(tail) if tail else ""
-            raise PluginError(f"nginx {what} failed (exit {done.returncode}){detail}")
+        check_command(self.runner(argv), "nginx", what)
 
     def config_test(self) -> None:
         self._run([self.ctl, "-c", self.main_conf, "-t"], "configuration test")
@@ -203,7 +194,7 @@ class _NginxBase:
         return params
 
     def http01_port(self) -> int:
-        return int(getattr(self.config, "http01_port", None) or 80)
+        return http01_port(self.config)
 
     def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan:
         return plan_http01(self.tree(), tasks, self.layout, self.http01_port())
@@ -285,9 +276,6 @@ class NginxAuthenticator(ServerHttp01Authenticator, _NginxBase):
 
     name: ClassVar[str] = "nginx"
     description: ClassVar[str] = "Answer http-01 through the running nginx"
-
-    def challenge_types(self, identifier: Identifier) -> Sequence[str]:
-        return http01_types(identifier)
 
     def serial_key(self) -> Hashable:
         """Renewals through one nginx (its main config file, symlinks resolved) take turns

@@ -15,13 +15,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from certwright.core.errors import PluginError
-from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_token
+from certwright.core.http01 import CHALLENGE_PATH, Probe, add_probe, http01_token
 from certwright.core.interfaces import ChallengeTask, ChangePlan
+from certwright.core.serverkit import key_authorization
 from certwright.core.textedit import Read, managed_text, read_file
 from certwright.installers.nginx.edit import statement
 from certwright.installers.nginx.planner import (
-    _KEY_AUTHORIZATION,
     CHALLENGE_GUARD,
     Planner,
     _server_text,
@@ -32,7 +31,6 @@ from certwright.installers.nginx.targets import (
     Layout,
     _listen_arg,
     _new_block_hosts,
-    _probe_host,
     proxied_hosts,
 )
 from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock
@@ -40,9 +38,7 @@ from certwright.installers.nginx.tree import Directive, NginxTree, ServerBlock
 
 def challenge_location(task: ChallengeTask) -> str:
     token = http01_token(task, "nginx")
-    if not _KEY_AUTHORIZATION.fullmatch(task.key_authorization):
-        raise PluginError(f"refusing key authorization for {task.domain}: unexpected "
-                          "characters")
+    key_authorization(task)
     return (f"location = {CHALLENGE_PATH}{token} {{ default_type text/plain; "
             f'return 200 "{task.key_authorization}"; }}')
 
@@ -114,7 +110,7 @@ def http01_probes(
     probes: list[Probe] = []
     proxied = proxied_hosts(tree, http_port)
     for task in tasks:
-        path = CHALLENGE_PATH + http01_token(task, "nginx")
+        http01_token(task, "nginx")
         matches = select_blocks(tree.servers, task.domain, http_port, ssl=False, fallback=False)
         host_sets = [[i.host for i in m.block.listens_on(http_port, ssl=False)
                       if not i.unix and "proxy_protocol" not in i.params] for m in matches]
@@ -123,10 +119,5 @@ def http01_probes(
         if missing:
             host_sets.append(missing)
         for hosts in host_sets:
-            if hosts:
-                host = sorted(hosts, key=lambda h: h.startswith("["))[0]
-                probe = Probe(_probe_host(host), http_port, task.domain, path,
-                              task.key_authorization)
-                if probe not in probes:
-                    probes.append(probe)
+            add_probe(probes, hosts, http_port, task)
     return probes

@@ -36,7 +36,6 @@ UIR_HEADER = "Content-Security-Policy"
 UIR_VALUE = "upgrade-insecure-requests"
 UIR_LINE = f'add_header {UIR_HEADER} "{UIR_VALUE}" always;'
 _REWRITE_MODULE = frozenset({"return", "rewrite", "if", "set", "break"})
-_KEY_AUTHORIZATION = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class Planner:

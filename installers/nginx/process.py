@@ -10,10 +10,11 @@ file is missing, nothing can be watched and callers go on without waiting.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from certwright.core.poll import poll_until
+from certwright.core.serverkit import children, read_pid, wait_for, watchable
+
+__all__ = ["Workers", "read_pid", "reloaded", "snapshot", "wait_for_reload", "workers"]
 
 DEFAULT_PID_FILE = "/run/nginx.pid"
 RELOAD_TIMEOUT = 10.0
@@ -27,49 +28,16 @@ class Workers:
     pids: frozenset[int]
 
 
-def read_pid(path: str) -> int | None:
-    try:
-        with open(path, encoding="ascii") as handle:
-            text = handle.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return None
-
-
 def workers(master: int, proc_root: str = "/proc") -> dict[int, str]:
     """The master's worker processes: pid -> process title."""
-    out: dict[int, str] = {}
-    try:
-        entries = os.listdir(proc_root)
-    except OSError:
-        return out
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        stat = _read(os.path.join(proc_root, entry, "stat"))
-        if stat is None or ")" not in stat:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if len(fields) < 2 or fields[1] != str(master):
-            continue
-        title = _read(os.path.join(proc_root, entry, "cmdline")) or ""
-        if title.startswith(WORKER):
-            out[int(entry)] = title
-    return out
+    return {pid: title for pid, title in children(master, proc_root, titles=True).items()
+            if title.startswith(WORKER)}
 
 
 def snapshot(pid_file: str, proc_root: str = "/proc") -> Workers | None:
     """The running master and its workers, or None when there is nothing to watch."""
     master = read_pid(pid_file)
-    if master is None or not os.path.isdir(os.path.join(proc_root, str(master))):
+    if master is None or not watchable(master, proc_root):
         return None
     return Workers(master, frozenset(workers(master, proc_root)))
 
@@ -85,5 +53,4 @@ def wait_for_reload(
     before: Workers, proc_root: str = "/proc", timeout: float = RELOAD_TIMEOUT
 ) -> bool:
     """Poll (bounded backoff) until the reload took effect; False on timeout."""
-    return poll_until(lambda: True if reloaded(before, proc_root) else None,
-                      timeout=timeout, first=0.005, maximum=0.1) is not None
+    return wait_for(lambda: reloaded(before, proc_root), timeout)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from certwright.core.interfaces import DeployRequest, Endpoint
+from certwright.core.serverkit import probe_host
 from certwright.installers.nginx.select import covers, select_blocks
 from certwright.installers.nginx.tree import (
     Directive,
@@ -227,14 +228,6 @@ def _new_block_hosts(tree: NginxTree, port: int, *also: int) -> list[str]:
     return [host for host, _ in _new_block_listens(tree, port, *also)]
 
 
-def _probe_host(host: str) -> str:
-    if host == "*":
-        return "127.0.0.1"
-    if host == "[::]":
-        return "::1"
-    return host[1:-1] if host.startswith("[") else host
-
-
 def _probe_name(name: str) -> str:
     return "certwright-probe." + name[2:] if name.startswith("*.") else name
 
@@ -262,7 +255,7 @@ def deploy_endpoints(tree: NginxTree, req: DeployRequest, layout: Layout) -> lis
             continue
         host = sorted(hosts, key=lambda h: h.startswith("["))[0]
         for name in names:
-            endpoint = Endpoint(_probe_host(host), req.https_port, _probe_name(name))
+            endpoint = Endpoint(probe_host(host), req.https_port, _probe_name(name))
             if endpoint not in out:
                 out.append(endpoint)
     return out

@@ -106,16 +106,23 @@ def test_run_webroot_then_apache_installer_end_to_end(cli: Cli, site: Site,
     for name in ("example.org", "www.example.org"):
         assert name in sans(served(site, name, root_pem=pebble.root_pem()))
     assert site.server.config_test().returncode == 0
-    # the user's file is untouched; the twin is enabled the Debian way
-    assert (site.tree / "sites-enabled" / "example.conf").read_bytes() == \
-        before["sites-enabled/example.conf"]
+    # `run` redirects by default (Certbot's default): the user's file gains only that
+    user = (site.tree / "sites-enabled" / "example.conf").read_bytes()
+    assert user.count(b"RewriteRule") == 1
+    original = before["sites-enabled/example.conf"]
+    assert isinstance(original, bytes) and set(original.splitlines()) <= set(user.splitlines())
+    # the twin is enabled the Debian way
     link = site.tree / "sites-enabled" / "example-le-ssl.conf"
     assert os.readlink(link) == "../sites-available/example-le-ssl.conf"
     assert (site.tree / "mods-enabled" / "ssl.load").is_symlink()
     conf = (cli.config_dir / "renewal" / "example.org.conf").read_text()
     assert "installer = apache" in conf and f"apache_server_root = {site.tree}" in conf
-    # plain http still answers
-    assert probe.http_get(site.http_port, "example.org", "/").status == 200
+    # plain http redirects, except the challenge path
+    assert probe.http_get(site.http_port, "example.org", "/").status == 301
+    (site.www / ".well-known" / "acme-challenge").mkdir(parents=True)
+    (site.www / ".well-known" / "acme-challenge" / "f").write_text("ok\n")
+    assert probe.http_get(site.http_port, "example.org",
+                          "/.well-known/acme-challenge/f").status == 200
     # installing again changes nothing and duplicates no certificate line
     deployed = site.snapshot()
     cli("install", "--cert-name", "example.org", "-i", "apache", *site.args(), account=False)
@@ -271,7 +278,7 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(cli: Cli, site: Site,
         (["--apache-ctl", str(tmp_path / "no-such-ctl")], "--apache-ctl"),
         (["--apache-bin", "no-such-httpd"], "--apache-bin"),
         (["--apache-handle-modules", "maybe"], "--apache-handle-modules maybe"),
-        (["--redirect"], "supports no enhancements"),
+        (["--auto-hsts"], "can't do: auto-hsts"),
         (["--unparsable"], str(broken)),
     ]
     for extra, expected in cases:

@@ -26,6 +26,7 @@ from tests.servers.apache import (
     debian_tree,
     make_base,
     parse_vhost_dump,
+    rhel_tree,
 )
 from tests.servers.ports import free_port
 
@@ -131,19 +132,8 @@ def test_three_vhosts_in_one_file_ipv6_and_a_catch_all_name(base: Path) -> None:
 
 def test_rhel_tree_gets_loadmodule_lines_and_a_listen(base: Path) -> None:
     http, https = free_port("127.0.0.1"), free_port("127.0.0.1")
-    tree = base / "httpd"
-    for sub in ("conf", "conf.d", "conf.modules.d"):
-        (tree / sub).mkdir(parents=True)
+    tree = rhel_tree(base / "httpd", base, http, pid_file=f'"{base}/work/run/httpd.pid"')
     (base / "www").mkdir()
-    (tree / "conf" / "httpd.conf").write_text(
-        f'ServerRoot "{tree}"\nListen {http}\nInclude conf.modules.d/*.conf\n'
-        "User www-data\nGroup www-data\nServerName main.example\n"
-        f'PidFile "{base}/work/run/httpd.pid"\nErrorLog "{base}/work/log/error.log"\n'
-        f'DefaultRuntimeDir "{base}/work/run"\nTypesConfig /etc/mime.types\n'
-        "IncludeOptional conf.d/*.conf\n")
-    (tree / "conf.modules.d" / "00-base.conf").write_text("".join(
-        f"LoadModule {m}_module {MODULES}/mod_{m}.so\n"
-        for m in ("authz_core", "mime", "dir", "alias", "mpm_event")))
     (tree / "conf.d" / "site.conf").write_text(site(http, "r.test", base / "www"))
     server = ApacheServer(tree, base / "work", main_file="conf/httpd.conf")
     before = snapshot(tree)

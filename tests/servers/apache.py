@@ -210,3 +210,24 @@ def parse_vhost_dump(text: str) -> dict[str, list[DumpedVhost]]:
         if current is not None and (m := _MEMBER.match(line)):
             current.append(DumpedVhost(m.group(1), m.group(2), int(m.group(3))))
     return groups
+
+
+RHEL_MODULES = ("authz_core", "mime", "dir", "alias", "mpm_event")
+DEBIAN_MODULE_DIR = "/usr/lib/apache2/modules"
+
+
+def rhel_tree(tree: Path, base: Path, http: int, *, pid_file: str = "logs/httpd.pid") -> Path:
+    """A RHEL-shaped tree (``conf/httpd.conf``, ``conf.modules.d``, ``conf.d``) that
+    Debian's apache2 runs: logs and run files under ``base/work`` (as :class:`ApacheServer`
+    expects), the few modules it needs loaded from Debian's module directory."""
+    for sub in ("conf", "conf.d", "conf.modules.d", "logs"):
+        (tree / sub).mkdir(parents=True, exist_ok=True)
+    (tree / "conf" / "httpd.conf").write_text(
+        f'ServerRoot "{tree}"\nListen {http}\nInclude conf.modules.d/*.conf\n'
+        "User www-data\nGroup www-data\nServerName main.example\n"
+        f'PidFile {pid_file}\nErrorLog "{base}/work/log/error.log"\n'
+        f'DefaultRuntimeDir "{base}/work/run"\nTypesConfig /etc/mime.types\n'
+        "IncludeOptional conf.d/*.conf\n")
+    (tree / "conf.modules.d" / "00-base.conf").write_text("".join(
+        f"LoadModule {m}_module {DEBIAN_MODULE_DIR}/mod_{m}.so\n" for m in RHEL_MODULES))
+    return tree
