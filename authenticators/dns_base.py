@@ -113,8 +113,7 @@ class DnsAuthenticator:
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
         flag, prefix = "--" + cls.name, cls.prefix()
-        add(flag, dest="authenticator", action="store_const", const=cls.name, default=None,
-            help=f"prove control through {cls.description or cls.name} (as -a {cls.name})")
+        # --NAME itself is the core's shortcut, made from the entry point
         add(f"{flag}-credentials", dest=f"{prefix}_credentials", default=None, metavar="FILE",
             help="the credentials file (mode 0600)")
         add(f"{flag}-propagation-seconds", dest=f"{prefix}_propagation_seconds", default=None,

@@ -13,7 +13,7 @@ import pytest
 from certwright.authenticators.dns_credentials import read_credentials
 from certwright.authenticators.dns_lexicon import provider_class
 from certwright.authenticators.dns_providers import CERTBOT
-from certwright.core import cli
+from certwright.core import cli, plugins
 from certwright.core.cli_parser import parse
 from certwright.core.errors import PluginError
 
@@ -27,7 +27,7 @@ def test_certbots_dns_plugin_options_parse_with_certbots_meaning(name: str,
     config = parse(["certonly", f"--dns-{name}", f"--dns-{name}-credentials", "creds.ini",
                     f"--dns-{name}-propagation-seconds", "30", "-d", "example.org",
                     "--config-dir", str(tmp_path)], parser)
-    assert config.authenticator == f"dns-{name}"
+    assert plugins.chosen(config, config.authenticator, plugins.AUTHENTICATORS) == f"dns-{name}"
     assert getattr(config, f"dns_{name}_credentials") == "creds.ini"
     assert getattr(config, f"dns_{name}_propagation_seconds") == "30"
 
