@@ -1,0 +1,314 @@
+"""HAProxy: certificates into ``haproxy.cfg`` (a managed crt-list on the https bind), swapped
+live through the runtime API; and http-01 answered through the running HAProxy.
+
+Options (shared by the installer and the authenticator, stored in the renewal conf):
+
+``--haproxy-config PATH`` (default ``/etc/haproxy/haproxy.cfg``)
+    The configuration HAProxy is started with: a file, or a directory of ``*.cfg`` files
+    (read, tested and edited in HAProxy's order).
+``--haproxy-bin BIN`` (default ``haproxy``)
+    The binary: ``BIN -c -f PATH`` tests the configuration.
+``--haproxy-socket PATH``
+    The admin-level runtime API (default: the ``stats socket … level admin`` in ``global``).
+    Without one, a renewed certificate goes live through a reload.
+``--haproxy-reload-cmd CMD``
+    How to reload (split like a shell would, run without one); default: the systemd unit's
+    reload when it runs this HAProxy, else SIGUSR2 to the master (``pidfile`` in ``global``).
+``--haproxy-cert-dir DIR`` (default ``certwright/`` beside the configuration)
+    Where the combined PEMs (0600) and the managed ``crt-list`` go.
+
+Modules: :mod:`.config` reads the configuration, :mod:`.plan` plans (certificates,
+``--redirect``/``--hsts``, the challenge route), :mod:`.runtime` speaks the runtime API,
+:mod:`.process` tests and reloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from certwright.core.errors import PluginError
+from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_types, wait_until_served
+from certwright.core.textedit import ENCODING, ERRORS
+from certwright.installers.haproxy import plan as planner
+from certwright.installers.haproxy import process, runtime
+from certwright.installers.haproxy.config import HaproxyConfig, load
+
+if TYPE_CHECKING:
+    from certwright.core.interfaces import (
+        AddArgument,
+        ChallengeTask,
+        ChangePlan,
+        DeployRequest,
+        Endpoint,
+        EnhanceRequest,
+        Identifier,
+    )
+
+__all__ = ["HaproxyAuthenticator", "HaproxyInstaller"]
+
+log = logging.getLogger(__name__)
+DEFAULT_CONFIG = "/etc/haproxy/haproxy.cfg"
+DEFAULT_BIN = "haproxy"
+
+OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
+    ("--haproxy-config", {"default": None, "metavar": "PATH",
+                          "help": f"HAProxy configuration file or directory (default: "
+                                  f"{DEFAULT_CONFIG})"}),
+    ("--haproxy-bin", {"default": None, "metavar": "BIN",
+                       "help": f"haproxy binary used for the configuration test (default: "
+                               f"{DEFAULT_BIN})"}),
+    ("--haproxy-socket", {"default": None, "metavar": "PATH",
+                          "help": "admin-level runtime API socket (default: the 'stats "
+                                  "socket ... level admin' in global)"}),
+    ("--haproxy-reload-cmd", {"default": None, "metavar": "CMD",
+                              "help": "command that reloads HAProxy (default: the systemd "
+                                      "unit's reload, else SIGUSR2 to the master)"}),
+    ("--haproxy-cert-dir", {"default": None, "metavar": "DIR",
+                            "help": "where certificates and the crt-list go (default: "
+                                    "certwright/ beside the configuration)"}),
+)
+
+
+def add_haproxy_options(add: AddArgument) -> None:
+    for flag, kwargs in OPTIONS:
+        with contextlib.suppress(argparse.ArgumentError):  # the other haproxy plugin did
+            add(flag, dest=flag[2:].replace("-", "_"), **kwargs)
+
+
+def _opt(config: argparse.Namespace, name: str) -> str | None:
+    value = getattr(config, name, None)
+    return str(value) if value not in (None, "", "None") else None
+
+
+class _HaproxyBase:
+    """What the installer and the authenticator share: options, reading, test, reload."""
+
+    def __init__(self, config: argparse.Namespace) -> None:
+        self.config = config
+        self.runner: process.Runner = process.run_command
+        self.config_path = os.path.abspath(_opt(config, "haproxy_config") or DEFAULT_CONFIG)
+        self.bin = _opt(config, "haproxy_bin") or DEFAULT_BIN
+        self.socket_option = _opt(config, "haproxy_socket")
+        self.reload_cmd = _opt(config, "haproxy_reload_cmd")
+        base = self.config_path if os.path.isdir(self.config_path) else \
+            os.path.dirname(self.config_path)
+        self.cert_dir = os.path.abspath(_opt(config, "haproxy_cert_dir")
+                                        or os.path.join(base, "certwright"))
+        self.layout = planner.Layout(self.cert_dir)
+        self.api: runtime.RuntimeApi | None = None
+
+    @classmethod
+    def add_arguments(cls, add: AddArgument) -> None:
+        add_haproxy_options(add)
+
+    def prepare(self) -> None:
+        if shutil.which(self.bin) is None:
+            raise PluginError(f"HAProxy is not installed here ({self.bin!r} is not found; "
+                              "see --haproxy-bin)")
+        self.read()
+        if self.socket_option:
+            self.api = runtime.check_socket(self.socket_option)
+        else:
+            path = self.admin_socket()
+            self.api = runtime.RuntimeApi(path) if path else None
+
+    def read(self) -> HaproxyConfig:
+        return load(self.config_path)
+
+    def admin_socket(self) -> str | None:
+        """The first unix ``stats socket`` in ``global`` at ``level admin``."""
+        for stmt in self.read().global_statements("stats"):
+            words = stmt.words
+            if len(words) > 2 and words[1] == "socket" and "level" in words[3:]:
+                level = words[words.index("level", 3) + 1:][:1]
+                path = words[2].removeprefix("unix@")
+                if level == ("admin",) and path.startswith("/"):
+                    return path
+        return None
+
+    def pidfile(self) -> str | None:
+        found = self.read().global_statements("pidfile")
+        return found[-1].words[1] if found and len(found[-1].words) > 1 else None
+
+    def config_test(self) -> None:
+        process.config_test(self.bin, self.config_path, self.runner)
+
+    def reload(self) -> None:
+        process.reload(self.pidfile(), self.reload_cmd, self.runner)
+
+    def renewal_params(self) -> Mapping[str, object]:
+        params: dict[str, object] = {"haproxy_config": self.config_path,
+                                     "haproxy_bin": self.bin,
+                                     "haproxy_cert_dir": self.cert_dir}
+        if self.socket_option:
+            params["haproxy_socket"] = self.socket_option
+        if self.reload_cmd:
+            params["haproxy_reload_cmd"] = self.reload_cmd
+        return params
+
+
+class HaproxyInstaller(_HaproxyBase):
+    """Installer + SupportsEnhancements + SupportsActivate for HAProxy."""
+
+    name: ClassVar[str] = "haproxy"
+    description: ClassVar[str] = "HAProxy: certificates in a crt-list, swapped live"
+
+    def discover_names(self) -> set[str]:
+        try:
+            text = Path(self.layout.crt_list).read_text(ENCODING, ERRORS)
+        except OSError:
+            return set()
+        return {word for _, line in planner.crt_list_entries(text)
+                for word in line.split()[1:] if not word.startswith(("[", "!"))}
+
+    def plan_deploy(self, req: DeployRequest) -> ChangePlan:
+        return planner.plan_deploy(self.read(), req, self.layout)
+
+    def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
+        return planner.endpoints(self.read(), req)
+
+    def supported_enhancements(self) -> frozenset[str]:
+        return planner.ENHANCEMENTS
+
+    def plan_enhance(self, req: EnhanceRequest) -> ChangePlan:
+        return planner.plan_enhance(self.read(), req)
+
+    def activate(self, plan: ChangePlan) -> None:
+        """Swap the plan's certificates in through the runtime API, one transaction at a
+        time. Raises (and the core then reloads once for every plan) when the plan changes
+        the configuration itself, or there is no admin-level socket."""
+        own = {self.layout.crt_list}
+        pems = [c for c in plan.changes if c.path.startswith(self.cert_dir + os.sep)
+                and c.path.endswith(".pem") and c.new_content is not None]
+        others = [c for c in plan.changes if c not in pems and c.path not in own]
+        if self.api is None:
+            raise PluginError("no admin-level runtime API socket (add 'stats socket PATH "
+                              "level admin' to global, or give --haproxy-socket); a reload "
+                              "loads the new files")
+        lines = None if others else self._new_lines(plan)
+        if lines is None:
+            raise PluginError("the configuration itself changed; a reload loads it")
+        items = [(c.path, (c.new_content or b"").decode(), _serial(c.new_content or b""))
+                 for c in pems]
+        runtime.swap_all(self.api, os.path.join(self.cert_dir, ".runtime.lock"), items,
+                         self.layout.crt_list, lines)
+        log.info("haproxy: %d certificate(s) swapped in through %s", len(items),
+                 self.api.socket_path)
+
+    def _new_lines(self, plan: ChangePlan) -> dict[str, str] | None:
+        """crt-list lines, by path, of the plan's new entries; None when the plan changes
+        or drops an entry HAProxy holds, or HAProxy does not use the list (a reload)."""
+        change = next((c for c in plan.changes if c.path == self.layout.crt_list), None)
+        if change is None:
+            return {}
+        if self.api is None:
+            return None
+        after = dict(planner.crt_list_entries(
+            (change.new_content or b"").decode(ENCODING, ERRORS)))
+        try:
+            reply = self.api.command(f"show ssl crt-list {self.layout.crt_list}")
+        except PluginError:
+            return None
+        if not reply.startswith(f"# {self.layout.crt_list}"):
+            return None
+        held = dict(planner.crt_list_entries(reply))
+        if any(p not in after or held[p].split() != after[p].split() for p in held):
+            return None
+        return {p: line for p, line in after.items() if p not in held}
+
+
+def _serial(pem: bytes) -> int:
+    from cryptography import x509
+
+    try:
+        return x509.load_pem_x509_certificate(pem).serial_number
+    except ValueError as exc:
+        raise PluginError(f"can't read the certificate to swap in: {exc}") from None
+
+
+class HaproxyAuthenticator(_HaproxyBase):
+    """http-01 through the running HAProxy: an ACL in each http frontend sends the
+    challenge path to a managed backend, where certwright's responder listens on loopback
+    only while challenges are open (added once; inert between runs; rolled back like any
+    other change)."""
+
+    name: ClassVar[str] = "haproxy"
+    description: ClassVar[str] = "Answer http-01 through the running HAProxy"
+
+    def __init__(self, config: argparse.Namespace) -> None:
+        super().__init__(config)
+        self.port: int | None = None
+        self._responder: object | None = None
+
+    def challenge_types(self, identifier: Identifier) -> Sequence[str]:
+        return http01_types(identifier)
+
+    def share_key(self) -> Hashable:
+        """One responder per HAProxy serves every lineage renewing through it."""
+        return ("haproxy", os.path.realpath(self.config_path))
+
+    def http01_port(self) -> int:
+        return int(getattr(self.config, "http01_port", None) or 80)
+
+    def prepare(self) -> None:
+        super().prepare()
+        from certwright.core.deploy import apply_plan
+
+        cfg = self.read()
+        port = planner.responder_port(cfg) or _free_port()
+        route = planner.plan_route(cfg, self.http01_port(), port)
+        if not route.empty:
+            work_dir = getattr(self.config, "work_dir", None)
+            if not work_dir:
+                raise PluginError("no work directory is configured (--work-dir)")
+            apply_plan(self, route, work_dir=Path(str(work_dir)),  # type: ignore[arg-type]
+                       say=log.info)
+        self.port = port
+
+    def _standalone(self) -> object:
+        if self._responder is None:
+            from certwright.authenticators.standalone import StandaloneAuthenticator
+
+            ns = argparse.Namespace(http01_address="127.0.0.1", http01_port=self.port)
+            self._responder = StandaloneAuthenticator(ns)
+        return self._responder
+
+    def present(self, task: ChallengeTask) -> None:
+        self.present_all([task])
+
+    def present_all(self, tasks: Sequence[ChallengeTask]) -> None:
+        responder = self._standalone()
+        for task in tasks:
+            responder.present(task)  # type: ignore[attr-defined]
+        probes = [Probe(host, self.http01_port(), task.domain, CHALLENGE_PATH + task.token,
+                        task.key_authorization)
+                  for task in tasks for host in self._http_hosts()]
+        for probe in wait_until_served(probes):
+            log.warning("haproxy does not answer http://%s%s at %s:%d yet; asking the CA "
+                        "anyway", probe.domain, probe.path, probe.host, probe.port)
+
+    def _http_hosts(self) -> list[str]:
+        hosts = [b.addresses for s in self.read().http_frontends(self.http01_port())
+                 for b in s.binds if not b.ssl]
+        found = {a.host or "127.0.0.1" for group in hosts for a in group
+                 if a.port == self.http01_port()}
+        return sorted(found)
+
+    def cleanup(self, task: ChallengeTask) -> None:
+        if self._responder is not None:
+            self._responder.cleanup(task)  # type: ignore[attr-defined]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

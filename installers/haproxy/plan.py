@@ -1,0 +1,346 @@
+"""Plans for HAProxy: certificates (combined PEMs + a managed crt-list, the https bind),
+``--redirect``/``--hsts``, and the http-01 route to certwright's responder.
+
+Everything is a :class:`~certwright.core.interfaces.ChangePlan`; edits of the user's files
+are line-anchored insertions (:mod:`certwright.core.textedit`), the rest stays byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from certwright.core.errors import PluginError
+from certwright.core.interfaces import (
+    ChangePlan,
+    DeployRequest,
+    Endpoint,
+    EnhanceRequest,
+    FileChange,
+)
+from certwright.core.textedit import (
+    ENCODING,
+    ERRORS,
+    Edit,
+    TextEdits,
+    lines_after,
+    managed_change,
+    newline_of,
+    read_file,
+)
+from certwright.installers.haproxy.config import Address, HaproxyConfig, Section, Statement
+
+ACL = "certwright_acme"
+ACME_BACKEND = "certwright_acme"
+CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+ACL_LINE = f"acl {ACL} path_beg {CHALLENGE_PREFIX}"
+REDIRECT_LINE = f"http-request redirect scheme https code 301 if !{{ ssl_fc }} !{ACL}"
+ROUTE_LINE = f"use_backend {ACME_BACKEND} if {ACL}"
+HSTS_VALUE = "max-age=31536000"
+ENHANCEMENTS = frozenset({"redirect", "hsts"})
+CRT_LIST_HEADER = "# managed by certwright: one certificate per line, with its SNI names\n"
+_SAFE_PATH = re.compile(r"[^\s'\"#\\]+")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where certwright's own files go (``--haproxy-cert-dir``)."""
+
+    cert_dir: str
+
+    @property
+    def crt_list(self) -> str:
+        return str(Path(self.cert_dir) / "crt-list")
+
+    def pem(self, cert_name: str) -> str:
+        if "/" in cert_name or cert_name.startswith(".") or not _SAFE_PATH.fullmatch(cert_name):
+            raise PluginError(f"certificate name {cert_name!r} can't name a file in "
+                              f"{self.cert_dir}")
+        return str(Path(self.cert_dir) / f"{cert_name}.pem")
+
+
+def safe_path(path: str, what: str) -> str:
+    if not _SAFE_PATH.fullmatch(path):
+        raise PluginError(f"{what} {path!r}: HAProxy paths here may hold no blanks, quotes, "
+                          "'#' or backslashes")
+    return path
+
+
+# -- edits of the configuration -------------------------------------------------------------
+class Edits:
+    """Text edits across the configuration's files, turned into FileChanges at the end."""
+
+    def __init__(self, cfg: HaproxyConfig) -> None:
+        self.cfg = cfg
+        self.files: dict[str, TextEdits] = {}
+
+    def of(self, file: str) -> TextEdits:
+        if file not in self.files:
+            self.files[file] = TextEdits(file, self.cfg.texts[file])
+        return self.files[file]
+
+    def after(self, stmt: Statement, lines: Sequence[str], indent: str | None = None) -> None:
+        text = self.cfg.texts[stmt.file]
+        if indent is None:
+            indent = _indent(text, stmt.start)
+        self.of(stmt.file).add(lines_after(text, stmt.end, lines, indent))
+
+    def append_to(self, stmt: Statement, words: str) -> None:
+        """Add words at the end of a statement (before any comment)."""
+        self.of(stmt.file).add(_insert(stmt.end, " " + words))
+
+    def changes(self) -> list[FileChange]:
+        out = []
+        for path, edits in self.files.items():
+            new = edits.result()
+            if new == self.cfg.texts[path]:
+                continue
+            old = self.cfg.texts[path].encode(ENCODING, ERRORS)
+            out.append(FileChange(path, new.encode(ENCODING, ERRORS),
+                                  hashlib.sha256(old).hexdigest()))
+        return out
+
+
+def _insert(at: int, text: str) -> Edit:
+    return Edit(at, at, text)
+
+
+def _indent(text: str, offset: int) -> str:
+    start = text.rfind("\n", 0, offset) + 1
+    line = text[start:offset]
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def _body_indent(cfg: HaproxyConfig, sec: Section) -> str:
+    if sec.body:
+        return _indent(cfg.texts[sec.body[0].file], sec.body[0].start) or "    "
+    return "    "
+
+
+def http_frontends(cfg: HaproxyConfig, port: int) -> list[Section]:
+    found = cfg.http_frontends(port)
+    if not found:
+        raise PluginError(f"{cfg.paths[0]}: no frontend or listen in mode http binds port "
+                          f"{port} without ssl (the http frontend to route through)")
+    return found
+
+
+# -- certificates ---------------------------------------------------------------------------
+def combined_pem(req: DeployRequest) -> bytes:
+    """Full chain then key, without blank lines (the runtime API ends a payload at one)."""
+    try:
+        chain = Path(req.fullchain_path).read_bytes()
+        key = Path(req.key_path).read_bytes()
+    except FileNotFoundError:  # planned before the certificate exists (a dry run)
+        return b"(the certificate chain and key, once issued)\n"
+    except OSError as exc:
+        raise PluginError(f"{exc.filename}: cannot read: {exc.strerror}") from None
+    text = chain.rstrip(b"\n") + b"\n" + key
+    return b"".join(line for line in text.splitlines(keepends=True) if line.strip())
+
+
+def crt_list_entries(text: str) -> list[tuple[str, str]]:
+    """(path, whole line) of each entry of a crt-list."""
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if words and not words[0].startswith("#"):
+            out.append((words[0], line.strip()))
+    return out
+
+
+def crt_list_text(current: str | None, pem: str, domains: Sequence[str]) -> str:
+    line = " ".join([pem, *domains])
+    entries = crt_list_entries(current or "")
+    out, done = [], False
+    for path, old in entries:
+        if path == pem:
+            out.append(line)
+            done = True
+        else:
+            out.append(old)
+    if not done:
+        out.append(line)
+    return CRT_LIST_HEADER + "".join(e + "\n" for e in out)
+
+
+def plan_deploy(cfg: HaproxyConfig, req: DeployRequest, layout: Layout) -> ChangePlan:
+    pem = safe_path(layout.pem(req.cert_name), "certificate file")
+    crt_list = safe_path(layout.crt_list, "crt-list")
+    changes: list[FileChange] = []
+    content = combined_pem(req)
+    old = read_file(pem)
+    if old != content:
+        sha = None if old is None else hashlib.sha256(old).hexdigest()
+        changes.append(FileChange(pem, content, sha, 0o600, secret=True))
+    current = read_file(crt_list)
+    listed = crt_list_text(None if current is None else current.decode(ENCODING, ERRORS),
+                           pem, req.domains)
+    change = managed_change(crt_list, listed)
+    if change is not None:
+        changes.append(change)
+    edits = Edits(cfg)
+    plan_binds(cfg, edits, req, crt_list)
+    changes += edits.changes()
+    return ChangePlan(f"haproxy: install {req.cert_name}", tuple(changes))
+
+
+def plan_binds(cfg: HaproxyConfig, edits: Edits, req: DeployRequest, crt_list: str) -> None:
+    """Our crt-list on each ssl bind of the https port; an https bind (or frontend) where
+    there is none."""
+    https = cfg.https_frontends(req.https_port)
+    for sec in https:
+        for bind in sec.binds:
+            if not bind.on(req.https_port):
+                continue
+            if not bind.ssl:
+                raise PluginError(f"{bind.stmt.where}: {sec.kind} {sec.name} binds port "
+                                  f"{req.https_port} without ssl; give it 'ssl' or choose "
+                                  "another --https-port")
+            if crt_list not in bind.crt_lists:
+                edits.append_to(bind.stmt, f"crt-list {crt_list}")
+    if https:
+        return
+    for sec in http_frontends(cfg, req.http_port):
+        hosts = _hosts(sec, req.http_port)
+        binds = [f"bind {_addr(h, req.https_port)} ssl crt-list {crt_list} alpn h2,http/1.1"
+                 for h in hosts]
+        backend = sec.default_backend
+        if sec.kind == "listen" or backend is None:
+            last_bind = sec.find("bind")[-1]
+            edits.after(last_bind, binds)
+            continue
+        indent = _body_indent(cfg, sec)
+        lines = ["", f"frontend certwright-https-{sec.name}", "\tmode http", *[
+            "\t" + b for b in binds], f"\tdefault_backend {backend}"]
+        edits.after(sec.last, [line.replace("\t", indent) for line in lines],
+                    indent=_indent(cfg.texts[sec.head.file], sec.head.start))
+
+
+def _hosts(sec: Section, port: int) -> list[str]:
+    out: list[str] = []
+    for bind in sec.binds:
+        for address in bind.on(port):
+            if not bind.ssl and address.host not in out:
+                out.append(address.host)
+    return out
+
+
+def _addr(host: str, port: int) -> str:
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def https_addresses(cfg: HaproxyConfig, req: DeployRequest) -> list[Address]:
+    """Where the https port will be bound once the deploy plan is applied."""
+    found = [a for s in cfg.https_frontends(req.https_port) for b in s.binds
+             for a in b.on(req.https_port)]
+    if found:
+        return found
+    return [Address(h, req.https_port) for s in cfg.http_frontends(req.http_port)
+            for h in _hosts(s, req.http_port)]
+
+
+def endpoints(cfg: HaproxyConfig, req: DeployRequest) -> list[Endpoint]:
+    out: list[Endpoint] = []
+    for address in https_addresses(cfg, req):
+        host = address.host or "127.0.0.1"
+        for name in req.domains:
+            sni = "certwright-check" + name[1:] if name.startswith("*.") else name
+            endpoint = Endpoint(host, req.https_port, sni)
+            if endpoint not in out:
+                out.append(endpoint)
+    return out
+
+
+# -- enhancements and the challenge route ---------------------------------------------------
+def _has(sec: Section, predicate: Iterable[str]) -> Statement | None:
+    words = tuple(predicate)
+    return next((s for s in sec.body if s.words[:len(words)] == words), None)
+
+
+def _anchor(sec: Section) -> Statement:
+    """Where our rules go: after the last bind (before any rule of the user's)."""
+    binds = sec.find("bind")
+    return binds[-1] if binds else sec.head
+
+
+def plan_rules(cfg: HaproxyConfig, edits: Edits, sec: Section, *, redirect: bool,
+               route: bool) -> None:
+    """The challenge ACL, then the redirect (that spares it) and the route to the
+    responder, each once, in that order (a rule must follow the ACL it names)."""
+    acl = _has(sec, ("acl", ACL))
+    have_redirect = _has(sec, ("http-request", "redirect", "scheme", "https"))
+    have_route = _has(sec, ("use_backend", ACME_BACKEND))
+    add_redirect = redirect and have_redirect is None
+    add_route = route and have_route is None
+    if not (add_redirect or add_route):
+        return
+    lines = [ACL_LINE] if acl is None else []
+    lines += [REDIRECT_LINE] if add_redirect else []
+    lines += [ROUTE_LINE] if add_route else []
+    anchor = acl or _anchor(sec)
+    if not add_redirect and have_redirect is not None and have_redirect.start > anchor.start:
+        anchor = have_redirect
+    edits.after(anchor, lines, indent=_body_indent(cfg, sec))
+
+
+def plan_enhance(cfg: HaproxyConfig, req: EnhanceRequest) -> ChangePlan:
+    edits = Edits(cfg)
+    if "redirect" in req.enhancements:
+        for sec in http_frontends(cfg, req.http_port):
+            plan_rules(cfg, edits, sec, redirect=True, route=False)
+    if "hsts" in req.enhancements:
+        https = [s for s in cfg.https_frontends(req.https_port)
+                 if any(b.ssl for b in s.binds)]
+        if not https:
+            raise PluginError(f"{cfg.paths[0]}: nothing binds port {req.https_port} with "
+                              "ssl yet: install a certificate before --hsts")
+        for sec in https:
+            if any("strict-transport-security" in " ".join(s.words).lower()
+                   for s in sec.body):
+                continue
+            line = f'http-response set-header Strict-Transport-Security "{HSTS_VALUE}"'
+            if any(not b.ssl for b in sec.binds):
+                line += " if { ssl_fc }"
+            edits.after(sec.last, [line], indent=_body_indent(cfg, sec))
+    return ChangePlan(f"haproxy: {', '.join(sorted(req.enhancements))}",
+                      tuple(edits.changes()))
+
+
+def responder_port(cfg: HaproxyConfig) -> int | None:
+    """The port of the responder named in the managed challenge backend, if any."""
+    sec = cfg.section("backend", ACME_BACKEND)
+    if sec is None:
+        return None
+    for stmt in sec.find("server"):
+        if len(stmt.words) > 2:
+            host, _, port = stmt.words[2].rpartition(":")
+            if host == "127.0.0.1" and port.isdigit():
+                return int(port)
+    raise PluginError(f"{sec.head.where}: backend {ACME_BACKEND} has no "
+                      "'server … 127.0.0.1:PORT' line")
+
+
+def plan_route(cfg: HaproxyConfig, http_port: int, port: int) -> ChangePlan:
+    """The ACL and ``use_backend`` in each http frontend, and the managed backend
+    pointing at the responder on 127.0.0.1:``port``."""
+    edits = Edits(cfg)
+    for sec in http_frontends(cfg, http_port):
+        plan_rules(cfg, edits, sec, redirect=False, route=True)
+    if cfg.section("backend", ACME_BACKEND) is None:
+        main = cfg.paths[-1]
+        text = cfg.texts[main]
+        nl = newline_of(text)
+        lead = "" if not text or text.endswith("\n") else nl
+        block = [f"backend {ACME_BACKEND}",
+                 "    # certwright's http-01 responder: it listens only while challenges "
+                 "are open",
+                 "    mode http",
+                 f"    server responder 127.0.0.1:{port}"]
+        edits.of(main).add(_insert(len(text), lead + nl + nl.join(block) + nl))
+    return ChangePlan("haproxy: route http-01 to certwright", tuple(edits.changes()))
