@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -198,10 +199,18 @@ class HaproxyInstaller(_HaproxyBase):
             raise PluginError("the configuration itself changed; a reload loads it")
         items = [(c.path, (c.new_content or b"").decode(), _serial(c.new_content or b""))
                  for c in pems]
-        runtime.swap_all(self.api, os.path.join(self.cert_dir, ".runtime.lock"), items,
-                         self.layout.crt_list, lines)
+        runtime.swap_all(self.api, self._lock_path(), items, self.layout.crt_list, lines)
         log.info("haproxy: %d certificate(s) swapped in through %s", len(items),
                  self.api.socket_path)
+
+    def _lock_path(self) -> str:
+        """Swaps through one socket take turns across processes: a lock file in the work
+        directory (never in the cert dir, whose contents a rollback restores)."""
+        work_dir = getattr(self.config, "work_dir", None)
+        base = str(work_dir) if work_dir else self.cert_dir
+        digest = hashlib.sha256((self.api.socket_path if self.api else "").encode())
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        return os.path.join(base, f"haproxy-runtime-{digest.hexdigest()[:16]}.lock")
 
     def _new_lines(self, plan: ChangePlan) -> dict[str, str] | None:
         """crt-list lines, by path, of the plan's new entries; None when the plan changes

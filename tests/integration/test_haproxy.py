@@ -65,3 +65,101 @@ def test_run_end_to_end_two_names_redirect_hsts(cli: Cli, lb: Haproxy, pebble: P
     assert pem.stat().st_mode & 0o777 == 0o600
     conf = (cli.config_dir / "renewal" / f"{NAMES[0]}.conf").read_text()
     assert "installer = haproxy" in conf and f"haproxy_config = {lb.conf}" in conf
+
+
+def test_rollback_is_byte_identical_one_checkpoint_at_a_time(cli: Cli, lb: Haproxy) -> None:
+    lb.start()
+    snapshots = [lb.snapshot()]
+    cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0], "--no-redirect")
+    snapshots.append(lb.snapshot())
+    cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[1], "--no-redirect")
+    snapshots.append(lb.snapshot())
+    cli("enhance", "--cert-name", NAMES[1], "--redirect", "--hsts", account=False)
+    snapshots.append(lb.snapshot())
+    assert probe.http_get(lb.http_port, NAMES[1], "/").status == 301
+    assert len({str(sorted(s.items())) for s in snapshots}) == 4, "each step changed files"
+    for expected in reversed(snapshots[:-1]):
+        proc = cli("rollback", "--checkpoints", "1", account=False)
+        assert "configuration test passed" in proc.stdout, proc.stdout + proc.stderr
+        assert lb.snapshot() == expected
+        assert lb.running
+    assert probe.http_get(lb.http_port, NAMES[1], "/").status == 200, "redirect gone"
+    assert not (lb.root / "certwright").exists()
+
+
+def test_challenges_pass_the_redirect_and_the_route_is_inert_between_runs(
+        cli: Cli, lb: Haproxy) -> None:
+    lb.start()
+    cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0], "--redirect")
+    assert probe.http_get(lb.http_port, NAMES[0], "/").status == 301
+    text = lb.conf.read_text()
+    proc = cli("certonly", "-a", "haproxy", *lb.args(), "-d", NAMES[1], account=False)
+    assert "Successfully received certificate" in proc.stdout or \
+        (cli.config_dir / "live" / NAMES[1] / "cert.pem").exists(), proc.stdout
+    assert lb.conf.read_text() == text, "the route was added once"
+    assert text.count("use_backend certwright_acme if certwright_acme") == 1
+    answer = probe.http_get(lb.http_port, NAMES[0], "/.well-known/acme-challenge/x")
+    assert answer.status == 503, "no responder listens between runs"
+
+
+def test_install_with_a_mismatched_key_fails_the_config_test_and_changes_nothing(
+        cli: Cli, lb: Haproxy, pebble: Pebble) -> None:
+    lb.start()
+    cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0], "--no-redirect")
+    cli("certonly", "-a", "haproxy", *lb.args(), "-d", NAMES[1], account=False)
+    before, old = lb.snapshot(), served(lb, NAMES[0]).serial_number
+    live0, live1 = cli.config_dir / "live" / NAMES[0], cli.config_dir / "live" / NAMES[1]
+    proc = cli("install", "-i", "haproxy", *lb.args(), "-d", NAMES[0],
+               "--cert-path", str(live0 / "cert.pem"), "--key-path", str(live1 / "privkey.pem"),
+               "--fullchain-path", str(live0 / "fullchain.pem"), "--no-redirect",
+               account=False, check=False)
+    assert proc.returncode != 0
+    assert "config test failed" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert f"{lb.conf}:" in proc.stderr and "inconsistencies between private key" in proc.stderr
+    assert "previous configuration was restored" in proc.stdout + proc.stderr
+    assert lb.snapshot() == before
+    assert served(lb, NAMES[0], root_pem=pebble.root_pem()).serial_number == old
+
+
+def test_install_of_a_stored_lineage_goes_live_through_the_runtime_api(
+        cli: Cli, lb: Haproxy) -> None:
+    lb.start()
+    cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0], "--no-redirect")
+    cli("certonly", "-a", "haproxy", *lb.args(), "-d", NAMES[1], account=False)
+    workers = lb.workers()
+    proc = cli("install", "-i", "haproxy", *lb.args(), "--cert-name", NAMES[1],
+               "--no-redirect", "-v", account=False)
+    assert "swapped in through" in proc.stderr, proc.stderr
+    assert served(lb, NAMES[1]).serial_number == lineage_serial(cli, NAMES[1])
+    assert lb.workers() == workers, "a new certificate on the bind without a reload"
+
+
+BAD_INPUT = [
+    ("tcp-only", "frontend tcp_only\n    mode tcp\n    bind 127.0.0.1:{http}\n"
+     "    default_backend app\nbackend app\n    server a 127.0.0.1:{backend}\n", [],
+     "no frontend or listen in mode http binds port"),
+    ("unknown-socket", None, ["--haproxy-socket", "/nonexistent/haproxy.sock"],
+     "--haproxy-socket /nonexistent/haproxy.sock: no such socket"),
+    ("operator-socket", None, ["--haproxy-socket", "{root}/run/operator.sock"],
+     "the socket is at level 'operator'"),
+]
+
+
+@pytest.mark.parametrize("case, site, extra, message", BAD_INPUT,
+                         ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_gets_one_clear_line(cli: Cli, lb: Haproxy, case: str, site: str | None,
+                                       extra: list[str], message: str) -> None:
+    from tests.servers.haproxy import GLOBAL, SITE
+
+    operator = "    stats socket {root}/run/operator.sock mode 600 level operator\n"
+    lb.write(GLOBAL.replace("level admin\n", "level admin\n" + operator) + (site or SITE))
+    lb.start()
+    before = lb.snapshot()
+    args = [a.replace("{root}", str(lb.root)) for a in extra]
+    proc = cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), *args, "-d", NAMES[0],
+               check=False)
+    assert proc.returncode != 0
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if message in line]
+    assert lines, proc.stdout + proc.stderr
+    assert lb.snapshot() == before
+    assert not (cli.config_dir / "live").exists()

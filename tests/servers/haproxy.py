@@ -54,8 +54,7 @@ PLAIN = GLOBAL + SITE
 
 class Haproxy(TreeServer):
     name: ClassVar[str] = "haproxy"
-    scratch: tuple[str, ...] = ("run", "www", "server.out", "backend.out", "certwright",
-                                "work")
+    scratch: tuple[str, ...] = ("run", "www", "server.out", "backend.out")
 
     def __init__(self, root: Path, *, http_port: int | None = None,
                  https_port: int | None = None, binary: str = HAPROXY_BINARY) -> None:
