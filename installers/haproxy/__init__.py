@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from certwright.core.errors import PluginError
 from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_types, wait_until_served
+from certwright.core.storage.files import ensure_dir
 from certwright.core.textedit import ENCODING, ERRORS
 from certwright.installers.haproxy import plan as planner
 from certwright.installers.haproxy import process, runtime
@@ -184,8 +185,8 @@ class HaproxyInstaller(_HaproxyBase):
 
     def activate(self, plan: ChangePlan) -> None:
         """Swap the plan's certificates in through the runtime API, one transaction at a
-        time. Raises (and the core then reloads once for every plan) when the plan changes
-        the configuration itself, or there is no admin-level socket."""
+        time. A plan that changes the configuration itself is loaded by a reload; without an
+        admin-level socket this raises, and the core reloads once for every plan."""
         own = {self.layout.crt_list}
         pems = [c for c in plan.changes if c.path.startswith(self.cert_dir + os.sep)
                 and c.path.endswith(".pem") and c.new_content is not None]
@@ -196,7 +197,9 @@ class HaproxyInstaller(_HaproxyBase):
                               "loads the new files")
         lines = None if others else self._new_lines(plan)
         if lines is None:
-            raise PluginError("the configuration itself changed; a reload loads it")
+            log.info("haproxy: the configuration itself changed; reloading")
+            self.reload()
+            return
         items = [(c.path, (c.new_content or b"").decode(), _serial(c.new_content or b""))
                  for c in pems]
         runtime.swap_all(self.api, self._lock_path(), items, self.layout.crt_list, lines)
@@ -209,7 +212,7 @@ class HaproxyInstaller(_HaproxyBase):
         work_dir = getattr(self.config, "work_dir", None)
         base = str(work_dir) if work_dir else self.cert_dir
         digest = hashlib.sha256((self.api.socket_path if self.api else "").encode())
-        os.makedirs(base, mode=0o700, exist_ok=True)
+        ensure_dir(Path(base), 0o700)
         return os.path.join(base, f"haproxy-runtime-{digest.hexdigest()[:16]}.lock")
 
     def _new_lines(self, plan: ChangePlan) -> dict[str, str] | None:

@@ -210,12 +210,8 @@ def _logical_line(file: str, text: str, pos: int,
         ch = text[i]
         if ch == "\n" and not quote:
             break
-        if ch == "\\" and i + 1 < len(text):
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] not in "\r\n":
             nxt = text[i + 1]
-            if nxt == "\n" or (nxt == "\r" and text[i + 2:i + 3] == "\n"):
-                i += 2 if nxt == "\n" else 3
-                lines += 1
-                continue
             word = [] if word is None else word
             word.append(nxt)
             start = i if start < 0 else start

@@ -26,6 +26,7 @@ from certwright.core.textedit import (
     ERRORS,
     Edit,
     TextEdits,
+    line_start,
     lines_after,
     managed_change,
     newline_of,
@@ -271,22 +272,30 @@ def _anchor(sec: Section) -> Statement:
 
 def plan_rules(cfg: HaproxyConfig, edits: Edits, sec: Section, *, redirect: bool,
                route: bool) -> None:
-    """The challenge ACL, then the redirect (that spares it) and the route to the
-    responder, each once, in that order (a rule must follow the ACL it names)."""
+    """The challenge ACL and the redirect that spares it right after the binds (ahead of
+    the user's rules); the route to the responder just before the first ``use_backend`` /
+    ``default_backend``, so that HAProxy warns of no rule out of order. Each once."""
     acl = _has(sec, ("acl", ACL))
     have_redirect = _has(sec, ("http-request", "redirect", "scheme", "https"))
-    have_route = _has(sec, ("use_backend", ACME_BACKEND))
     add_redirect = redirect and have_redirect is None
-    add_route = route and have_route is None
+    add_route = route and _has(sec, ("use_backend", ACME_BACKEND)) is None
     if not (add_redirect or add_route):
         return
-    lines = [ACL_LINE] if acl is None else []
-    lines += [REDIRECT_LINE] if add_redirect else []
-    lines += [ROUTE_LINE] if add_route else []
+    indent = _body_indent(cfg, sec)
     anchor = acl or _anchor(sec)
-    if not add_redirect and have_redirect is not None and have_redirect.start > anchor.start:
-        anchor = have_redirect
-    edits.after(anchor, lines, indent=_body_indent(cfg, sec))
+    head = ([ACL_LINE] if acl is None else []) + ([REDIRECT_LINE] if add_redirect else [])
+    if head:
+        edits.after(anchor, head, indent=indent)
+    if not add_route:
+        return
+    target = next((s for s in sec.body if s.keyword in ("use_backend", "default_backend")
+                   and s.start > anchor.start), None)
+    if target is None:
+        edits.after(sec.last, [ROUTE_LINE], indent=indent)
+        return
+    text = cfg.texts[target.file]
+    at = line_start(text, target.start)
+    edits.of(target.file).add(Edit(at, at, indent + ROUTE_LINE + newline_of(text)))
 
 
 def plan_enhance(cfg: HaproxyConfig, req: EnhanceRequest) -> ChangePlan:
