@@ -163,3 +163,26 @@ def test_bad_input_gets_one_clear_line(cli: Cli, lb: Haproxy, case: str, site: s
     assert lines, proc.stdout + proc.stderr
     assert lb.snapshot() == before
     assert not (cli.config_dir / "live").exists()
+
+
+def test_without_a_pidfile_the_reload_command_is_asked_for_and_stored(cli: Cli,
+                                                                      lb: Haproxy) -> None:
+    from tests.servers.haproxy import GLOBAL, SITE
+
+    lb.write(GLOBAL.replace("    pidfile {pidfile}\n", "") + SITE)
+    lb.start()
+    before = lb.snapshot()
+    proc = cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0],
+               check=False)
+    assert proc.returncode != 0
+    assert "there is no 'pidfile' in its global section" in proc.stderr + proc.stdout
+    assert "give --haproxy-reload-cmd" in proc.stderr + proc.stdout
+    assert lb.snapshot() == before, "the route was rolled back when its reload failed"
+    reload_cmd = f"kill -USR2 {lb.master_pid}"
+    reloads = lb.reloads()[0]
+    cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0],
+        "--haproxy-reload-cmd", reload_cmd)
+    assert served(lb, NAMES[0]).serial_number == lineage_serial(cli, NAMES[0])
+    assert lb.reloads()[0] > reloads
+    conf = (cli.config_dir / "renewal" / f"{NAMES[0]}.conf").read_text()
+    assert f"haproxy_reload_cmd = {reload_cmd}" in conf

@@ -16,9 +16,9 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from tests.servers.ports import free_port, wait_for_port
+from tests.servers.ports import free_port, wait_for_port, wait_until
 from tests.servers.process import ManagedProcess
 from tests.servers.tree_server import TreeServer
 
@@ -138,8 +138,23 @@ class Haproxy(TreeServer):
                 data += chunk
         return data.decode()
 
+    def master_answers(self) -> bool:
+        try:
+            self.master_cli("show proc")
+        except OSError:
+            return False
+        return True
+
+    def start(self) -> Self:
+        """Up once the worker listens and the master CLI answers (it opens a moment
+        after the worker; and it is closed for a moment while the master re-executes)."""
+        super().start()
+        wait_until(self.master_answers, what="haproxy's master CLI", log=self.log)
+        return self
+
     def reloads(self) -> tuple[int, int]:
         """(reloads, failed reloads) as the master counts them (``show proc``)."""
+        wait_until(self.master_answers, what="haproxy's master CLI", log=self.log)
         for line in self.master_cli("show proc").splitlines():
             words = line.split()
             if len(words) > 4 and words[1] == "master":
