@@ -1,7 +1,7 @@
 """Reading ``haproxy.cfg``: sections, statements and binds, with offsets for line-anchored edits.
 
 The reader keeps what HAProxy keeps: a statement is a line's words (quotes and backslash
-escapes resolved, an unquoted ``#`` starting a comment); a line ending in an unescaped
+escapes resolved; no escapes inside single quotes, an unquoted ``#`` starting a comment); a line ending in an unescaped
 backslash continues on the next; ``.if``/``.elif``/``.else``/``.endif`` and the other
 ``.``-directives are noted (their depth is kept on each statement) and never edited. A word
 from the section keywords starts a new section, wherever it is indented. Files given as a
@@ -210,7 +210,7 @@ def _logical_line(file: str, text: str, pos: int,
         ch = text[i]
         if ch == "\n" and not quote:
             break
-        if ch == "\\" and i + 1 < len(text) and text[i + 1] not in "\r\n":
+        if ch == "\\" and quote != "'" and i + 1 < len(text) and text[i + 1] not in "\r\n":
             nxt = text[i + 1]
             word = [] if word is None else word
             word.append(nxt)

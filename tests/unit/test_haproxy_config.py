@@ -71,6 +71,11 @@ def test_words_quotes_and_comments() -> None:
     assert next(s for s in found if s.keyword == "frontend").words == ("frontend", "www")
 
 
+def test_single_quotes_keep_backslashes_double_quotes_escape() -> None:
+    [stmt] = statements("f", "a 'x\\y' \"x\\\"y\" z\\ w\n")
+    assert stmt.words == ("a", "x\\y", 'x"y', "z w")
+
+
 def test_a_trailing_backslash_continues_nothing_as_in_haproxy(tmp_path: Path) -> None:
     """HAProxy 2.6 has no line continuation: the reader must not invent one (haproxy -c
     refuses the '\\' as a keyword, and so the next line is a statement of its own)."""
