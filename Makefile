@@ -11,6 +11,7 @@ CERTBOT_VENV := .bench/certbot-venv
 CERTBOT_VERSION := 5.8.0
 
 .PHONY: demo test lint typecheck unit integration bench sysdeps venv certbot clean
+.PHONY: bench-haproxy
 
 sysdeps:
 	@bash scripts/sysdeps.sh $(APT_PKGS)
@@ -47,6 +48,10 @@ test: sysdeps venv certbot lint typecheck
 
 bench: sysdeps venv certbot
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/haproxy_swap.py
+
+bench-haproxy: sysdeps venv
+	$(PY) benchmarks/haproxy_swap.py
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .mypy_tree .ruff_cache .demo .bench

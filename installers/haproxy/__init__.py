@@ -158,7 +158,7 @@ class _HaproxyBase:
 
 
 class HaproxyInstaller(_HaproxyBase):
-    """Installer + SupportsEnhancements + SupportsActivate for HAProxy."""
+    """Installer + SupportsEnhancements + SupportsActivate + SupportsDelete for HAProxy."""
 
     name: ClassVar[str] = "haproxy"
     description: ClassVar[str] = "HAProxy: certificates in a crt-list, swapped live"
@@ -176,6 +176,16 @@ class HaproxyInstaller(_HaproxyBase):
 
     def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
         return planner.endpoints(self.read(), req)
+
+    def plan_forget(self, cert_name: str, domains: Sequence[str]) -> ChangePlan:
+        return planner.plan_forget(self.read(), cert_name, self.layout)
+
+    def references(self, prefix: str) -> list[str]:
+        """``file:line`` of each configuration statement naming a path under ``prefix``
+        (certwright's own PEMs are copies, so these are the user's own lines)."""
+        cfg = self.read()
+        return [s.where for sec in cfg.sections for s in [sec.head, *sec.body]
+                if any(prefix in w for w in s.words)]
 
     def supported_enhancements(self) -> frozenset[str]:
         return planner.ENHANCEMENTS

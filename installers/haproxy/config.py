@@ -1,10 +1,11 @@
 """Reading ``haproxy.cfg``: sections, statements and binds, with offsets for line-anchored edits.
 
-The reader keeps what HAProxy keeps: a statement is a line's words (quotes and backslash
-escapes resolved; no escapes inside single quotes, an unquoted ``#`` starting a comment); a line ending in an unescaped
-backslash continues on the next; ``.if``/``.elif``/``.else``/``.endif`` and the other
-``.``-directives are noted (their depth is kept on each statement) and never edited. A word
-from the section keywords starts a new section, wherever it is indented. Files given as a
+The reader keeps what HAProxy keeps: a statement is one line's words (quotes and backslash
+escapes resolved, none inside single quotes; an unquoted ``#`` starts a comment). HAProxy
+2.6 has no line continuation: a trailing backslash is a word of its own, which ``haproxy
+-c`` refuses, and the reader invents none. ``.if``/``.elif``/``.else``/``.endif`` and the
+other ``.``-directives are noted (their depth is kept on each statement) and never edited. A
+word from the section keywords starts a new section, wherever it is indented. Files given as a
 directory are read as HAProxy reads them: the ``*.cfg`` files in it, in lexical order.
 
 Nothing here writes: the planner (:mod:`.plan`) turns what is found into edits.

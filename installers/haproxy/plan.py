@@ -353,3 +353,60 @@ def plan_route(cfg: HaproxyConfig, http_port: int, port: int) -> ChangePlan:
                  f"    server responder 127.0.0.1:{port}"]
         edits.of(main).add(_insert(len(text), lead + nl + nl.join(block) + nl))
     return ChangePlan("haproxy: route http-01 to certwright", tuple(edits.changes()))
+
+
+def plan_forget(cfg: HaproxyConfig, cert_name: str, layout: Layout) -> ChangePlan:
+    """Take a deleted lineage out: its PEM and crt-list line; when the list is left empty
+    (HAProxy refuses an ssl bind without a certificate), the list itself, ``crt-list`` on
+    the binds, and the binds and https frontends certwright created for it."""
+    pem, crt_list = layout.pem(cert_name), layout.crt_list
+    changes: list[FileChange] = []
+    old = read_file(pem)
+    if old is not None:
+        changes.append(FileChange(pem, None, hashlib.sha256(old).hexdigest(), 0o600,
+                                  secret=True))
+    current = read_file(crt_list)
+    if current is None:
+        return ChangePlan(f"haproxy: remove {cert_name}", tuple(changes))
+    entries = [line for path, line in crt_list_entries(current.decode(ENCODING, ERRORS))
+               if path != pem]
+    if entries:
+        change = managed_change(crt_list, CRT_LIST_HEADER + "".join(e + "\n" for e in entries))
+        changes += [change] if change is not None else []
+        return ChangePlan(f"haproxy: remove {cert_name}", tuple(changes))
+    changes.append(FileChange(crt_list, None, hashlib.sha256(current).hexdigest()))
+    edits = Edits(cfg)
+    for sec in cfg.of_kind("frontend", "listen"):
+        ours = [b for b in sec.binds if crt_list in b.crt_lists]
+        if not ours:
+            continue
+        if sec.name.startswith("certwright-https-") and len(ours) == len(sec.binds):
+            _drop_section(cfg, edits, sec)
+            continue
+        for bind in ours:
+            text = cfg.texts[bind.stmt.file]
+            line = text[bind.stmt.start:bind.stmt.end]
+            others = [w for w in bind.stmt.words if w in ("crt", "crt-list")]
+            if len(others) == 1:  # ours alone: the whole bind line goes
+                start = line_start(text, bind.stmt.start)
+                end = text.find("\n", bind.stmt.end)
+                edits.of(bind.stmt.file).add(Edit(start, len(text) if end < 0 else end + 1,
+                                                  ""))
+                continue
+            at = line.find(f" crt-list {crt_list}")
+            if at >= 0:
+                start = bind.stmt.start + at
+                edits.of(bind.stmt.file).add(Edit(start, start + len(
+                    f" crt-list {crt_list}"), ""))
+    changes += edits.changes()
+    return ChangePlan(f"haproxy: remove {cert_name}", tuple(changes))
+
+
+def _drop_section(cfg: HaproxyConfig, edits: Edits, sec: Section) -> None:
+    """Remove a section certwright created, with the blank line put before it."""
+    text = cfg.texts[sec.head.file]
+    start = line_start(text, sec.head.start)
+    if text[:start].endswith("\n\n"):
+        start -= 1
+    end = text.find("\n", sec.last.end)
+    edits.of(sec.head.file).add(Edit(start, len(text) if end < 0 else end + 1, ""))

@@ -186,3 +186,24 @@ def test_without_a_pidfile_the_reload_command_is_asked_for_and_stored(cli: Cli,
     assert lb.reloads()[0] > reloads
     conf = (cli.config_dir / "renewal" / f"{NAMES[0]}.conf").read_text()
     assert f"haproxy_reload_cmd = {reload_cmd}" in conf
+
+
+def test_delete_takes_each_certificate_out_and_the_last_one_its_bind(cli: Cli,
+                                                                      lb: Haproxy) -> None:
+    lb.start()
+    cli("certonly", "-a", "haproxy", *lb.args(), "-d", "other.example.org")
+    route_only = lb.conf.read_text()  # the challenge route, no certificate installed
+    for name in NAMES:
+        cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", name, "--no-redirect",
+            account=False)
+    crt_list = lb.root / "certwright" / "crt-list"
+    cli("delete", "--cert-name", NAMES[1], account=False)
+    assert NAMES[1] not in crt_list.read_text() and NAMES[0] in crt_list.read_text()
+    assert not (lb.root / "certwright" / f"{NAMES[1]}.pem").exists()
+    assert served(lb, NAMES[1]).serial_number == lineage_serial(cli, NAMES[0]), \
+        "the name is no longer served its own certificate"
+    cli("delete", "--cert-name", NAMES[0], account=False)
+    assert not crt_list.exists()
+    assert lb.conf.read_text() == route_only, "the https frontend certwright made is gone"
+    assert probe.http_get(lb.http_port, NAMES[0], "/").status == 200
+    assert lb.running

@@ -1,6 +1,7 @@
 """A steady stream of new TLS connections, one ``GET /`` each, for hot-swap tests.
 
-``python tlsload.py PORT STOP_FILE NAME [NAME...]`` runs ``THREADS`` clients on 127.0.0.1
+``python tlsload.py PORT STOP_FILE NAME [NAME...]`` runs ``THREADS`` clients (4, or
+``$TLSLOAD_THREADS``) on 127.0.0.1
 until ``STOP_FILE`` exists (at most ``MAX_SECONDS``), each opening a new connection per
 request with the next name as SNI (no certificate check: the serial served is recorded).
 It writes ``STOP_FILE.ready`` after the first good answer, then prints a JSON summary (ok,
@@ -11,6 +12,7 @@ exits 0 only when nothing failed.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import sys
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-THREADS = 4
+THREADS = int(os.environ.get("TLSLOAD_THREADS", "4"))
 MAX_SECONDS = 60.0
 
 
