@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -269,6 +270,7 @@ class HaproxyAuthenticator(_HaproxyBase):
         super().__init__(config)
         self.port: int | None = None
         self._responder: object | None = None
+        self._lock = threading.Lock()  # parallel renewals share this instance
 
     def challenge_types(self, identifier: Identifier) -> Sequence[str]:
         return http01_types(identifier)
@@ -296,6 +298,10 @@ class HaproxyAuthenticator(_HaproxyBase):
         self.port = port
 
     def _standalone(self) -> object:
+        with self._lock:
+            return self._responder_locked()
+
+    def _responder_locked(self) -> object:
         if self._responder is None:
             from certwright.authenticators.standalone import StandaloneAuthenticator
 

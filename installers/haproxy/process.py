@@ -5,7 +5,10 @@ reload is ``--haproxy-reload-cmd`` when given; else the systemd unit's reload wh
 runs this HAProxy (its main pid is the master's); else SIGUSR2 to the master (master-worker
 mode re-executes itself with the new configuration and starts a new worker). Then wait,
 bounded, until the master has a worker it did not have before: a reload HAProxy refused
-(the old worker keeps serving) is a failure, not a silent success.
+(the old worker keeps serving) is a failure, not a silent success. Before the signal, and
+after it until the new worker runs, the master must be handling SIGUSR2 again (``SigCgt``
+and ``SigBlk`` in ``/proc/PID/status``): while it re-executes it blocks the signal, and a
+reload asked for in that moment would be late or merged with the one in progress.
 """
 
 from __future__ import annotations
@@ -78,6 +81,19 @@ def children(pid: int, proc_root: str = "/proc") -> set[int]:
     return found
 
 
+def accepts_reload(pid: int, proc_root: str = "/proc") -> bool:
+    """Whether the master handles SIGUSR2 now: while it re-executes and loads a
+    configuration it blocks the signal, or has no handler for it yet."""
+    bit = 1 << (signal.SIGUSR2 - 1)
+    try:
+        with open(os.path.join(proc_root, str(pid), "status")) as handle:
+            masks = {k: int(v, 16) for k, _, v in (line.partition(":\t") for line in handle)
+                     if k in ("SigBlk", "SigCgt")}
+    except (OSError, ValueError):
+        return False
+    return bool(masks.get("SigCgt", 0) & bit) and not masks.get("SigBlk", 0) & bit
+
+
 def systemd_main_pid(run: Runner) -> int | None:
     if shutil.which("systemctl") is None or not os.path.isdir("/run/systemd/system"):
         return None
@@ -104,6 +120,11 @@ def reload(pidfile: str | None, reload_cmd: str | None, run: Runner = run_comman
     pid = master if master is not None else unit_pid
     if pid is None:  # (excluded above; for the type checker)
         return
+    ready = poll_until(lambda: True if accepts_reload(pid) else None, timeout=timeout,
+                       first=0.01, maximum=0.1)
+    if ready is None:
+        raise PluginError(f"HAProxy (master pid {pid}) is still loading a configuration "
+                          f"after {timeout:.0f} s; see its log")
     before = children(pid)
     if unit_pid is not None and unit_pid == pid:
         done = run(["systemctl", "reload", UNIT])
@@ -111,7 +132,7 @@ def reload(pidfile: str | None, reload_cmd: str | None, run: Runner = run_comman
             raise PluginError(f"systemctl reload {UNIT} failed: {done.last_error_line()}")
     else:
         os.kill(pid, signal.SIGUSR2)
-    if not poll_until(lambda: True if children(pid) - before else None,
+    if not poll_until(lambda: True if children(pid) - before and accepts_reload(pid) else None,
                       timeout=timeout, first=0.02, maximum=0.2):
         raise PluginError(f"HAProxy (master pid {pid}) started no new worker within "
                           f"{timeout:.0f} s of the reload; see its log")
