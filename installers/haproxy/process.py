@@ -82,16 +82,18 @@ def children(pid: int, proc_root: str = "/proc") -> set[int]:
 
 
 def accepts_reload(pid: int, proc_root: str = "/proc") -> bool:
-    """Whether the master handles SIGUSR2 now: while it re-executes and loads a
-    configuration it blocks the signal, or has no handler for it yet."""
+    """Whether the master would take a SIGUSR2 now as a reload of its own: it handles the
+    signal (while it re-executes and loads a configuration it blocks it, or has no handler
+    yet) and none is pending (a second one would merge with it)."""
     bit = 1 << (signal.SIGUSR2 - 1)
     try:
         with open(os.path.join(proc_root, str(pid), "status")) as handle:
             masks = {k: int(v, 16) for k, _, v in (line.partition(":\t") for line in handle)
-                     if k in ("SigBlk", "SigCgt")}
+                     if k in ("SigBlk", "SigCgt", "SigPnd", "ShdPnd")}
     except (OSError, ValueError):
         return False
-    return bool(masks.get("SigCgt", 0) & bit) and not masks.get("SigBlk", 0) & bit
+    busy = masks.get("SigBlk", 0) | masks.get("SigPnd", 0) | masks.get("ShdPnd", 0)
+    return bool(masks.get("SigCgt", 0) & bit) and not busy & bit
 
 
 def systemd_main_pid(run: Runner) -> int | None:
