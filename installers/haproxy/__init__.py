@@ -40,9 +40,9 @@ from certwright.core.errors import PluginError
 from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_types, wait_until_served
 from certwright.core.storage.files import ensure_dir
 from certwright.core.textedit import ENCODING, ERRORS
+from certwright.installers.haproxy import checks, process, runtime
 from certwright.installers.haproxy import plan as planner
-from certwright.installers.haproxy import process, runtime
-from certwright.installers.haproxy.config import HaproxyConfig, load
+from certwright.installers.haproxy.config import HaproxyConfig, config_files, load
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import (
@@ -142,7 +142,13 @@ class _HaproxyBase:
         return found[-1].words[1] if found and len(found[-1].words) > 1 else None
 
     def config_test(self) -> None:
-        process.config_test(self.bin, self.config_path, self.runner)
+        """``haproxy -c``; again only for what changed since the last pass (:mod:`.checks`)."""
+        tester = getattr(self, "_tester", None)
+        if tester is None:
+            tester = self._tester = checks.ConfigCheck(
+                lambda: process.config_test(self.bin, self.config_path, self.runner),
+                lambda: config_files(self.config_path), self.layout.crt_list)
+        tester()
 
     def reload(self) -> None:
         process.reload(self.pidfile(), self.reload_cmd, self.runner)

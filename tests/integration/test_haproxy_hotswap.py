@@ -101,7 +101,12 @@ def test_renew_swaps_both_certificates_live_with_no_reload_and_no_failed_request
     lb.start()
     old = issue_both(cli, lb)
     master, workers, reloads = lb.master_pid, lb.workers(), lb.reloads()
-    summary, log = renew_under_load(cli, lb, tmp_path, "--jobs", "2")
+    calls = tmp_path / "haproxy-calls"
+    wrapper = tmp_path / "haproxy-wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {lb.binary} "$@"\n')
+    wrapper.chmod(0o755)
+    summary, log = renew_under_load(cli, lb, tmp_path, "--jobs", "2", "--haproxy-bin",
+                                    str(wrapper))
     print({k: summary[k] for k in ("ok", "failed", "seconds")})
     assert summary["failed"] == 0 and summary["exit"] == 0, summary
     assert int(str(summary["ok"])) > 20, summary
@@ -111,6 +116,8 @@ def test_renew_swaps_both_certificates_live_with_no_reload_and_no_failed_request
     assert lb.master_pid == master and lb.workers() == workers, "no new process"
     assert lb.reloads() == reloads
     assert "swapped in through" in log
+    tests = [line for line in calls.read_text().splitlines() if line.startswith("-c ")]
+    assert len(tests) == 1, "one haproxy -c; the second certificate alone is checked"
 
 
 def test_without_a_socket_renew_reloads_once_with_no_failed_request(
