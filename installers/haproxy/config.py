@@ -52,8 +52,10 @@ class Statement:
 @dataclass(frozen=True)
 class Address:
     host: str
-    """'' for every address (``:80``, ``*:80``)."""
+    """'' for every address (``:80``, ``*:80``, ``[::]:80``)."""
     port: int | None
+    raw: str = ""
+    """The address as written, without its port (``ipv6@[::]``, ``*``, ``127.0.0.1``)."""
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,7 @@ def _logical_line(file: str, text: str, pos: int,
 def parse_address(text: str) -> Address | None:
     """``127.0.0.1:80``, ``:80``, ``*:80``, ``[::1]:443``, ``ipv4@…``; None for unix
     sockets, ``fd@``, ``sockpair@`` and the like."""
+    written = text
     if "@" in text:
         family, _, text = text.partition("@")
         if family not in ("ipv4", "ipv6", "tcp", "tcp4", "tcp6"):
@@ -268,10 +271,11 @@ def parse_address(text: str) -> Address | None:
     if text.startswith("/") or ":" not in text:
         return None
     host, _, port = text.rpartition(":")
+    raw = written[:len(written) - len(port) - 1]
     host = host.strip("[]")
     if host in ("*", "0.0.0.0", "::"):
         host = ""
-    return Address(host, int(port) if port.isdigit() else None)
+    return Address(host, int(port) if port.isdigit() else None, raw)
 
 
 def parse_bind(stmt: Statement) -> Bind:

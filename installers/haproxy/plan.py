@@ -206,9 +206,8 @@ def plan_binds(cfg: HaproxyConfig, edits: Edits, req: DeployRequest, crt_list: s
     if https:
         return
     for sec in http_frontends(cfg, req.http_port):
-        hosts = _hosts(sec, req.http_port)
-        binds = [f"bind {_addr(h, req.https_port)} ssl crt-list {crt_list} alpn h2,http/1.1"
-                 for h in hosts]
+        binds = [f"bind {a.raw}:{req.https_port} ssl crt-list {crt_list} alpn h2,http/1.1"
+                 for a in _plain(sec, req.http_port)]
         backend = sec.default_backend
         if sec.kind == "listen" or backend is None:
             last_bind = sec.find("bind")[-1]
@@ -221,19 +220,14 @@ def plan_binds(cfg: HaproxyConfig, edits: Edits, req: DeployRequest, crt_list: s
                     indent=_indent(cfg.texts[sec.head.file], sec.head.start))
 
 
-def _hosts(sec: Section, port: int) -> list[str]:
-    out: list[str] = []
+def _plain(sec: Section, port: int) -> list[Address]:
+    """The addresses of the section's plain binds on ``port``, each once."""
+    out: list[Address] = []
     for bind in sec.binds:
         for address in bind.on(port):
-            if not bind.ssl and address.host not in out:
-                out.append(address.host)
+            if not bind.ssl and address.raw not in [a.raw for a in out]:
+                out.append(address)
     return out
-
-
-def _addr(host: str, port: int) -> str:
-    if ":" in host:
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
 
 
 def https_addresses(cfg: HaproxyConfig, req: DeployRequest) -> list[Address]:
@@ -242,8 +236,8 @@ def https_addresses(cfg: HaproxyConfig, req: DeployRequest) -> list[Address]:
              for a in b.on(req.https_port)]
     if found:
         return found
-    return [Address(h, req.https_port) for s in cfg.http_frontends(req.http_port)
-            for h in _hosts(s, req.http_port)]
+    return [Address(a.host, req.https_port, a.raw) for s in cfg.http_frontends(req.http_port)
+            for a in _plain(s, req.http_port)]
 
 
 def endpoints(cfg: HaproxyConfig, req: DeployRequest) -> list[Endpoint]:

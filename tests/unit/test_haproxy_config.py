@@ -107,6 +107,14 @@ def test_a_conf_dir_is_read_in_haproxys_order(tmp_path: Path) -> None:
     assert cfg.http_frontends(8080)[0].mode == "http", "defaults from the earlier file"
 
 
+def test_an_https_bind_keeps_the_address_as_written(tmp_path: Path) -> None:
+    main = tmp_path / "h.cfg"
+    main.write_text(SITE.replace("127.0.0.1:8080,127.0.0.2:8080", "ipv6@[::1]:8080,*:8080"))
+    plan = plan_deploy(load(str(main)), request(tmp_path), Layout(str(tmp_path / "cw")))
+    new = next(c for c in plan.changes if c.path == str(main)).new_content or b""
+    assert b"    bind ipv6@[::1]:8443 ssl crt-list" in new and b"    bind *:8443 ssl" in new
+
+
 @pytest.mark.parametrize("text, host, port", [
     (":80", "", 80), ("*:443", "", 443), ("[::1]:8443", "::1", 8443),
     ("ipv4@127.0.0.1:80", "127.0.0.1", 80), ("/run/sock", None, None),
