@@ -34,8 +34,13 @@ import socket
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
+from certwright.core.challenge_session import (
+    ChallengeSession,
+    temporary_applier,
+    work_dir_of,
+)
 from certwright.core.errors import PluginError
 from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_types, wait_until_served
 from certwright.core.storage.files import ensure_dir
@@ -45,6 +50,7 @@ from certwright.installers.haproxy import plan as planner
 from certwright.installers.haproxy.config import HaproxyConfig, config_files, load
 
 if TYPE_CHECKING:
+    from certwright.authenticators.standalone import StandaloneAuthenticator
     from certwright.core.interfaces import (
         AddArgument,
         ChallengeTask,
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
         Endpoint,
         EnhanceRequest,
         Identifier,
+        Installer,
     )
 
 __all__ = ["HaproxyAuthenticator", "HaproxyInstaller"]
@@ -267,7 +274,8 @@ class HaproxyAuthenticator(_HaproxyBase):
     """http-01 through the running HAProxy: an ACL in each http frontend sends the
     challenge path to a managed backend, where certwright's responder listens on loopback
     only while challenges are open (added once; inert between runs; rolled back like any
-    other change)."""
+    other change). A ``--dry-run`` adds the route only for as long as its challenges are
+    open (a temporary transaction, undone with the last one)."""
 
     name: ClassVar[str] = "haproxy"
     description: ClassVar[str] = "Answer http-01 through the running HAProxy"
@@ -275,7 +283,9 @@ class HaproxyAuthenticator(_HaproxyBase):
     def __init__(self, config: argparse.Namespace) -> None:
         super().__init__(config)
         self.port: int | None = None
-        self._responder: object | None = None
+        self._responder: StandaloneAuthenticator | None = None
+        self._open: set[str] = set()
+        self._session: ChallengeSession | None = None
         self._lock = threading.Lock()  # parallel renewals share this instance
 
     def challenge_types(self, identifier: Identifier) -> Sequence[str]:
@@ -296,21 +306,19 @@ class HaproxyAuthenticator(_HaproxyBase):
         port = planner.responder_port(cfg) or _free_port()
         route = planner.plan_route(cfg, self.http01_port(), port)
         if not route.empty:
-            work_dir = getattr(self.config, "work_dir", None)
-            if not work_dir:
-                raise PluginError("no work directory is configured (--work-dir)")
-            apply_plan(self, route, work_dir=Path(str(work_dir)),  # type: ignore[arg-type]
-                       say=log.info)
+            work_dir = work_dir_of(self.config)
+            if getattr(self.config, "dry_run", False):
+                self._session = ChallengeSession(temporary_applier(work_dir, self.name),
+                                                 self.config_test, self.reload, self.name)
+                self._session.replace(route)
+            else:
+                apply_plan(cast("Installer", self), route, work_dir=work_dir, say=log.info)
         self.port = port
 
-    def _standalone(self) -> object:
-        with self._lock:
-            return self._responder_locked()
+    def _standalone(self) -> StandaloneAuthenticator:
+        from certwright.authenticators.standalone import StandaloneAuthenticator
 
-    def _responder_locked(self) -> object:
         if self._responder is None:
-            from certwright.authenticators.standalone import StandaloneAuthenticator
-
             ns = argparse.Namespace(http01_address="127.0.0.1", http01_port=self.port)
             self._responder = StandaloneAuthenticator(ns)
         return self._responder
@@ -319,9 +327,11 @@ class HaproxyAuthenticator(_HaproxyBase):
         self.present_all([task])
 
     def present_all(self, tasks: Sequence[ChallengeTask]) -> None:
-        responder = self._standalone()
-        for task in tasks:
-            responder.present(task)  # type: ignore[attr-defined]
+        with self._lock:
+            responder = self._standalone()
+            for task in tasks:
+                responder.present(task)
+                self._open.add(task.token)
         probes = [Probe(host, self.http01_port(), task.domain, CHALLENGE_PATH + task.token,
                         task.key_authorization)
                   for task in tasks for host in self._http_hosts()]
@@ -337,8 +347,13 @@ class HaproxyAuthenticator(_HaproxyBase):
         return sorted(found)
 
     def cleanup(self, task: ChallengeTask) -> None:
-        if self._responder is not None:
-            self._responder.cleanup(task)  # type: ignore[attr-defined]
+        with self._lock:
+            if self._responder is not None:
+                self._responder.cleanup(task)
+            self._open.discard(task.token)
+            if not self._open and self._session is not None:
+                session, self._session = self._session, None
+                session.close()
 
 
 def _free_port() -> int:

@@ -207,3 +207,13 @@ def test_delete_takes_each_certificate_out_and_the_last_one_its_bind(cli: Cli,
     assert lb.conf.read_text() == route_only, "the https frontend certwright made is gone"
     assert probe.http_get(lb.http_port, NAMES[0], "/").status == 200
     assert lb.running
+
+
+def test_a_dry_run_routes_the_challenge_only_while_it_is_open(cli: Cli, lb: Haproxy) -> None:
+    lb.start()
+    before = lb.snapshot()
+    proc = cli("certonly", "-a", "haproxy", *lb.args(), "-d", NAMES[0], "--dry-run")
+    assert "dry run" in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
+    assert lb.snapshot() == before, "the route was taken out again"
+    assert not (cli.config_dir / "live" / NAMES[0]).exists()
+    assert probe.http_get(lb.http_port, NAMES[0], "/").status == 200
