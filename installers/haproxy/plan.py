@@ -26,6 +26,7 @@ from certwright.core.textedit import (
     ERRORS,
     Edit,
     TextEdits,
+    indent_at,
     line_start,
     lines_after,
     managed_change,
@@ -86,7 +87,7 @@ class Edits:
     def after(self, stmt: Statement, lines: Sequence[str], indent: str | None = None) -> None:
         text = self.cfg.texts[stmt.file]
         if indent is None:
-            indent = _indent(text, stmt.start)
+            indent = indent_at(text, stmt.start)
         self.of(stmt.file).add(lines_after(text, stmt.end, lines, indent))
 
     def append_to(self, stmt: Statement, words: str) -> None:
@@ -109,15 +110,9 @@ def _insert(at: int, text: str) -> Edit:
     return Edit(at, at, text)
 
 
-def _indent(text: str, offset: int) -> str:
-    start = text.rfind("\n", 0, offset) + 1
-    line = text[start:offset]
-    return line[: len(line) - len(line.lstrip(" \t"))]
-
-
-def _body_indent(cfg: HaproxyConfig, sec: Section) -> str:
+def _bodyindent_at(cfg: HaproxyConfig, sec: Section) -> str:
     if sec.body:
-        return _indent(cfg.texts[sec.body[0].file], sec.body[0].start) or "    "
+        return indent_at(cfg.texts[sec.body[0].file], sec.body[0].start) or "    "
     return "    "
 
 
@@ -213,11 +208,11 @@ def plan_binds(cfg: HaproxyConfig, edits: Edits, req: DeployRequest, crt_list: s
             last_bind = sec.find("bind")[-1]
             edits.after(last_bind, binds)
             continue
-        indent = _body_indent(cfg, sec)
+        indent = _bodyindent_at(cfg, sec)
         lines = ["", f"frontend certwright-https-{sec.name}", "\tmode http", *[
             "\t" + b for b in binds], f"\tdefault_backend {backend}"]
         edits.after(sec.last, [line.replace("\t", indent) for line in lines],
-                    indent=_indent(cfg.texts[sec.head.file], sec.head.start))
+                    indent=indent_at(cfg.texts[sec.head.file], sec.head.start))
 
 
 def _plain(sec: Section, port: int) -> list[Address]:
@@ -275,7 +270,7 @@ def plan_rules(cfg: HaproxyConfig, edits: Edits, sec: Section, *, redirect: bool
     add_route = route and _has(sec, ("use_backend", ACME_BACKEND)) is None
     if not (add_redirect or add_route):
         return
-    indent = _body_indent(cfg, sec)
+    indent = _bodyindent_at(cfg, sec)
     anchor = acl or _anchor(sec)
     head = ([ACL_LINE] if acl is None else []) + ([REDIRECT_LINE] if add_redirect else [])
     if head:
@@ -310,7 +305,7 @@ def plan_enhance(cfg: HaproxyConfig, req: EnhanceRequest) -> ChangePlan:
             line = f'http-response set-header Strict-Transport-Security "{HSTS_VALUE}"'
             if any(not b.ssl for b in sec.binds):
                 line += " if { ssl_fc }"
-            edits.after(sec.last, [line], indent=_body_indent(cfg, sec))
+            edits.after(sec.last, [line], indent=_bodyindent_at(cfg, sec))
     return ChangePlan(f"haproxy: {', '.join(sorted(req.enhancements))}",
                       tuple(edits.changes()))
 
