@@ -108,10 +108,9 @@ class _HaproxyBase:
         self.bin = _opt(config, "haproxy_bin") or DEFAULT_BIN
         self.socket_option = _opt(config, "haproxy_socket")
         self.reload_cmd = _opt(config, "haproxy_reload_cmd")
-        base = self.config_path if os.path.isdir(self.config_path) else \
-            os.path.dirname(self.config_path)
-        self.cert_dir = os.path.abspath(_opt(config, "haproxy_cert_dir")
-                                        or os.path.join(base, "certwright"))
+        # beside the file, or beside a conf dir (never in it: HAProxy reads what is there)
+        self.cert_dir = os.path.abspath(_opt(config, "haproxy_cert_dir") or os.path.join(
+            os.path.dirname(self.config_path.rstrip("/")) or "/", "certwright"))
         self.layout = planner.Layout(self.cert_dir)
         self.api: runtime.RuntimeApi | None = None
 

@@ -217,3 +217,29 @@ def test_a_dry_run_routes_the_challenge_only_while_it_is_open(cli: Cli, lb: Hapr
     assert lb.snapshot() == before, "the route was taken out again"
     assert not (cli.config_dir / "live" / NAMES[0]).exists()
     assert probe.http_get(lb.http_port, NAMES[0], "/").status == 200
+
+
+def test_a_conf_dir_is_read_tested_and_edited_in_haproxys_order(cli: Cli,
+                                                                 pebble: Pebble) -> None:
+    from tests.servers.haproxy import GLOBAL, SITE
+
+    require_binary(HAPROXY_BINARY)
+    root = new_root("certwright-haproxy-")
+    lb = Haproxy(root, http_port=pebble.http_port, conf="conf.d")
+    lb.write(SITE, "conf.d/20-site.cfg")
+    lb.write(GLOBAL, "conf.d/10-global.cfg")
+    try:
+        lb.start()
+        cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0])
+        assert served(lb, NAMES[0], root_pem=pebble.root_pem()).serial_number == \
+            lineage_serial(cli, NAMES[0])
+        site = (root / "conf.d" / "20-site.cfg").read_text()
+        assert "frontend certwright-https-www" in site and "backend certwright_acme" in site
+        assert (root / "conf.d" / "10-global.cfg").read_text() == GLOBAL.format(
+            **lb.values())
+        assert (root / "certwright" / "crt-list").exists(), "beside the conf dir, not in it"
+        assert sorted(p.name for p in (root / "conf.d").iterdir()) == [
+            "10-global.cfg", "20-site.cfg"]
+    finally:
+        lb.stop()
+        shutil.rmtree(root, ignore_errors=True)

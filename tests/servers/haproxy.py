@@ -57,13 +57,15 @@ class Haproxy(TreeServer):
     scratch: tuple[str, ...] = ("run", "www", "server.out", "backend.out")
 
     def __init__(self, root: Path, *, http_port: int | None = None,
-                 https_port: int | None = None, binary: str = HAPROXY_BINARY) -> None:
+                 https_port: int | None = None, binary: str = HAPROXY_BINARY,
+                 conf: str = "haproxy.cfg") -> None:
         super().__init__(root)
         self.binary = binary
         self.http_port = http_port or free_port(self.host)
         self.https_port = https_port or free_port(self.host)
         self.backend_port = free_port(self.host)
-        self.conf = self.root / "haproxy.cfg"
+        self.conf = self.root / conf
+        """What ``-f`` gets: a file, or a directory of ``*.cfg`` files."""
         (self.root / "run").mkdir(exist_ok=True)
         www = self.root / "www"
         www.mkdir(exist_ok=True)
@@ -77,8 +79,8 @@ class Haproxy(TreeServer):
         return {"http": self.http_port, "https": self.https_port,
                 "backend": self.backend_port, "admin": self.admin, "pidfile": self.pidfile}
 
-    def write(self, text: str = PLAIN) -> Path:
-        return self.template("haproxy.cfg", text)
+    def write(self, text: str = PLAIN, rel: str | None = None) -> Path:
+        return self.template(rel or str(self.conf.relative_to(self.root)), text)
 
     def command(self) -> list[str]:
         return [self.binary, "-W", "-S", str(self.master_sock), "-f", str(self.conf)]
