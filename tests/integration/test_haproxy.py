@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -58,6 +59,9 @@ def test_run_end_to_end_two_names_redirect_hsts(cli: Cli, lb: Haproxy, pebble: P
     over_tls = probe.http_get(lb.https_port, NAMES[1], "/", tls=True, cadata=root)
     assert over_tls.status == 200 and b"backend says hello" in over_tls.body
     assert "strict-transport-security" in over_tls.head.lower()
+    check = subprocess.run([lb.binary, "-c", "-dW", "-f", str(lb.conf)], capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr  # valid, and no warning
     text = lb.conf.read_text()
     assert "# the site: comments and layout must survive" in text
     assert f"bind 127.0.0.1:{lb.http_port}   # plain http" in text
@@ -159,8 +163,8 @@ def test_bad_input_gets_one_clear_line(cli: Cli, lb: Haproxy, case: str, site: s
     proc = cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), *args, "-d", NAMES[0],
                check=False)
     assert proc.returncode != 0
-    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if message in line]
-    assert lines, proc.stdout + proc.stderr
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], proc.stdout + proc.stderr
     assert lb.snapshot() == before
     assert not (cli.config_dir / "live").exists()
 
