@@ -225,9 +225,33 @@ class HaproxyInstaller(_HaproxyBase):
             return
         items = [(c.path, (c.new_content or b"").decode(), _serial(c.new_content or b""))
                  for c in pems]
+        if not plan.changes:  # files written earlier, maybe never made live (a crash)
+            items, lines = self._stale(self.api)
         runtime.swap_all(self.api, self._lock_path(), items, self.layout.crt_list, lines)
         log.info("haproxy: %d certificate(s) swapped in through %s", len(items),
                  self.api.socket_path)
+
+    def _stale(self, api: runtime.RuntimeApi) -> tuple[list[tuple[str, str, int]],
+                                                       dict[str, str]]:
+        """Certificates of the crt-list whose file HAProxy does not serve (by serial), and
+        the list lines of those it does not hold at all."""
+        try:
+            text = Path(self.layout.crt_list).read_text(ENCODING, ERRORS)
+        except OSError:
+            return [], {}
+        items, lines = [], {}
+        for path, line in planner.crt_list_entries(text):
+            try:
+                data = Path(path).read_bytes()
+                serial = _serial(data)
+            except (OSError, PluginError):
+                continue
+            held = api.serial(path)
+            if held is None:
+                lines[path] = line
+            if held is None or int(held, 16) != serial:
+                items.append((path, data.decode(), serial))
+        return items, lines
 
     def _lock_path(self) -> str:
         """Swaps through one socket take turns across processes: a lock file in the work

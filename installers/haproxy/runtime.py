@@ -76,14 +76,18 @@ class RuntimeApi:
         return {x.strip() for x in self.command("show ssl crt-list").splitlines()
                 if x.strip() and not x.startswith("#")}
 
-    def staged_serial(self, path: str) -> str | None:
-        """The serial (hex) of the certificate staged for ``path``, if any."""
-        for line in self.command(f"show ssl cert *{path}").splitlines():
+    def serial(self, name: str) -> str | None:
+        """The serial (hex) HAProxy shows for ``name`` (a path; ``*path`` for the one
+        staged in a transaction), if any."""
+        for line in self.command(f"show ssl cert {name}").splitlines():
             if line.startswith("Serial:"):
                 value = line.split(":", 1)[1].strip()
                 return value if value and all(c in "0123456789abcdefABCDEF" for c in value) \
                     else None
         return None
+
+    def staged_serial(self, path: str) -> str | None:
+        return self.serial(f"*{path}")
 
 
 def check_socket(path: str) -> RuntimeApi:

@@ -247,3 +247,24 @@ def test_a_conf_dir_is_read_tested_and_edited_in_haproxys_order(cli: Cli,
     finally:
         lb.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_file_written_but_never_swapped_in_goes_live_at_the_next_install(
+        cli: Cli, lb: Haproxy) -> None:
+    """A crash after the transaction wrote the new PEM and before the runtime swap leaves
+    HAProxy serving the old certificate; the next install (an empty plan) swaps it in."""
+    lb.start()
+    cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0], "--no-redirect")
+    old = served(lb, NAMES[0]).serial_number
+    cli("certonly", "-a", "haproxy", *lb.args(), "-d", NAMES[0], "--force-renewal",
+        account=False)
+    live = cli.config_dir / "live" / NAMES[0]
+    pem = lb.root / "certwright" / f"{NAMES[0]}.pem"
+    pem.write_bytes((live / "fullchain.pem").read_bytes() + (live / "privkey.pem").read_bytes())
+    assert served(lb, NAMES[0]).serial_number == old != lineage_serial(cli, NAMES[0])
+    workers = lb.workers()
+    proc = cli("install", "-i", "haproxy", *lb.args(), "--cert-name", NAMES[0], "--no-redirect",
+               "-v", account=False)
+    assert "swapped in through" in proc.stderr, proc.stderr
+    assert served(lb, NAMES[0]).serial_number == lineage_serial(cli, NAMES[0])
+    assert lb.workers() == workers
