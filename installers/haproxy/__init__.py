@@ -69,9 +69,9 @@ DEFAULT_CONFIG = "/etc/haproxy/haproxy.cfg"
 DEFAULT_BIN = "haproxy"
 
 OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
-    ("--haproxy-config", {"default": None, "metavar": "PATH",
-                          "help": f"HAProxy configuration file or directory (default: "
-                                  f"{DEFAULT_CONFIG})"}),
+    ("--haproxy-config", {"default": None, "metavar": "PATH", "action": "append",
+                          "help": f"HAProxy configuration file or directory; repeat it as "
+                                  f"HAProxy's -f (default: {DEFAULT_CONFIG})"}),
     ("--haproxy-bin", {"default": None, "metavar": "BIN",
                        "help": f"haproxy binary used for the configuration test (default: "
                                f"{DEFAULT_BIN})"}),
@@ -98,13 +98,21 @@ def _opt(config: argparse.Namespace, name: str) -> str | None:
     return str(value) if value not in (None, "", "None") else None
 
 
+def _paths(value: object) -> list[str]:
+    """``--haproxy-config`` as given (repeated: a list) or stored (a string or a list)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    paths = [os.path.abspath(str(v)) for v in values if v not in (None, "", "None")]
+    return paths or [DEFAULT_CONFIG]
+
+
 class _HaproxyBase:
     """What the installer and the authenticator share: options, reading, test, reload."""
 
     def __init__(self, config: argparse.Namespace) -> None:
         self.config = config
         self.runner: process.Runner = process.run_command
-        self.config_path = os.path.abspath(_opt(config, "haproxy_config") or DEFAULT_CONFIG)
+        self.config_paths = _paths(getattr(config, "haproxy_config", None))
+        self.config_path = self.config_paths[0]
         self.bin = _opt(config, "haproxy_bin") or DEFAULT_BIN
         self.socket_option = _opt(config, "haproxy_socket")
         self.reload_cmd = _opt(config, "haproxy_reload_cmd")
@@ -130,7 +138,7 @@ class _HaproxyBase:
             self.api = runtime.RuntimeApi(path) if path else None
 
     def read(self) -> HaproxyConfig:
-        return load(self.config_path)
+        return load(self.config_paths)
 
     def admin_socket(self) -> str | None:
         """The first unix ``stats socket`` in ``global`` at ``level admin``."""
@@ -152,15 +160,18 @@ class _HaproxyBase:
         tester = getattr(self, "_tester", None)
         if tester is None:
             tester = self._tester = checks.ConfigCheck(
-                lambda: process.config_test(self.bin, self.config_path, self.runner),
-                lambda: config_files(self.config_path), self.layout.crt_list)
+                lambda: process.config_test(self.bin, self.config_paths, self.runner),
+                lambda: [f for p in self.config_paths for f in config_files(p)],
+                self.layout.crt_list)
         tester()
 
     def reload(self) -> None:
         process.reload(self.pidfile(), self.reload_cmd, self.runner)
 
     def renewal_params(self) -> Mapping[str, object]:
-        params: dict[str, object] = {"haproxy_config": self.config_path,
+        several = len(self.config_paths) > 1
+        params: dict[str, object] = {"haproxy_config": self.config_paths if several
+                                     else self.config_path,
                                      "haproxy_bin": self.bin,
                                      "haproxy_cert_dir": self.cert_dir}
         if self.socket_option:

@@ -14,6 +14,7 @@ Nothing here writes: the planner (:mod:`.plan`) turns what is found into edits.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from certwright.core.errors import PluginError
@@ -135,10 +136,14 @@ def config_files(path: str) -> list[str]:
     return [path]
 
 
-def load(path: str) -> HaproxyConfig:
-    paths = config_files(path)
-    if not paths:
-        raise PluginError(f"{path}: the directory holds no *.cfg file")
+def load(given: str | Sequence[str]) -> HaproxyConfig:
+    """The configuration HAProxy reads for ``-f`` of each path given, in that order."""
+    paths: list[str] = []
+    for path in [given] if isinstance(given, str) else list(given):
+        found = config_files(path)
+        if not found:
+            raise PluginError(f"{path}: the directory holds no *.cfg file")
+        paths += [f for f in found if f not in paths]
     texts: dict[str, str] = {}
     sections: list[Section] = []
     for file in paths:

@@ -1,8 +1,8 @@
 """HAProxy's own configuration test and a graceful reload that waits for the new worker.
 
-``haproxy -c -f CONFIG`` is the test; its first ``[ALERT]`` names the file and line. The
-reload is ``--haproxy-reload-cmd`` when given; else the systemd unit's reload when the unit
-runs this HAProxy (its main pid is the master's); else SIGUSR2 to the master (master-worker
+``haproxy -c -f CONFIG [-f CONFIG…]`` is the test; its first ``[ALERT]`` names the file and
+line. The reload is ``--haproxy-reload-cmd`` when given; else the systemd unit's reload when
+the unit runs this HAProxy (its main pid is the master's); else SIGUSR2 to the master (master-worker
 mode re-executes itself with the new configuration and starts a new worker). Then wait,
 bounded, until the master has a worker it did not have before: a reload HAProxy refused
 (the old worker keeps serving) is a failure, not a silent success. Before the signal, and
@@ -48,8 +48,8 @@ def alert(output: str) -> str:
     return tail[-1] if tail else "(no output)"
 
 
-def config_test(binary: str, config: str, run: Runner = run_command) -> None:
-    done = run([binary, "-c", "-f", config])
+def config_test(binary: str, configs: Sequence[str], run: Runner = run_command) -> None:
+    done = run([binary, "-c", *(a for path in configs for a in ("-f", path))])
     if done.returncode != 0:
         raise PluginError(f"haproxy configuration test failed: "
                           f"{alert(done.stdout + chr(10) + done.stderr)}")

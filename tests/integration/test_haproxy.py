@@ -268,3 +268,27 @@ def test_a_file_written_but_never_swapped_in_goes_live_at_the_next_install(
     assert "swapped in through" in proc.stderr, proc.stderr
     assert served(lb, NAMES[0]).serial_number == lineage_serial(cli, NAMES[0])
     assert lb.workers() == workers
+
+
+def test_several_config_files_are_read_and_tested_in_order_and_stored(cli: Cli,
+                                                                      pebble: Pebble) -> None:
+    from tests.servers.haproxy import GLOBAL, SITE
+
+    require_binary(HAPROXY_BINARY)
+    root = new_root("certwright-haproxy-")
+    lb = Haproxy(root, http_port=pebble.http_port, conf="global.cfg", more=["site.cfg"])
+    lb.write(GLOBAL, "global.cfg")
+    lb.write(SITE, "site.cfg")
+    try:
+        lb.start()
+        cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0])
+        assert served(lb, NAMES[0]).serial_number == lineage_serial(cli, NAMES[0])
+        assert "backend certwright_acme" in (root / "site.cfg").read_text(), "the last file"
+        conf = (cli.config_dir / "renewal" / f"{NAMES[0]}.conf").read_text()
+        assert f"haproxy_config = {root}/global.cfg, {root}/site.cfg" in conf, conf
+        old = served(lb, NAMES[0]).serial_number
+        cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
+        assert served(lb, NAMES[0]).serial_number == lineage_serial(cli, NAMES[0]) != old
+    finally:
+        lb.stop()
+        shutil.rmtree(root, ignore_errors=True)

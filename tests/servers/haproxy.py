@@ -58,7 +58,7 @@ class Haproxy(TreeServer):
 
     def __init__(self, root: Path, *, http_port: int | None = None,
                  https_port: int | None = None, binary: str = HAPROXY_BINARY,
-                 conf: str = "haproxy.cfg") -> None:
+                 conf: str = "haproxy.cfg", more: Sequence[str] = ()) -> None:
         super().__init__(root)
         self.binary = binary
         self.http_port = http_port or free_port(self.host)
@@ -66,6 +66,8 @@ class Haproxy(TreeServer):
         self.backend_port = free_port(self.host)
         self.conf = self.root / conf
         """What ``-f`` gets: a file, or a directory of ``*.cfg`` files."""
+        self.more = [self.root / rel for rel in more]
+        """Files or directories given with further ``-f`` options, in order."""
         (self.root / "run").mkdir(exist_ok=True)
         www = self.root / "www"
         www.mkdir(exist_ok=True)
@@ -83,7 +85,8 @@ class Haproxy(TreeServer):
         return self.template(rel or str(self.conf.relative_to(self.root)), text)
 
     def command(self) -> list[str]:
-        return [self.binary, "-W", "-S", str(self.master_sock), "-f", str(self.conf)]
+        files = [a for path in (self.conf, *self.more) for a in ("-f", str(path))]
+        return [self.binary, "-W", "-S", str(self.master_sock), *files]
 
     def ports(self) -> Sequence[int]:
         return (self.http_port,)
@@ -164,5 +167,6 @@ class Haproxy(TreeServer):
         raise RuntimeError("the master CLI shows no master line")
 
     def args(self) -> list[str]:
-        return ["--haproxy-config", str(self.conf), "--haproxy-bin", self.binary,
+        files = [a for path in (self.conf, *self.more) for a in ("--haproxy-config", str(path))]
+        return [*files, "--haproxy-bin", self.binary,
                 "--http-01-port", str(self.http_port), "--https-port", str(self.https_port)]
