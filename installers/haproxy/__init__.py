@@ -337,6 +337,10 @@ class HaproxyAuthenticator(_HaproxyBase):
         from certwright.core.deploy import apply_plan
 
         cfg = self.read()
+        for stmt in planner.redirects_challenges(cfg, self.http01_port())[:1]:
+            raise PluginError(f"{stmt.where}: this redirect to https would send the http-01 "
+                              "challenges away; make its condition 'if !{ ssl_fc } !{ path_beg "
+                              f"{planner.CHALLENGE_PREFIX} }}', or remove it and use --redirect")
         port = planner.responder_port(cfg) or _free_port()
         route = planner.plan_route(cfg, self.http01_port(), port)
         if not route.empty:

@@ -310,6 +310,20 @@ def plan_enhance(cfg: HaproxyConfig, req: EnhanceRequest) -> ChangePlan:
                       tuple(edits.changes()))
 
 
+def redirects_challenges(cfg: HaproxyConfig, port: int) -> list[Statement]:
+    """Redirects to https in the http frontends that do not spare the challenge path
+    (they name neither our ACL nor ``acme-challenge``): http-01 could not pass them."""
+    found = []
+    for sec in http_frontends(cfg, port):
+        for stmt in sec.body:
+            words = stmt.words
+            redirect = words[:1] == ("redirect",) or words[:2] == ("http-request", "redirect")
+            if redirect and "https" in words and not any(
+                    ACL in w or "acme-challenge" in w for w in words):
+                found.append(stmt)
+    return found
+
+
 def responder_port(cfg: HaproxyConfig) -> int | None:
     """The port of the responder named in the managed challenge backend, if any."""
     sec = cfg.section("backend", ACME_BACKEND)

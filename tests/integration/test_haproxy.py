@@ -292,3 +292,26 @@ def test_several_config_files_are_read_and_tested_in_order_and_stored(cli: Cli,
     finally:
         lb.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_users_redirect_that_would_catch_the_challenge_is_named(cli: Cli,
+                                                                  lb: Haproxy) -> None:
+    from tests.servers.haproxy import GLOBAL, SITE
+
+    site = SITE.replace("    default_backend app\n", "    http-request redirect scheme https "
+                        "unless {{ ssl_fc }}\n    default_backend app\n", 1)
+    lb.write(GLOBAL + site)
+    lb.start()
+    before = lb.snapshot()
+    proc = cli("certonly", "-a", "haproxy", *lb.args(), "-d", NAMES[0], check=False)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stdout + proc.stderr
+    line = site.splitlines().index("    http-request redirect scheme https unless {{ ssl_fc }}")
+    assert f"{lb.conf}:{GLOBAL.count(chr(10)) + line + 1}: this redirect" in lines[0]
+    assert lb.snapshot() == before
+    fixed = site.replace("unless {{ ssl_fc }}",
+                         "if !{{ ssl_fc }} !{{ path_beg /.well-known/acme-challenge/ }}")
+    lb.write(GLOBAL + fixed)
+    lb.reload()
+    cli("certonly", "-a", "haproxy", *lb.args(), "-d", NAMES[0])
+    assert (cli.config_dir / "live" / NAMES[0] / "cert.pem").exists()
