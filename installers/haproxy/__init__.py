@@ -138,7 +138,17 @@ class _HaproxyBase:
             self.api = runtime.RuntimeApi(path) if path else None
 
     def read(self) -> HaproxyConfig:
-        return load(self.config_paths)
+        """The parsed configuration, parsed again only when one of its files changed
+        (size, mtime, inode) or a conf dir holds other files: one command asks many times,
+        and a configuration of 1,000 proxies takes tens of milliseconds to read."""
+        files = [f for p in self.config_paths for f in config_files(p)]
+        marks = tuple((f, checks.mark(f)) for f in files)
+        cached: tuple[object, HaproxyConfig] | None = getattr(self, "_parsed", None)
+        if cached is not None and cached[0] == marks:
+            return cached[1]
+        cfg = load(self.config_paths)
+        self._parsed = (marks, cfg)
+        return cfg
 
     def admin_socket(self) -> str | None:
         """The first unix ``stats socket`` in ``global`` at ``level admin``."""

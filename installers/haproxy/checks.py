@@ -29,7 +29,8 @@ class Seen:
     pems: dict[str, Mark | None]
 
 
-def _mark(path: str) -> Mark | None:
+def mark(path: str) -> Mark | None:
+    """(size, mtime, inode) of a file; None when it is not there."""
     try:
         st = os.stat(path)
     except OSError:
@@ -45,8 +46,8 @@ def seen(config_files: Sequence[str], crt_list: str) -> Seen:
         data = b""
     pems = [line.split()[0] for line in data.decode(errors="replace").splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
-    return Seen(tuple((p, _mark(p)) for p in config_files), hashlib.sha256(data).hexdigest(),
-                {p: _mark(p) for p in pems})
+    return Seen(tuple((p, mark(p)) for p in config_files), hashlib.sha256(data).hexdigest(),
+                {p: mark(p) for p in pems})
 
 
 def check_pem(path: str) -> None:

@@ -199,3 +199,21 @@ def test_an_unclosed_if_block_names_the_file(tmp_path: Path) -> None:
     main.write_text(SITE.replace(".endif\n", ""))
     with pytest.raises(PluginError, match=f"{main}: an '.if' block"):
         load(str(main))
+
+
+def test_the_installer_parses_again_only_when_a_file_changed(tmp_path: Path) -> None:
+    import argparse
+    import os
+
+    from certwright.installers.haproxy import HaproxyInstaller
+
+    main = tmp_path / "h.cfg"
+    main.write_text(SITE)
+    installer = HaproxyInstaller(argparse.Namespace(haproxy_config=[str(main)]))
+    first = installer.read()
+    assert installer.read() is first
+    tmp = tmp_path / "h.tmp"
+    tmp.write_text(SITE.replace("server app1", "server app2"))
+    os.replace(tmp, main)
+    second = installer.read()
+    assert second is not first and "app2" in second.texts[str(main)]
