@@ -79,7 +79,7 @@ def renew_under_load(cli: Cli, lb: Haproxy, tmp: Path,
     try:
         proc = cli("renew", "--force-renewal", "--no-random-sleep-on-renew", "-v", *extra,
                    account=False)
-        deadline = time.monotonic() + 0.5  # a moment of the new certificates under load
+        deadline = time.monotonic() + 1.0  # a moment of the new certificates under load
         while time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
