@@ -42,7 +42,14 @@ from certwright.core.challenge_session import (
     work_dir_of,
 )
 from certwright.core.errors import PluginError
-from certwright.core.http01 import CHALLENGE_PATH, Probe, http01_types, wait_until_served
+from certwright.core.http01 import (
+    CHALLENGE_PATH,
+    Probe,
+    http01_token,
+    http01_types,
+    wait_until_served,
+)
+from certwright.core.responder import Responder
 from certwright.core.storage.files import ensure_dir
 from certwright.core.textedit import ENCODING, ERRORS
 from certwright.installers.haproxy import checks, process, runtime
@@ -50,7 +57,6 @@ from certwright.installers.haproxy import plan as planner
 from certwright.installers.haproxy.config import HaproxyConfig, config_files, load
 
 if TYPE_CHECKING:
-    from certwright.authenticators.standalone import StandaloneAuthenticator
     from certwright.core.interfaces import (
         AddArgument,
         ChallengeTask,
@@ -327,7 +333,7 @@ class HaproxyAuthenticator(_HaproxyBase):
     def __init__(self, config: argparse.Namespace) -> None:
         super().__init__(config)
         self.port: int | None = None
-        self._responder: StandaloneAuthenticator | None = None
+        self._responder: Responder | None = None
         self._open: set[str] = set()
         self._session: ChallengeSession | None = None
         self._lock = threading.Lock()  # parallel renewals share this instance
@@ -363,12 +369,9 @@ class HaproxyAuthenticator(_HaproxyBase):
                 apply_plan(cast("Installer", self), route, work_dir=work_dir, say=log.info)
         self.port = port
 
-    def _standalone(self) -> StandaloneAuthenticator:
-        from certwright.authenticators.standalone import StandaloneAuthenticator
-
+    def _responder_now(self) -> Responder:
         if self._responder is None:
-            ns = argparse.Namespace(http01_address="127.0.0.1", http01_port=self.port)
-            self._responder = StandaloneAuthenticator(ns)
+            self._responder = Responder("127.0.0.1", self.port or 0)
         return self._responder
 
     def present(self, task: ChallengeTask) -> None:
@@ -376,9 +379,9 @@ class HaproxyAuthenticator(_HaproxyBase):
 
     def present_all(self, tasks: Sequence[ChallengeTask]) -> None:
         with self._lock:
-            responder = self._standalone()
+            responder = self._responder_now()
             for task in tasks:
-                responder.present(task)
+                responder.add(http01_token(task, self.name), task.key_authorization)
                 self._open.add(task.token)
         probes = [Probe(host, self.http01_port(), task.domain, CHALLENGE_PATH + task.token,
                         task.key_authorization)
@@ -397,7 +400,7 @@ class HaproxyAuthenticator(_HaproxyBase):
     def cleanup(self, task: ChallengeTask) -> None:
         with self._lock:
             if self._responder is not None:
-                self._responder.cleanup(task)
+                self._responder.remove(task.token)
             self._open.discard(task.token)
             if not self._open and self._session is not None:
                 session, self._session = self._session, None
