@@ -12,6 +12,7 @@ CERTBOT_VENV := .bench/certbot-venv
 CERTBOT_VERSION := 5.8.0
 
 .PHONY: demo test lint typecheck unit integration bench sysdeps venv certbot clean certbot-dns bench-apache
+.PHONY: bench-haproxy
 
 sysdeps:
 	@bash scripts/sysdeps.sh $(APT_PKGS)
@@ -60,6 +61,10 @@ test: sysdeps venv certbot certbot-dns lint typecheck
 
 bench: sysdeps venv certbot certbot-dns
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/haproxy_swap.py
+
+bench-haproxy: sysdeps venv
+	$(PY) benchmarks/haproxy_swap.py
 
 # install --apache side by side: Certbot's Apache plugin always installs on port 443, so in a
 # private network namespace (root; loopback only)

@@ -10,4 +10,6 @@
   :mod:`.powerdns` (pdns_server, sqlite3 backend, HTTP API), each a resolver for Pebble.
 - CAs: :mod:`.pebble`, :mod:`.acme_front`; helpers: :mod:`.ports`, :mod:`.process`,
   :mod:`.tlsca`, :mod:`.http01`, :mod:`.dnsquery`, :mod:`.fsperm`.
+- :mod:`.haproxy`: ``Haproxy``, master-worker HAProxy with a real backend (a ``TreeServer``);
+  :mod:`.tlsload`: a steady stream of new TLS connections, failures counted.
 """
