@@ -155,6 +155,17 @@ def remember_installer(lineage: Lineage, installer: Installer) -> None:
     write_renewal_conf(conf)
 
 
+def names_from_installer(config: argparse.Namespace, installer: Installer, say: Say) -> None:
+    """``run`` without ``-d`` or ``--cert-name``: the names the server says it serves (a
+    mail server's ``myhostname``), sorted, when it names any."""
+    if config.domains or config.certname:
+        return
+    found = sorted(installer.discover_names())
+    if found:
+        say(f"No -d given: using the names {installer.name} serves: {', '.join(found)}")
+        config.domains = found
+
+
 # -- verbs --------------------------------------------------------------------------------
 def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     """Obtain (or keep) a certificate, then install it."""
@@ -166,6 +177,7 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
             getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS):
         config.authenticator = name  # `-i nginx` alone: nginx also answers the challenges
     installer = load_installer(config, name)
+    names_from_installer(config, installer, say)
     redirect_by_default(config, installer)
     check_enhancements(config, installer)  # before a certificate is asked for
     preflight.check(config, installer, say)  # a refusal before any order is placed

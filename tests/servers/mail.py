@@ -242,3 +242,43 @@ def root_or_fail() -> None:
     """Postfix and Dovecot masters bind and setuid: these fixtures need root."""
     if os.geteuid() != 0:
         raise RuntimeError("the mail server fixtures need root")
+
+
+def verified_certificate(port: int, server_name: str, protocol: str, cadata: bytes,
+                         host: str = "127.0.0.1", timeout: float = 5.0) -> bytes:
+    """DER of the leaf served over ``protocol`` (``smtp-starttls``, ``smtps``,
+    ``imap-starttls``, ``imaps``, ``pop3s``), after the chain and ``server_name`` were
+    verified against ``cadata`` (PEM roots) the way a mail client does: ``ssl.SSLError``
+    when they fail. The STARTTLS dialogs are the standard library's own clients."""
+    import imaplib
+    import smtplib
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cadata=cadata.decode())
+    if protocol == "smtp-starttls":
+        with smtplib.SMTP(host, port, timeout=timeout) as smtp:
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                raise AssertionError(f"no STARTTLS offered on {port}")
+            code, said = smtp.docmd("STARTTLS")
+            if code != 220:
+                raise AssertionError(f"STARTTLS on {port}: {code} {said!r}")
+            tls = ctx.wrap_socket(smtp.sock, server_hostname=server_name)
+            smtp.sock, smtp.file = tls, None
+            der = tls.getpeercert(binary_form=True)
+            smtp.ehlo()
+    elif protocol == "imap-starttls":
+        imap = imaplib.IMAP4(host, port, timeout=timeout)
+        imap.host = server_name  # imaplib sends .host as SNI and checks the name on it
+        imap.starttls(ssl_context=ctx)
+        der = imap.sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+        imap.logout()
+    elif protocol in ("smtps", "imaps", "pop3s"):
+        with socket.create_connection((host, port), timeout=timeout) as sock, \
+                ctx.wrap_socket(sock, server_hostname=server_name) as tls:
+            der = tls.getpeercert(binary_form=True)
+    else:
+        raise ValueError(f"no verified client for {protocol!r}")
+    assert der is not None
+    return der
