@@ -42,8 +42,23 @@ def installer_name(config: argparse.Namespace, required: bool = True) -> str | N
     return name
 
 
+def installer_names(config: argparse.Namespace, required: bool = True) -> list[str]:
+    """The installers chosen: ``-i`` may be given more than once (one certificate into
+    several servers), kept as one comma-joined value (also in the renewal conf)."""
+    name = installer_name(config, required)
+    return split_names(name)
+
+
+def split_names(value: object) -> list[str]:
+    if value in (None, "", "None"):
+        return []
+    return list(dict.fromkeys(n.strip() for n in str(value).split(",") if n.strip()))
+
+
 def load_installer(config: argparse.Namespace, name: str | None = None) -> Installer:
     name = name or installer_name(config)
+    if name and "," in name:
+        raise ConfigError(f"this takes one installer; {name.replace(',', ', ')} were given")
     cls = plugins.find(plugins.INSTALLERS, name or "")
     inst: Installer = cls(config)
     inst.prepare()
@@ -148,10 +163,13 @@ def enhance_with(config: argparse.Namespace, installer: Installer,
         say(f"{done} {', '.join(sorted(wanted))} for {', '.join(domains)}.")
 
 
-def remember_installer(lineage: Lineage, installer: Installer) -> None:
+def remember_installer(lineage: Lineage, *installers: Installer) -> None:
+    """Store the installers (several: comma-joined) and their options, so `renew`
+    installs into each."""
     conf = read_renewal_conf(lineage.conf.path)
-    conf.params["installer"] = installer.name
-    conf.params.update(installer.renewal_params())
+    conf.params["installer"] = ",".join(i.name for i in installers)
+    for installer in installers:
+        conf.params.update(installer.renewal_params())
     write_renewal_conf(conf)
 
 
@@ -171,24 +189,28 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     """Obtain (or keep) a certificate, then install it."""
     from certwright.core import issue
 
-    name = installer_name(config)
-    config.installer = name
+    names = installer_names(config)
+    config.installer = ",".join(names)
     if not config.authenticator and not any(
             getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS):
-        config.authenticator = name  # `-i nginx` alone: nginx also answers the challenges
-    installer = load_installer(config, name)
-    names_from_installer(config, installer, say)
-    redirect_by_default(config, installer)
-    check_enhancements(config, installer)  # before a certificate is asked for
-    preflight.check(config, installer, say)  # a refusal before any order is placed
+        config.authenticator = names[0]  # `-i nginx` alone: nginx also answers challenges
+    installers = [load_installer(config, name) for name in names]
+    names_from_installer(config, installers[0], say)
+    for installer in installers:
+        redirect_by_default(config, installer)
+        check_enhancements(config, installer)  # before a certificate is asked for
+        preflight.check(config, installer, say)  # a refusal before any order is placed
     lineage, _ = issue.obtain_lineage(config, say, ask)
     if lineage is None:  # dry run: show the config diff the install would make
-        deploy(config, installer, _would_be(config), say)
+        for installer in installers:
+            deploy(config, installer, _would_be(config), say)
         return 0
     req = request_for(config, lineage)
-    preflight.check_certificate(installer, req)
-    deploy(config, installer, req, say)
-    remember_installer(lineage, installer)
+    for installer in installers:
+        preflight.check_certificate(installer, req)
+    for installer in installers:
+        deploy(config, installer, req, say)
+    remember_installer(lineage, *installers)
     return 0
 
 
@@ -197,16 +219,16 @@ def _stored_installer(config: argparse.Namespace, lineage: Lineage) -> None:
     (``<installer>_*``, the ports) unless given on this command line."""
     if installer_name(config, required=False) is not None:
         return
-    stored = lineage.params.get("installer")
-    if stored in (None, "", "None"):
+    stored = split_names(lineage.params.get("installer"))
+    if not stored:
         return
-    config.installer = str(stored)
+    config.installer = ",".join(stored)
     explicit = set(getattr(config, "explicit", ()))
-    prefix = f"{stored}_"
+    prefixes = tuple(f"{name}_" for name in stored)
     for key, value in lineage.params.items():
         if key in explicit:
             continue
-        if key.startswith(prefix):
+        if key.startswith(prefixes):
             setattr(config, key, value)
         elif key in ("https_port", "http01_port") and str(value).isascii() and str(value).isdigit():
             setattr(config, key, int(str(value)))
@@ -217,14 +239,16 @@ def install(config: argparse.Namespace, say: Say, ask: Ask) -> int:
         if config.certname else None
     if lineage is not None:
         _stored_installer(config, lineage)
-    installer = load_installer(config)
-    redirect_by_default(config, installer)
-    check_enhancements(config, installer)
+    installers = [load_installer(config, name) for name in installer_names(config)]
     req = request_for(config, lineage)
-    preflight.check_certificate(installer, req)  # its key type: refused before any change
-    deploy(config, installer, req, say)
+    for installer in installers:
+        redirect_by_default(config, installer)
+        check_enhancements(config, installer)
+        preflight.check_certificate(installer, req)  # its key type: refused before a change
+    for installer in installers:  # one server after the other, each verified
+        deploy(config, installer, req, say)
     if lineage is not None and not config.dry_run:
-        remember_installer(lineage, installer)
+        remember_installer(lineage, *installers)
     return 0
 
 

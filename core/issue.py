@@ -216,7 +216,8 @@ def obtain(config: argparse.Namespace, say: Say, ask: Callable[[str], str] | Non
     if getattr(config, "installer", None):  # certonly -i: its renewals will install
         from certwright.core import install
 
-        preflight.check(config, install.load_installer(config, config.installer), say)
+        for name in install.split_names(config.installer):
+            preflight.check(config, install.load_installer(config, name), say)
     obtain_lineage(config, say, ask)
     return 0
 
