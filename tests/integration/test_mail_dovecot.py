@@ -128,3 +128,28 @@ def test_one_lineage_into_postfix_and_dovecot_renews_into_both_with_one_reload_e
     postfix_calls = (bin_dir / "postfix.calls").read_text().splitlines()
     assert [c for c in postfix_calls if c.endswith("reload")] == [f"-c {postfix.etc} reload"]
     assert (bin_dir / "dovecot-reload.calls").read_text().count("\n") == 1
+
+
+def test_key_that_does_not_match_is_caught_by_the_handshake_and_rolled_back(
+        cli: Cli, pebble: Pebble, dovecot: Dovecot, tmp_path: Path) -> None:
+    from tests.servers.tlsca import make_tls_files
+
+    cli("certonly", *standalone(pebble), "-d", NAME)
+    old = serial(dovecot.imaps, "imaps")
+    before = dovecot.snapshot()
+    other = make_tls_files(tmp_path / "other", names=[NAME])
+    archive_key = (cli.config_dir / "live" / NAME / "privkey.pem").resolve()
+    reload_cmd = tmp_path / "reload"
+    # after the config test passed: the key on disk no longer matches the certificate
+    reload_cmd.write_text(f"#!/bin/sh\n[ -e {tmp_path}/once ] || {{ touch {tmp_path}/once; "
+                          f"cat {other.key} > {archive_key}; }}\n"
+                          f"exec doveadm -c {dovecot.conf} reload\n")
+    reload_cmd.chmod(0o755)
+    done = cli("install", "--cert-name", NAME, "-i", "dovecot", *dovecot_args(dovecot),
+               "--dovecot-reload-cmd", str(reload_cmd), check=False, account=False)
+    assert done.returncode == 1
+    assert "verify failed" in done.stderr and f"127.0.0.1:{dovecot.imap}" in done.stderr, \
+        done.stderr
+    assert dovecot.snapshot() == before
+    for port, protocol in _listeners(dovecot):
+        wait_serial(port, protocol, old)

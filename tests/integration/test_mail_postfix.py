@@ -156,3 +156,25 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(
     assert "Postfix is not installed here" in line
     assert postfix.snapshot() == before
     assert os.path.exists(postfix.etc / "main.cf")
+
+
+def test_files_only_leaves_main_cf_to_the_admin_and_still_checks_the_listeners(
+        cli: Cli, pebble: Pebble, postfix: Postfix) -> None:
+    cli("certonly", *standalone(pebble), "-d", NAME)
+    before = postfix.snapshot()
+    done = cli("install", "--cert-name", NAME, "-i", "postfix", *postfix_args(postfix),
+               "--postfix-files-only", check=False, account=False)
+    # main.cf names the admin's files, not the lineage: reloaded, checked, and refused
+    assert done.returncode == 1 and "does not serve the new certificate" in done.stderr
+    assert postfix.snapshot() == before
+    live = cli.config_dir / "live" / NAME
+    subprocess.run(["postconf", "-c", str(postfix.etc), "-e",
+                    f"smtpd_tls_chain_files = {live}/privkey.pem, {live}/fullchain.pem"],
+                   check=True)
+    after_admin = postfix.snapshot()
+    cli("install", "--cert-name", NAME, "-i", "postfix", *postfix_args(postfix),
+        "--postfix-files-only", account=False)
+    assert postfix.snapshot() == after_admin
+    assert serial(postfix.smtp, "smtp-starttls") == lineage_serial(cli.config_dir)
+    assert "postfix_files_only = True" in (
+        cli.config_dir / "renewal" / f"{NAME}.conf").read_text()
