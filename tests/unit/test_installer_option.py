@@ -27,3 +27,10 @@ def test_an_installer_on_the_command_line_replaces_the_one_in_cli_ini(tmp_path: 
     (tmp_path / "cli.ini").write_text("installer = nginx\n")
     assert _installer(tmp_path) == "nginx"
     assert _installer(tmp_path, "-i", "postfix", "-i", "dovecot") == "postfix,dovecot"
+
+
+def test_comma_joined_installers_each_add_their_options() -> None:
+    from certwright.core.cli import _named_plugins
+
+    names = {cls.name for cls in _named_plugins(["install", "-i", "postfix,dovecot"])}
+    assert names == {"postfix", "dovecot"}
