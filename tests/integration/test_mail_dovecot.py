@@ -128,6 +128,13 @@ def test_one_lineage_into_postfix_and_dovecot_renews_into_both_with_one_reload_e
     postfix_calls = (bin_dir / "postfix.calls").read_text().splitlines()
     assert [c for c in postfix_calls if c.endswith("reload")] == [f"-c {postfix.etc} reload"]
     assert (bin_dir / "dovecot-reload.calls").read_text().count("\n") == 1
+    # the renewal rewrote the renewal conf: both servers' options are still there
+    cli("renew", "--force-renewal", "--cert-name", NAME, "--no-random-sleep-on-renew",
+        account=False)
+    third = lineage_serial(cli.config_dir)
+    assert third != second
+    for port, protocol in ((postfix.smtp, "smtp-starttls"), *_listeners(dovecot)):
+        assert serial(port, protocol) == third, protocol
 
 
 def test_key_that_does_not_match_is_caught_by_the_handshake_and_rolled_back(

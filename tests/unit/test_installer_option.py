@@ -34,3 +34,13 @@ def test_comma_joined_installers_each_add_their_options() -> None:
 
     names = {cls.name for cls in _named_plugins(["install", "-i", "postfix,dovecot"])}
     assert names == {"postfix", "dovecot"}
+
+
+def test_a_renewal_keeps_the_stored_options_of_every_installer() -> None:
+    from certwright.core.issue import keep_installer_params
+
+    old = {"installer": "postfix,dovecot", "postfix_config_dir": "/srv/postfix",
+           "dovecot_config": "/srv/dovecot.conf", "nginx_server_root": "/old", "x": "y"}
+    kept = keep_installer_params(old, {"installer": "postfix,dovecot"})
+    assert kept == {"installer": "postfix,dovecot", "postfix_config_dir": "/srv/postfix",
+                    "dovecot_config": "/srv/dovecot.conf"}
