@@ -154,12 +154,15 @@ class DovecotInstaller:
             current = ""
         made = managed_file(conf.parse(text), req, version, self.require_tls, current)
         syn = syntax(version)
-        self._expected = (syn.cert, f"{syn.prefix}{req.fullchain_path}")
+        self._expected = None if made.elsewhere else \
+            (syn.cert, f"{syn.prefix}{req.fullchain_path}")
         return managed, current, made
 
     def plan_deploy(self, req: DeployRequest) -> ChangePlan:
         managed, current, made = self._managed(req)
         changes: list[FileChange] = []
+        if made.elsewhere:
+            return ChangePlan(f"dovecot: install {req.cert_name}", (), tuple(made.notes))
         if made.text != current:
             changes.append(FileChange(
                 managed, made.text.encode(),
@@ -183,6 +186,8 @@ class DovecotInstaller:
 
     def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
         _, _, made = self._managed(req)
+        if made.elsewhere:
+            return []
         full = conf.parse(self._doveconf())
         return listener_endpoints(full, made.shadowed, server_name(req))
 

@@ -58,6 +58,8 @@ class ManagedFile:
     notes: list[str] = field(default_factory=list)
     shadowed: set[str] = field(default_factory=set)
     """Protocols (``imap``) whose filter keeps a certificate of its own."""
+    elsewhere: bool = False
+    """Another certificate has taken the managed file over since (a renewal leaves it)."""
 
 
 def managed_file(effective: Block, req: DeployRequest, version: tuple[int, int],
@@ -65,6 +67,12 @@ def managed_file(effective: Block, req: DeployRequest, version: tuple[int, int],
     """The managed file's text, given the effective settings (``doveconf -n -P``) and the
     managed file as it is now (``current``, "" when there is none)."""
     syn = syntax(version)
+    holder = re.match(r"# Managed by certwright for the certificate (\S+):", current)
+    if not req.takeover and holder is not None and holder.group(1) != req.cert_name:
+        # installed, then another lineage took this Dovecot over: not ours to undo
+        return ManagedFile(current, [f"Dovecot now serves the certificate {holder.group(1)}; "
+                                     f"{req.cert_name} was renewed but not installed there "
+                                     "again"], elsewhere=True)
     ours = {req.fullchain_path, req.key_path}
     old = {syn.path(effective.settings.get(n, "")) for n in (syn.cert, syn.key)} - {""}
     lines = [HEADER.format(name=req.cert_name)]

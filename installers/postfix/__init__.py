@@ -175,6 +175,8 @@ class PostfixInstaller:
     def endpoints(self, req: DeployRequest) -> Sequence[Endpoint]:
         settings = self.settings()
         found = plan_edits(settings, req, self.client_tls, self.files_only)
+        if found.elsewhere:
+            return []
         return listener_endpoints(settings, found.edits, found.shadowed, server_name(req))
 
     # -- running ----------------------------------------------------------------------------

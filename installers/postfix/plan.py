@@ -62,6 +62,8 @@ class DeployEdits:
     notes: list[str]
     shadowed: set[str]
     """master.cf services (``name/type``) that keep a certificate of their own."""
+    elsewhere: bool = False
+    """Another certificate has taken main.cf over since (a renewal leaves it so)."""
 
 
 def files_named(value: str) -> list[str]:
@@ -73,6 +75,12 @@ def plan_edits(settings: Settings, req: DeployRequest, client_tls: bool = False,
                files_only: bool = False) -> DeployEdits:
     out = DeployEdits([], [], set())
     old_files = {f for n in CERT_SETTINGS for f in files_named(settings.value(n))}
+    ours = {req.key_path, req.fullchain_path, req.cert_path}
+    if not req.takeover and old_files and not old_files & ours:
+        out.elsewhere = True  # installed, then another lineage took over: not ours to undo
+        out.notes.append(f"Postfix now serves another certificate ({', '.join(sorted(old_files))})"
+                         f"; {req.cert_name} was renewed but not installed there again")
+        return out
     if not files_only:
         _main_edits(settings, req, client_tls, out)
     _override_edits(settings, req, old_files, files_only, out)

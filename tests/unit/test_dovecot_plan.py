@@ -118,3 +118,15 @@ def test_doveconf_error_names_file_and_line() -> None:
             "Unknown setting: ssl_kye\n")
     assert error_line(said) == ("Error in configuration file /etc/dovecot/dovecot.conf "
                                 "line 9: Unknown setting: ssl_kye")
+
+
+def test_after_a_renewal_a_managed_file_another_certificate_took_over_is_left_alone() -> None:
+    from dataclasses import replace
+
+    text = EFFECTIVE_23.split("protocol")[0]
+    other = managed_file(parse(text), replace(REQ, cert_name="other.example.org"), (2, 3),
+                         False, "").text
+    renewal = managed_file(parse(text), replace(REQ, takeover=False), (2, 3), False, other)
+    assert renewal.elsewhere and renewal.text == other
+    assert "now serves the certificate other.example.org" in renewal.notes[0]
+    assert not managed_file(parse(text), REQ, (2, 3), False, other).elsewhere

@@ -97,3 +97,16 @@ def test_files_only_changes_nothing_and_checks_what_is_configured() -> None:
     assert found.edits == []
     assert len(listener_endpoints(settings(services=services, smtpd_tls_security_level="may"),
                                   found.edits, found.shadowed, "x.example.org")) == 1
+
+
+def test_after_a_renewal_a_main_cf_another_certificate_took_over_is_left_alone() -> None:
+    from dataclasses import replace
+
+    other = settings(smtpd_tls_chain_files="/etc/certwright/live/b/privkey.pem, "
+                                           "/etc/certwright/live/b/fullchain.pem")
+    renewal = plan_edits(other, replace(REQ, takeover=False))
+    assert renewal.edits == [] and renewal.elsewhere
+    assert "now serves another certificate" in renewal.notes[0]
+    assert plan_edits(other, REQ).edits  # an install asked for does take it over
+    mine = settings(smtpd_tls_chain_files=f"{LIVE}/privkey.pem, {LIVE}/fullchain.pem")
+    assert not plan_edits(mine, replace(REQ, takeover=False)).elsewhere
