@@ -29,6 +29,7 @@ import hashlib
 import os
 import re
 import shlex
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -209,9 +210,30 @@ class DovecotInstaller:
         argv = shlex.split(self.reload_cmd) if self.reload_cmd else \
             [self.doveadm, "-c", self.conf, "reload"]
         done = self.runner(argv)
+        if done.returncode == 0:
+            return
+        said = output_line(done, "Fatal")
+        if not self.reload_cmd and "is not running" in said:
+            self._start()
+            return
+        raise PluginError(f"Dovecot reload ({shlex.join(argv)}) failed (exit "
+                          f"{done.returncode}): {said}")
+
+    def _start(self) -> None:
+        """Start Dovecot with the new configuration. Its master keeps the output it was
+        given open: a pipe would never close, so it writes to a file read afterwards."""
+        dovecot = tool("dovecot", beside=self.doveadm) or tool("/usr/sbin/dovecot")
+        if dovecot is None:
+            raise PluginError("Dovecot is not running, and the dovecot binary to start it "
+                              "is not found")
+        with tempfile.NamedTemporaryFile(prefix="certwright-dovecot-") as out:
+            done = self.runner(["/bin/sh", "-c", 'exec "$0" -c "$1" >"$2" 2>&1', dovecot,
+                                self.conf, out.name])
+            said = out.read().decode("utf-8", errors="replace")
         if done.returncode != 0:
-            raise PluginError(f"Dovecot reload ({shlex.join(argv)}) failed (exit "
-                              f"{done.returncode}): {output_line(done, 'Fatal')}")
+            lines = [line.strip() for line in said.splitlines() if line.strip()]
+            raise PluginError(f"Dovecot was not running and did not start (exit "
+                              f"{done.returncode}): {lines[-1] if lines else '(no output)'}")
 
     def renewal_params(self) -> Mapping[str, object]:
         params: dict[str, object] = {"dovecot_config": self.conf, "dovecot_doveadm": self.doveadm}

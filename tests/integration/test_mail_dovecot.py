@@ -160,3 +160,12 @@ def test_key_that_does_not_match_is_caught_by_the_handshake_and_rolled_back(
     assert dovecot.snapshot() == before
     for port, protocol in _listeners(dovecot):
         wait_serial(port, protocol, old)
+
+
+def test_a_dovecot_that_is_not_running_is_started_with_the_new_certificate(
+        cli: Cli, pebble: Pebble, dovecot: Dovecot) -> None:
+    cli("certonly", *standalone(pebble), "-d", NAME)
+    dovecot.stop()
+    cli("install", "--cert-name", NAME, "-i", "dovecot", *dovecot_args(dovecot),
+        account=False, timeout=60)
+    assert serial(dovecot.imaps, "imaps") == lineage_serial(cli.config_dir)

@@ -145,6 +145,7 @@ smtpd_tls_chain_files = {self.key}, {self.fullchain}
         subprocess.run([POSTFIX_BINARY, "-c", str(self.etc), "stop"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                        check=False)  # exits 1 when it was never started: fine
+        _end_master(self.root / "postfix" / "spool" / "pid" / "master.pid")
 
 
 @dataclass(eq=False)
@@ -232,10 +233,32 @@ service managesieve-login {{
         _run(["doveadm", "-c", str(self.conf), "reload"], "doveadm reload", self.log)
 
     def halt(self) -> None:
-        if (self.root / "dovecot" / "run" / "master.pid").exists():
+        pid_file = self.root / "dovecot" / "run" / "master.pid"
+        if pid_file.exists():
             subprocess.run(["doveadm", "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                            check=False)
+            _end_master(pid_file)
+
+
+def _end_master(pid_file: Path) -> None:
+    """After the control command: a master it could not stop (it reads the configuration
+    first, and a test may have broken that on purpose) is ended by the pid in its file, so
+    no server outlives its test."""
+    import signal
+    import time
+
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while pid_file.exists() and time.monotonic() < deadline:  # the master removes it
+        time.sleep(0.05)
 
 
 def root_or_fail() -> None:
