@@ -178,3 +178,15 @@ def test_files_only_leaves_main_cf_to_the_admin_and_still_checks_the_listeners(
     assert serial(postfix.smtp, "smtp-starttls") == lineage_serial(cli.config_dir)
     assert "postfix_files_only = True" in (
         cli.config_dir / "renewal" / f"{NAME}.conf").read_text()
+
+
+def test_dry_run_shows_the_main_cf_diff_and_changes_nothing(
+        cli: Cli, pebble: Pebble, postfix: Postfix) -> None:
+    before = postfix.snapshot()
+    done = cli("run", *standalone(pebble), "-i", "postfix", "-d", NAME, "--dry-run",
+               *postfix_args(postfix))
+    live = cli.config_dir / "live" / NAME
+    assert f"+smtpd_tls_chain_files = {live}/privkey.pem, {live}/fullchain.pem" in done.stdout
+    assert f"-smtpd_tls_chain_files = {postfix.root}/tls/key.pem" in done.stdout
+    assert postfix.snapshot() == before
+    assert not (cli.config_dir / "live" / NAME).exists()
