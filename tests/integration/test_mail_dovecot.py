@@ -108,6 +108,8 @@ def test_one_lineage_into_postfix_and_dovecot_renews_into_both_with_one_reload_e
     reload_cmd = _counting(bin_dir, "dovecot-reload", ["doveadm", "-c", str(dovecot.conf),
                                                        "reload"])
     cli("certonly", *standalone(pebble), "-d", NAME)
+    old = serial(postfix.smtp, "smtp-starttls")
+    before = (postfix.snapshot(), dovecot.snapshot())
     cli("install", "--cert-name", NAME, "-i", "postfix", "-i", "dovecot",
         *postfix_args(postfix), "--postfix-ctl", str(ctl), *dovecot_args(dovecot),
         "--dovecot-reload-cmd", str(reload_cmd), account=False)
@@ -135,6 +137,11 @@ def test_one_lineage_into_postfix_and_dovecot_renews_into_both_with_one_reload_e
     assert third != second
     for port, protocol in ((postfix.smtp, "smtp-starttls"), *_listeners(dovecot)):
         assert serial(port, protocol) == third, protocol
+    # the install into both servers was one command: one checkpoint undoes both
+    cli("rollback", "--checkpoints", "1", account=False)
+    assert (postfix.snapshot(), dovecot.snapshot()) == before
+    for port, protocol in ((postfix.smtp, "smtp-starttls"), *_listeners(dovecot)):
+        wait_serial(port, protocol, old)
 
 
 def test_key_that_does_not_match_is_caught_by_the_handshake_and_rolled_back(

@@ -51,6 +51,11 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+# Both servers may share one root: each one's snapshot leaves out the other's scratch too
+# (Dovecot's run/ holds sockets, which can't be read)
+_DOVECOT_SCRATCH = ("dovecot/run", "dovecot/state", "dovecot/home", "dovecot/dovecot.log")
+
+
 def mail_root() -> Path:
     """A fresh 0755 directory under the system temp dir (postfix must traverse it)."""
     return new_root("certwright-mail-")
@@ -80,7 +85,7 @@ class Postfix(TreeServer):
     smtp: int = field(default_factory=free_port)
     smtps: int = field(default_factory=free_port)
     plain: int = field(default_factory=free_port)
-    scratch = ("postfix/spool", "postfix/data", "postfix/maillog")
+    scratch = ("postfix/spool", "postfix/data", "postfix/maillog", *_DOVECOT_SCRATCH)
 
     def __post_init__(self) -> None:
         TreeServer.__init__(self, self.root)
@@ -162,7 +167,7 @@ class Dovecot(TreeServer):
     pop3: int = field(default_factory=free_port)
     pop3s: int = field(default_factory=free_port)
     sieve: int = field(default_factory=free_port)
-    scratch = ("dovecot/run", "dovecot/state", "dovecot/home", "dovecot/dovecot.log")
+    scratch = (*_DOVECOT_SCRATCH, "postfix/spool", "postfix/data", "postfix/maillog")
 
     def __post_init__(self) -> None:
         TreeServer.__init__(self, self.root)
