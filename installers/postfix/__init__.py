@@ -46,6 +46,7 @@ from certwright.installers.postfix.plan import (
     CHAIN,
     Edit,
     files_named,
+    host_names,
     listener_endpoints,
     plan_edits,
     server_name,
@@ -125,9 +126,10 @@ class PostfixInstaller:
         return self.postconf.read()
 
     def discover_names(self) -> set[str]:
-        """``myhostname`` (expanded), when it is a name with a dot in it."""
-        name = self.postconf.get("myhostname", expand=True).strip().lower().rstrip(".")
-        return {name} if "." in name and " " not in name else set()
+        """``myhostname``, and ``mydomain`` where Postfix takes its mail (see
+        :func:`.plan.host_names`)."""
+        return host_names(*(self.postconf.get(n, expand=True)
+                            for n in ("myhostname", "mydomain", "mydestination")))
 
     # -- planning ---------------------------------------------------------------------------
     def plan_deploy(self, req: DeployRequest) -> ChangePlan:

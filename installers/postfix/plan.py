@@ -180,7 +180,8 @@ def _address(service: Service, main: dict[str, str]) -> tuple[str, int] | None:
     if not host:
         interfaces = [i for i in re.split(r"[\s,]+", main.get("inet_interfaces", "all")) if i]
         first = interfaces[0] if interfaces else "all"
-        host = "127.0.0.1" if first in ("all", "loopback-only", "localhost") else first
+        loopback = "::1" if main.get("inet_protocols", "").strip() == "ipv6" else "127.0.0.1"
+        host = loopback if first in ("all", "loopback-only", "localhost") else first
     return host.strip("[]"), port
 
 
@@ -213,6 +214,18 @@ def listener_endpoints(settings: Settings, edits: list[Edit], shadowed: set[str]
         found.append(Endpoint(where[0], where[1], server_name,
                               "smtps" if wrapper else "smtp-starttls"))
     return found
+
+
+def host_names(myhostname: str, mydomain: str, mydestination: str) -> set[str]:
+    """Names for a run without ``-d``: ``myhostname``, and ``mydomain`` when Postfix takes
+    mail for it itself (it is in ``mydestination``, values expanded)."""
+    names = set()
+    wanted = {d.lower().rstrip(".") for d in re.split(r"[\s,]+", mydestination) if d}
+    for name, when in ((myhostname, True), (mydomain, mydomain.lower().rstrip(".") in wanted)):
+        name = name.strip().lower().rstrip(".")
+        if when and "." in name and re.fullmatch(r"[a-z0-9.-]+", name):
+            names.add(name)
+    return names
 
 
 def server_name(req: DeployRequest) -> str:

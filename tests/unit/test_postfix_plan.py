@@ -110,3 +110,21 @@ def test_after_a_renewal_a_main_cf_another_certificate_took_over_is_left_alone()
     assert plan_edits(other, REQ).edits  # an install asked for does take it over
     mine = settings(smtpd_tls_chain_files=f"{LIVE}/privkey.pem, {LIVE}/fullchain.pem")
     assert not plan_edits(mine, replace(REQ, takeover=False)).elsewhere
+
+
+def test_names_from_myhostname_and_mydomain_where_postfix_takes_its_mail() -> None:
+    from certwright.installers.postfix.plan import host_names
+
+    assert host_names("mail.example.org", "example.org", "") == {"mail.example.org"}
+    assert host_names("Mail.Example.org.", "example.org",
+                      "mail.example.org, localhost, example.org") == {"mail.example.org",
+                                                                     "example.org"}
+    assert host_names("localhost", "localdomain", "localdomain") == set()
+
+
+def test_an_ipv6_only_postfix_is_checked_on_ipv6_loopback() -> None:
+    services = [_service(MASTER[0])]
+    pf = settings(services=services, inet_protocols="ipv6", inet_interfaces="loopback-only")
+    found = plan_edits(pf, REQ)
+    assert [(e.host, e.port) for e in listener_endpoints(pf, found.edits, set(), "x")] == \
+        [("::1", 25)]
