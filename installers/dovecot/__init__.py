@@ -192,6 +192,30 @@ class DovecotInstaller:
         full = conf.parse(self._doveconf())
         return listener_endpoints(full, made.shadowed, server_name(req))
 
+    # -- deleting a certificate ---------------------------------------------------------------
+    def plan_forget(self, cert_name: str, domains: Sequence[str]) -> ChangePlan:
+        """Nothing taken out (without the managed file Dovecot may have no certificate at
+        all): :meth:`references` warns instead."""
+        return ChangePlan(f"dovecot: forget {cert_name}")
+
+    def references(self, prefix: str) -> list[str]:
+        """Lines of the managed file naming a path under ``prefix``, and effective
+        settings naming one (set in the admin's own files)."""
+        managed = self._managed_path()
+        found: list[str] = []
+        try:
+            with open(managed, encoding="utf-8", errors="replace") as handle:
+                for number, line in enumerate(handle, 1):
+                    if prefix in line and not line.lstrip().startswith("#"):
+                        found.append(f"{managed}:{number}")
+        except FileNotFoundError:
+            pass
+        if not found:
+            effective = conf.parse(self._doveconf("-n", "-P")).settings
+            found = [f"{self.conf} ({name})" for name, value in sorted(effective.items())
+                     if prefix in value]
+        return found
+
     # -- running ----------------------------------------------------------------------------
     def config_test(self) -> None:
         self._doveconf("-n")

@@ -181,6 +181,22 @@ class PostfixInstaller:
             return []
         return listener_endpoints(settings, found.edits, found.shadowed, server_name(req))
 
+    # -- deleting a certificate ---------------------------------------------------------------
+    def plan_forget(self, cert_name: str, domains: Sequence[str]) -> ChangePlan:
+        """Nothing to take out: main.cf is the admin's, and which certificate Postfix
+        should serve instead is theirs to say (:meth:`references` warns)."""
+        return ChangePlan(f"postfix: forget {cert_name}")
+
+    def references(self, prefix: str) -> list[str]:
+        """The main.cf settings and master.cf overrides naming a path under ``prefix``."""
+        settings = self.settings()
+        found = [f"{self.config_dir}/main.cf ({name})"
+                 for name, value in sorted(settings.explicit.items()) if prefix in value]
+        found += [f"{self.config_dir}/master.cf ({service.key}: {name})"
+                  for service in settings.services
+                  for name, value in sorted(service.overrides.items()) if prefix in value]
+        return found
+
     # -- running ----------------------------------------------------------------------------
     def _ctl(self, *args: str) -> tuple[int, str]:
         done = self.runner([self.ctl, "-c", self.config_dir, *args])

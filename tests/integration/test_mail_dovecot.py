@@ -176,3 +176,16 @@ def test_a_dovecot_that_is_not_running_is_started_with_the_new_certificate(
     cli("install", "--cert-name", NAME, "-i", "dovecot", *dovecot_args(dovecot),
         account=False, timeout=60)
     assert serial(dovecot.imaps, "imaps") == lineage_serial(cli.config_dir)
+
+
+def test_deleting_a_lineage_both_servers_still_use_warns_about_each(
+        cli: Cli, pebble: Pebble, postfix: Postfix, dovecot: Dovecot) -> None:
+    cli("run", *standalone(pebble), "-i", "postfix", "-i", "dovecot", "-d", NAME,
+        *postfix_args(postfix), *dovecot_args(dovecot))
+    done = cli("delete", "--cert-name", NAME, account=False)
+    said = done.stdout + done.stderr
+    assert f"postfix still uses this certificate at {postfix.etc}/main.cf " \
+           "(smtpd_tls_chain_files)" in said, said
+    assert f"dovecot still uses this certificate at {dovecot.conf.parent}/certwright.conf:" \
+        in said, said
+    assert not (cli.config_dir / "live" / NAME).exists()
