@@ -193,6 +193,10 @@ def run(config: argparse.Namespace, say: Say, ask: Ask) -> int:
     config.installer = ",".join(names)
     if not config.authenticator and not any(
             getattr(config, f"use_{n}", False) for n in issue.AUTH_SHORTCUTS):
+        if plugins.load_named(plugins.AUTHENTICATORS, names[0]) is None:
+            raise ConfigError(f"the {names[0]} installer does not answer ACME challenges: "
+                              "choose an authenticator too (--standalone, --webroot -w DIR, "
+                              "--manual, ...)")
         config.authenticator = names[0]  # `-i nginx` alone: nginx also answers challenges
     installers = [load_installer(config, name) for name in names]
     names_from_installer(config, installers[0], say)

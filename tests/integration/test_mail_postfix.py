@@ -190,3 +190,14 @@ def test_dry_run_shows_the_main_cf_diff_and_changes_nothing(
     assert f"-smtpd_tls_chain_files = {postfix.root}/tls/key.pem" in done.stdout
     assert postfix.snapshot() == before
     assert not (cli.config_dir / "live" / NAME).exists()
+
+
+def test_run_with_only_a_mail_installer_asks_for_an_authenticator(
+        cli: Cli, postfix: Postfix) -> None:
+    before = cli.snapshot()
+    done = cli("run", "-i", "postfix", "-d", NAME, *postfix_args(postfix), check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "Error: the postfix installer does not answer ACME challenges: choose an "
+        "authenticator too (--standalone, --webroot -w DIR, --manual, ...)"]
+    assert cli.snapshot() == before
