@@ -15,7 +15,9 @@ Two pairs of throwaway servers (``tests.servers.mail``) on loopback and one Pebb
   certificate (polled every 5 ms after the hook returns), and how often the first
   handshake on each listener right after the hook returned got the old certificate.
 
-Printed: medians (and the slowest run) of both totals, and the old-certificate counts.
+Runs of the two ways alternate (A B, B A, ...) after one unmeasured warm-up each, so load
+from elsewhere on the machine hits both alike. Printed: medians (and the slowest run) of
+both totals, and the old-certificate counts.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,58 +112,67 @@ def servers(stack: ExitStack, key: Path, fullchain: Path) -> tuple[Postfix, Dove
             stack.enter_context(Dovecot(root, key, fullchain)))
 
 
-def installers_runs(ca: Pebble, base: Path, runs: int, name: str
-                    ) -> tuple[list[float], int, int]:
-    with ExitStack() as stack:
-        first = make_tls_files(base / "first", names=[name])
-        postfix, dovecot = servers(stack, first.key, first.fullchain)
-        store = Store(base / "installers", ca)
-        auth = ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-                "127.0.0.1"]
-        store.run("certonly", *auth, "-d", name, "--agree-tos", "-m", "x@example.org")
-        store.run("install", "--cert-name", name, "-i", "postfix", "-i", "dovecot",
-                  "--postfix-config-dir", str(postfix.etc), "--dovecot-config",
-                  str(dovecot.conf))
-        points = listeners(postfix, dovecot)
-        totals: list[float] = []
-        old_first = probes = 0
-        for run in range(runs + 1):  # run 0 is a warm-up, not counted
-            wall = store.run("renew", "--force-renewal", "--cert-name", name)
-            want = live_serial(base / "installers" / "config", name)
-            seen = first_clients(points, name)
-            if run:
-                totals.append(wall)
-                old_first += sum(1 for s in seen if s != want)
-                probes += len(seen)
-        return totals, old_first, probes
+@dataclass
+class Way:
+    """One way of getting a renewed certificate served; ``renew()`` returns the seconds
+    until it is (and the first clients' serials, seen right after the command returned)."""
+
+    label: str
+    renew: Callable[[], tuple[float, list[int | None], int]]
+    totals: list[float] = field(default_factory=list)
+    old_first: int = 0
+    probes: int = 0
+
+    def once(self, counted: bool) -> None:
+        total, seen, want = self.renew()
+        if counted:
+            self.totals.append(total)
+            self.old_first += sum(1 for s in seen if s != want)
+            self.probes += len(seen)
 
 
-def hook_runs(ca: Pebble, base: Path, runs: int, name: str) -> tuple[list[float], int, int]:
-    with ExitStack() as stack:
-        store = Store(base / "hook", ca)
-        auth = ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-                "127.0.0.1"]
-        store.run("certonly", *auth, "-d", name, "--agree-tos", "-m", "x@example.org")
-        live = base / "hook" / "config" / "live" / name
-        postfix, dovecot = servers(stack, live / "privkey.pem", live / "fullchain.pem")
-        points = listeners(postfix, dovecot)
-        hook: Callable[[], None] = lambda: subprocess.run(  # noqa: E731
-            f"postfix -c {postfix.etc} reload; doveadm -c {dovecot.conf} reload",
-            shell=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        totals: list[float] = []
-        old_first = probes = 0
-        for run in range(runs + 1):  # run 0 is a warm-up, not counted
-            began = time.perf_counter()
-            store.run("renew", "--force-renewal", "--cert-name", name)
-            hook()
-            seen = first_clients(points, name)
-            want = live_serial(base / "hook" / "config", name)
-            wait_all(points, name, want)
-            if run:
-                totals.append(time.perf_counter() - began)
-                old_first += sum(1 for s in seen if s != want)
-                probes += len(seen)
-        return totals, old_first, probes
+def _certonly(store: Store, ca: Pebble, name: str) -> None:
+    store.run("certonly", "--standalone", "--http-01-port", str(ca.http_port),
+              "--http-01-address", "127.0.0.1", "-d", name, "--agree-tos", "-m",
+              "x@example.org")
+
+
+def installers_way(stack: ExitStack, ca: Pebble, base: Path, name: str) -> Way:
+    first = make_tls_files(base / "first", names=[name])
+    postfix, dovecot = servers(stack, first.key, first.fullchain)
+    store = Store(base / "installers", ca)
+    _certonly(store, ca, name)
+    store.run("install", "--cert-name", name, "-i", "postfix", "-i", "dovecot",
+              "--postfix-config-dir", str(postfix.etc), "--dovecot-config", str(dovecot.conf))
+    points = listeners(postfix, dovecot)
+
+    def renew() -> tuple[float, list[int | None], int]:
+        wall = store.run("renew", "--force-renewal", "--cert-name", name)
+        seen = first_clients(points, name)
+        return wall, seen, live_serial(store.base / "config", name)
+
+    return Way("installers (renew returns once verified)", renew)
+
+
+def hook_way(stack: ExitStack, ca: Pebble, base: Path, name: str) -> Way:
+    store = Store(base / "hook", ca)
+    _certonly(store, ca, name)
+    live = store.base / "config" / "live" / name
+    postfix, dovecot = servers(stack, live / "privkey.pem", live / "fullchain.pem")
+    points = listeners(postfix, dovecot)
+    hook = f"postfix -c {postfix.etc} reload; doveadm -c {dovecot.conf} reload"
+
+    def renew() -> tuple[float, list[int | None], int]:
+        began = time.perf_counter()
+        store.run("renew", "--force-renewal", "--cert-name", name)
+        subprocess.run(hook, shell=True, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        seen = first_clients(points, name)
+        want = live_serial(store.base / "config", name)
+        wait_all(points, name, want)
+        return time.perf_counter() - began, seen, want
+
+    return Way("deploy hook (renew; postfix reload; doveadm reload; poll)", renew)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,20 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="certwright-bench-mail-"))
     base.chmod(0o755)
     try:
-        with Pebble(base / "pebble") as ca:
-            ours = installers_runs(ca, base, args.runs, "mail.example.org")
-            theirs = hook_runs(ca, base, args.runs, "mx.example.org")
+        with Pebble(base / "pebble") as ca, ExitStack() as stack:
+            ways = (installers_way(stack, ca, base, "mail.example.org"),
+                    hook_way(stack, ca, base, "mx.example.org"))
+            for index in range(args.runs + 1):  # run 0 warms up; order alternates
+                for way in ways if index % 2 == 0 else tuple(reversed(ways)):
+                    way.once(counted=index > 0)
     except BenchError as exc:
         print(f"benchmark stopped: {exc}", file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    for label, (totals, old, probes) in (("installers (renew returns when verified)", ours),
-                                         ("deploy hook (renew; postfix reload; doveadm "
-                                          "reload; poll)", theirs)):
-        print(f"{label}: median {statistics.median(totals):.3f} s, slowest "
-              f"{max(totals):.3f} s over {len(totals)} runs; first handshake after return "
-              f"served the old certificate {old}/{probes} times")
+    for way in ways:
+        print(f"{way.label}: median {statistics.median(way.totals):.3f} s, slowest "
+              f"{max(way.totals):.3f} s over {len(way.totals)} runs; the first handshake "
+              f"after the command returned got the old certificate {way.old_first}/"
+              f"{way.probes} times")
     return 0
 
 
