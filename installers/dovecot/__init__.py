@@ -139,7 +139,9 @@ class DovecotInstaller:
         return os.path.join(directory, MANAGED_BESIDE)
 
     # -- planning ---------------------------------------------------------------------------
-    def _managed(self, req: DeployRequest) -> tuple[str, str, ManagedFile]:
+    def _managed(self, req: DeployRequest) -> tuple[str, bytes | None, ManagedFile]:
+        """The managed file's path, its bytes now (None: not there) and what it should
+        hold."""
         for path in (req.key_path, req.fullchain_path):
             if any(c.isspace() or c in "\"'\\$%{}" for c in path):
                 raise PluginError(f"Dovecot can't take the path {path!r} in its settings "
@@ -148,27 +150,28 @@ class DovecotInstaller:
         text = self._doveconf("-n", "-P")
         version = conf.version(text)
         managed = self._managed_path()
+        before: bytes | None
         try:
-            with open(managed, encoding="utf-8", errors="replace") as handle:
-                current = handle.read()
+            with open(managed, "rb") as handle:
+                before = handle.read()
         except FileNotFoundError:
-            current = ""
+            before = None
+        current = (before or b"").decode("utf-8", errors="replace")
         made = managed_file(conf.parse(text), req, version, self.require_tls, current)
         syn = syntax(version)
         self._expected = None if made.elsewhere else \
             (syn.cert, f"{syn.prefix}{req.fullchain_path}")
-        return managed, current, made
+        return managed, before, made
 
     def plan_deploy(self, req: DeployRequest) -> ChangePlan:
-        managed, current, made = self._managed(req)
+        managed, before, made = self._managed(req)
         changes: list[FileChange] = []
         if made.elsewhere:
             return ChangePlan(f"dovecot: install {req.cert_name}", (), tuple(made.notes))
-        if made.text != current:
+        if made.text.encode() != before:
             changes.append(FileChange(
                 managed, made.text.encode(),
-                hashlib.sha256(current.encode()).hexdigest() if os.path.exists(managed)
-                else None, mode=0o644))
+                None if before is None else hashlib.sha256(before).hexdigest(), mode=0o644))
         if os.path.dirname(managed) == os.path.dirname(self.conf):
             changes += self._include(managed)
         return ChangePlan(f"dovecot: install {req.cert_name}", tuple(changes),
