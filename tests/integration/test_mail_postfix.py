@@ -119,12 +119,20 @@ def test_master_cf_overrides_of_the_old_files_follow_and_others_are_reported(
     postfix.reload()
     kept = x509.load_pem_x509_certificate(other.cert.read_bytes()).serial_number
     wait_serial(postfix.plain, "smtp-starttls", kept)
+    before = postfix.snapshot()
+    master_before = (postfix.etc / "master.cf").read_bytes()
     done = cli("run", *standalone(pebble), "-i", "postfix", "-d", NAME, *postfix_args(postfix))
+    assert (postfix.etc / "master.cf").read_bytes() != master_before
     assert f"master.cf service 127.0.0.1:{postfix.plain}/inet overrides" in done.stdout
     new = lineage_serial(cli.config_dir)
     assert serial(postfix.smtps, "smtps") == new  # its override was updated
     assert serial(postfix.smtp, "smtp-starttls") == new
     assert serial(postfix.plain, "smtp-starttls") == kept  # its own certificate, left alone
+    cli("rollback", "--checkpoints", "1", account=False)
+    assert postfix.snapshot() == before  # master.cf too, byte for byte
+    old = x509.load_pem_x509_certificate(old_tls.cert.read_bytes()).serial_number
+    wait_serial(postfix.smtp, "smtp-starttls", old)
+    wait_serial(postfix.smtps, "smtps", old)
 
 
 def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
