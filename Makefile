@@ -73,3 +73,9 @@ bench-apache: sysdeps venv certbot
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .mypy_tree .ruff_cache .demo .bench
+
+# Postfix + Dovecot: renew through the installers vs the usual deploy hook (needs root)
+.PHONY: bench-mail
+bench: bench-mail
+bench-mail: sysdeps venv
+	$(PY) benchmarks/mail_renew.py

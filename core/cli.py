@@ -247,7 +247,8 @@ def _named_plugins(args: list[str]) -> list[type]:
     for i, arg in enumerate(args):
         key, _, value = arg.partition("=")
         if key in ("-a", "--authenticator", "-i", "--installer", "--configurator"):
-            names.add(value or (args[i + 1] if i + 1 < len(args) else ""))
+            given = value or (args[i + 1] if i + 1 < len(args) else "")
+            names.update(given.split(","))  # -i postfix,dovecot: both add their options
         elif key.startswith("--") and key[2:] in shortcuts:
             names.add(key[2:])
         elif key.startswith("--dns-"):  # --dns-NAME[-credentials|-propagation-seconds]

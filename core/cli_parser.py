@@ -200,7 +200,7 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("plugins")
     add = g.add_argument
     add("-a", "--authenticator", default=None)
-    add("-i", "--installer", default=None)
+    add("-i", "--installer", default=None, action=_Installers)
     add("--configurator", default=None)
     add("--http-01-port", dest="http01_port", type=int, default=80)
     add("--http-01-address", dest="http01_address", default="")
@@ -245,6 +245,30 @@ class _Extend(argparse.Action):
                  values: Any, option_string: str | None = None) -> None:
         found = list(getattr(ns, self.dest, None) or [])
         setattr(ns, self.dest, found + [v for v in values if v not in found])
+
+
+class _Installers(argparse.Action):
+    """``-i`` is repeatable: one certificate into several servers, kept as ``a,b``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        before = str(getattr(ns, self.dest, None) or "")
+        names = [n.strip() for n in f"{before},{values}".split(",") if n.strip()]
+        setattr(ns, self.dest, ",".join(dict.fromkeys(names)))
+
+
+def _without_installer(args: list[str]) -> list[str]:
+    """``args`` (from cli.ini) without its ``-i``: one on the command line replaces it."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("-i", "--installer"):
+            skip = True
+        elif not arg.startswith("--installer="):
+            out.append(arg)
+    return out
 
 
 def _nonnegative(kind: type[int] | type[float]) -> Any:
@@ -397,6 +421,8 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser) -> Settings:
         ini.append(read_ini(path, parser))
     from_ini = [word for found in ini for word in found.argv]
     verb, argv = split_verb(argv, parser)
+    if _pre_scan(argv, "-i", "--installer") is not None:
+        from_ini = _without_installer(from_ini)
     if verb is None and argv and not argv[0].startswith("-"):
         raise UsageError(f"unknown verb {argv[0]!r}; the verbs are: {', '.join(VERBS)}")
     ns, unknown = parser.parse_known_args(from_env + from_ini + argv)

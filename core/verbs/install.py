@@ -42,8 +42,23 @@ def installer_name(config: Settings, required: bool = True) -> str | None:
     return name
 
 
+def installer_names(config: Settings, required: bool = True) -> list[str]:
+    """The installers chosen: ``-i`` may be given more than once (one certificate into
+    several servers), kept as one comma-joined value (also in the renewal conf)."""
+    name = installer_name(config, required)
+    return split_names(name)
+
+
+def split_names(value: object) -> list[str]:
+    if value in (None, "", "None"):
+        return []
+    return list(dict.fromkeys(n.strip() for n in str(value).split(",") if n.strip()))
+
+
 def load_installer(config: Settings, name: str | None = None) -> Installer:
     name = name or installer_name(config)
+    if name and "," in name:
+        raise ConfigError(f"this takes one installer; {name.replace(',', ', ')} were given")
     cls = plugins.find(plugins.INSTALLERS, name or "")
     inst: Installer = cls(config)
     inst.prepare()
@@ -155,11 +170,26 @@ def enhance_with(config: Settings, installer: Installer,
         say(f"{done} {', '.join(sorted(wanted))} for {', '.join(domains)}.")
 
 
-def remember_installer(lineage: Lineage, installer: Installer) -> None:
+def remember_installer(lineage: Lineage, *installers: Installer) -> None:
+    """Store the installers (several: comma-joined) and their options, so `renew`
+    installs into each."""
     conf = read_renewal_conf(lineage.conf.path)
-    conf.params["installer"] = installer.name
-    conf.params.update(installer.renewal_params())
+    conf.params["installer"] = ",".join(i.name for i in installers)
+    for installer in installers:
+        conf.params.update(installer.renewal_params())
     write_renewal_conf(conf)
+
+
+def names_from_installer(config: Settings, installer: Installer, say: Say) -> Settings:
+    """``run`` without ``-d`` or ``--cert-name``: the names the server says it serves (a
+    mail server's ``myhostname``), sorted, when it names any."""
+    if config.domains or config.certname:
+        return config
+    found = sorted(installer.discover_names())
+    if not found:
+        return config
+    say(f"No -d given: using the names {installer.name} serves: {', '.join(found)}")
+    return config.derive(domains=found)
 
 
 # -- verbs --------------------------------------------------------------------------------
@@ -167,22 +197,31 @@ def run(config: Settings, say: Say, ask: Ask) -> int:
     """Obtain (or keep) a certificate, then install it."""
     from certwright.core.verbs import issue
 
-    name = installer_name(config)
-    config = config.derive(installer=name)
+    names = installer_names(config)
+    config = config.derive(installer=",".join(names))
     if plugins.chosen(config, config.authenticator, plugins.AUTHENTICATORS) is None:
-        config = config.derive(authenticator=name)  # `-i nginx` alone: nginx also answers
-    installer = load_installer(config, name)   # the challenges
-    config = redirect_by_default(config, installer)
-    check_enhancements(config, installer)  # before a certificate is asked for
-    config = preflight.check(config, installer, say)  # a refusal before any order
+        if plugins.load_named(plugins.AUTHENTICATORS, names[0]) is None:
+            raise ConfigError(f"the {names[0]} installer does not answer ACME challenges: "
+                              "choose an authenticator too (--standalone, --webroot -w DIR, "
+                              "--manual, ...)")
+        config = config.derive(authenticator=names[0])  # `-i nginx` alone: nginx also
+    installers = [load_installer(config, name) for name in names]  # answers the challenges
+    config = names_from_installer(config, installers[0], say)
+    for installer in installers:
+        config = redirect_by_default(config, installer)
+        check_enhancements(config, installer)  # before a certificate is asked for
+        config = preflight.check(config, installer, say)  # a refusal before any order
     lineage, _ = issue.obtain_lineage(config, say, ask)
     if lineage is None:  # dry run: show the config diff the install would make
-        deploy(config, installer, _would_be(config), say)
+        for installer in installers:
+            deploy(config, installer, _would_be(config), say)
         return 0
     req = request_for(config, lineage)
-    preflight.check_certificate(installer, req)
-    deploy(config, installer, req, say)
-    remember_installer(lineage, installer)
+    for installer in installers:
+        preflight.check_certificate(installer, req)
+    for installer in installers:
+        deploy(config, installer, req, say)
+    remember_installer(lineage, *installers)
     return 0
 
 
@@ -191,15 +230,15 @@ def _stored_installer(config: Settings, lineage: Lineage) -> Settings:
     (``<installer>_*``, the ports) unless given on this command line."""
     if installer_name(config, required=False) is not None:
         return config
-    stored = lineage.params.get("installer")
-    if stored in (None, "", "None"):
+    stored = split_names(lineage.params.get("installer"))
+    if not stored:
         return config
-    found: dict[str, object] = {"installer": str(stored)}
-    prefix = f"{stored}_"
+    found: dict[str, object] = {"installer": ",".join(stored)}
+    prefixes = tuple(f"{name}_" for name in stored)
     for key, value in lineage.params.items():
         if config.given(key):
             continue
-        if key.startswith(prefix):
+        if key.startswith(prefixes):
             found[key] = value
         elif key in ("https_port", "http01_port") and str(value).isascii() and str(value).isdigit():
             found[key] = int(str(value))
@@ -211,14 +250,16 @@ def install(config: Settings, say: Say, ask: Ask) -> int:
         if config.certname else None
     if lineage is not None:
         config = _stored_installer(config, lineage)
-    installer = load_installer(config)
-    config = redirect_by_default(config, installer)
-    check_enhancements(config, installer)
+    installers = [load_installer(config, name) for name in installer_names(config)]
     req = request_for(config, lineage)
-    preflight.check_certificate(installer, req)  # its key type: refused before any change
-    deploy(config, installer, req, say)
+    for installer in installers:
+        config = redirect_by_default(config, installer)
+        check_enhancements(config, installer)
+        preflight.check_certificate(installer, req)  # its key type: refused before a change
+    for installer in installers:  # one server after the other, each verified
+        deploy(config, installer, req, say)
     if lineage is not None and not config.dry_run:
-        remember_installer(lineage, installer)
+        remember_installer(lineage, *installers)
     return 0
 
 

@@ -184,15 +184,16 @@ def renewal_params(config: Settings, auth: Authenticator, account_id: str,
 def keep_installer_params(old: Mapping[str, object],
                           new: dict[str, object]) -> dict[str, object]:
     """``new`` plus what a run through certwright never sets but must not forget: the
-    stored options of its installer (``<installer>_*``, written at install time; a renewal
+    stored options of its installers (``<installer>_*`` of each, written at install time; a renewal
     through another authenticator must still find the server's configuration) and
     ``autorenew`` (an operator's switch, as in Certbot)."""
-    installer = new.get("installer")
-    prefix = f"{installer}_" if installer else None
+    from certwright.core.verbs.install import split_names
+
+    prefixes = tuple(f"{name}_" for name in split_names(new.get("installer")))
     for key, value in old.items():
         if key in new:
             continue
-        if key == "autorenew" or (prefix and key.startswith(prefix)):
+        if key == "autorenew" or (prefixes and key.startswith(prefixes)):
             new[key] = value
     return new
 
@@ -204,8 +205,8 @@ def obtain(config: Settings, say: Say, ask: Callable[[str], str] | None) -> int:
     if config.installer:  # certonly -i: its renewals will install
         from certwright.core.verbs import install
 
-        config = preflight.check(config, install.load_installer(config, config.installer),
-                                 say)
+        for name in install.split_names(config.installer):
+            config = preflight.check(config, install.load_installer(config, name), say)
     obtain_lineage(config, say, ask)
     return 0
 

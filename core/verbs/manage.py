@@ -125,8 +125,7 @@ def _names_text(lineage: lineages.Lineage) -> str:
 
 
 def _delete_lineage(config: Settings, lineage: lineages.Lineage, say: Say) -> None:
-    installer = _installer_of(config, lineage)
-    if installer is not None:
+    for installer in _installers_of(config, lineage):
         _forget(config, installer, lineage, say)
     lineages.delete_lineage(Path(config.config_dir), lineage.name)
     redeploy.unmark(Path(config.work_dir), lineage.name)
@@ -135,23 +134,26 @@ def _delete_lineage(config: Settings, lineage: lineages.Lineage, say: Say) -> No
     say(f"Deleted all files relating to certificate {lineage.name}.")
 
 
-def _installer_of(config: Settings,
-                  lineage: lineages.Lineage) -> SupportsDelete | None:
-    """The lineage's stored installer, when it can take a certificate out of its server's
-    configuration (None otherwise, or when it can't be loaded: never a reason not to
-    delete)."""
+def _installers_of(config: Settings,
+                   lineage: lineages.Lineage) -> list[SupportsDelete]:
+    """The lineage's stored installers (``installer = a,b``: each) that can take a
+    certificate out of their server's configuration; one that can't be loaded is left out
+    (never a reason not to delete)."""
     from certwright.core.interfaces import SupportsDelete
     from certwright.core.verbs import install, renew
 
-    name = lineage.conf.params.get("installer")
-    if not name or lineage.error:
-        return None
-    try:
-        installer = install.load_installer(renew.lineage_config(config, lineage), str(name))
-    except (CertwrightError, OSError) as exc:
-        log.warning("could not load the installer %s of %s: %s", name, lineage.name, exc)
-        return None
-    return installer if isinstance(installer, SupportsDelete) else None
+    if lineage.error:
+        return []
+    found: list[SupportsDelete] = []
+    for name in install.split_names(lineage.conf.params.get("installer")):
+        try:
+            installer = install.load_installer(renew.lineage_config(config, lineage), name)
+        except (CertwrightError, OSError) as exc:
+            log.warning("could not load the installer %s of %s: %s", name, lineage.name, exc)
+            continue
+        if isinstance(installer, SupportsDelete):
+            found.append(installer)
+    return found
 
 
 def _forget(config: Settings, installer: SupportsDelete,

@@ -72,15 +72,21 @@ class Deployer:
         self.jobs: list[_Job] = []
 
     def add(self, ns: Settings, lineage: Lineage) -> None:
-        self.jobs.append(_Job(ns, lineage))
+        """One job per installer the lineage names (``installer = postfix,dovecot``)."""
+        from certwright.core.verbs.install import split_names
+
+        for name in split_names(ns.installer):
+            self.jobs.append(_Job(ns.derive(installer=name), lineage))
 
     def run(self) -> dict[str, str]:
         groups: dict[tuple[str, ...], list[_Job]] = {}
         for job in self.jobs:
             groups.setdefault(_server_key(job.ns), []).append(job)
         results: dict[str, str] = {}
-        for group in groups.values():
-            results.update(self._serve(group))
+        for group in groups.values():  # a lineage in several servers: every error kept
+            for name, error in self._serve(group).items():
+                errors = [e for e in (results.get(name, ""), error) if e]
+                results[name] = "; ".join(errors)
         for name, error in results.items():
             if not error:
                 unmark(self.work_dir, name)

@@ -51,6 +51,11 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+# Both servers may share one root: each one's snapshot leaves out the other's scratch too
+# (Dovecot's run/ holds sockets, which can't be read)
+_DOVECOT_SCRATCH = ("dovecot/run", "dovecot/state", "dovecot/home", "dovecot/dovecot.log")
+
+
 def mail_root() -> Path:
     """A fresh 0755 directory under the system temp dir (postfix must traverse it)."""
     return new_root("certwright-mail-")
@@ -80,7 +85,7 @@ class Postfix(TreeServer):
     smtp: int = field(default_factory=free_port)
     smtps: int = field(default_factory=free_port)
     plain: int = field(default_factory=free_port)
-    scratch = ("postfix/spool", "postfix/data", "postfix/maillog")
+    scratch = ("postfix/spool", "postfix/data", "postfix/maillog", *_DOVECOT_SCRATCH)
 
     def __post_init__(self) -> None:
         TreeServer.__init__(self, self.root)
@@ -145,6 +150,7 @@ smtpd_tls_chain_files = {self.key}, {self.fullchain}
         subprocess.run([POSTFIX_BINARY, "-c", str(self.etc), "stop"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                        check=False)  # exits 1 when it was never started: fine
+        _end_master(self.root / "postfix" / "spool" / "pid" / "master.pid")
 
 
 @dataclass(eq=False)
@@ -161,7 +167,7 @@ class Dovecot(TreeServer):
     pop3: int = field(default_factory=free_port)
     pop3s: int = field(default_factory=free_port)
     sieve: int = field(default_factory=free_port)
-    scratch = ("dovecot/run", "dovecot/state", "dovecot/home", "dovecot/dovecot.log")
+    scratch = (*_DOVECOT_SCRATCH, "postfix/spool", "postfix/data", "postfix/maillog")
 
     def __post_init__(self) -> None:
         TreeServer.__init__(self, self.root)
@@ -232,13 +238,75 @@ service managesieve-login {{
         _run(["doveadm", "-c", str(self.conf), "reload"], "doveadm reload", self.log)
 
     def halt(self) -> None:
-        if (self.root / "dovecot" / "run" / "master.pid").exists():
+        pid_file = self.root / "dovecot" / "run" / "master.pid"
+        if pid_file.exists():
             subprocess.run(["doveadm", "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                            check=False)
+            _end_master(pid_file)
+
+
+def _end_master(pid_file: Path) -> None:
+    """After the control command: a master it could not stop (it reads the configuration
+    first, and a test may have broken that on purpose) is ended by the pid in its file, so
+    no server outlives its test."""
+    import signal
+    import time
+
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while pid_file.exists() and time.monotonic() < deadline:  # the master removes it
+        time.sleep(0.05)
 
 
 def root_or_fail() -> None:
     """Postfix and Dovecot masters bind and setuid: these fixtures need root."""
     if os.geteuid() != 0:
         raise RuntimeError("the mail server fixtures need root")
+
+
+def verified_certificate(port: int, server_name: str, protocol: str, cadata: bytes,
+                         host: str = "127.0.0.1", timeout: float = 5.0) -> bytes:
+    """DER of the leaf served over ``protocol`` (``smtp-starttls``, ``smtps``,
+    ``imap-starttls``, ``imaps``, ``pop3s``), after the chain and ``server_name`` were
+    verified against ``cadata`` (PEM roots) the way a mail client does: ``ssl.SSLError``
+    when they fail. The STARTTLS dialogs are the standard library's own clients."""
+    import imaplib
+    import smtplib
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cadata=cadata.decode())
+    if protocol == "smtp-starttls":
+        with smtplib.SMTP(host, port, timeout=timeout) as smtp:
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                raise AssertionError(f"no STARTTLS offered on {port}")
+            code, said = smtp.docmd("STARTTLS")
+            if code != 220:
+                raise AssertionError(f"STARTTLS on {port}: {code} {said!r}")
+            tls = ctx.wrap_socket(smtp.sock, server_hostname=server_name)
+            smtp.sock, smtp.file = tls, None
+            der = tls.getpeercert(binary_form=True)
+            smtp.ehlo()
+    elif protocol == "imap-starttls":
+        imap = imaplib.IMAP4(host, port, timeout=timeout)
+        imap.host = server_name  # imaplib sends .host as SNI and checks the name on it
+        imap.starttls(ssl_context=ctx)
+        der = imap.sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+        imap.logout()
+    elif protocol in ("smtps", "imaps", "pop3s"):
+        with socket.create_connection((host, port), timeout=timeout) as sock, \
+                ctx.wrap_socket(sock, server_hostname=server_name) as tls:
+            der = tls.getpeercert(binary_form=True)
+    else:
+        raise ValueError(f"no verified client for {protocol!r}")
+    assert der is not None
+    return der
