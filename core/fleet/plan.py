@@ -1,0 +1,95 @@
+"""Reconcile: from the inventory, the fleet's states and the store, what each domain needs.
+
+Actions: ``new`` (no lineage yet), ``expand`` (the names changed: more or fewer),
+``renew`` (due, by the same rule as ``renew``, ARI included), ``resume`` (an order left by
+an interrupted run), ``keep``, ``skip`` (its backoff has not passed), ``delete`` (no longer
+listed), ``bad`` (an entry that can't be used: reported, its lineage left alone).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from certwright.core.errors import CertwrightError, ConfigError
+from certwright.core.fleet.inventory import Listing
+from certwright.core.fleet.model import Domain
+from certwright.core.fleet.state import DomainState
+from certwright.core.lineage_cache import LineageCache
+from certwright.core.storage import store
+from certwright.core.storage.lineage import Lineage
+
+log = logging.getLogger(__name__)
+ISSUING = ("new", "expand", "renew", "resume")
+
+
+@dataclass
+class Step:
+    action: str
+    name: str
+    domain: Domain | None
+    state: DomainState
+    lineage: Lineage | None = None
+    note: str = ""
+
+
+def make_plan(listing: Listing, states: dict[str, DomainState], config_dir: Path,
+              cache: LineageCache, due: Callable[[Lineage], bool], now: float,
+              in_flight: set[str], allow_empty: bool = False) -> list[Step]:
+    steps = []
+    listed = {d.name for d in listing.domains}
+    dupes = _duplicates(listing)
+    for domain in listing.domains:
+        if domain.name in dupes:
+            continue
+        state = states.get(domain.name) or DomainState(domain.name, list(domain.names))
+        state.dn, state.customer, state.webroot = domain.dn, domain.customer, domain.webroot
+        steps.append(_step(domain, state, config_dir, cache, due, now, in_flight))
+    for name, where in sorted(dupes.items()):
+        steps.append(Step("bad", name, None, states.get(name) or DomainState(name, [name]),
+                          note=f"{name} is listed more than once ({where})"))
+    bad_dns = {b.dn for b in listing.bad if b.dn}
+    gone = [s for n, s in sorted(states.items()) if n not in listed]
+    if gone and not listing.domains and not allow_empty:
+        raise ConfigError(f"the inventory lists no domain, which would delete all "
+                          f"{len(gone)} certificates of the fleet; check the search base and "
+                          "filter, or give --allow-empty-inventory")
+    for state in gone:
+        if state.dn is not None and state.dn in bad_dns:
+            continue  # still listed, only unreadable now: never delete on a typo
+        steps.append(Step("delete", state.name, None, state))
+    return steps
+
+
+def _duplicates(listing: Listing) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    dupes: dict[str, str] = {}
+    for domain in listing.domains:
+        where = domain.dn or domain.name
+        if domain.name in seen:
+            dupes[domain.name] = f"{seen[domain.name]} and {where}"
+        seen.setdefault(domain.name, where)
+    return dupes
+
+
+def _step(domain: Domain, state: DomainState, config_dir: Path, cache: LineageCache,
+          due: Callable[[Lineage], bool], now: float, in_flight: set[str]) -> Step:
+    name = state.lineage or domain.name
+    try:
+        lineage = store.find_lineage(config_dir, name)
+    except CertwrightError as exc:
+        return Step("bad", domain.name, domain, state, note=str(exc))
+    if domain.name in in_flight:
+        return Step("resume", domain.name, domain, state, lineage)
+    if lineage is None:
+        action = "new"
+    else:
+        have = set(state.names) if state.lineage else set(cache.summary(lineage).names)
+        action = "expand" if have != set(domain.names) else \
+            "renew" if due(lineage) else "keep"
+    if action != "keep" and state.next_attempt is not None and state.next_attempt > now:
+        return Step("skip", domain.name, domain, state, lineage,
+                    note=f"backing off after {state.failures} failure(s)")
+    return Step(action, domain.name, domain, state, lineage)
