@@ -23,11 +23,15 @@ class CaGate:
         self.blocked_until: float | None = None  # wall clock (time.time)
         self.pauses = 0
 
-    def hold(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> None:
         """The CA asked for ``seconds`` of quiet: nobody sends until they have passed."""
         with self._lock:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
             self.pauses += 1
+
+    def hold(self, seconds: float) -> None:
+        """:meth:`pause`, and wait it out (the transport's sleep before a retry)."""
+        self.pause(seconds)
         self.wait()
 
     def wait(self) -> None:
@@ -60,7 +64,14 @@ class GatedTransport(Transport):
 
     def _request(self, method: str, url: str, *, timeout: float | None = None,
                  **kwargs: Any) -> Response:
-        self.gate.wait()
-        with self.gate.slots:
+        with self.gate.slots:  # the gate is checked after the wait for a slot, and a
+            self.gate.wait()   # 429 closes it before the slot is given to the next one
             self.counts[method] = self.counts.get(method, 0) + 1
-            return super()._request(method, url, timeout=timeout, **kwargs)
+            resp = super()._request(method, url, timeout=timeout, **kwargs)
+            if resp.status == 429:
+                wait = resp.retry_after
+                if wait is not None and wait > self.rate_limit_max_wait:
+                    self.gate.block(wait)
+                else:
+                    self.gate.pause(1.0 if wait is None else wait)
+            return resp

@@ -23,7 +23,7 @@ http {{
     access_log off;
 {temp_paths}    default_type text/plain;
     map $host $site {{
-        ~^(www\\.)?(?<bare>.+)$ $bare;
+        ~^(?:www\\.|shop\\.)?(?<bare>.+)$ $bare;
     }}
     server {{
         listen {host}:{http} default_server;
