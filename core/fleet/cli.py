@@ -64,7 +64,7 @@ def _host_port(value: str) -> tuple[str, int]:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="certwright fleet", usage=USAGE, allow_abbrev=False)
     add = p.add_argument
-    add("command", choices=COMMANDS)
+    add("command", choices=COMMANDS, nargs="?")  # optional for fleet.ini's parse
     add("--fleet-config", metavar="FILE", help="options as KEY = VALUE lines")
     add("--config-dir", default=os.environ.get("CERTWRIGHT_CONFIG_DIR", DEFAULT_CONFIG_DIR))
     add("--work-dir", default=DEFAULT_WORK_DIR)
@@ -128,6 +128,8 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         argv = found.argv + argv
         warnings = found.warnings
     config = parser.parse_args(argv)
+    if config.command is None:
+        raise UsageError(f"give a command: {', '.join(COMMANDS)}")
     if config.bind_password is not None:
         raise UsageError("--bind-password is not accepted (it would show in the process "
                          "list and the shell history): put it in a file, 0600, and give "

@@ -106,20 +106,24 @@ class LdapInventory:
         conn = ldap3.Connection(server, user=opts.bind_dn, password=self._password,
                                 read_only=False, receive_timeout=int(opts.timeout),
                                 raise_exceptions=False, auto_referrals=False)
+        tls_hint = " (give --ldap-ca-file for a private CA)"
+        step = "can't connect"
         try:
             conn.open()
             if conn.closed:
                 raise LdapError(f"{opts.url}: can't connect: {_why(conn)}")
-            if not secure and not opts.insecure and not conn.start_tls():
-                raise LdapError(f"{opts.url}: StartTLS failed: {_why(conn)} (give "
-                                "--ldap-ca-file for a private CA, or --ldap-insecure)")
+            if not secure and not opts.insecure:
+                step = "StartTLS failed"
+                if not conn.start_tls():
+                    raise LdapError(f"{opts.url}: StartTLS failed: {_why(conn)}{tls_hint}")
+            step = f"bind as {opts.bind_dn or 'anonymous'} failed"
             if not conn.bind():
-                raise LdapError(f"{opts.url}: bind as {opts.bind_dn or 'anonymous'} "
-                                f"failed: {_why(conn)}")
+                raise LdapError(f"{opts.url}: {step}: {_why(conn)}")
         except LdapError:
             raise
         except Exception as exc:  # ldap3's socket and TLS errors
-            raise LdapError(f"{opts.url}: {type(exc).__name__}: {_short(exc)}") from None
+            hint = tls_hint if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
+            raise LdapError(f"{opts.url}: {step}: {_short(exc)}{hint}") from None
         self._conn = conn
         return conn
 

@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conftest import require_binary
 from tests.servers.acme_front import AcmeFront
 from tests.servers.fleet_web import FleetWeb
+from tests.servers.nginx import NGINX_BINARY
 from tests.servers.pebble import Pebble
-from tests.servers.slapd import Slapd
+from tests.servers.slapd import SLAPD_BINARY, Slapd
+from tests.servers.tree_server import new_root
 
 CERTWRIGHT = str(Path(sys.executable).parent / "certwright")
 
@@ -133,3 +141,27 @@ class FleetEnv:
 
     def finalizes(self) -> list[str]:
         return [p for p in self.posts() if "finalize" in p]
+
+
+SPECIAL = {"basic_auth": ["locked.c01.example.org"], "hidden_ban": ["hidden.c01.example.org"],
+           "https_redirect": ["tls-only.c01.example.org"]}
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    require_binary(SLAPD_BINARY)
+    with Slapd(tmp_path_factory.mktemp("slapd")) as server:
+        yield server
+
+
+@pytest.fixture
+def fleet(slapd: Slapd, pebble: Pebble, tmp_path: Path) -> Iterator[FleetEnv]:
+    require_binary(NGINX_BINARY)
+    www = new_root("certwright-fleet-www-")
+    ou = f"ou=f{secrets.token_hex(3)},{slapd.suffix}"
+    conn = slapd.connection()
+    assert conn.add(ou, ["organizationalUnit"]), conn.result  # type: ignore[attr-defined]
+    with AcmeFront(pebble, tmp_path / "front") as front, \
+            FleetWeb(tmp_path / "nginx", www, http_port=pebble.http_port, **SPECIAL) as web:
+        yield FleetEnv(tmp_path, slapd, pebble, front, web, ou)
+    shutil.rmtree(www, ignore_errors=True)
