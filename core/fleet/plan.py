@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,16 +38,19 @@ class Step:
 
 def make_plan(listing: Listing, states: dict[str, DomainState], config_dir: Path,
               cache: LineageCache, due: Callable[[Lineage], bool], now: float,
-              in_flight: set[str], allow_empty: bool = False) -> list[Step]:
-    steps = []
+              in_flight: set[str], allow_empty: bool = False, jobs: int = 1) -> list[Step]:
+    """``jobs``: threads for the due checks (an ARI check is a request to the CA)."""
     listed = {d.name for d in listing.domains}
     dupes = _duplicates(listing)
-    for domain in listing.domains:
-        if domain.name in dupes:
-            continue
+
+    def step_for(domain: Domain) -> Step:
         state = states.get(domain.name) or DomainState(domain.name, list(domain.names))
         state.dn, state.customer, state.webroot = domain.dn, domain.customer, domain.webroot
-        steps.append(_step(domain, state, config_dir, cache, due, now, in_flight))
+        return _step(domain, state, config_dir, cache, due, now, in_flight)
+
+    todo = [d for d in listing.domains if d.name not in dupes]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        steps = list(pool.map(step_for, todo))
     for name, where in sorted(dupes.items()):
         steps.append(Step("bad", name, None, states.get(name) or DomainState(name, [name]),
                           note=f"{name} is listed more than once ({where})"))

@@ -106,7 +106,8 @@ class Sync:
                 return should_renew(lineage, now, cache=cache, ari=ari)
 
             steps = make_plan(listing, self.fleet.states(), self.opts.config_dir, cache, due,
-                              now, self.fleet.pending_orders(), self.opts.allow_empty)
+                              now, self.fleet.pending_orders(), self.opts.allow_empty,
+                              jobs=self.opts.jobs)
             if not self.opts.dry_run:
                 with contextlib.suppress(CertwrightError, OSError):
                     cache.save()
