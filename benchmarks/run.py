@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import fleet as fleet_bench  # noqa: E402
 from benchmarks.measure import (  # noqa: E402
     BenchError,
     Row,
@@ -424,6 +425,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("certificates", section_certificates),
     Section("renew-due", section_renew_due),
     Section("nginx-install", section_nginx_install),
+    Section("fleet-2000", fleet_bench.section_fleet_2000),
+    Section("fleet-idle-10k", fleet_bench.section_fleet_idle_10k),
 )
 
 

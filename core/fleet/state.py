@@ -45,7 +45,6 @@ class DomainState:
     failures: int = 0
     next_attempt: float | None = None
     last_attempt: float | None = None
-    https_served: bool = False
 
     def failed(self, state: str, error: str, now: float, base: float = BACKOFF_BASE,
                maximum: float = BACKOFF_MAX, wait: float | None = None) -> None:

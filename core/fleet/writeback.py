@@ -24,7 +24,8 @@ def gtime(when: float) -> str:
 
 
 def desired(state: DomainState, fullchain: str | None) -> dict[str, tuple[str, ...]]:
-    """The certwright attributes the entry should hold (an empty tuple: none)."""
+    """The certwright attributes the entry should hold (an empty tuple: none).
+    ``certwrightRedirect`` is the hoster's to set and is left as it is."""
     want: dict[str, tuple[str, ...]] = {a: () for a in WRITTEN if a != "certwrightRedirect"}
     if fullchain:
         want["certwrightCertificate"] = (fullchain,)
@@ -35,8 +36,6 @@ def desired(state: DomainState, fullchain: str | None) -> dict[str, tuple[str, .
         want["certwrightError"] = (state.error,)
     if state.last_attempt:
         want["certwrightLastAttempt"] = (gtime(state.last_attempt),)
-    if state.https_served:
-        want["certwrightRedirect"] = ("TRUE",)
     return want
 
 

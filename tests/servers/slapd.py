@@ -89,8 +89,11 @@ class Slapd(TreeServer):
     name: ClassVar[str] = "slapd"
     scratch = ("run", "db", "server.out")
 
-    def __init__(self, root: Path, *, size_limit: int = 500) -> None:
+    def __init__(self, root: Path, *, size_limit: int = 500, initial_ldif: str = "") -> None:
+        """``initial_ldif``: entries under the suffix loaded with slapadd before the start
+        (thousands in a second; ``{suffix}`` is filled in)."""
         super().__init__(root)
+        self.initial_ldif = initial_ldif
         self.port = free_port(self.host)
         self.tls_port = free_port(self.host)
         self.size_limit = size_limit
@@ -139,7 +142,8 @@ class Slapd(TreeServer):
         _run([SLAPADD_BINARY, "-n", "0", "-F", str(self.root / "slapd.d"), "-l", str(config)])
         base = self.root / "base.ldif"
         base.write_text(f"dn: {self.suffix}\nobjectClass: dcObject\nobjectClass: organization\n"
-                        f"dc: {self.suffix.split(',')[0][3:]}\no: certwright tests\n")
+                        f"dc: {self.suffix.split(',')[0][3:]}\no: certwright tests\n\n"
+                        + self.initial_ldif.replace("{suffix}", self.suffix))
         _run([SLAPADD_BINARY, "-n", "1", "-F", str(self.root / "slapd.d"), "-l", str(base)])
         super().launch()
 
