@@ -49,8 +49,12 @@ def make_plan(listing: Listing, states: dict[str, DomainState], config_dir: Path
         return _step(domain, state, config_dir, cache, due, now, in_flight)
 
     todo = [d for d in listing.domains if d.name not in dupes]
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        steps = list(pool.map(step_for, todo))
+    jobs = max(1, min(jobs, len(todo)))
+    chunks = [todo[i::jobs] for i in range(jobs)]  # a few tasks, not one per domain
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        done = {s.name: s for part in pool.map(lambda c: [step_for(d) for d in c], chunks)
+                for s in part}
+    steps = [done[d.name] for d in todo]
     for name, where in sorted(dupes.items()):
         steps.append(Step("bad", name, None, states.get(name) or DomainState(name, [name]),
                           note=f"{name} is listed more than once ({where})"))

@@ -94,7 +94,8 @@ class Report:
         rows += [{"name": None, "dn": where, "state": "bad", "not_after": None,
                   "error": error, "next_attempt": None, "action": "bad"}
                  for where, error in self.bad]
-        return json.dumps({"domains": rows, "summary": self.summary()}, indent=1)
+        return json.dumps({"domains": rows, "summary": self.summary()},
+                          indent=1 if len(rows) <= 1000 else None)
 
     def table(self, everything: bool = False) -> str:
         """The domains that need attention (all of them with ``everything``), then the

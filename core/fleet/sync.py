@@ -140,7 +140,7 @@ class Sync:
     # -- domains with nothing to issue -----------------------------------------------------
     def _idle(self, step: Step) -> Outcome:
         if step.domain is not None and step.action in ("keep", "skip") \
-                and not self.opts.dry_run:
+                and self.writeback.ldap is not None and not self.opts.dry_run:
             self.writeback.update(step.domain, step.state, _fullchain(step.lineage))
         return Outcome.of(step.action, step.state, step.note)
 
