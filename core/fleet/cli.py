@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     ldap.add_argument("--filter", default="(letsencrypt=TRUE)")
     ldap.add_argument("--ldap-insecure", action="store_true", help="no StartTLS on ldap://")
     ldap.add_argument("--ldap-ca-file", metavar="FILE")
+    ldap.add_argument("--ldap-page-size", type=_positive, default=100)
     ldap.add_argument("--attr-names", default="associatedDomain")
     ldap.add_argument("--attr-webroot", default="certwrightWebroot")
     ldap.add_argument("--attr-contact", default="mail")
@@ -213,7 +214,8 @@ def inventory_from(config: argparse.Namespace) -> Any:
         insecure=config.ldap_insecure,
         ca_file=Path(config.ldap_ca_file) if config.ldap_ca_file else None,
         attr_names=config.attr_names, attr_webroot=config.attr_webroot,
-        attr_contact=config.attr_contact, attr_customer=config.attr_customer))
+        attr_contact=config.attr_contact, attr_customer=config.attr_customer,
+        page_size=config.ldap_page_size))
 
 
 def sync(config: argparse.Namespace, say: Callable[[str], None]) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from certwright.core.errors import ConfigError
-from certwright.core.fleet.model import BadEntry, Domain, make_domain
+from certwright.core.fleet.model import BadEntry, Domain, make_domain, raw_names
 
 
 @dataclass
@@ -61,7 +61,8 @@ class TomlInventory:
             try:
                 out.domains.append(self._domain(entry, where))
             except ConfigError as exc:
-                out.bad.append(BadEntry(where, str(exc)))
+                names = entry.get("names") if isinstance(entry, dict) else None
+                out.bad.append(BadEntry(where, str(exc), names=raw_names(names)))
         return out
 
     @staticmethod

@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 
 from certwright.core.errors import ConfigError
 from certwright.core.fleet.inventory import Listing
-from certwright.core.fleet.model import BadEntry, make_domain
+from certwright.core.fleet.model import BadEntry, make_domain, raw_names
 from certwright.core.fleet.schema import ATTRIBUTES
 
 log = logging.getLogger(__name__)
-PAGE_SIZE = 500
+PAGE_SIZE = 100  # at most what servers allow per page by default (slapd: size.pr)
 OWN_ATTRIBUTES = tuple(a.name for a in ATTRIBUTES)
 
 
@@ -47,6 +47,7 @@ class LdapOptions:
     attr_contact: str = "mail"
     attr_customer: str = "o"
     timeout: float = 30.0
+    page_size: int = PAGE_SIZE
 
 
 def read_password(path: Path) -> str:
@@ -150,7 +151,7 @@ class LdapInventory:
             try:
                 pages = conn.extend.standard.paged_search(
                     self.options.base_dn, self.options.filter, attributes=self._wanted(),
-                    paged_size=PAGE_SIZE, generator=True)
+                    paged_size=self.options.page_size, generator=True)
                 for item in pages:
                     if item.get("type") != "searchResEntry":
                         continue
@@ -162,8 +163,9 @@ class LdapInventory:
                                 f"failed: {_short(exc)}") from None
             result = conn.result or {}
             if result.get("result", 0) not in (0,):
+                hint = " (lower --ldap-page-size)" if result.get("result") == 11 else ""
                 raise LdapError(f"{self.options.url}: search under {self.options.base_dn} "
-                                f"failed: {_why(conn)}")
+                                f"failed: {_why(conn)}{hint}")
         return out
 
     def _add(self, out: Listing, dn: str, attrs: Mapping[str, tuple[str, ...]]) -> None:
@@ -180,7 +182,8 @@ class LdapInventory:
                 current={a: attrs[a.lower()] for a in OWN_ATTRIBUTES if a.lower() in attrs},
                 object_classes=attrs.get("objectclass", ())))
         except ConfigError as exc:
-            out.bad.append(BadEntry(dn, str(exc), dn=dn))
+            out.bad.append(BadEntry(dn, str(exc), dn=dn,
+                                    names=raw_names(list(attrs.get(o.attr_names.lower(), ())))))
 
     def entry(self, dn: str) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]] | None:
         """The certwright attributes and object classes of ``dn``; None if it is gone."""

@@ -38,6 +38,15 @@ class BadEntry:
     where: str  # the DN, or file and entry number
     error: str
     dn: str | None = None
+    names: tuple[str, ...] = ()  # as given, lower-cased: whose lineage to leave alone
+
+
+def raw_names(values: object) -> tuple[str, ...]:
+    """The names an unusable entry seems to give (for protecting its lineage)."""
+    items = [values] if isinstance(values, str) else values
+    if not isinstance(items, list | tuple):
+        return ()
+    return tuple(str(v).strip().rstrip(".").lower() for v in items if isinstance(v, str))
 
 
 def lineage_name(names: Iterable[str]) -> str:

@@ -59,15 +59,15 @@ def make_plan(listing: Listing, states: dict[str, DomainState], config_dir: Path
         steps.append(Step("bad", name, None, states.get(name) or DomainState(name, [name]),
                           note=f"{name} is listed more than once ({where})"))
     bad_dns = {b.dn for b in listing.bad if b.dn}
-    gone = [s for n, s in sorted(states.items()) if n not in listed]
+    bad_names = {n for b in listing.bad for n in b.names}
+    gone = [s for n, s in sorted(states.items()) if n not in listed
+            # still listed, only unusable now: never delete on a typo
+            and not ((s.dn is not None and s.dn in bad_dns) or bad_names & set(s.names))]
     if gone and not listing.domains and not allow_empty:
         raise ConfigError(f"the inventory lists no domain, which would delete all "
                           f"{len(gone)} certificates of the fleet; check the search base and "
                           "filter, or give --allow-empty-inventory")
-    for state in gone:
-        if state.dn is not None and state.dn in bad_dns:
-            continue  # still listed, only unreadable now: never delete on a typo
-        steps.append(Step("delete", state.name, None, state))
+    steps += [Step("delete", state.name, None, state) for state in gone]
     return steps
 
 

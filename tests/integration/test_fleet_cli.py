@@ -86,13 +86,20 @@ def test_max_new_orders_and_fleet_ini(fleet: FleetEnv, tmp_path: Path) -> None:
 
 def test_bad_toml_entry_is_named_and_others_go_on(fleet: FleetEnv, tmp_path: Path) -> None:
     inventory = tmp_path / "domains.toml"
-    _toml(fleet, inventory, ["ok.example.org"])
+    _toml(fleet, inventory, ["ok.example.org", "fine.example.org"])
     with inventory.open("a") as out:
         out.write('[[domain]]\nnames = ["bad name.example.org"]\nwebroot = "/srv"\n')
     proc = _run(fleet, "sync", *_toml_args(fleet, inventory))
     assert proc.returncode == 1
-    assert f"{inventory}: domain #2" in proc.stdout + proc.stderr
-    assert (fleet.config_dir / "live" / "ok.example.org" / "cert.pem").exists()
+    assert f"{inventory}: domain #3" in proc.stdout + proc.stderr
+    live = fleet.config_dir / "live" / "ok.example.org" / "cert.pem"
+    assert live.exists()
+    # a typo in a listed domain's entry keeps it from renewal, never deletes its lineage
+    inventory.write_text(inventory.read_text().replace('webroot = "/', 'webroot = "', 1))
+    proc = _run(fleet, "sync", *_toml_args(fleet, inventory), "--json")
+    assert proc.returncode == 1
+    assert "absolute path" in proc.stdout and live.exists()
+    assert json.loads(proc.stdout)["summary"]["delete"] == 0
     broken = tmp_path / "broken.toml"
     broken.write_text("[[domain]\n")
     proc = _run(fleet, "sync", *_toml_args(fleet, broken))
@@ -151,3 +158,10 @@ def test_schema_command_prints_what_slapd_loads() -> None:
     bad = subprocess.run([CERTWRIGHT, "fleet", "schema", "--oid-base", "x.y"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "numeric OID" in bad.stderr
+
+
+def test_a_page_larger_than_the_server_allows_is_a_clear_error(fleet: FleetEnv) -> None:
+    fleet.add_sites(3, 1)
+    proc = _run(fleet, "sync", *fleet.sync_args(), "--ldap-page-size", "500")
+    assert proc.returncode == 1
+    assert "adminLimitExceeded" in proc.stderr and "--ldap-page-size" in proc.stderr

@@ -4,6 +4,8 @@
         ldap.add_ldif(...)            # entries under ldap.suffix, as the root DN
         ldap.ldap_url / ldap.ldaps_url, ldap.root_dn, ldap.password_file, ldap.ca_file
 
+certwright binds as ``bind_dn`` (write access, no root privileges: the size limit of
+``size_limit`` entries applies to unpaged searches); the tests' own edits use the root DN.
 The suffix is generated (``dc=t<random>,dc=test``); the schemas loaded are core, cosine,
 inetorgperson, certwright's own (the LDIF ``certwright fleet schema`` prints) and a small
 "hoster" schema with the ``letsencrypt`` flag the tests' inventory uses. slapd listens on
@@ -46,7 +48,8 @@ olcPidFile: {root}/run/slapd.pid
 olcArgsFile: {root}/run/slapd.args
 olcTLSCertificateFile: {tls_cert}
 olcTLSCertificateKeyFile: {tls_key}
-olcSizeLimit: {size_limit}
+olcSizeLimit: size.soft={size_limit} size.hard={size_limit} size.pr={size_limit}
+  size.prtotal=unlimited
 
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
@@ -79,7 +82,7 @@ olcSuffix: {suffix}
 olcRootDN: {root_dn}
 olcRootPW: {password}
 olcDbMaxSize: 1073741824
-olcAccess: {{0}}to * by * read
+olcAccess: {{0}}to * by dn.exact="{bind_dn}" write by * read
 """
 
 
@@ -99,6 +102,8 @@ class Slapd(TreeServer):
         self.size_limit = size_limit
         self.suffix = f"dc=t{secrets.token_hex(4)},dc=test"
         self.root_dn = f"cn=admin,{self.suffix}"
+        self.bind_dn = f"cn=certwright,{self.suffix}"  # what certwright binds as: no
+        # root privileges, so the server's size limits apply to it
         self.password = secrets.token_urlsafe(16)
         self.password_file = self.root / "bind.pw"
         self.tls = make_tls_files(self.root / "tls")
@@ -133,7 +138,7 @@ class Slapd(TreeServer):
         text = CONFIG.format(
             root=self.root, tls_cert=self.tls.fullchain, tls_key=self.tls.key,
             modules=MODULE_DIR, suffix=self.suffix, root_dn=self.root_dn,
-            password=self.password, size_limit=self.size_limit,
+            password=self.password, size_limit=self.size_limit, bind_dn=self.bind_dn,
             schemas="\n".join(s.rstrip("\n") + "\n" for s in schemas))
         config = self.root / "config.ldif"
         config.write_text(text)
@@ -143,13 +148,16 @@ class Slapd(TreeServer):
         base = self.root / "base.ldif"
         base.write_text(f"dn: {self.suffix}\nobjectClass: dcObject\nobjectClass: organization\n"
                         f"dc: {self.suffix.split(',')[0][3:]}\no: certwright tests\n\n"
+                        f"dn: {self.bind_dn}\nobjectClass: organizationalRole\n"
+                        f"objectClass: simpleSecurityObject\ncn: certwright\n"
+                        f"userPassword: {self.password}\n\n"
                         + self.initial_ldif.replace("{suffix}", self.suffix))
         _run([SLAPADD_BINARY, "-n", "1", "-F", str(self.root / "slapd.d"), "-l", str(base)])
         super().launch()
 
     def args(self) -> list[str]:
         """certwright fleet options that point at this server (StartTLS, the test CA)."""
-        return ["--ldap-url", self.ldap_url, "--bind-dn", self.root_dn,
+        return ["--ldap-url", self.ldap_url, "--bind-dn", self.bind_dn,
                 "--bind-password-file", str(self.password_file), "--base-dn", self.suffix,
                 "--ldap-ca-file", str(self.ca_file)]
 
