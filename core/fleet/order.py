@@ -57,7 +57,14 @@ def obtain(client: AcmeClient, account_id: str, server: str, domain: Domain,
             raise NoNewOrders()
         key = keys.KeySpec().generate()
         idents = [parse_identifier(n) for n in domain.names]
-        order = client.new_order(idents, replaces=replaces)
+        try:
+            order = client.new_order(idents, replaces=replaces)
+        except AcmeError as exc:  # a CA refusing the hint (RFC 9773 §5): order without it
+            if not replaces or exc.code == "rateLimited":
+                raise
+            log.info("%s: the CA refused replaces=%s (%s); ordering without it",
+                     domain.name, replaces, exc)
+            order = client.new_order(idents)
         record = OrderRecord(name=domain.name, url=order.url, names=list(domain.names),
                              key_pem=keys.key_to_pem(key).decode("ascii"), server=server,
                              account=account_id)

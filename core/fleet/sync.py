@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from certwright.core import __version__, clock
+from certwright.core import __version__, ari, clock
+from certwright.core.acme.client import AcmeClient
 from certwright.core.acme.errors import AcmeError
 from certwright.core.ari_check import AriCheck
 from certwright.core.due import should_renew
@@ -194,7 +195,8 @@ class Sync:
         client, account_id = self._accounts_for().client(domain)
         try:
             issued = orders.obtain(client, account_id, self.opts.server, domain, self.fleet,
-                                   self.budget.take, self.opts.issuance_timeout)
+                                   self.budget.take, self.opts.issuance_timeout,
+                                   replaces=_replaces(client, step))
         except orders.NoNewOrders:
             return Outcome.of("deferred", state, "--max-new-orders reached")
         except AcmeError as exc:
@@ -257,6 +259,20 @@ class Sync:
                     per_customer=self.opts.per_customer, email=self.opts.email,
                     agree_tos=self.opts.agree_tos)
             return self._accounts
+
+
+def _replaces(client: AcmeClient, step: Step) -> str | None:
+    """RFC 9773 §5: a renewal names the certificate it replaces (Let's Encrypt exempts it
+    from its rate limits), when the CA speaks ARI."""
+    if step.action != "renew" or step.lineage is None:
+        return None
+    try:
+        if not client.directory.renewal_info:
+            return None
+        return ari.cert_id(step.lineage.certificate)
+    except Exception as exc:  # never a reason not to renew
+        log.debug("no ARI certID for %s: %s", step.name, exc)
+        return None
 
 
 def _fullchain(lineage: Lineage | None) -> str | None:

@@ -26,6 +26,7 @@ from tests.servers.slapd import SLAPD_BINARY, Slapd
 from tests.servers.tree_server import new_root
 
 CERTWRIGHT = str(Path(sys.executable).parent / "certwright")
+CLOCKED_CLI = Path(__file__).resolve().parents[1] / "servers" / "clocked_cli.py"
 
 
 def site_name(number: int, customer: int) -> str:
@@ -97,8 +98,12 @@ class FleetEnv:
         assert conn.modify(self.dn(name), changes), conn.result
         conn.unbind()
 
+    clock_offset: float | None = None  # seconds certwright's clock runs ahead
+
     def argv(self, command: str, *args: str) -> list[str]:
-        return [CERTWRIGHT, "fleet", command, "--config-dir", str(self.config_dir),
+        head = [CERTWRIGHT] if self.clock_offset is None else \
+            [sys.executable, str(CLOCKED_CLI), str(self.clock_offset)]
+        return [*head, "fleet", command, "--config-dir", str(self.config_dir),
                 "--work-dir", str(self.base / "work"), "--logs-dir", str(self.base / "logs"),
                 *args]
 

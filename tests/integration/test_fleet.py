@@ -218,3 +218,26 @@ def test_kill_9_mid_sync_loses_nothing_and_issues_nothing_twice(fleet: FleetEnv)
         versions = [p.name for p in (fleet.config_dir / "archive" / name).glob("cert*.pem")]
         assert versions == ["cert1.pem"]
     assert not list((fleet.config_dir / "fleet" / "orders").glob("*.json"))
+
+
+def test_due_certificates_are_renewed_naming_what_they_replace(fleet: FleetEnv) -> None:
+    from certwright.core import ari
+
+    names = fleet.add_sites(3, 1)
+    fleet.sync_json()
+    old = {n: _verify(fleet, n) for n in names}
+    fleet.clock_offset = 70 * 86400.0  # past two thirds of the 90 days
+    code, out = fleet.sync_json()
+    assert code == 0, out
+    assert out["summary"]["renew"] == 3
+    renewals = [o for o in fleet.front.orders if "replaces" in o]
+    assert sorted(o["replaces"] for o in renewals) == sorted(ari.cert_id(c) for c in old.values())
+    for name in names:
+        new = _verify(fleet, name)
+        assert new.serial_number != old[name].serial_number
+        assert (fleet.config_dir / "archive" / name / "cert2.pem").exists()
+        assert fleet.entry(name)["certwrightCertificate"] == [
+            (fleet.config_dir / "live" / name / "fullchain.pem").read_text()]
+    fleet.clock_offset = None
+    code, out = fleet.sync_json()
+    assert out["summary"]["keep"] == 3 and out["summary"]["ldap_writes"] == 0

@@ -165,3 +165,22 @@ def test_a_page_larger_than_the_server_allows_is_a_clear_error(fleet: FleetEnv) 
     proc = _run(fleet, "sync", *fleet.sync_args(), "--ldap-page-size", "500")
     assert proc.returncode == 1
     assert "adminLimitExceeded" in proc.stderr and "--ldap-page-size" in proc.stderr
+
+
+def test_fleet_lineages_are_ordinary_ones_for_certificates_and_renew(fleet: FleetEnv,
+                                                                    tmp_path: Path) -> None:
+    inventory = tmp_path / "domains.toml"
+    _toml(fleet, inventory, ["r1.example.org"])
+    assert _run(fleet, "sync", *_toml_args(fleet, inventory)).returncode == 0
+    dirs = fleet.argv("status")[3:9]  # --config-dir/--work-dir/--logs-dir and values
+    listed = subprocess.run([CERTWRIGHT, "certificates", *dirs], env=fleet.env(),
+                            capture_output=True, text=True, timeout=60)
+    assert "r1.example.org" in listed.stdout and "www.r1.example.org" in listed.stdout
+    renewed = subprocess.run([CERTWRIGHT, "renew", "--force-renewal", "-n",
+                              "--no-random-sleep-on-renew", "--cert-name", "r1.example.org",
+                              *dirs], env=fleet.env(), capture_output=True, text=True,
+                             timeout=120)
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    assert (fleet.config_dir / "archive" / "r1.example.org" / "cert2.pem").exists()
+    again = _run(fleet, "sync", *_toml_args(fleet, inventory), "--json")
+    assert json.loads(again.stdout)["summary"]["keep"] == 1  # the fleet takes it as it is
