@@ -3,6 +3,7 @@ nginx (the customers' web roots), Pebble behind the ACME front (which counts req
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,22 @@ def test_due_certificates_are_renewed_naming_what_they_replace(fleet: FleetEnv) 
     fleet.clock_offset = None
     code, out = fleet.sync_json()
     assert out["summary"]["keep"] == 3 and out["summary"]["ldap_writes"] == 0
+
+
+def test_a_failed_write_back_keeps_the_certificate_and_is_retried(fleet: FleetEnv) -> None:
+    names = fleet.add_sites(2, 1)
+    locked = names[0]
+    fleet.modify(locked, {"description": [("MODIFY_ADD", ["read-only"])]})
+    proc = fleet.run("sync", "--json")
+    out = json.loads(proc.stdout)
+    assert out["summary"]["new"] == 2 and out["summary"]["writeback_failed"] == 1
+    assert "insufficientAccessRights" in proc.stderr and fleet.dn(locked) in proc.stderr
+    _verify(fleet, locked)  # the certificate is stored all the same
+    assert "certwrightCertificate" not in fleet.entry(locked)
+    fleet.modify(locked, {"description": [("MODIFY_DELETE", ["read-only"])]})
+    orders = len(fleet.front.orders)
+    code, again = fleet.sync_json()
+    assert code == 0 and again["summary"]["keep"] == 2
+    assert again["summary"]["ldap_writes"] == 1 and len(fleet.front.orders) == orders
+    assert fleet.entry(locked)["certwrightCertificate"] == [
+        (fleet.config_dir / "live" / locked / "fullchain.pem").read_text()]

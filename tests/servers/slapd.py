@@ -5,7 +5,8 @@
         ldap.ldap_url / ldap.ldaps_url, ldap.root_dn, ldap.password_file, ldap.ca_file
 
 certwright binds as ``bind_dn`` (write access, no root privileges: the size limit of
-``size_limit`` entries applies to unpaged searches); the tests' own edits use the root DN.
+``size_limit`` entries applies to unpaged searches), except to entries with
+``description: read-only`` (a write-back that fails); the tests' own edits use the root DN.
 The suffix is generated (``dc=t<random>,dc=test``); the schemas loaded are core, cosine,
 inetorgperson, certwright's own (the LDIF ``certwright fleet schema`` prints) and a small
 "hoster" schema with the ``letsencrypt`` flag the tests' inventory uses. slapd listens on
@@ -82,7 +83,8 @@ olcSuffix: {suffix}
 olcRootDN: {root_dn}
 olcRootPW: {password}
 olcDbMaxSize: 1073741824
-olcAccess: {{0}}to * by dn.exact="{bind_dn}" write by * read
+olcAccess: {{0}}to filter=(description=read-only) by * read
+olcAccess: {{1}}to * by dn.exact="{bind_dn}" write by * read
 """
 
 
