@@ -189,7 +189,8 @@ def status(config: argparse.Namespace, say: Callable[[str], None]) -> int:
     from certwright.core.fleet.state import FleetStore
 
     report = status_report(FleetStore(Path(config.config_dir)).states().values())
-    print(report.as_json() if config.json else report.table(everything=True), end="")
+    print(report.as_json() if config.json else report.table(everything=True, actions=False),
+          end="")
     return 0
 
 

@@ -69,6 +69,7 @@ class Report:
     writeback_failed: list[str] = field(default_factory=list)
     ldap_writes: int = 0
     ca_requests: dict[str, int] = field(default_factory=dict)
+    status_only: bool = False  # `fleet status`: states, not what a run did
 
     def add(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -78,6 +79,11 @@ class Report:
         return bool(self.bad) or any(o.attempted_and_failed for o in self.outcomes)
 
     def summary(self) -> dict[str, Any]:
+        if self.status_only:
+            states = Counter(o.state for o in self.outcomes)
+            return {**{s: states.get(s, 0) for s in ("valid", "failed", "precheck-failed",
+                                                     "pending", "removed")},
+                    "total": len(self.outcomes)}
         counts = Counter(o.action for o in self.outcomes)
         out: dict[str, Any] = {k: counts.get(k, 0) for k in (
             "new", "renew", "expand", "resumed", "keep", "skip", "deferred", "delete",
@@ -97,21 +103,22 @@ class Report:
         return json.dumps({"domains": rows, "summary": self.summary()},
                           indent=1 if len(rows) <= 1000 else None)
 
-    def table(self, everything: bool = False) -> str:
+    def table(self, everything: bool = False, actions: bool = True) -> str:
         """The domains that need attention (all of them with ``everything``), then the
-        summary."""
+        summary; ``actions``: a column for what this run did (not for ``status``)."""
         shown = [o for o in sorted(self.outcomes, key=lambda o: o.name)
                  if everything or o.action not in ("keep",)]
         lines = []
         if shown:
             width = max(len(o.name) for o in shown)
-            lines.append(f"{'DOMAIN':<{width}}  {'ACTION':<15} {'STATE':<15} "
-                         f"{'EXPIRES':<20} NOTE")
+            act = f"{'ACTION':<15} " if actions else ""
+            lines.append(f"{'DOMAIN':<{width}}  {act}{'STATE':<15} {'EXPIRES':<25} "
+                         f"{'NEXT ATTEMPT':<25} ERROR")
             for o in shown:
-                note = o.error or (f"next attempt {iso(o.next_attempt)}"
-                                   if o.action in ("skip", "deferred") else "")
-                lines.append(f"{o.name:<{width}}  {o.action:<15} {o.state:<15} "
-                             f"{iso(o.not_after) or '-':<20} {note}")
+                act = f"{o.action:<15} " if actions else ""
+                lines.append(f"{o.name:<{width}}  {act}{o.state:<15} "
+                             f"{iso(o.not_after) or '-':<25} {iso(o.next_attempt) or '-':<25} "
+                             f"{o.error or ''}".rstrip())
         for _where, error in self.bad:
             lines.append(f"unusable entry: {error}")
         for dn in self.writeback_failed:
@@ -124,7 +131,7 @@ class Report:
 
 
 def status_report(states: Iterable[DomainState]) -> Report:
-    report = Report()
+    report = Report(status_only=True)
     for state in states:
         report.add(Outcome(state.state, state.name, state.dn, state.state, state.not_after,
                            state.error, state.next_attempt))

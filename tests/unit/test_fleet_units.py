@@ -128,3 +128,52 @@ def test_progress_is_one_live_line_on_a_terminal_and_a_log_otherwise() -> None:
     plain.done(ok)
     plain.done(bad)
     assert said == ["a.example: new", "b.example: failed: boom"]
+
+
+def test_status_counts_states_from_the_store(tmp_path: Path) -> None:
+    import json
+
+    from certwright.core.fleet.report import status_report
+
+    store = FleetStore(tmp_path)
+    store.save_state(DomainState("a.example", ["a.example"], state="valid", not_after=0.0))
+    failed = DomainState("b.example", ["b.example"], dn="cn=b,dc=t")
+    failed.failed("precheck-failed", "HTTP 401", 100.0)
+    store.save_state(failed)
+    report = status_report(store.states().values())
+    data = json.loads(report.as_json())
+    assert data["summary"]["valid"] == 1 and data["summary"]["precheck-failed"] == 1
+    row = next(d for d in data["domains"] if d["name"] == "b.example")
+    assert row == {"name": "b.example", "dn": "cn=b,dc=t", "state": "precheck-failed",
+                   "not_after": None, "error": "HTTP 401", "action": "precheck-failed",
+                   "next_attempt": "1970-01-01T01:01:40+00:00"}
+    text = report.table(everything=True, actions=False)
+    assert "ACTION" not in text and "HTTP 401" in text
+    assert text.splitlines()[-1].startswith("2 domains: valid 1, precheck-failed 1")
+
+
+def test_modes_are_explicit_under_umask_000(tmp_path: Path) -> None:
+    import os
+
+    from certwright.core.fleet import webroot
+    from certwright.core.fleet.state import OrderRecord
+
+    old = os.umask(0)
+    try:
+        store = FleetStore(tmp_path / "config")
+        store.save_state(DomainState("a.example", ["a.example"]))
+        store.save_order(OrderRecord("a.example", "u", ["a.example"], "KEY", "s", "a"))
+        root = tmp_path / "www"
+        root.mkdir(mode=0o755)
+        probe = webroot.put(str(root), "tok", "content")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777
+             for p in [store.root, store.domains_dir, store.orders_dir,
+                       store.domains_dir / "a.example.json", store.orders_dir / "a.example.json",
+                       root / ".well-known", probe.parent, probe]}
+    assert modes == {"config/fleet": 0o755, "config/fleet/domains": 0o755,
+                     "config/fleet/orders": 0o700, "config/fleet/domains/a.example.json": 0o644,
+                     "config/fleet/orders/a.example.json": 0o600,
+                     "www/.well-known": 0o755, "www/.well-known/acme-challenge": 0o755,
+                     "www/.well-known/acme-challenge/tok": 0o644}
