@@ -190,8 +190,12 @@ class LdapInventory:
         ldap3 = _module()
         with self._lock:
             conn = self._connect()
-            ok = conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE,
-                             attributes=["objectClass", *OWN_ATTRIBUTES])
+            try:
+                ok = conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE,
+                                 attributes=["objectClass", *OWN_ATTRIBUTES])
+            except Exception as exc:  # the connection broke: the next call reconnects
+                self._conn = None
+                raise LdapError(f"{dn}: read failed: {_short(exc)}") from None
             if not ok:
                 if (conn.result or {}).get("result") == 32:  # noSuchObject
                     return None
@@ -211,7 +215,12 @@ class LdapInventory:
                 for attr, steps in changes.items()}
         with self._lock:
             conn = self._connect()
-            if not conn.modify(dn, wire):
+            try:
+                ok = conn.modify(dn, wire)
+            except Exception as exc:  # the connection broke: the next call reconnects
+                self._conn = None
+                raise LdapError(f"{dn}: write-back failed: {_short(exc)}") from None
+            if not ok:
                 raise LdapError(f"{dn}: write-back failed: {_why(conn)}")
 
 

@@ -116,9 +116,9 @@ class Sync:
             self.progress.start(sum(1 for s in steps if s.action in ISSUING))
             for step in steps:
                 if step.action == "delete":
-                    report.add(self._delete(step))
+                    report.add(self._safely(self._delete, step))
                 elif step.action not in ISSUING:
-                    report.add(self._idle(step))
+                    report.add(self._safely(self._idle, step))
             work = [s for s in steps if s.action in ISSUING]
             with ThreadPoolExecutor(max_workers=max(1, self.opts.jobs)) as pool:
                 for outcome in pool.map(self._guarded, work):
@@ -166,13 +166,21 @@ class Sync:
 
     # -- domains to issue ------------------------------------------------------------------
     def _guarded(self, step: Step) -> Outcome:
-        try:
-            outcome = self._issue(step)
-        except Exception as exc:  # one domain never stops the others
-            log.debug("%s", step.name, exc_info=True)
-            outcome = self._failed(step, "failed", f"{type(exc).__name__}: {exc}")
+        outcome = self._safely(self._issue, step)
         self.progress.done(outcome)
         return outcome
+
+    def _safely(self, work: Callable[[Step], Outcome], step: Step) -> Outcome:
+        """One domain never stops the others: whatever ``work`` raises is its failure."""
+        try:
+            return work(step)
+        except Exception as exc:
+            log.debug("%s", step.name, exc_info=True)
+            error = f"{type(exc).__name__}: {exc}"
+            try:
+                return self._failed(step, "failed", error)
+            except Exception as again:  # not even the state could be saved
+                return Outcome.of("failed", step.state, f"{error} (and: {again})")
 
     def _issue(self, step: Step) -> Outcome:
         domain, state = step.domain, step.state

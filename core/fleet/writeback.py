@@ -10,7 +10,7 @@ import datetime
 import logging
 from collections.abc import Mapping, Sequence
 
-from certwright.core.fleet.ldap_source import LdapError, LdapInventory
+from certwright.core.fleet.ldap_source import LdapInventory
 from certwright.core.fleet.model import Domain
 from certwright.core.fleet.schema import OBJECT_CLASS, WRITTEN
 from certwright.core.fleet.state import DomainState
@@ -74,7 +74,7 @@ class WriteBack:
             return True
         try:
             found = self.ldap.entry(dn)
-        except LdapError as exc:
+        except Exception as exc:  # never more than a failed write-back
             return self._failed(dn, str(exc))
         if found is None:
             return True  # the entry itself is gone
@@ -96,8 +96,8 @@ class WriteBack:
         try:
             assert self.ldap is not None
             self.ldap.modify(dn, changes)
-        except LdapError as exc:
-            return False if quiet else self._failed(dn, str(exc))
+        except Exception as exc:  # never more than a failed write-back: the certificate
+            return False if quiet else self._failed(dn, str(exc))  # is stored already
         self.written += 1
         return True
 

@@ -177,3 +177,24 @@ def test_modes_are_explicit_under_umask_000(tmp_path: Path) -> None:
                      "config/fleet/orders/a.example.json": 0o600,
                      "www/.well-known": 0o755, "www/.well-known/acme-challenge": 0o755,
                      "www/.well-known/acme-challenge/tok": 0o644}
+
+
+def test_a_broken_directory_connection_is_only_a_failed_write_back() -> None:
+    from typing import Any, cast
+
+    from certwright.core.fleet.writeback import WriteBack
+
+    class Broken:
+        def modify(self, dn: str, changes: object) -> None:
+            raise ConnectionResetError("connection reset by peer")
+
+        def entry(self, dn: str) -> None:
+            raise OSError("socket closed")
+
+    writeback = WriteBack(cast(Any, Broken()))
+    domain = make_domain(["a.example"], "cn=a", webroot="/srv", contact=None, customer=None,
+                         dn="cn=a,dc=t")
+    state = DomainState("a.example", ["a.example"], state="valid", not_after=1.0)
+    assert writeback.update(domain, state, "PEM") is False
+    assert writeback.remove("cn=b,dc=t") is False
+    assert writeback.failed == ["cn=a,dc=t", "cn=b,dc=t"]
