@@ -53,6 +53,23 @@ def check(domain: Domain, opts: PrecheckOptions) -> str | None:
         webroot.remove(path)
 
 
+def serves_https(domain: Domain, cert_der: bytes, opts: PrecheckOptions) -> bool:
+    """Whether every name of ``domain`` is served over https (``https_port``, SNI) with
+    the certificate ``cert_der``: the hoster's web server has taken it up."""
+    from certwright.core import probe
+
+    for name in domain.names:
+        try:
+            found = resolve.addresses(name, opts.dns_server, opts.timeout)
+            if not found or probe.served_certificate(found[0], opts.https_port, name,
+                                                     "https", min(opts.timeout, 3.0)) \
+                    != cert_der:
+                return False
+        except (OSError, ssl.SSLError, resolve.ResolveError, CertwrightError):
+            return False
+    return True
+
+
 def _check_name(name: str, token: str, content: str, opts: PrecheckOptions) -> str | None:
     try:
         found = resolve.addresses(name, opts.dns_server, opts.timeout)

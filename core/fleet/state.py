@@ -45,6 +45,7 @@ class DomainState:
     failures: int = 0
     next_attempt: float | None = None
     last_attempt: float | None = None
+    https_checked: float | None = None  # when https last did not serve the certificate
 
     def failed(self, state: str, error: str, now: float, base: float = BACKOFF_BASE,
                maximum: float = BACKOFF_MAX, wait: float | None = None) -> None:

@@ -40,6 +40,7 @@ from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.lock import store_lock
 
 log = logging.getLogger(__name__)
+HTTPS_RECHECK = 6 * 3600.0  # how often to look again whether https serves a certificate
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,16 @@ class Sync:
             for step in steps:
                 if step.action == "delete":
                     report.add(self._safely(self._delete, step))
-                elif step.action not in ISSUING:
-                    report.add(self._safely(self._idle, step))
+            idle = [s for s in steps if s.action not in (*ISSUING, "delete")]
             work = [s for s in steps if s.action in ISSUING]
             with ThreadPoolExecutor(max_workers=max(1, self.opts.jobs)) as pool:
                 for outcome in pool.map(self._guarded, work):
                     report.add(outcome)
+                jobs = max(1, min(self.opts.jobs, len(idle)))
+                for outcomes in pool.map(lambda part: [self._safely(self._idle, s)
+                                                       for s in part],
+                                         [idle[i::jobs] for i in range(jobs)]):
+                    report.outcomes.extend(outcomes)
             self.progress.finish()
             report.writeback_failed = list(self.writeback.failed)
             report.ldap_writes = self.writeback.written
@@ -140,10 +145,33 @@ class Sync:
 
     # -- domains with nothing to issue -----------------------------------------------------
     def _idle(self, step: Step) -> Outcome:
-        if step.domain is not None and step.action in ("keep", "skip") \
+        domain = step.domain
+        if domain is not None and step.action in ("keep", "skip") \
                 and self.writeback.ldap is not None and not self.opts.dry_run:
-            self.writeback.update(step.domain, step.state, _fullchain(step.lineage))
+            self.writeback.update(domain, step.state, _fullchain(step.lineage),
+                                  redirect=self._https_served(step))
         return Outcome.of(step.action, step.state, step.note)
+
+    def _https_served(self, step: Step) -> bool:
+        """certwrightRedirect: TRUE once the hoster's server serves the certificate over
+        https for every name (checked until it is, never again after)."""
+        domain, lineage = step.domain, step.lineage
+        if domain is None or lineage is None or step.state.state != "valid":
+            return False
+        if domain.current.get("certwrightRedirect") == ("TRUE",):
+            return True
+        now = clock.now()
+        checked = step.state.https_checked
+        if checked is not None and 0 <= now - checked < HTTPS_RECHECK:
+            return False
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        der = lineage.certificate.public_bytes(Encoding.DER)
+        if precheck.serves_https(domain, der, self.opts.precheck):
+            return True
+        step.state.https_checked = now
+        self.fleet.save_state(step.state)
+        return False
 
     def _delete(self, step: Step) -> Outcome:
         state = step.state

@@ -23,9 +23,11 @@ def gtime(when: float) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y%m%d%H%M%SZ")
 
 
-def desired(state: DomainState, fullchain: str | None) -> dict[str, tuple[str, ...]]:
+def desired(state: DomainState, fullchain: str | None, redirect: bool = False
+            ) -> dict[str, tuple[str, ...]]:
     """The certwright attributes the entry should hold (an empty tuple: none).
-    ``certwrightRedirect`` is the hoster's to set and is left as it is."""
+    ``certwrightRedirect`` becomes TRUE once https serves the certificate (``redirect``);
+    certwright never sets it back (the hoster may)."""
     want: dict[str, tuple[str, ...]] = {a: () for a in WRITTEN if a != "certwrightRedirect"}
     if fullchain:
         want["certwrightCertificate"] = (fullchain,)
@@ -36,6 +38,8 @@ def desired(state: DomainState, fullchain: str | None) -> dict[str, tuple[str, .
         want["certwrightError"] = (state.error,)
     if state.last_attempt:
         want["certwrightLastAttempt"] = (gtime(state.last_attempt),)
+    if redirect:
+        want["certwrightRedirect"] = ("TRUE",)
     return want
 
 
@@ -59,11 +63,12 @@ class WriteBack:
         self.written = 0
         self.failed: list[str] = []
 
-    def update(self, domain: Domain, state: DomainState, fullchain: str | None) -> bool:
+    def update(self, domain: Domain, state: DomainState, fullchain: str | None,
+               redirect: bool = False) -> bool:
         """Bring ``domain``'s entry up to date; False when the write failed (reported)."""
         if self.ldap is None or domain.dn is None:
             return True
-        changes = changes_for(desired(state, fullchain), domain.current,
+        changes = changes_for(desired(state, fullchain, redirect), domain.current,
                               domain.object_classes)
         return self._apply(domain.dn, changes)
 

@@ -261,3 +261,34 @@ def test_a_failed_write_back_keeps_the_certificate_and_is_retried(fleet: FleetEn
     assert again["summary"]["ldap_writes"] == 1 and len(fleet.front.orders) == orders
     assert fleet.entry(locked)["certwrightCertificate"] == [
         (fleet.config_dir / "live" / locked / "fullchain.pem").read_text()]
+
+
+def test_redirect_flag_once_https_serves_the_certificate(fleet: FleetEnv) -> None:
+    import time
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    names = fleet.add_sites(2, 1)
+    fleet.extra += ["--precheck-https-port", str(fleet.web.https_port)]
+    fleet.sync_json()
+    served = names[0]
+    live = fleet.config_dir / "live" / served
+    fleet.web.serve_tls(served, live / "fullchain.pem", live / "privkey.pem")
+    fleet.web.serve_tls(f"www.{served}", live / "fullchain.pem", live / "privkey.pem")
+    from certwright.core.probe import served_certificate
+
+    der = _verify(fleet, served).public_bytes(Encoding.DER)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the reload takes a moment
+        try:
+            if served_certificate("127.0.0.1", fleet.web.https_port, f"www.{served}",
+                                  "https", 1.0) == der:
+                break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    fleet.sync_json()
+    assert fleet.entry(served)["certwrightRedirect"] == ["TRUE"]
+    assert "certwrightRedirect" not in fleet.entry(names[1])
+    _, out = fleet.sync_json()
+    assert out["summary"]["ldap_writes"] == 0
