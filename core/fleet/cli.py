@@ -173,7 +173,10 @@ def main(argv: Sequence[str]) -> int:
     say = _say(config)
     if config.command == "status":
         return status(config, say)
-    return sync(config, say)
+    from certwright.core.transaction import signals_raise
+
+    with signals_raise():  # SIGTERM unwinds: domains in flight finish, no new one starts
+        return sync(config, say)
 
 
 def _say(config: argparse.Namespace) -> Callable[[str], None]:

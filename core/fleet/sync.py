@@ -120,7 +120,8 @@ class Sync:
                     report.add(self._safely(self._delete, step))
             idle = [s for s in steps if s.action not in (*ISSUING, "delete")]
             work = [s for s in steps if s.action in ISSUING]
-            with ThreadPoolExecutor(max_workers=max(1, self.opts.jobs)) as pool:
+            pool = ThreadPoolExecutor(max_workers=max(1, self.opts.jobs))
+            try:
                 for outcome in pool.map(self._guarded, work):
                     report.add(outcome)
                 jobs = max(1, min(self.opts.jobs, len(idle)))
@@ -128,6 +129,8 @@ class Sync:
                                                        for s in part],
                                          [idle[i::jobs] for i in range(jobs)]):
                     report.outcomes.extend(outcomes)
+            finally:  # interrupted (SIGTERM, Ctrl-C): the domains in flight finish and
+                pool.shutdown(wait=True, cancel_futures=True)  # clean up, no new one starts
             self.progress.finish()
             report.writeback_failed = list(self.writeback.failed)
             report.ldap_writes = self.writeback.written

@@ -292,3 +292,28 @@ def test_redirect_flag_once_https_serves_the_certificate(fleet: FleetEnv) -> Non
     assert "certwrightRedirect" not in fleet.entry(names[1])
     _, out = fleet.sync_json()
     assert out["summary"]["ldap_writes"] == 0
+
+
+def test_sigterm_finishes_domains_in_flight_and_starts_no_new_one(fleet: FleetEnv) -> None:
+    import os
+    import signal
+    import time
+
+    names = fleet.add_sites(40, 4)
+    proc = fleet.popen_sync("--jobs", "2")
+    deadline = time.monotonic() + 120
+    while len(fleet.finalizes()) < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    stopped_at = len(fleet.front.orders)
+    assert stopped_at < len(names)
+    time.sleep(0.5)
+    assert len(fleet.front.orders) == stopped_at  # nothing went on after the exit
+    left = [p for p in fleet.web.www.rglob("*") if p.is_file()]
+    assert left == [], "challenge or probe files left in the web roots"
+    assert not list((fleet.config_dir / "fleet" / "orders").glob("*.json"))
+    code, out = fleet.sync_json("--jobs", "4")
+    assert code == 0, out
+    assert len(fleet.finalizes()) == len(names)
