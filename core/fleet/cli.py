@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from certwright.core.cas import LE_PRODUCTION, LE_STAGING
 from certwright.core.cli_ini import read_ini
 from certwright.core.cli_parser import DEFAULT_CONFIG_DIR, DEFAULT_LOGS_DIR, DEFAULT_WORK_DIR
 from certwright.core.errors import UsageError
@@ -89,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     ldap.add_argument("--attr-customer", default="o")
     add("--inventory", metavar="FILE", help="a TOML inventory instead of LDAP")
     run = p.add_argument_group("the run")
-    run.add_argument("--server", default="https://acme-v02.api.letsencrypt.org/directory")
+    run.add_argument("--server", default=LE_PRODUCTION)
+    run.add_argument("--staging", action="store_true", help="Let's Encrypt's staging CA")
     run.add_argument("-m", "--email")
     run.add_argument("--agree-tos", action="store_true")
     run.add_argument("--account-per", choices=("hoster", "customer"), default="hoster")
@@ -229,6 +231,10 @@ def sync(config: argparse.Namespace, say: Callable[[str], None]) -> int:
 
     if config.max_new_orders is not None and config.max_new_orders < 0:
         raise UsageError("--max-new-orders must not be negative")
+    if config.staging:
+        if config.server not in (LE_PRODUCTION, LE_STAGING):
+            raise UsageError("--staging and --server name different CAs; give one of them")
+        config.server = LE_STAGING
     opts = SyncOptions(
         config_dir=Path(config.config_dir), work_dir=Path(config.work_dir),
         server=config.server, jobs=config.jobs, ca_concurrency=config.ca_concurrency,
