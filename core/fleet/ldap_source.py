@@ -27,6 +27,8 @@ from certwright.core.fleet.schema import ATTRIBUTES
 log = logging.getLogger(__name__)
 PAGE_SIZE = 100  # at most what servers allow per page by default (slapd: size.pr)
 OWN_ATTRIBUTES = tuple(a.name for a in ATTRIBUTES)
+# what a search reads of each entry: not the certificate (kilobytes, for every entry)
+SEARCHED = tuple(a for a in OWN_ATTRIBUTES if a != "certwrightCertificate")
 
 
 class LdapError(ConfigError):
@@ -141,7 +143,7 @@ class LdapInventory:
     def _wanted(self) -> list[str]:
         o = self.options
         return sorted({o.attr_names, o.attr_webroot, o.attr_contact, o.attr_customer,
-                       "objectClass", *OWN_ATTRIBUTES})
+                       "objectClass", *SEARCHED})
 
     def read(self) -> Listing:
         """Every entry under the base DN matching the filter, page by page."""
@@ -179,7 +181,7 @@ class LdapInventory:
             out.domains.append(make_domain(
                 attrs.get(o.attr_names.lower(), ()), dn, webroot=one(o.attr_webroot),
                 contact=one(o.attr_contact), customer=one(o.attr_customer), dn=dn,
-                current={a: attrs[a.lower()] for a in OWN_ATTRIBUTES if a.lower() in attrs},
+                current={a: attrs[a.lower()] for a in SEARCHED if a.lower() in attrs},
                 object_classes=attrs.get("objectclass", ())))
         except ConfigError as exc:
             out.bad.append(BadEntry(dn, str(exc), dn=dn,

@@ -34,6 +34,7 @@ class Step:
     state: DomainState
     lineage: Lineage | None = None
     note: str = ""
+    not_after: float | None = None  # the lineage's current certificate's
 
 
 def make_plan(listing: Listing, states: dict[str, DomainState], config_dir: Path,
@@ -91,13 +92,16 @@ def _step(domain: Domain, state: DomainState, config_dir: Path, cache: LineageCa
         return Step("bad", domain.name, domain, state, note=str(exc))
     if domain.name in in_flight:
         return Step("resume", domain.name, domain, state, lineage)
+    not_after = None
     if lineage is None:
         action = "new"
     else:
-        have = set(state.names) if state.lineage else set(cache.summary(lineage).names)
+        summary = cache.summary(lineage)
+        not_after = summary.not_after
+        have = set(state.names) if state.lineage else set(summary.names)
         action = "expand" if have != set(domain.names) else \
             "renew" if due(lineage) else "keep"
     if action != "keep" and state.next_attempt is not None and state.next_attempt > now:
         return Step("skip", domain.name, domain, state, lineage,
-                    note=f"backing off after {state.failures} failure(s)")
-    return Step(action, domain.name, domain, state, lineage)
+                    note=f"backing off after {state.failures} failure(s)", not_after=not_after)
+    return Step(action, domain.name, domain, state, lineage, not_after=not_after)

@@ -151,7 +151,12 @@ class Sync:
         domain = step.domain
         if domain is not None and step.action in ("keep", "skip") \
                 and self.writeback.ldap is not None and not self.opts.dry_run:
-            self.writeback.update(domain, step.state, _fullchain(step.lineage),
+            if step.not_after is not None and step.state.not_after != step.not_after:
+                step.state.not_after = step.not_after  # renewed by `renew` meanwhile
+                self.fleet.save_state(step.state)
+            lineage = step.lineage
+            self.writeback.update(domain, step.state,
+                                  (lambda: _fullchain(lineage)) if lineage else None,
                                   redirect=self._https_served(step))
         return Outcome.of(step.action, step.state, step.note)
 
@@ -284,7 +289,9 @@ class Sync:
                      wait=wait)
         self.fleet.save_state(state)
         if step.domain is not None:
-            self.writeback.update(step.domain, state, _fullchain(step.lineage))
+            lineage = step.lineage
+            self.writeback.update(step.domain, state,
+                                  (lambda: _fullchain(lineage)) if lineage else None)
         return Outcome.of(kind, state, state.error or "")
 
     def _accounts_for(self) -> Accounts:

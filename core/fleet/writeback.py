@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from certwright.core.fleet.ldap_source import LdapInventory
 from certwright.core.fleet.model import Domain
@@ -21,6 +21,11 @@ Changes = dict[str, list[tuple[str, Sequence[str]]]]
 
 def gtime(when: float) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+CERT = "certwrightCertificate"
+NOT_AFTER = "certwrightNotAfter"
+Fullchain = str | Callable[[], str | None] | None
 
 
 def desired(state: DomainState, fullchain: str | None, redirect: bool = False
@@ -45,10 +50,16 @@ def desired(state: DomainState, fullchain: str | None, redirect: bool = False
 
 def changes_for(want: Mapping[str, tuple[str, ...]], current: Mapping[str, tuple[str, ...]],
                 object_classes: Sequence[str]) -> Changes:
+    """What to write. The search does not fetch the certificate itself (kilobytes per
+    entry): when ``current`` lacks it, it counts as up to date when the expiry is (a
+    certificate's notAfter changes with every issuance)."""
     changes: Changes = {}
     for attr, values in want.items():
         have = tuple(current.get(attr, ()))
         if values == have:
+            continue
+        if attr == CERT and CERT not in current and want.get(NOT_AFTER) == \
+                tuple(current.get(NOT_AFTER, ())):
             continue
         changes[attr] = [("replace", list(values))] if values else [("delete", [])]
     if changes and OBJECT_CLASS.lower() not in {c.lower() for c in object_classes}:
@@ -63,13 +74,20 @@ class WriteBack:
         self.written = 0
         self.failed: list[str] = []
 
-    def update(self, domain: Domain, state: DomainState, fullchain: str | None,
+    def update(self, domain: Domain, state: DomainState, fullchain: Fullchain,
                redirect: bool = False) -> bool:
-        """Bring ``domain``'s entry up to date; False when the write failed (reported)."""
+        """Bring ``domain``'s entry up to date; False when the write failed (reported).
+        ``fullchain`` may be a function: it is read only when the entry needs it."""
         if self.ldap is None or domain.dn is None:
             return True
-        changes = changes_for(desired(state, fullchain, redirect), domain.current,
+        placeholder = "-" if fullchain is not None else None
+        changes = changes_for(desired(state, placeholder, redirect), domain.current,
                               domain.object_classes)
+        if CERT in changes and changes[CERT][0][0] == "replace":
+            pem = fullchain() if callable(fullchain) else fullchain
+            if not pem:
+                return self._failed(domain.dn, "the stored certificate can't be read")
+            changes[CERT] = [("replace", [pem])]
         return self._apply(domain.dn, changes)
 
     def remove(self, dn: str) -> bool:

@@ -317,3 +317,27 @@ def test_sigterm_finishes_domains_in_flight_and_starts_no_new_one(fleet: FleetEn
     code, out = fleet.sync_json("--jobs", "4")
     assert code == 0, out
     assert len(fleet.finalizes()) == len(names)
+
+
+def test_a_certificate_renewed_outside_the_fleet_is_written_back(fleet: FleetEnv) -> None:
+    import subprocess
+
+    from tests.integration.fleet_env import CERTWRIGHT
+
+    names = fleet.add_sites(2, 1)
+    fleet.sync_json()
+    renewed = names[0]
+    dirs = fleet.argv("status")[3:9]
+    proc = subprocess.run([CERTWRIGHT, "renew", "--force-renewal", "-n", "--cert-name",
+                           renewed, "--no-random-sleep-on-renew", *dirs], env=fleet.env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    before = len(fleet.posts())
+    code, out = fleet.sync_json()
+    assert code == 0 and out["summary"]["keep"] == 2 and out["summary"]["ldap_writes"] == 1
+    assert len(fleet.posts()) == before
+    assert fleet.entry(renewed)["certwrightCertificate"] == [
+        (fleet.config_dir / "live" / renewed / "fullchain.pem").read_text()]
+    cert = _verify(fleet, renewed)
+    assert fleet.entry(renewed)["certwrightNotAfter"] == [
+        cert.not_valid_after_utc.strftime("%Y%m%d%H%M%SZ")]
