@@ -46,6 +46,9 @@ class DomainState:
     next_attempt: float | None = None
     last_attempt: float | None = None
     https_checked: float | None = None  # when https last did not serve the certificate
+    check_after: float | None = None  # a kept lineage: when to read it again
+    conf_key: list[int] | None = None  # its renewal conf then (inode, size, mtime)
+    refresh: bool = field(default=False, compare=False)  # changed in memory, to be saved
 
     def failed(self, state: str, error: str, now: float, base: float = BACKOFF_BASE,
                maximum: float = BACKOFF_MAX, wait: float | None = None) -> None:
@@ -58,6 +61,7 @@ class DomainState:
 
     def succeeded(self, not_after: float, now: float, lineage: str) -> None:
         self.state, self.error, self.failures, self.next_attempt = "valid", None, 0, None
+        self.check_after = self.conf_key = None
         self.not_after, self.last_attempt, self.lineage = not_after, now, lineage
 
 
@@ -113,7 +117,9 @@ class FleetStore:
     def save_state(self, state: DomainState) -> None:
         self._ensure(self.root)
         self._ensure(self.domains_dir)
-        data = json.dumps(asdict(state), indent=1, sort_keys=True).encode()
+        state.refresh = False
+        data = json.dumps({k: v for k, v in asdict(state).items() if k != "refresh"},
+                          indent=1, sort_keys=True).encode()
         atomic_write(self._state_path(state.name), data, STATE_MODE)
 
     def drop_state(self, name: str) -> None:

@@ -149,28 +149,34 @@ class Sync:
     # -- domains with nothing to issue -----------------------------------------------------
     def _idle(self, step: Step) -> Outcome:
         domain = step.domain
-        if domain is not None and step.action in ("keep", "skip") \
-                and self.writeback.ldap is not None and not self.opts.dry_run:
+        if domain is not None and step.action in ("keep", "skip") and not self.opts.dry_run:
             if step.not_after is not None and step.state.not_after != step.not_after:
                 step.state.not_after = step.not_after  # renewed by `renew` meanwhile
+                step.state.refresh = True
+            if step.state.refresh:
                 self.fleet.save_state(step.state)
-            lineage = step.lineage
+            if self.writeback.ldap is None:
+                return Outcome.of(step.action, step.state, step.note)
+            has_cert = step.lineage is not None or step.state.check_after is not None
             self.writeback.update(domain, step.state,
-                                  (lambda: _fullchain(lineage)) if lineage else None,
-                                  redirect=self._https_served(step))
+                                  (lambda: _fullchain(self._lineage(step))) if has_cert
+                                  else None, redirect=self._https_served(step))
         return Outcome.of(step.action, step.state, step.note)
 
     def _https_served(self, step: Step) -> bool:
         """certwrightRedirect: TRUE once the hoster's server serves the certificate over
         https for every name (checked until it is, never again after)."""
-        domain, lineage = step.domain, step.lineage
-        if domain is None or lineage is None or step.state.state != "valid":
+        domain = step.domain
+        if domain is None or step.state.state != "valid":
             return False
         if domain.current.get("certwrightRedirect") == ("TRUE",):
             return True
         now = clock.now()
         checked = step.state.https_checked
         if checked is not None and 0 <= now - checked < HTTPS_RECHECK:
+            return False
+        lineage = self._lineage(step)
+        if lineage is None:
             return False
         from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -180,6 +186,12 @@ class Sync:
         step.state.https_checked = now
         self.fleet.save_state(step.state)
         return False
+
+    def _lineage(self, step: Step) -> Lineage | None:
+        """The step's lineage, read now if the plan kept it without reading it."""
+        if step.lineage is None and step.state.lineage:
+            step.lineage = store.find_lineage(self.opts.config_dir, step.state.lineage)
+        return step.lineage
 
     def _delete(self, step: Step) -> Outcome:
         state = step.state

@@ -341,3 +341,16 @@ def test_a_certificate_renewed_outside_the_fleet_is_written_back(fleet: FleetEnv
     cert = _verify(fleet, renewed)
     assert fleet.entry(renewed)["certwrightNotAfter"] == [
         cert.not_valid_after_utc.strftime("%Y%m%d%H%M%SZ")]
+
+
+def test_a_kept_lineage_is_read_again_when_its_renewal_conf_changes(fleet: FleetEnv) -> None:
+    names = fleet.add_sites(2, 1)
+    fleet.sync_json()
+    _, out = fleet.sync_json()  # kept, and remembered as kept until it is due
+    assert out["summary"]["keep"] == 2
+    conf = fleet.config_dir / "renewal" / f"{names[0]}.conf"
+    conf.write_text("renew_before_expiry = 89 days\n" + conf.read_text())
+    code, out = fleet.sync_json()
+    assert code == 0
+    assert {d["name"]: d["action"] for d in out["domains"]} == {names[0]: "renew",
+                                                                 names[1]: "keep"}
