@@ -349,7 +349,7 @@ def test_a_kept_lineage_is_read_again_when_its_renewal_conf_changes(fleet: Fleet
     _, out = fleet.sync_json()  # kept, and remembered as kept until it is due
     assert out["summary"]["keep"] == 2
     conf = fleet.config_dir / "renewal" / f"{names[0]}.conf"
-    conf.write_text("renew_before_expiry = 89 days\n" + conf.read_text())
+    conf.write_text("renew_before_expiry = 100 days\n" + conf.read_text())  # due now
     code, out = fleet.sync_json()
     assert code == 0
     assert {d["name"]: d["action"] for d in out["domains"]} == {names[0]: "renew",
