@@ -104,6 +104,8 @@ def section_fleet_idle_10k(bench: Bench) -> list[Row]:
     samples = measure(toml_argv, b.env, 3 if not b.quick else 1)
     rows.append(Row(f"fleet sync, {count} domains none due, TOML (certwright only), wall",
                     samples.wall, [], limit=3.0))
+    rows.append(Row(f"fleet sync, {count} domains none due, TOML (certwright only), CPU",
+                    samples.cpu, []))
     ldap = b.stack.enter_context(Slapd(
         b.base / "slapd", size_limit=500,
         initial_ldif=_ldif(names, b.www)))
@@ -113,6 +115,8 @@ def section_fleet_idle_10k(bench: Bench) -> list[Row]:
     samples = measure(ldap_argv, b.env, 3 if not b.quick else 1)
     rows.append(Row(f"fleet sync, {count} domains none due, LDAP (certwright only), wall",
                     samples.wall, [], limit=3.0))
+    rows.append(Row(f"fleet sync, {count} domains none due, LDAP (certwright only), CPU",
+                    samples.cpu, []))
     _check_nothing_done(store, count)
     return rows
 

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     ldap.add_argument("--filter", default="(letsencrypt=TRUE)")
     ldap.add_argument("--ldap-insecure", action="store_true", help="no StartTLS on ldap://")
     ldap.add_argument("--ldap-ca-file", metavar="FILE")
-    ldap.add_argument("--ldap-page-size", type=_positive, default=100)
+    ldap.add_argument("--ldap-page-size", type=_positive, default=500)
     ldap.add_argument("--attr-names", default="associatedDomain")
     ldap.add_argument("--attr-webroot", default="certwrightWebroot")
     ldap.add_argument("--attr-contact", default="mail")

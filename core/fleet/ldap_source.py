@@ -25,7 +25,7 @@ from certwright.core.fleet.model import BadEntry, make_domain, raw_names
 from certwright.core.fleet.schema import ATTRIBUTES
 
 log = logging.getLogger(__name__)
-PAGE_SIZE = 100  # at most what servers allow per page by default (slapd: size.pr)
+PAGE_SIZE = 500  # what OpenLDAP allows per page by default (AD: 1000, 389-DS: 2000)
 OWN_ATTRIBUTES = tuple(a.name for a in ATTRIBUTES)
 # what a search reads of each entry: not the certificate (kilobytes, for every entry)
 SEARCHED = tuple(a for a in OWN_ATTRIBUTES if a != "certwrightCertificate")
@@ -108,7 +108,8 @@ class LdapInventory:
                               connect_timeout=int(opts.timeout))
         conn = ldap3.Connection(server, user=opts.bind_dn, password=self._password,
                                 read_only=False, receive_timeout=int(opts.timeout),
-                                raise_exceptions=False, auto_referrals=False)
+                                raise_exceptions=False, auto_referrals=False,
+                                check_names=False, return_empty_attributes=False)
         tls_hint = " (give --ldap-ca-file for a private CA)"
         step = "can't connect"
         try:

@@ -108,7 +108,7 @@ class FleetEnv:
                 *args]
 
     def sync_args(self) -> list[str]:
-        return [*self.ldap.args(), "--base-dn", self.ou,
+        return [*self.ldap.args(), "--base-dn", self.ou, "--ldap-page-size", "100",
                 "--server", self.front.directory_url, "--agree-tos",
                 "-m", "hostmaster@example.org",
                 "--precheck-dns", f"127.0.0.1:{self.ca.dns_port}",

@@ -162,7 +162,7 @@ def test_schema_command_prints_what_slapd_loads() -> None:
 
 def test_a_page_larger_than_the_server_allows_is_a_clear_error(fleet: FleetEnv) -> None:
     fleet.add_sites(3, 1)
-    proc = _run(fleet, "sync", *fleet.sync_args(), "--ldap-page-size", "500")
+    proc = _run(fleet, "sync", *fleet.sync_args(), "--ldap-page-size", "200")
     assert proc.returncode == 1
     assert "adminLimitExceeded" in proc.stderr and "--ldap-page-size" in proc.stderr
 
