@@ -143,6 +143,10 @@ def test_ldaps_and_plain_ldap_refused_without_tls(fleet: FleetEnv) -> None:
     proc = subprocess.run(fleet.argv("sync", *bad), env=fleet.env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 1 and "StartTLS failed" in proc.stderr
+    assert "--ldap-ca-file" in proc.stderr
+    plain = subprocess.run(fleet.argv("sync", *bad, "--ldap-insecure"), env=fleet.env(),
+                           capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
 
 
 def test_schema_command_prints_what_slapd_loads() -> None:
