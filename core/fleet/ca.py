@@ -60,13 +60,15 @@ class GatedTransport(Transport):
     def __init__(self, directory_url: str, gate: CaGate, **kwargs: Any) -> None:
         super().__init__(directory_url, sleep=gate.hold, **kwargs)
         self.gate = gate
-        self.counts = {"GET": 0, "HEAD": 0, "POST": 0}
+        self.counts = {"GET": 0, "HEAD": 0, "POST": 0}  # requests sent, for the report
+        self._count_lock = threading.Lock()
 
     def _request(self, method: str, url: str, *, timeout: float | None = None,
                  **kwargs: Any) -> Response:
         with self.gate.slots:  # the gate is checked after the wait for a slot, and a
             self.gate.wait()   # 429 closes it before the slot is given to the next one
-            self.counts[method] = self.counts.get(method, 0) + 1
+            with self._count_lock:
+                self.counts[method] = self.counts.get(method, 0) + 1
             resp = super()._request(method, url, timeout=timeout, **kwargs)
             if resp.status == 429:
                 wait = resp.retry_after
