@@ -121,7 +121,7 @@ def test_the_lock_keeps_two_syncs_apart(fleet: FleetEnv, tmp_path: Path) -> None
 
 def test_bind_password_only_from_a_file_and_never_shown(fleet: FleetEnv) -> None:
     fleet.add_sites(1, 1)
-    proc = _run(fleet, "sync", "--bind-password", fleet.ldap.password)
+    proc = _run(fleet, "sync", f"--bind-password={fleet.ldap.password}")  # may start with -
     assert proc.returncode == 2 and "--bind-password-file" in proc.stderr
     assert fleet.ldap.password not in proc.stderr
     code, out = fleet.sync_json("-vv")
