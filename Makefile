@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PKGS := pebble nginx apache2 haproxy postfix dovecot-imapd dovecot-pop3d dovecot-managesieved \
-            bind9 slapd \
+            bind9 slapd ldap-utils \
             libaugeas-dev augeas-lenses pkg-config openssl curl \
             pdns-server pdns-backend-sqlite3
 PY_SOURCES := core authenticators installers tests benchmarks
@@ -20,7 +20,7 @@ sysdeps:
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q --upgrade pip
-	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q -e '.[dev,apache,nginx,dns]'
+	env -u REQUESTS_CA_BUNDLE $(PY) -m pip install -q -e '.[dev,apache,nginx,dns,ldap]'
 	@touch $@
 
 venv: $(VENV)/.installed

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import fleet as fleet_bench  # noqa: E402
 from benchmarks.apache_tree import section_apache_install  # noqa: E402
 from benchmarks.dns_rfc2136 import section_dns_rfc2136  # noqa: E402
 from benchmarks.measure import (  # noqa: E402
@@ -429,6 +430,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("dns-rfc2136", lambda bench: section_dns_rfc2136(bench, ROOT)),
     Section("apache-install", functools.partial(section_apache_install, copy_store=copy_store,
                                                 alternate=alternate)),
+    Section("fleet-2000", fleet_bench.section_fleet_2000),
+    Section("fleet-idle-10k", fleet_bench.section_fleet_idle_10k),
 )
 
 

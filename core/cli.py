@@ -178,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
+    if args[:1] == ["fleet"]:  # its own command line: sync / status / schema
+        from certwright.core.fleet.cli import main as fleet_main
+
+        return fleet_main(args[1:])
     from certwright.core import cli_parser
 
     if _wants_short_help(args):

@@ -9,6 +9,7 @@ done
 echo "installing: ${missing[*]}"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections  # no system slapd
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -140,6 +140,9 @@ class Transport:
         self._nonces: list[str] = []  # append and pop are atomic: shared by threads
         self._directory: Directory | None = None
         self._directory_lock = threading.Lock()
+        # a short Retry-After is honoured by every thread sharing this transport (renew
+        # --jobs), not only the one that was told: signed requests start after it
+        self._quiet_until = 0.0
 
     # -- plain HTTP -------------------------------------------------------------------
     def _request(self, method: str, url: str, *, timeout: float | None = None,
@@ -213,6 +216,9 @@ class Transport:
         """POST a JWS; ``payload=None`` is POST-as-GET. Retries ``badNonce`` with a fresh
         nonce, and ``rateLimited`` after its Retry-After when that is short (§6.6)."""
         bad_nonces = rate_waits = 0
+        quiet = self._quiet_until - time.monotonic()
+        if quiet > 0:
+            self._sleep(quiet)
         while True:
             body = jws.sign(key, payload, url=url, nonce=self._nonce(), kid=kid)
             resp = self._request(
@@ -231,6 +237,7 @@ class Transport:
                         and wait <= self.rate_limit_max_wait and rate_waits < RATE_LIMIT_RETRIES):
                     rate_waits += 1
                     log.info("rate limited by the CA at %s; trying again in %.0f s", url, wait)
+                    self._quiet_until = max(self._quiet_until, time.monotonic() + wait)
                     self._sleep(wait)
                     continue
                 raise

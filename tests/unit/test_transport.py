@@ -159,6 +159,25 @@ def test_a_long_rate_limit_is_an_error_naming_when_to_try_again():
     assert re.search(r"retry after 3600 s, at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", str(info.value))
 
 
+def test_a_short_rate_limit_holds_back_every_request_sharing_the_transport():
+    """renew --jobs shares one transport: a request started by another thread during the
+    Retry-After window waits for the rest of it instead of hitting the CA again."""
+    session = FakeSession([
+        (200, {"Content-Type": "application/json"}, DIRECTORY),
+        (200, {"Replay-Nonce": "first"}, b""),
+        _rate_limited("2"),
+        (201, {"Replay-Nonce": "n2", "Location": "https://ca/order/1",
+               "Content-Type": "application/json"}, {"status": "pending"}),
+        (201, {"Replay-Nonce": "n3", "Location": "https://ca/order/2",
+               "Content-Type": "application/json"}, {"status": "pending"}),
+    ])
+    waits: list[float] = []  # a recorded sleep: the clock does not move
+    t = Transport("https://ca/dir", session=session, sleep=waits.append)
+    t.post("https://ca/order", {}, _key(), "https://ca/acct/1")
+    t.post("https://ca/order", {}, _key(), "https://ca/acct/1")  # "another thread"
+    assert waits[0] == 2.0 and len(waits) == 2 and 1.5 < waits[1] <= 2.0
+
+
 def test_short_rate_limits_are_waited_out_a_bounded_number_of_times():
     script = [(200, {"Content-Type": "application/json"}, DIRECTORY),
               (200, {"Replay-Nonce": "first"}, b"")] + [_rate_limited("1")] * 10

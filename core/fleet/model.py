@@ -1,0 +1,80 @@
+"""What the fleet works on: a domain from the inventory, and what one run did with it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from certwright.core.errors import ConfigError
+from certwright.core.names import has_control, parse_identifier
+
+STATES = ("valid", "failed", "precheck-failed", "pending")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One certificate the inventory asks for.
+
+    ``name`` is the lineage's name: the shortest of ``names``, ties broken lexically (LDAP
+    values are unordered, so the order they come in must not matter). ``current`` holds
+    the entry's certwright attributes as the source read them (LDAP only), so that the
+    write-back changes only what differs.
+    """
+
+    name: str
+    names: tuple[str, ...]
+    webroot: str | None = None
+    contact: str | None = None
+    customer: str | None = None
+    dn: str | None = None
+    current: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    object_classes: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class BadEntry:
+    """An inventory entry that can't be used: reported, and its lineage left alone."""
+
+    where: str  # the DN, or file and entry number
+    error: str
+    dn: str | None = None
+    names: tuple[str, ...] = ()  # as given, lower-cased: whose lineage to leave alone
+
+
+def raw_names(values: object) -> tuple[str, ...]:
+    """The names an unusable entry seems to give (for protecting its lineage)."""
+    items = [values] if isinstance(values, str) else values
+    if not isinstance(items, list | tuple):
+        return ()
+    return tuple(str(v).strip().rstrip(".").lower() for v in items if isinstance(v, str))
+
+
+def lineage_name(names: Iterable[str]) -> str:
+    return min(names, key=lambda n: (len(n), n))
+
+
+def make_domain(raw_names: Iterable[str], where: str, *, webroot: str | None,
+                contact: str | None, customer: str | None, dn: str | None = None,
+                current: Mapping[str, tuple[str, ...]] | None = None,
+                object_classes: Iterable[str] = ()) -> Domain:
+    """A Domain from an entry's values; ConfigError naming ``where`` and the bad value."""
+    names: set[str] = set()
+    for raw in raw_names:
+        try:
+            ident = parse_identifier(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if ident.type != "dns" or ident.is_wildcard:
+            raise ConfigError(f"{where}: {raw!r}: only plain DNS names can be proven with "
+                              "a web root (no wildcards, no IP addresses)")
+        names.add(ident.value)
+    if not names:
+        raise ConfigError(f"{where}: no domain name")
+    if webroot is not None and (not webroot.startswith("/") or has_control(webroot)):
+        raise ConfigError(f"{where}: web root {webroot!r} must be an absolute path")
+    for label, value in (("contact", contact), ("customer", customer)):
+        if value is not None and has_control(value):
+            raise ConfigError(f"{where}: {label} {value!r} holds control characters")
+    return Domain(name=lineage_name(names), names=tuple(sorted(names)), webroot=webroot,
+                  contact=contact, customer=customer, dn=dn, current=dict(current or {}),
+                  object_classes=tuple(object_classes))
