@@ -113,6 +113,6 @@ def test_the_shortcut_of_a_plugin_whose_library_is_missing_says_what_to_install(
     works = run(site, tmp_path, "certonly", "--thirdparty", "--dry-run", "-d", "x.example.org",
                 "-n", "--server", "https://127.0.0.1:9/dir")
     assert "unrecognized arguments" not in works.stderr, works.stderr
-    unknown = run(site, tmp_path, "certonly", "--haproxy", "-d", "x.example.org", "-n")
+    unknown = run(site, tmp_path, "certonly", "--nosuchplugin", "-d", "x.example.org", "-n")
     assert unknown.returncode == 2
-    assert unknown.stderr.strip() == "Error: unrecognized arguments: --haproxy"
+    assert unknown.stderr.strip() == "Error: unrecognized arguments: --nosuchplugin"
