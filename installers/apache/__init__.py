@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 from certwright.core.challenge_session import ServerHttp01Authenticator
 from certwright.core.errors import PluginError
-from certwright.core.http01 import http01_port
 from certwright.core.serverkit import add_options, on_off
 from certwright.core.settings import Settings
 from certwright.installers.apache import process
@@ -268,9 +267,6 @@ class ApacheAuthenticator(ServerHttp01Authenticator, _ApacheBase):
     def prepare(self) -> None:
         check_location(self.challenge_location)  # before an order is made
         super().prepare()
-
-    def http01_port(self) -> int:
-        return http01_port(self.config)
 
     def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan:
         return plan_http01(self.reading().config, tasks, self.options(),

@@ -43,6 +43,7 @@ from certwright.core.errors import PluginError
 from certwright.core.http01 import (
     CHALLENGE_PATH,
     Probe,
+    http01_port,
     http01_token,
     http01_types,
     wait_until_served,
@@ -332,7 +333,7 @@ class HaproxyAuthenticator(_HaproxyBase):
         return ("haproxy", os.path.realpath(self.config_path))
 
     def http01_port(self) -> int:
-        return int(getattr(self.config, "http01_port", None) or 80)
+        return http01_port(self.config)
 
     def prepare(self) -> None:
         super().prepare()

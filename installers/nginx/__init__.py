@@ -189,11 +189,8 @@ class _NginxBase:
             params["nginx_conf"] = self.main_conf
         return params
 
-    def http01_port(self) -> int:
-        return http01_port(self.config)
-
     def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan:
-        return plan_http01(self.tree(), tasks, self.layout, self.http01_port())
+        return plan_http01(self.tree(), tasks, self.layout, http01_port(self.config))
 
 
 def _fingerprint(tree: NginxTree) -> tuple[tuple[str, int, int, int], ...]:
