@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from certwright.authenticators.dns_base import DnsAuthenticator, Record
 from certwright.core.errors import PluginError
+from certwright.core.options import FALSE, TRUE
 
 if TYPE_CHECKING:
     from certwright.authenticators.dns_credentials import Credentials
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 TTL = 120  # Certbot's
 ALGORITHMS = ("HMAC-MD5", "HMAC-SHA1", "HMAC-SHA224", "HMAC-SHA256", "HMAC-SHA384",
               "HMAC-SHA512")
-TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0", "")
 UPDATE_TIMEOUT = 10.0
 
 
@@ -71,7 +71,7 @@ class Rfc2136Authenticator(DnsAuthenticator):
             raise c.bad("dns_rfc2136_algorithm",
                         f"{algorithm!r} is not one of {', '.join(ALGORITHMS)}")
         sign = (c.get("dns_rfc2136_sign_query") or "").lower()
-        if sign not in TRUE + FALSE:
+        if sign and sign not in TRUE + FALSE:  # unset: no signed queries
             raise c.bad("dns_rfc2136_sign_query", f"{sign!r} is not true or false")
         try:
             keyname = dns.name.from_text(key)

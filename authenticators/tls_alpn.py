@@ -15,7 +15,6 @@ when the server stops; ``ssl`` reads certificates only from files.
 from __future__ import annotations
 
 import datetime
-import errno
 import hashlib
 import ipaddress
 import logging
@@ -30,7 +29,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from certwright.core.errors import PluginError
+from certwright.core import listen
 
 if TYPE_CHECKING:
     from certwright.core.interfaces import ChallengeTask
@@ -145,10 +144,7 @@ class TlsAlpnServer:
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._dir = tempfile.mkdtemp(prefix="certwright-tls-alpn-")  # 0700
         self._server = _bind(address, port, self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True,
-                                        name=f"certwright-tls-alpn-{port}")
-        self._thread.start()
+        self._thread = listen.serve(self._server, f"certwright-tls-alpn-{port}")
 
     @property
     def bound_port(self) -> int:
@@ -181,9 +177,7 @@ class TlsAlpnServer:
             return self._contexts.get(sni or "")
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        listen.stop(self._server, self._thread)
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def answer(self, sock: socket.socket) -> None:
@@ -217,33 +211,11 @@ class TlsAlpnServer:
             log.debug("tls-alpn-01: handshake for %s failed: %s", sni, exc)
 
 
-def _bind(address: str, port: int, server: TlsAlpnServer) -> socketserver.TCPServer:
-    family = socket.AF_INET6 if ":" in address or (not address and socket.has_ipv6) \
-        else socket.AF_INET
-    host = address or ("::" if family == socket.AF_INET6 else "0.0.0.0")
-
+def _bind(address: str, port: int, server: TlsAlpnServer) -> socketserver.ThreadingTCPServer:
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
             server.answer(self.request)
 
-    class Server(socketserver.ThreadingTCPServer):
-        address_family = family
-        allow_reuse_address = True
-        daemon_threads = True
-
-        def server_bind(self) -> None:
-            if family == socket.AF_INET6 and host == "::":
-                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            super().server_bind()
-
-    try:
-        return Server((host, port), Handler)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.EADDRINUSE:
-            reason += " (is a TLS server running there? try --tls-alpn-01-port)"
-        elif exc.errno == errno.EACCES and port < 1024:
-            reason += f" (port {port} needs root or CAP_NET_BIND_SERVICE)"
-        shown = f"[{address}]" if ":" in address else address or "*"
-        raise PluginError(f"could not bind {shown}:{port} for tls-alpn-01: {reason}") from None
-
+    return listen.bind(address, port, socketserver.ThreadingTCPServer, Handler,
+                       what="tls-alpn-01",
+                       busy_hint="is a TLS server running there? try --tls-alpn-01-port")

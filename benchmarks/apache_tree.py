@@ -14,8 +14,6 @@ from __future__ import annotations
 import errno
 import shutil
 import socket
-import ssl
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks.measure import BenchError, Row, Samples, rows_for, run_once
 from benchmarks.nginx_tree import served_certificate
-from benchmarks.tools import CERTBOT_VERSION, Tool, pip_install
+from benchmarks.tools import Tool, ensure_certbot_installer
 from tests.servers.apache import APACHE_BINARY, ApacheServer, debian_tree
 from tests.servers.ports import free_port
 
@@ -88,27 +86,6 @@ def apache_ctl(root: Path, dest: Path) -> Path:
     return dest
 
 
-def lists_apache(plugins_output: str) -> bool:
-    return any(line.strip() == "* apache" for line in plugins_output.splitlines())
-
-
-def ensure_certbot_apache(certbot: Tool, dirs: list[str]) -> None:
-    """certbot-apache CERTBOT_VERSION installed into Certbot's venv when `certbot plugins
-    --installers` does not list apache."""
-
-    def listed() -> bool:
-        done = subprocess.run(certbot.argv("plugins", "--installers", *dirs),
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        return lists_apache(done.stdout)
-
-    if listed():
-        return
-    pip_install(certbot.exe.parent.parent, f"certbot-apache=={CERTBOT_VERSION}")
-    if not listed():
-        raise BenchError(f"`certbot plugins --installers` does not list apache after "
-                         f"installing certbot-apache=={CERTBOT_VERSION}")
-
-
 def require_apache() -> None:
     if shutil.which(APACHE_BINARY) is None and not Path(APACHE_BINARY).exists():
         raise BenchError(f"no {APACHE_BINARY}: apt-get install apache2")
@@ -138,14 +115,8 @@ def section_apache_install(bench: Bench, *, copy_store: CopyStore, alternate: Al
         print(f"[apache-install] skipped: {busy}", file=sys.stderr, flush=True)
         return []
     certwright, certbot = bench.tools
-    ensure_certbot_apache(certbot, bench.dirs(bench.base / "certbot-plugins"))
-    store = bench._built.get("apache-lineage")
-    if store is None:
-        store = bench.fresh_store(certwright, "apache-lineage")
-        run_once(bench.certonly(certwright, store, APACHE_TARGET), bench.env)
-        bench._built["apache-lineage"] = store
-    expected = ssl.PEM_cert_to_DER_cert(
-        (store / "config" / "live" / APACHE_TARGET / "cert.pem").read_text())
+    ensure_certbot_installer(certbot, "apache", bench.dirs(bench.base / "certbot-plugins"))
+    store, expected = bench.one_lineage(certwright, "apache-lineage", APACHE_TARGET)
 
     def one_run(tool: Tool, label: str) -> Samples:
         work = bench.base / "apache-install" / f"{tool.name}-{label}"

@@ -118,8 +118,3 @@ def served_certificate(port: int, server_name: str, timeout: float = 10.0) -> by
                 raise BenchError(f"no TLS handshake on 127.0.0.1:{port} for "
                                  f"{server_name}: {exc}") from exc
         time.sleep(0.05)
-
-
-def lists_nginx(plugins_output: str) -> bool:
-    """Whether `plugins --installers` output (either tool) has an entry "* nginx"."""
-    return any(line.strip() == "* nginx" for line in plugins_output.splitlines())

@@ -59,7 +59,6 @@ from benchmarks.nginx_tree import (  # noqa: E402
     NGINX_SITES,
     NGINX_TARGET,
     TreeNginx,
-    lists_nginx,
     served_certificate,
     write_nginx_tree,
 )
@@ -68,7 +67,8 @@ from benchmarks.tools import (  # noqa: E402
     Tool,
     dist_version,
     ensure_certbot,
-    pip_install,
+    ensure_certbot_installer,
+    lists_installer,
     python_version,
 )
 from tests.servers.nginx import Nginx  # noqa: E402
@@ -152,6 +152,17 @@ class Bench:
         store = self.base / "stores" / f"{tool.name}-{label}-{self.next_id()}"
         shutil.copytree(self.account_store(tool), store, symlinks=True)
         return store
+
+    def one_lineage(self, tool: Tool, key: str, name: str) -> tuple[Path, bytes]:
+        """A store of ``tool``'s with one lineage for ``name`` (issued once, kept under
+        ``key`` for later sections) and its certificate, DER."""
+        store = self._built.get(key)
+        if store is None:
+            store = self.fresh_store(tool, key)
+            run_once(self.certonly(tool, store, name), self.env)
+            self._built[key] = store
+        pem = (store / "config" / "live" / name / "cert.pem").read_text()
+        return store, ssl.PEM_cert_to_DER_cert(pem)
 
     def certonly(self, tool: Tool, store: Path, name: str) -> list[str]:
         return tool.argv("certonly", "--webroot", "-w", str(self.www), "-d", name,
@@ -347,27 +358,10 @@ def section_renew_due(bench: Bench) -> list[Row]:
                     results, wall_target=0.05)
 
 
-def ensure_certbot_nginx(certbot: Tool, scratch: Path) -> None:
-    """Certbot's nginx plugin: certbot-nginx CERTBOT_VERSION is installed into Certbot's
-    venv when `certbot plugins --installers` does not list nginx."""
-
-    def listed() -> bool:
-        done = subprocess.run(certbot.argv("plugins", "--installers", *Bench.dirs(scratch)),
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        return lists_nginx(done.stdout)
-
-    if listed():
-        return
-    pip_install(certbot.exe.parent.parent, f"certbot-nginx=={CERTBOT_VERSION}")
-    if not listed():
-        raise BenchError(f"`certbot plugins --installers` does not list nginx after "
-                         f"installing certbot-nginx=={CERTBOT_VERSION}")
-
-
 def ensure_certwright_nginx(certwright: Tool, env: Mapping[str, str]) -> None:
     done = subprocess.run(certwright.argv("plugins", "--installers"), capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, env=dict(env))
-    if done.returncode != 0 or not lists_nginx(done.stdout):
+    if done.returncode != 0 or not lists_installer(done.stdout, "nginx"):
         raise BenchError(f"{certwright.exe} has no nginx installer "
                          f"(`certwright plugins --installers`):\n{done.stdout}{done.stderr}")
 
@@ -377,15 +371,9 @@ def section_nginx_install(bench: Bench) -> list[Row]:
     blocks in 1,000 included files; each run on a freshly generated tree with its own
     running nginx and its own copy of the store."""
     certwright, certbot = bench.tools
-    ensure_certbot_nginx(certbot, bench.base / "certbot-plugins")
+    ensure_certbot_installer(certbot, "nginx", Bench.dirs(bench.base / "certbot-plugins"))
     ensure_certwright_nginx(certwright, bench.base_env)
-    store = bench._built.get("nginx-lineage")
-    if store is None:
-        store = bench.fresh_store(certwright, "nginx-lineage")
-        run_once(bench.certonly(certwright, store, NGINX_TARGET), bench.env)
-        bench._built["nginx-lineage"] = store
-    expected = ssl.PEM_cert_to_DER_cert(
-        (store / "config" / "live" / NGINX_TARGET / "cert.pem").read_text())
+    store, expected = bench.one_lineage(certwright, "nginx-lineage", NGINX_TARGET)
 
     def one_run(tool: Tool, label: str) -> Samples:
         work = bench.base / "nginx-install" / f"{tool.name}-{label}"

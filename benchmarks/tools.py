@@ -55,6 +55,28 @@ def pip_install(venv: Path, requirement: str) -> None:
             raise BenchError(f"{' '.join(step)} failed:\n{done.stderr[-3000:]}")
 
 
+def lists_installer(plugins_output: str, name: str) -> bool:
+    """Whether `plugins --installers` output (either tool) has an entry "* NAME"."""
+    return any(line.strip() == f"* {name}" for line in plugins_output.splitlines())
+
+
+def ensure_certbot_installer(certbot: Tool, name: str, dirs: list[str]) -> None:
+    """Certbot's NAME installer: certbot-NAME CERTBOT_VERSION is installed into Certbot's
+    venv when `certbot plugins --installers` does not list it."""
+
+    def listed() -> bool:
+        done = subprocess.run(certbot.argv("plugins", "--installers", *dirs),
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        return lists_installer(done.stdout, name)
+
+    if listed():
+        return
+    pip_install(certbot.exe.parent.parent, f"certbot-{name}=={CERTBOT_VERSION}")
+    if not listed():
+        raise BenchError(f"`certbot plugins --installers` does not list {name} after "
+                         f"installing certbot-{name}=={CERTBOT_VERSION}")
+
+
 def ensure_certbot(venv: Path) -> Path:
     """Certbot CERTBOT_VERSION in its own venv; reused when it is already there."""
     exe = venv / "bin" / "certbot"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certwright.core.errors import CertwrightError, PluginError
-from certwright.core.http01 import Fetch, http01_types, http_get, wait_until_served
+from certwright.core.http01 import Fetch, http01_port, http01_types, http_get, wait_until_served
 from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -156,6 +156,10 @@ class ServerHttp01Authenticator:
 
     def challenge_types(self, identifier: Identifier) -> Sequence[str]:
         return http01_types(identifier)
+
+    def http01_port(self) -> int:
+        """The port the CA asks on (``--http-01-port``, default 80)."""
+        return http01_port(self.config)
 
     def _http01(self) -> Http01Answers:
         if self._answers is None:

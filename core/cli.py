@@ -258,13 +258,7 @@ def _named_plugins(args: list[str]) -> list[type]:
         elif key.startswith("--dns-"):  # --dns-NAME[-credentials|-propagation-seconds]
             names.add(key[2:].removesuffix("-credentials").removesuffix(
                 "-propagation-seconds"))
-    found: list[type] = []
-    for group in (plugins.AUTHENTICATORS, plugins.INSTALLERS):
-        for name in sorted(names):
-            info = plugins.load_named(group, name)
-            if info is not None and info.cls is not None:
-                found.append(info.cls)
-    return found
+    return plugins.classes_named(names)
 
 
 def _full_parser() -> CommandParser:

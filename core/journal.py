@@ -23,7 +23,7 @@ import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from certwright.core.errors import CertwrightError
 
@@ -60,13 +60,15 @@ def check_private(path: Path, *, directory: bool, journal: Path) -> None:
                                       f"(mode {stat.S_IMODE(info.st_mode):04o})")
 
 
+def _plain_text(path: object) -> TypeGuard[str]:
+    """An absolute, normalised path other than ``/``, with no control characters."""
+    return (isinstance(path, str) and path.startswith("/") and not _CONTROL.search(path)
+            and os.path.normpath(path) == path and path != "/")
+
+
 def is_plain_path(path: object) -> bool:
     """Absolute, normalised, no control characters, not through a symlink."""
-    if not isinstance(path, str) or not path.startswith("/") or _CONTROL.search(path):
-        return False
-    if os.path.normpath(path) != path or path == "/":
-        return False
-    return os.path.realpath(path) == path
+    return _plain_text(path) and os.path.realpath(path) == path
 
 
 def check_manifest(data: Mapping[str, Any], directory: Path) -> None:
@@ -150,9 +152,7 @@ def _check_link_record(rec: Mapping[str, Any], path: str, directory: Path) -> No
 
 def is_plain_link_path(path: object) -> bool:
     """A symlink's own path: plain, its directory not reached through a symlink."""
-    if not isinstance(path, str) or not path.startswith("/") or _CONTROL.search(path):
-        return False
-    if os.path.normpath(path) != path or path == "/":
+    if not _plain_text(path):
         return False
     parent = os.path.dirname(path)
     return os.path.realpath(parent) == parent

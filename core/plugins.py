@@ -71,6 +71,18 @@ def load_named(group: str, name: str) -> PluginInfo | None:
     return _load(group, name) if name in _entries(group) else None
 
 
+def classes_named(names: set[str]) -> list[type[Any]]:
+    """The classes of the authenticators, then installers, called by any of ``names`` (in
+    name order); a name nothing is registered under, or a plugin that can't load, adds none."""
+    found: list[type[Any]] = []
+    for group in (AUTHENTICATORS, INSTALLERS):
+        for name in sorted(names):
+            info = load_named(group, name)
+            if info is not None and info.cls is not None:
+                found.append(info.cls)
+    return found
+
+
 def names(*groups: str) -> frozenset[str]:
     """The names registered in ``groups`` (both when none is given): the ``--NAME``
     shortcuts. Reads the entry points only; no plugin is imported."""

@@ -1,30 +1,33 @@
-"""A small http-01 responder on one address and port, for plugins that put it behind a server
-of their own (HAProxy routes ``/.well-known/acme-challenge/`` to it on loopback).
+"""A small http-01 responder on one address and port: the standalone authenticator's server,
+and the one plugins put behind a server of their own (HAProxy routes
+``/.well-known/acme-challenge/`` to it on loopback).
 
 It answers ``GET``/``HEAD`` for ``/.well-known/acme-challenge/<token>`` with the key
 authorization and 404 for anything else; it listens from the first ``add`` until ``remove``
-takes the last token away. Thread-safe: parallel renewals share one responder.
+takes the last token away. An empty address means every address (IPv6 and IPv4 where the
+host has both). Thread-safe: parallel renewals share one responder.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
-import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from certwright.core.errors import PluginError
+from certwright.core import listen
 from certwright.core.http01 import CHALLENGE_PATH
 
 log = logging.getLogger(__name__)
 
+BUSY = "something else listens there"
+
 
 class Responder:
-    def __init__(self, address: str, port: int) -> None:
+    def __init__(self, address: str, port: int, *, busy_hint: str = BUSY,
+                 logger: logging.Logger = log) -> None:
         self.address, self.port = address, port
+        self.busy_hint, self.log = busy_hint, logger
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -33,6 +36,11 @@ class Responder:
     @property
     def listening(self) -> bool:
         return self._server is not None
+
+    @property
+    def bound_port(self) -> int | None:
+        """The port actually listened on while it runs (useful with port 0)."""
+        return None if self._server is None else int(self._server.server_address[1])
 
     def add(self, token: str, key_authorization: str) -> None:
         with self._lock:
@@ -46,48 +54,30 @@ class Responder:
             if not self._tokens:
                 self._stop()
 
+    def close(self) -> None:
+        """Stop listening whatever tokens are left."""
+        with self._lock:
+            self._tokens.clear()
+            self._stop()
+
     def _start(self) -> None:
-        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        try:
-            server = _server_class(family)((self.address, self.port), _handler(self._tokens))
-        except OSError as exc:
-            busy = " (something else listens there)" if exc.errno == errno.EADDRINUSE else ""
-            raise PluginError(f"could not listen on {self.address}:{self.port} for http-01: "
-                              f"{exc.strerror or exc}{busy}") from None
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  name=f"certwright-responder-{self.port}", daemon=True)
-        thread.start()
-        self._server, self._thread = server, thread
-        log.debug("http-01 responder listening on %s:%d", self.address, self.port)
+        server = listen.bind(self.address, self.port, ThreadingHTTPServer,
+                             _handler(self._tokens, self.log), what="http-01",
+                             busy_hint=self.busy_hint)
+        self._thread = listen.serve(server, f"certwright-http01-{self.port}")
+        self._server = server
+        self.log.debug("http-01 server listening on %s", listen.display(self.address, self.port))
 
     def _stop(self) -> None:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join()
-        log.debug("http-01 responder on %s:%d stopped", self.address, self.port)
+        listen.stop(server, thread)
+        self.log.debug("http-01 server on %s stopped", listen.display(self.address, self.port))
 
 
-def _server_class(family: int) -> type[ThreadingHTTPServer]:
-    class Server(ThreadingHTTPServer):
-        address_family = family
-        allow_reuse_address = True
-        daemon_threads = True
-
-        def server_bind(self) -> None:
-            # HTTPServer.server_bind would look the host name up in DNS (getfqdn): skip it.
-            socketserver.TCPServer.server_bind(self)
-            self.server_name = str(self.server_address[0])
-            self.server_port = int(self.server_address[1])
-
-    return Server
-
-
-def _handler(tokens: dict[str, str]) -> type[BaseHTTPRequestHandler]:
+def _handler(tokens: dict[str, str], logger: logging.Logger) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "certwright"
         sys_version = ""
@@ -103,15 +93,18 @@ def _handler(tokens: dict[str, str]) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             token = path[len(CHALLENGE_PATH):] if path.startswith(CHALLENGE_PATH) else ""
             answer = tokens.get(token) if token else None
-            status, data = (404, b"not found\n") if answer is None else (200, answer.encode())
+            if answer is None:
+                status, data, content_type = 404, b"not found\n", "text/plain; charset=utf-8"
+            else:
+                status, data, content_type = 200, answer.encode(), "text/plain"
             self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if body:
                 self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("http-01 responder: " + format, *args)
+            logger.debug("http-01 server: " + format, *args)
 
     return Handler

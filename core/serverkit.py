@@ -1,5 +1,6 @@
 """What every server installer needs, in one place: its options added once when the
-installer and the authenticator of one server both ask, a failed command turned into one
+installer and the authenticator of one server both ask and read back the same way (text,
+on/off), the binary it drives found or named as missing, a failed command turned into one
 line, where to probe an address it listens on, a key authorization safe to write into a
 config, and knowing through ``/proc`` when a reload took effect.
 
@@ -15,8 +16,9 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from certwright.core.errors import PluginError
 from certwright.core.poll import poll_until
@@ -33,11 +35,61 @@ Option = tuple[str, dict[str, object]]
 
 
 def add_options(add: AddArgument, options: Sequence[Option]) -> None:
-    """Add ``options`` (flag, argparse keywords); the ``dest`` is the flag's name. A flag
-    another plugin of the same server added already is left as it is."""
+    """Add ``options`` (flag, argparse keywords); the ``dest`` is the flag's name unless the
+    keywords give one. A flag another plugin of the same server added already is left as
+    it is."""
     for flag, kwargs in options:
         with contextlib.suppress(argparse.ArgumentError):
-            add(flag, dest=flag[2:].replace("-", "_"), **kwargs)
+            add(flag, **{"dest": flag[2:].replace("-", "_"), **kwargs})
+
+
+@overload
+def text_option(config: object, dest: str, default: str) -> str: ...
+@overload
+def text_option(config: object, dest: str, default: None = None) -> str | None: ...
+def text_option(config: object, dest: str, default: str | None = None) -> str | None:
+    """The option ``dest`` as text; ``default`` when it is unset, empty, or ``None`` as a
+    renewal conf writes it."""
+    value = getattr(config, dest, None)
+    return default if value in (None, "", "None") else str(value)
+
+
+def on_off(config: object, dest: str, flag: str, default: bool = False) -> bool:
+    """An on/off option, given on the command line (a bool) or read back from a renewal
+    conf or cli.ini (true/false, yes/no, on/off, 1/0); anything else is a PluginError
+    naming ``flag``."""
+    from certwright.core.options import to_bool
+
+    value = getattr(config, dest, None)
+    if value in (None, "", "None"):
+        return default
+    try:
+        return to_bool(value)
+    except ValueError:
+        raise PluginError(f"{flag} {value}: give true or false") from None
+
+
+def find_tool(name: str, beside: str | None = None) -> str | None:
+    """The full path of the command ``name``: next to ``beside`` (a path given for a
+    sibling tool) when it is there, else ``name`` itself when it is a path, else on PATH;
+    None when it is nowhere."""
+    if beside and os.sep in beside:
+        candidate = os.path.join(os.path.dirname(beside), name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    if os.sep in name:
+        return name if os.access(name, os.X_OK) and not os.path.isdir(name) else None
+    return shutil.which(name)
+
+
+def require_tool(command: str, server: str, option: str) -> str:
+    """The path of ``server``'s ``command``, or a PluginError saying the server is not
+    installed here and which option names another."""
+    found = find_tool(command)
+    if found is None:
+        raise PluginError(f"{server} is not installed here ({command!r} is not found; "
+                          f"see {option})")
+    return found
 
 
 def check_command(done: Completed, server: str, what: str) -> None:

@@ -1,4 +1,4 @@
-"""What the Postfix and Dovecot installers share: running their tools, option flags, and
+"""What the Postfix and Dovecot installers share: running their tools, and
 the checks their own config tests never make (a key that matches its certificate).
 
 Neither ``postfix check`` nor ``doveconf -n`` opens the TLS files, and both reloads return 0
@@ -9,7 +9,6 @@ against the certificate before a reload, and the core checks by handshake after 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 
 from certwright.core import runner
@@ -17,7 +16,6 @@ from certwright.core.errors import PluginError
 from certwright.core.runner import Completed
 
 COMMAND_TIMEOUT = 60.0
-TRUE = frozenset({"1", "true", "yes", "on"})
 
 Runner = Callable[[Sequence[str]], Completed]
 
@@ -25,26 +23,6 @@ Runner = Callable[[Sequence[str]], Completed]
 def run_command(argv: Sequence[str]) -> Completed:
     """Run ``argv`` (no shell) with output captured, killed after ``COMMAND_TIMEOUT`` s."""
     return runner.run(argv, timeout=COMMAND_TIMEOUT, what="mail server command")
-
-
-def flag(value: object) -> bool:
-    """An on/off option as given on the command line (a bool) or read back from a renewal
-    conf (a string: ``True``/``False``)."""
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in TRUE
-
-
-def tool(name: str, beside: str | None = None) -> str | None:
-    """The full path of the command ``name``: next to ``beside`` (a path given for a
-    sibling tool) when it is there, else on PATH; None when it is nowhere."""
-    if beside and os.sep in beside:
-        candidate = os.path.join(os.path.dirname(beside), name)
-        if os.access(candidate, os.X_OK):
-            return candidate
-    if os.sep in name:
-        return name if os.access(name, os.X_OK) else None
-    return shutil.which(name)
 
 
 def output_line(done: Completed, prefer: str = "") -> str:

@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # so `tests.servers` imports from any working directory
     sys.path.insert(0, str(REPO_ROOT))
 
+from certwright.core.interfaces import ChallengeTask, Identifier  # noqa: E402
 from tests.servers.fsperm import blocking_ancestor, open_up  # noqa: E402
 from tests.servers.pebble import CHALLTESTSRV_BINARY, PEBBLE_BINARY, Pebble  # noqa: E402
 
@@ -126,3 +127,15 @@ def certbot_dns_venv() -> Path:
         skip_or_fail(f"Certbot {CERTBOT_VERSION} with certbot-dns-rfc2136 is not installed "
                      f"in {CERTBOT_DNS_VENV} (run `make certbot-dns`)")
     return CERTBOT_DNS_VENV
+
+
+THUMBPRINT = "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
+
+
+def http01_task(token: str, domain: str = "example.com", **more: Any) -> ChallengeTask:
+    """An http-01 ChallengeTask for ``domain`` whose key authorization is
+    ``token.THUMBPRINT``; ``more``: other fields (``all_domains``, ``remaining``)."""
+    key_authorization = f"{token}.{THUMBPRINT}"
+    return ChallengeTask(identifier=Identifier("dns", domain), challenge_type="http-01",
+                         token=token, key_authorization=key_authorization,
+                         validation=key_authorization, **more)

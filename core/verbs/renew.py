@@ -94,13 +94,7 @@ def _typed_options(config: Settings, lin: Lineage) -> dict[str, PluginOption]:
 
     names = {str(lin.params.get(k)) for k in ("authenticator", "installer")}
     names |= {n for n in (config.authenticator, config.installer) if n} | config.shortcuts
-    classes = []
-    for group in (plugins.AUTHENTICATORS, plugins.INSTALLERS):
-        for name in sorted(names):
-            info = plugins.load_named(group, name)
-            if info is not None and info.cls is not None:
-                classes.append(info.cls)
-    return declared(classes)
+    return declared(plugins.classes_named(names))
 
 
 def _webroot_map(lin: Lineage, raw: object) -> dict[str, str]:
@@ -322,12 +316,20 @@ def _hooks_owed(config: Settings, outcomes: list[Outcome],
     return found
 
 
-def _run_owed_hooks(config: Settings, renewer: Renewer, lin: Lineage,
-                    outcome: Outcome) -> None:
+def _options_or_fail(config: Settings, lin: Lineage, outcome: Outcome) -> Settings | None:
+    """The lineage's renewal options; None, with ``outcome`` failed saying why, when its
+    conf can't be read."""
     try:
-        ns = lineage_config(config, lin)
+        return lineage_config(config, lin)
     except CertwrightError as exc:
         outcome.status, outcome.detail = "failed", str(exc)
+        return None
+
+
+def _run_owed_hooks(config: Settings, renewer: Renewer, lin: Lineage,
+                    outcome: Outcome) -> None:
+    ns = _options_or_fail(config, lin, outcome)
+    if ns is None:
         return
     ok = renewer.runner.deploy(lin, ns.deploy_hook)
     pending_hooks.unmark(Path(config.work_dir), lin.name)
@@ -358,10 +360,8 @@ def _has_installer(ns: Settings) -> bool:
 def _catch_up(config: Settings, renewer: Renewer, lin: Lineage,
               outcome: Outcome) -> None:
     """A lineage renewed by an earlier run that never saw its server serve it."""
-    try:
-        ns = lineage_config(config, lin)
-    except CertwrightError as exc:
-        outcome.status, outcome.detail = "failed", str(exc)
+    ns = _options_or_fail(config, lin, outcome)
+    if ns is None:
         return
     if not _has_installer(ns):
         redeploy.unmark(Path(config.work_dir), lin.name)

@@ -33,8 +33,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from certwright.core.challenge_session import ServerHttp01Authenticator
 from certwright.core.errors import PluginError
-from certwright.core.http01 import http01_port
-from certwright.core.serverkit import add_options
+from certwright.core.serverkit import add_options, on_off
 from certwright.core.settings import Settings
 from certwright.installers.apache import process
 from certwright.installers.apache.binary import DEFAULT_BINARY, BinaryInfo, probe_binary
@@ -60,8 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["ApacheAuthenticator", "ApacheInstaller"]
 
 DEFAULT_ROOTS = ("/etc/apache2", "/etc/httpd")
-TRUE = frozenset({"1", "true", "yes", "on"})
-FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def default_server_root() -> str:
@@ -69,19 +66,6 @@ def default_server_root() -> str:
         if os.path.isdir(root):
             return root
     return DEFAULT_ROOTS[0]
-
-
-def _flag(value: object, option: str, default: bool = True) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in TRUE:
-        return True
-    if text in FALSE:
-        return False
-    raise PluginError(f"{option} {value}: give true or false")
 
 
 def add_apache_options(add: AddArgument) -> None:
@@ -130,10 +114,10 @@ class _ApacheBase:
         self.bin: str | None = getattr(config, "apache_bin", None) or None
         self.le_vhost_ext = str(getattr(config, "apache_le_vhost_ext", None) or "-le-ssl.conf")
         self.logs_root = getattr(config, "apache_logs_root", None) or None
-        self.handle_modules = _flag(getattr(config, "apache_handle_modules", None),
-                                    "--apache-handle-modules")
-        self.handle_sites = _flag(getattr(config, "apache_handle_sites", None),
-                                  "--apache-handle-sites")
+        self.handle_modules = on_off(config, "apache_handle_modules",
+                                     "--apache-handle-modules", default=True)
+        self.handle_sites = on_off(config, "apache_handle_sites", "--apache-handle-sites",
+                                   default=True)
         challenges = getattr(config, "apache_challenge_location", None)
         self.challenge_location = os.path.abspath(str(challenges)) if challenges else \
             os.path.join(self.server_root, "certwright", "http01")
@@ -283,9 +267,6 @@ class ApacheAuthenticator(ServerHttp01Authenticator, _ApacheBase):
     def prepare(self) -> None:
         check_location(self.challenge_location)  # before an order is made
         super().prepare()
-
-    def http01_port(self) -> int:
-        return http01_port(self.config)
 
     def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan:
         return plan_http01(self.reading().config, tasks, self.options(),

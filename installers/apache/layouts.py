@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from certwright.core.errors import PluginError
 
@@ -33,6 +33,19 @@ class Layout:
     """Where a managed configuration file is read from (``conf-enabled`` / ``conf.d``)."""
 
 
+_RHEL = Layout(
+    name="rhel",
+    main_file="conf/httpd.conf",
+    binary="httpd",
+    ctl="apachectl",
+    envvars=None,
+    sites_available=None,
+    sites_enabled=None,
+    mods_available=None,
+    mods_enabled="conf.modules.d",
+    conf_available=None,
+    conf_dir="conf.d",
+)
 LAYOUTS: tuple[Layout, ...] = (
     Layout(
         name="debian",
@@ -47,32 +60,8 @@ LAYOUTS: tuple[Layout, ...] = (
         conf_available="conf-available",
         conf_dir="conf-enabled",
     ),
-    Layout(
-        name="rhel",
-        main_file="conf/httpd.conf",
-        binary="httpd",
-        ctl="apachectl",
-        envvars=None,
-        sites_available=None,
-        sites_enabled=None,
-        mods_available=None,
-        mods_enabled="conf.modules.d",
-        conf_available=None,
-        conf_dir="conf.d",
-    ),
-    Layout(
-        name="flat",
-        main_file="httpd.conf",
-        binary="httpd",
-        ctl="apachectl",
-        envvars=None,
-        sites_available=None,
-        sites_enabled=None,
-        mods_available=None,
-        mods_enabled="conf.modules.d",
-        conf_available=None,
-        conf_dir="conf.d",
-    ),
+    _RHEL,
+    replace(_RHEL, name="flat", main_file="httpd.conf"),  # RHEL's, its main file at the top
 )
 LAYOUTS_BY_NAME: Mapping[str, Layout] = {layout.name: layout for layout in LAYOUTS}
 

@@ -24,7 +24,6 @@ polls a handshake on every listener until the new certificate is served.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import os
 import re
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import ChangePlan, FileChange
+from certwright.core.serverkit import add_options, find_tool, on_off, require_tool, text_option
 from certwright.installers.dovecot import conf
 from certwright.installers.dovecot.plan import (
     ManagedFile,
@@ -42,14 +42,7 @@ from certwright.installers.dovecot.plan import (
     managed_file,
     syntax,
 )
-from certwright.installers.mailkit import (
-    Runner,
-    flag,
-    key_problem,
-    output_line,
-    run_command,
-    tool,
-)
+from certwright.installers.mailkit import Runner, key_problem, output_line, run_command
 from certwright.installers.postfix.plan import server_name
 
 if TYPE_CHECKING:
@@ -73,11 +66,10 @@ class DovecotInstaller:
     def __init__(self, config: argparse.Namespace) -> None:
         self.config = config
         self.runner: Runner = run_command
-        self.conf = os.path.abspath(
-            str(getattr(config, "dovecot_config", None) or DEFAULT_CONFIG))
-        self.doveadm = str(getattr(config, "dovecot_doveadm", None) or DEFAULT_DOVEADM)
-        self.reload_cmd: str | None = getattr(config, "dovecot_reload_cmd", None) or None
-        self.require_tls = flag(getattr(config, "dovecot_require_tls", False) or False)
+        self.conf = os.path.abspath(text_option(config, "dovecot_config", DEFAULT_CONFIG))
+        self.doveadm = text_option(config, "dovecot_doveadm", DEFAULT_DOVEADM)
+        self.reload_cmd = text_option(config, "dovecot_reload_cmd")
+        self.require_tls = on_off(config, "dovecot_require_tls", "--dovecot-require-tls")
         self.doveconf = "doveconf"
         self._expected: tuple[str, str] | None = None
 
@@ -87,7 +79,8 @@ class DovecotInstaller:
             ("--dovecot-config", {"default": DEFAULT_CONFIG, "metavar": "FILE",
                                   "help": "Dovecot's main configuration file "
                                           "(default: %(default)s)"}),
-            ("--doveadm", {"default": DEFAULT_DOVEADM, "metavar": "CMD",
+            ("--doveadm", {"dest": "dovecot_doveadm",  # every option stored as dovecot_*
+                           "default": DEFAULT_DOVEADM, "metavar": "CMD",
                            "help": "the doveadm command (default: %(default)s); doveconf "
                                    "is taken from beside it"}),
             ("--dovecot-reload-cmd", {"default": None, "metavar": "CMD",
@@ -96,19 +89,12 @@ class DovecotInstaller:
             ("--dovecot-require-tls", {"action": "store_true", "default": False,
                                        "help": "also set ssl = required"}),
         ]
-        for flag_name, kwargs in options:
-            dest = "dovecot_doveadm" if flag_name == "--doveadm" else \
-                flag_name[2:].replace("-", "_")  # every option stored under dovecot_*
-            with contextlib.suppress(argparse.ArgumentError):
-                add(flag_name, dest=dest, **kwargs)
+        add_options(add, options)
 
     # -- reading ----------------------------------------------------------------------------
     def prepare(self) -> None:
-        doveadm = tool(self.doveadm)
-        if doveadm is None:
-            raise PluginError(f"Dovecot is not installed here ({self.doveadm!r} is not "
-                              "found; see --doveadm)")
-        doveconf = tool("doveconf", beside=doveadm)
+        doveadm = require_tool(self.doveadm, "Dovecot", "--doveadm")
+        doveconf = find_tool("doveconf", beside=doveadm)
         if doveconf is None:
             raise PluginError(f"doveconf is not found (beside {doveadm} or on PATH)")
         self.doveadm, self.doveconf = doveadm, doveconf
@@ -249,7 +235,7 @@ class DovecotInstaller:
     def _start(self) -> None:
         """Start Dovecot with the new configuration. Its master keeps the output it was
         given open: a pipe would never close, so it writes to a file read afterwards."""
-        dovecot = tool("dovecot", beside=self.doveadm) or tool("/usr/sbin/dovecot")
+        dovecot = find_tool("dovecot", beside=self.doveadm) or find_tool("/usr/sbin/dovecot")
         if dovecot is None:
             raise PluginError("Dovecot is not running, and the dovecot binary to start it "
                               "is not found")

@@ -25,11 +25,9 @@ Modules: :mod:`.config` reads the configuration, :mod:`.plan` plans (certificate
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import logging
 import os
-import shutil
 import socket
 import threading
 from collections.abc import Hashable, Mapping, Sequence
@@ -45,11 +43,13 @@ from certwright.core.errors import PluginError
 from certwright.core.http01 import (
     CHALLENGE_PATH,
     Probe,
+    http01_port,
     http01_token,
     http01_types,
     wait_until_served,
 )
 from certwright.core.responder import Responder
+from certwright.core.serverkit import add_options, require_tool, text_option
 from certwright.core.storage.files import ensure_dir
 from certwright.core.textedit import ENCODING, ERRORS
 from certwright.installers.haproxy import checks, process, runtime
@@ -93,17 +93,6 @@ OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
 )
 
 
-def add_haproxy_options(add: AddArgument) -> None:
-    for flag, kwargs in OPTIONS:
-        with contextlib.suppress(argparse.ArgumentError):  # the other haproxy plugin did
-            add(flag, dest=flag[2:].replace("-", "_"), **kwargs)
-
-
-def _opt(config: argparse.Namespace, name: str) -> str | None:
-    value = getattr(config, name, None)
-    return str(value) if value not in (None, "", "None") else None
-
-
 def _paths(value: object) -> list[str]:
     """``--haproxy-config`` as given (repeated: a list) or stored (a string or a list)."""
     values = value if isinstance(value, (list, tuple)) else [value]
@@ -119,23 +108,21 @@ class _HaproxyBase:
         self.runner: process.Runner = process.run_command
         self.config_paths = _paths(getattr(config, "haproxy_config", None))
         self.config_path = self.config_paths[0]
-        self.bin = _opt(config, "haproxy_bin") or DEFAULT_BIN
-        self.socket_option = _opt(config, "haproxy_socket")
-        self.reload_cmd = _opt(config, "haproxy_reload_cmd")
+        self.bin = text_option(config, "haproxy_bin", DEFAULT_BIN)
+        self.socket_option = text_option(config, "haproxy_socket")
+        self.reload_cmd = text_option(config, "haproxy_reload_cmd")
         # beside the file, or beside a conf dir (never in it: HAProxy reads what is there)
-        self.cert_dir = os.path.abspath(_opt(config, "haproxy_cert_dir") or os.path.join(
+        self.cert_dir = os.path.abspath(text_option(config, "haproxy_cert_dir") or os.path.join(
             os.path.dirname(self.config_path.rstrip("/")) or "/", "certwright"))
         self.layout = planner.Layout(self.cert_dir)
         self.api: runtime.RuntimeApi | None = None
 
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
-        add_haproxy_options(add)
+        add_options(add, OPTIONS)
 
     def prepare(self) -> None:
-        if shutil.which(self.bin) is None:
-            raise PluginError(f"HAProxy is not installed here ({self.bin!r} is not found; "
-                              "see --haproxy-bin)")
+        require_tool(self.bin, "HAProxy", "--haproxy-bin")
         self.read()
         if self.socket_option:
             self.api = runtime.check_socket(self.socket_option)
@@ -346,7 +333,7 @@ class HaproxyAuthenticator(_HaproxyBase):
         return ("haproxy", os.path.realpath(self.config_path))
 
     def http01_port(self) -> int:
-        return int(getattr(self.config, "http01_port", None) or 80)
+        return http01_port(self.config)
 
     def prepare(self) -> None:
         super().prepare()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import shutil
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -36,7 +35,7 @@ from certwright.core.challenge_session import ServerHttp01Authenticator
 from certwright.core.errors import PluginError
 from certwright.core.http01 import http01_port
 from certwright.core.runner import Completed
-from certwright.core.serverkit import add_options, check_command
+from certwright.core.serverkit import add_options, check_command, require_tool, text_option
 from certwright.core.settings import Settings
 from certwright.installers.nginx import keytypes, process
 from certwright.installers.nginx.enhance import plan_enhance
@@ -106,12 +105,11 @@ class _NginxBase:
         self.proc_root = "/proc"
         self.reload_timeout = process.RELOAD_TIMEOUT
         self.server_root = os.path.abspath(
-            str(getattr(config, "nginx_server_root", None) or DEFAULT_SERVER_ROOT))
-        conf = getattr(config, "nginx_conf", None)
-        self.main_conf = os.path.abspath(str(conf)) if conf else \
-            os.path.join(self.server_root, "nginx.conf")
-        self.ctl = str(getattr(config, "nginx_ctl", None) or DEFAULT_CTL)
-        self.reload_cmd: str | None = getattr(config, "nginx_reload_cmd", None) or None
+            text_option(config, "nginx_server_root", DEFAULT_SERVER_ROOT))
+        self.main_conf = os.path.abspath(text_option(config, "nginx_conf", os.path.join(
+            self.server_root, "nginx.conf")))
+        self.ctl = text_option(config, "nginx_ctl", DEFAULT_CTL)
+        self.reload_cmd = text_option(config, "nginx_reload_cmd")
         self.layout = Layout(self.server_root)
 
     @classmethod
@@ -119,9 +117,7 @@ class _NginxBase:
         add_nginx_options(add)
 
     def prepare(self) -> None:
-        if shutil.which(self.ctl) is None:
-            raise PluginError(f"nginx is not installed here ({self.ctl!r} is not found; "
-                              "see --nginx-ctl)")
+        require_tool(self.ctl, "nginx", "--nginx-ctl")
         self.tree()
 
     def tree(self) -> NginxTree:
@@ -193,11 +189,8 @@ class _NginxBase:
             params["nginx_conf"] = self.main_conf
         return params
 
-    def http01_port(self) -> int:
-        return http01_port(self.config)
-
     def plan_http01(self, tasks: Sequence[ChallengeTask]) -> ChangePlan:
-        return plan_http01(self.tree(), tasks, self.layout, self.http01_port())
+        return plan_http01(self.tree(), tasks, self.layout, http01_port(self.config))
 
 
 def _fingerprint(tree: NginxTree) -> tuple[tuple[str, int, int, int], ...]:

@@ -23,7 +23,6 @@ listener until the new certificate is served.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import os
 import shutil
@@ -33,15 +32,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import ChangePlan, FileChange
-from certwright.installers.mailkit import (
-    Runner,
-    flag,
-    key_problem,
-    log_tail,
-    output_line,
-    run_command,
-    tool,
-)
+from certwright.core.serverkit import add_options, find_tool, on_off, require_tool, text_option
+from certwright.installers.mailkit import Runner, key_problem, log_tail, output_line, run_command
 from certwright.installers.postfix.plan import (
     CHAIN,
     Edit,
@@ -72,10 +64,10 @@ class PostfixInstaller:
         self.config = config
         self.runner: Runner = run_command
         self.config_dir = os.path.abspath(
-            str(getattr(config, "postfix_config_dir", None) or DEFAULT_CONFIG_DIR))
-        self.ctl = str(getattr(config, "postfix_ctl", None) or DEFAULT_CTL)
-        self.client_tls = flag(getattr(config, "postfix_client_tls", False) or False)
-        self.files_only = flag(getattr(config, "postfix_files_only", False) or False)
+            text_option(config, "postfix_config_dir", DEFAULT_CONFIG_DIR))
+        self.ctl = text_option(config, "postfix_ctl", DEFAULT_CTL)
+        self.client_tls = on_off(config, "postfix_client_tls", "--postfix-client-tls")
+        self.files_only = on_off(config, "postfix_files_only", "--postfix-files-only")
         self._postconf: Postconf | None = None
 
     @classmethod
@@ -94,17 +86,12 @@ class PostfixInstaller:
                                       "help": "leave main.cf to the admin: only reload "
                                               "and check the listeners"}),
         ]
-        for flag_name, kwargs in options:
-            with contextlib.suppress(argparse.ArgumentError):
-                add(flag_name, dest=flag_name[2:].replace("-", "_"), **kwargs)
+        add_options(add, options)
 
     # -- reading ----------------------------------------------------------------------------
     def prepare(self) -> None:
-        ctl = tool(self.ctl)
-        if ctl is None:
-            raise PluginError(f"Postfix is not installed here ({self.ctl!r} is not found; "
-                              "see --postfix-ctl)")
-        postconf = tool("postconf", beside=ctl)
+        ctl = require_tool(self.ctl, "Postfix", "--postfix-ctl")
+        postconf = find_tool("postconf", beside=ctl)
         if postconf is None:
             raise PluginError(f"postconf is not found (beside {ctl} or on PATH); Postfix "
                               "settings are read only through it")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from tests.conftest import require_binary
 from tests.servers.nginx import NGINX_BINARY, Nginx
+from tests.servers.nginx_tree import NginxTree
 from tests.servers.pebble import Pebble
+from tests.servers.tree_server import TreeServer, new_root
 
+S = TypeVar("S", bound=TreeServer)
 CERTWRIGHT = str(Path(sys.executable).parent / "certwright")
 CLOCKED_CLI = Path(__file__).resolve().parents[1] / "servers" / "clocked_cli.py"
 
@@ -94,3 +100,44 @@ def web(pebble: Pebble, www_root: Path, tmp_path: Path) -> Iterator[Nginx]:
     require_binary(NGINX_BINARY)
     with Nginx(tmp_path / "nginx", www_root, http_port=pebble.http_port) as server:
         yield server
+
+
+def standalone(ca: Pebble, *more: str) -> list[str]:
+    """The standalone authenticator on the loopback port ``ca`` validates http-01 on."""
+    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
+            "127.0.0.1", *more]
+
+
+def live_version(cli: Cli, name: str) -> int:
+    """N of the ``archive/<name>/certN.pem`` that ``live/<name>/cert.pem`` points at."""
+    target = os.readlink(cli.config_dir / "live" / name / "cert.pem")
+    return int(target.rsplit("cert", 1)[1].removesuffix(".pem"))
+
+
+def live_serial(cli: Cli, name: str) -> int:
+    """The serial number of the certificate ``live/<name>/`` serves."""
+    from cryptography import x509
+
+    pem = (cli.config_dir / "live" / name / "cert.pem").read_bytes()
+    return x509.load_pem_x509_certificate(pem).serial_number
+
+
+@contextlib.contextmanager
+def tree_server(make: Callable[[Path], S], binary: str, prefix: str) -> Iterator[S]:
+    """``make(root)``: a server over a fresh world-traversable root (``new_root``), when
+    its ``binary`` is installed; stopped and its tree removed afterwards."""
+    require_binary(binary)
+    root = new_root(prefix)
+    server = make(root)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def nginx_tree(pebble: Pebble,
+               prefix: str = "certwright-nginx-") -> contextlib.AbstractContextManager[NginxTree]:
+    """An nginx tree (not started) whose http port is the one Pebble validates on."""
+    return tree_server(lambda root: NginxTree(root, http_port=pebble.http_port),
+                       NGINX_BINARY, prefix)

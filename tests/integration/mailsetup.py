@@ -12,6 +12,7 @@ import pytest
 from cryptography import x509
 
 from tests.conftest import require_binary
+from tests.integration.conftest import standalone as shared_standalone
 from tests.servers.mail import Dovecot, Postfix, mail_root, root_or_fail
 from tests.servers.pebble import Pebble
 from tests.servers.ports import ServerStartError, wait_until
@@ -22,8 +23,7 @@ NAME = "mail.example.org"
 
 
 def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1", "--no-random-sleep-on-renew"]
+    return shared_standalone(ca, "--no-random-sleep-on-renew")
 
 
 @pytest.fixture

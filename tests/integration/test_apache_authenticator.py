@@ -81,8 +81,7 @@ def sites(pebble: Pebble) -> Iterator[list[Site]]:
     made: list[Site] = []
     yield made
     for s in made:
-        s.server.stop()
-        shutil.rmtree(s.base, ignore_errors=True)
+        s.remove()
 
 
 def customer_site(made: list[Site], pebble: Pebble, case: str) -> Site:

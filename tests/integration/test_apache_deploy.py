@@ -50,6 +50,11 @@ class Site:
         return ["--apache-server-root", str(self.tree), "--https-port", str(self.https_port),
                 "--http-01-port", str(self.http_port)]
 
+    def remove(self) -> None:
+        """Stop its Apache and remove its tree (safe twice)."""
+        self.server.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
     def snapshot(self) -> dict[str, bytes | str]:
         out: dict[str, bytes | str] = {}
         for path in sorted(self.tree.rglob("*")):
@@ -83,8 +88,7 @@ def site(pebble: Pebble) -> Iterator[Site]:
     try:
         yield s
     finally:
-        s.server.stop()
-        shutil.rmtree(s.base, ignore_errors=True)
+        s.remove()
 
 
 def served(site: Site, name: str, root_pem: bytes | None = None) -> x509.Certificate:
@@ -175,8 +179,7 @@ def test_install_updates_an_existing_443_vhost_in_place(cli: Cli, pebble: Pebble
         assert not (s.tree / "sites-available" / "example-le-ssl.conf").exists()
         served(s, "example.org", root_pem=pebble.root_pem())
     finally:
-        s.server.stop()
-        shutil.rmtree(s.base, ignore_errors=True)
+        s.remove()
 
 
 def test_failing_config_test_rolls_back_and_says_so(cli: Cli, site: Site,
@@ -260,8 +263,7 @@ def test_dormant_default_443_without_sslengine_is_refused(cli: Cli, pebble: Pebb
             proc.stderr
         assert s.snapshot() == before
     finally:
-        s.server.stop()
-        shutil.rmtree(s.base, ignore_errors=True)
+        s.remove()
 
 
 def test_bad_input_is_one_clear_line_and_changes_nothing(cli: Cli, site: Site,
@@ -346,5 +348,4 @@ def test_renew_of_four_lineages_reloads_apache_once(cli: Cli, pebble: Pebble) ->
             cert = served(s, name, root_pem=pebble.root_pem())
             assert cert.serial_number != old[name] and name in sans(cert)
     finally:
-        s.server.stop()
-        shutil.rmtree(s.base, ignore_errors=True)
+        s.remove()

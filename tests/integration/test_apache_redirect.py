@@ -5,7 +5,6 @@ twins; one checkpoint, undone byte for byte."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +26,7 @@ def sites(pebble: Pebble) -> Iterator[list[Site]]:
     made: list[Site] = []
     yield made
     for s in made:
-        s.server.stop()
-        shutil.rmtree(s.base, ignore_errors=True)
+        s.remove()
 
 
 def new_site(made: list[Site], pebble: Pebble, files: dict[str, str]) -> Site:

@@ -109,8 +109,7 @@ def tree_site(request: pytest.FixtureRequest, pebble: Pebble) -> Iterator[Site]:
         site.server.start(port=site.http_port)
         yield site
     finally:
-        site.server.stop()
-        shutil.rmtree(site.base, ignore_errors=True)
+        site.remove()
 
 
 def challenge_status(site: Site, name: str, address: str) -> int:

@@ -4,7 +4,6 @@ from several threads, through one transport; outcomes, not printed lines."""
 from __future__ import annotations
 
 import concurrent.futures
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,11 +11,10 @@ import pytest
 from cryptography import x509
 
 from certwright.core import api, session
-from tests.conftest import require_binary
+from tests.integration.conftest import nginx_tree
 from tests.servers import probe
-from tests.servers.nginx_tree import NGINX, NginxTree
+from tests.servers.nginx_tree import NginxTree
 from tests.servers.pebble import Pebble
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -77,14 +75,8 @@ server {{
 
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
-    require_binary(NGINX)
-    root = new_root("certwright-api-")
-    t = NginxTree(root, http_port=pebble.http_port)
-    try:
+    with nginx_tree(pebble, "certwright-api-") as t:
         yield t
-    finally:
-        t.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_deploy_into_nginx_and_renew_redeploys(base: api.Settings, tree: NginxTree) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Cli
+from tests.integration.conftest import live_version as version
+from tests.integration.conftest import standalone as shared_standalone
 from tests.servers.acme_front import AcmeFront
 from tests.servers.pebble import Pebble
 
@@ -39,13 +41,7 @@ class FrontCli(Cli):
 
 
 def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1", "--no-random-sleep-on-renew"]
-
-
-def version(cli: Cli, name: str) -> int:
-    return int(os.readlink(cli.config_dir / "live" / name / "cert.pem")
-               .rsplit("cert", 1)[1].removesuffix(".pem"))
+    return shared_standalone(ca, "--no-random-sleep-on-renew")
 
 
 def test_ari_window_decides_and_renewal_carries_replaces(

@@ -20,13 +20,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certwright.core import __version__
-from tests.conftest import require_binary
-from tests.integration.conftest import CERTWRIGHT, Cli
+from tests.integration.conftest import CERTWRIGHT, Cli, nginx_tree
+from tests.integration.conftest import live_version as version
+from tests.integration.conftest import standalone as shared_standalone
 from tests.integration.test_nginx import PLAIN_SITE, http_get, served
 from tests.servers.acme_front import AcmeFront
-from tests.servers.nginx_tree import NGINX, NginxTree
+from tests.servers.nginx_tree import NginxTree
 from tests.servers.pebble import Pebble
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -223,13 +223,7 @@ def test_user_agent_comment_goes_into_the_default_user_agent(
 
 # -- lineage options ----------------------------------------------------------------------
 def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1", "--no-random-sleep-on-renew"]
-
-
-def version(cli: Cli, name: str) -> int:
-    return int(os.readlink(cli.config_dir / "live" / name / "cert.pem")
-               .rsplit("cert", 1)[1].removesuffix(".pem"))
+    return shared_standalone(ca, "--no-random-sleep-on-renew")
 
 
 def test_no_autorenew_is_stored_and_renew_leaves_the_certificate_alone(
@@ -305,14 +299,8 @@ server {{
 
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
-    require_binary(NGINX)
-    root = new_root("certwright-nginx-")
-    found = NginxTree(root, http_port=pebble.http_port)
-    try:
+    with nginx_tree(pebble) as found:
         yield found
-    finally:
-        found.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_run_and_install_redirect_by_default_enhance_does_not(

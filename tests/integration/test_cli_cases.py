@@ -13,16 +13,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, standalone
 from tests.servers.nginx import Nginx
 from tests.servers.pebble import Pebble
 
 pytestmark = pytest.mark.integration
-
-
-def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1"]
 
 
 def one_error_line(proc) -> str:

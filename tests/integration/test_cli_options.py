@@ -10,17 +10,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from certwright.core.storage.renewal_conf import read_renewal_conf
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, standalone
 from tests.servers.nginx import Nginx
 from tests.servers.pebble import Pebble
 from tests.servers.tlsca import TestCA
 
 pytestmark = pytest.mark.integration
-
-
-def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1"]
 
 
 @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])

@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
 
-from tests.conftest import require_binary
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, tree_server
+from tests.integration.conftest import live_serial as lineage_serial
 from tests.servers import probe
 from tests.servers.haproxy import HAPROXY_BINARY, Haproxy
 from tests.servers.pebble import Pebble
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 NAMES = ("lb.example.org", "api.example.org")
@@ -23,24 +21,14 @@ NAMES = ("lb.example.org", "api.example.org")
 
 @pytest.fixture
 def lb(pebble: Pebble) -> Iterator[Haproxy]:
-    require_binary(HAPROXY_BINARY)
-    root = new_root("certwright-haproxy-")
-    server = Haproxy(root, http_port=pebble.http_port)
-    server.write()
-    try:
+    with tree_server(lambda root: Haproxy(root, http_port=pebble.http_port), HAPROXY_BINARY,
+                     "certwright-haproxy-") as server:
+        server.write()
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def served(lb: Haproxy, name: str, root_pem: bytes | None = None) -> x509.Certificate:
     return probe.served_cert(lb.https_port, name, cadata=root_pem)
-
-
-def lineage_serial(cli: Cli, name: str) -> int:
-    pem = (cli.config_dir / "live" / name / "cert.pem").read_bytes()
-    return x509.load_pem_x509_certificate(pem).serial_number
 
 
 def test_run_end_to_end_two_names_redirect_hsts(cli: Cli, lb: Haproxy, pebble: Pebble) -> None:
@@ -227,12 +215,11 @@ def test_a_conf_dir_is_read_tested_and_edited_in_haproxys_order(cli: Cli,
                                                                  pebble: Pebble) -> None:
     from tests.servers.haproxy import GLOBAL, SITE
 
-    require_binary(HAPROXY_BINARY)
-    root = new_root("certwright-haproxy-")
-    lb = Haproxy(root, http_port=pebble.http_port, conf="conf.d")
-    lb.write(SITE, "conf.d/20-site.cfg")
-    lb.write(GLOBAL, "conf.d/10-global.cfg")
-    try:
+    with tree_server(lambda root: Haproxy(root, http_port=pebble.http_port, conf="conf.d"),
+                     HAPROXY_BINARY, "certwright-haproxy-") as lb:
+        root = lb.root
+        lb.write(SITE, "conf.d/20-site.cfg")
+        lb.write(GLOBAL, "conf.d/10-global.cfg")
         lb.start()
         cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0])
         assert served(lb, NAMES[0], root_pem=pebble.root_pem()).serial_number == \
@@ -244,9 +231,6 @@ def test_a_conf_dir_is_read_tested_and_edited_in_haproxys_order(cli: Cli,
         assert (root / "certwright" / "crt-list").exists(), "beside the conf dir, not in it"
         assert sorted(p.name for p in (root / "conf.d").iterdir()) == [
             "10-global.cfg", "20-site.cfg"]
-    finally:
-        lb.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_file_written_but_never_swapped_in_goes_live_at_the_next_install(
@@ -274,12 +258,12 @@ def test_several_config_files_are_read_and_tested_in_order_and_stored(cli: Cli,
                                                                       pebble: Pebble) -> None:
     from tests.servers.haproxy import GLOBAL, SITE
 
-    require_binary(HAPROXY_BINARY)
-    root = new_root("certwright-haproxy-")
-    lb = Haproxy(root, http_port=pebble.http_port, conf="global.cfg", more=["site.cfg"])
-    lb.write(GLOBAL, "global.cfg")
-    lb.write(SITE, "site.cfg")
-    try:
+    with tree_server(lambda root: Haproxy(root, http_port=pebble.http_port, conf="global.cfg",
+                                          more=["site.cfg"]),
+                     HAPROXY_BINARY, "certwright-haproxy-") as lb:
+        root = lb.root
+        lb.write(GLOBAL, "global.cfg")
+        lb.write(SITE, "site.cfg")
         lb.start()
         cli("run", "-a", "haproxy", "-i", "haproxy", *lb.args(), "-d", NAMES[0])
         assert served(lb, NAMES[0]).serial_number == lineage_serial(cli, NAMES[0])
@@ -289,9 +273,6 @@ def test_several_config_files_are_read_and_tested_in_order_and_stored(cli: Cli,
         old = served(lb, NAMES[0]).serial_number
         cli("renew", "--force-renewal", "--no-random-sleep-on-renew", account=False)
         assert served(lb, NAMES[0]).serial_number == lineage_serial(cli, NAMES[0]) != old
-    finally:
-        lb.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_users_redirect_that_would_catch_the_challenge_is_named(cli: Cli,

@@ -5,7 +5,6 @@ graceful reload; zero failed requests either way."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -15,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, tree_server
 from tests.servers import probe
 from tests.servers.haproxy import GLOBAL, HAPROXY_BINARY, NO_SOCKET, SITE, Haproxy
 from tests.servers.pebble import Pebble
 from tests.servers.ports import wait_until
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 NAMES = ("lb.example.org", "api.example.org")
@@ -30,14 +27,9 @@ LOAD = Path(__file__).resolve().parents[1] / "servers" / "tlsload.py"
 
 @pytest.fixture
 def lb(pebble: Pebble) -> Iterator[Haproxy]:
-    require_binary(HAPROXY_BINARY)
-    root = new_root("certwright-haproxy-")
-    server = Haproxy(root, http_port=pebble.http_port)
-    try:
+    with tree_server(lambda root: Haproxy(root, http_port=pebble.http_port), HAPROXY_BINARY,
+                     "certwright-haproxy-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass

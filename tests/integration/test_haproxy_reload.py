@@ -5,33 +5,24 @@ merges with the pending first)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 
 import pytest
 
 from certwright.installers.haproxy import process
-from tests.conftest import require_binary
+from tests.integration.conftest import tree_server
 from tests.servers.haproxy import HAPROXY_BINARY, NO_SOCKET, SITE, Haproxy
 from tests.servers.ports import wait_until
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def lb() -> Iterator[Haproxy]:
-    require_binary(HAPROXY_BINARY)
-    root = new_root("certwright-haproxy-")
-    server = Haproxy(root)
-    server.write(NO_SOCKET + SITE)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with tree_server(Haproxy, HAPROXY_BINARY, "certwright-haproxy-") as server:
+        server.write(NO_SOCKET + SITE)
+        yield server.start()
 
 
 @pytest.mark.parametrize("round_", range(3))

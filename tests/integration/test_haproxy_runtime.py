@@ -4,18 +4,16 @@ second ``set`` into it) is aborted first; a new certificate is added to the crt-
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
 
 from certwright.installers.haproxy import runtime
-from tests.conftest import require_binary
+from tests.integration.conftest import tree_server
 from tests.servers import probe
 from tests.servers.haproxy import GLOBAL, HAPROXY_BINARY, Haproxy
 from tests.servers.tlsca import TestCA, cert_pem, key_pem
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -42,22 +40,15 @@ def pem_for(ca: TestCA, name: str) -> tuple[str, int]:
 
 @pytest.fixture
 def lb(ca: TestCA) -> Iterator[Haproxy]:
-    require_binary(HAPROXY_BINARY)
-    root = new_root("certwright-haproxy-")
-    server = Haproxy(root)
-    certs = root / "certs"
-    certs.mkdir()
-    for name in ("a", "b"):
-        (certs / f"{name}.pem").write_text(pem_for(ca, f"{name}.test")[0])
-    (certs / "list").write_text(f"{certs}/a.pem a.test\n{certs}/b.pem b.test\n")
-    (certs / "empty").write_text("")
-    server.write(GLOBAL + SITE)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with tree_server(Haproxy, HAPROXY_BINARY, "certwright-haproxy-") as server:
+        certs = server.root / "certs"
+        certs.mkdir()
+        for name in ("a", "b"):
+            (certs / f"{name}.pem").write_text(pem_for(ca, f"{name}.test")[0])
+        (certs / "list").write_text(f"{certs}/a.pem a.test\n{certs}/b.pem b.test\n")
+        (certs / "empty").write_text("")
+        server.write(GLOBAL + SITE)
+        yield server.start()
 
 
 def serial(lb: Haproxy, name: str) -> int:

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary
-from tests.integration.conftest import Cli
-from tests.servers.nginx_tree import NGINX, NginxTree
+from tests.integration.conftest import Cli, nginx_tree
+from tests.servers.nginx_tree import NginxTree
 from tests.servers.pebble import Pebble
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -51,14 +48,8 @@ def tree_state(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
-    require_binary(NGINX)
-    root = new_root("certwright-nginx-")
-    t = NginxTree(root, http_port=pebble.http_port)
-    try:
+    with nginx_tree(pebble) as t:
         yield t
-    finally:
-        t.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_dry_run_leaves_no_trace(cli: Cli, tree: NginxTree) -> None:

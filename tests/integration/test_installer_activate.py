@@ -20,6 +20,7 @@ import pytest
 from cryptography import x509
 
 from tests.integration.conftest import Cli
+from tests.integration.conftest import live_serial as serial_of
 from tests.integration.test_auth_capabilities import dns_args, fake_distribution
 from tests.servers.pebble import Pebble
 from tests.servers.ports import free_port, wait_for_port
@@ -164,11 +165,6 @@ def site_cli(cli: Cli, tmp_path: Path) -> Cli:
         "tlsfake-live = tlsfake_inst:TlsFakeLive\n")
     cli.extra_env.update(PYTHONPATH=str(site), FAKEDNS_LOG=str(tmp_path / "events"))
     return cli
-
-
-def serial_of(cli: Cli, name: str) -> int:
-    pem = (cli.config_dir / "live" / name / "cert.pem").read_bytes()
-    return x509.load_pem_x509_certificate(pem).serial_number
 
 
 NAMES = ("one.live.example.org", "two.live.example.org", "three.live.example.org")

@@ -13,18 +13,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, standalone
 from tests.integration.test_nginx import PLAIN_SITE, served, tree  # noqa: F401
 from tests.servers.nginx import Nginx
 from tests.servers.nginx_tree import NginxTree
 from tests.servers.pebble import Pebble
 
 pytestmark = pytest.mark.integration
-
-
-def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1"]
 
 
 def sans(cli: Cli, name: str) -> tuple[list[str], list[str]]:

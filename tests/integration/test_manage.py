@@ -13,15 +13,10 @@ from certwright.core.acme.client import AcmeClient
 from certwright.core.acme.errors import AcmeError
 from certwright.core.acme.transport import Transport
 from certwright.core.storage.accounts import list_accounts
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, standalone
 from tests.servers.pebble import Pebble
 
 pytestmark = pytest.mark.integration
-
-
-def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1"]
 
 
 def serial(cli: Cli, name: str) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -14,12 +13,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import require_binary
-from tests.integration.conftest import CERTWRIGHT, Cli
+from tests.integration.conftest import CERTWRIGHT, Cli, nginx_tree
 from tests.servers import probe
 from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +36,8 @@ server {{
 
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
-    require_binary(NGINX)
-    root = new_root("certwright-nginx-")
-    t = NginxTree(root, http_port=pebble.http_port)
-    try:
+    with nginx_tree(pebble) as t:
         yield t
-    finally:
-        t.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def served(tree: NginxTree, name: str, port: int | None = None,

@@ -4,7 +4,6 @@ wildcard names, default_server, an existing TLS block and an existing redirect."
 from __future__ import annotations
 
 import datetime
-import shutil
 import socket
 import ssl
 import subprocess
@@ -17,12 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import require_binary
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, nginx_tree
 from tests.integration.test_nginx import http_get
-from tests.servers.nginx_tree import NGINX, NginxTree
+from tests.servers.nginx_tree import NginxTree
 from tests.servers.pebble import Pebble
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -94,22 +91,18 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
-    require_binary(NGINX)
-    root = new_root("certwright-nginx-")
-    t = NginxTree(root, http_port=pebble.http_port)
-    cert, key = self_signed(root)
-    t.site("two-blocks", TWO_BLOCKS)
-    t.site("wild", WILD_AND_DEFAULT)
-    t.site("tls", EXISTING_TLS.replace("{selfsigned}", str(cert)).replace("{selfkey}", str(key)))
-    nested = root / "conf.d" / "nested"
-    nested.mkdir(parents=True)
-    (root / "conf.d" / "outer.conf").write_text(f"include {nested}/*.conf;\n")
-    (nested / "inner.conf").write_text(NESTED.format(http=t.http_port, www=t.www))
-    try:
+    with nginx_tree(pebble) as t:
+        root = t.root
+        cert, key = self_signed(root)
+        t.site("two-blocks", TWO_BLOCKS)
+        t.site("wild", WILD_AND_DEFAULT)
+        t.site("tls", EXISTING_TLS.replace("{selfsigned}", str(cert)).replace("{selfkey}",
+                                                                             str(key)))
+        nested = root / "conf.d" / "nested"
+        nested.mkdir(parents=True)
+        (root / "conf.d" / "outer.conf").write_text(f"include {nested}/*.conf;\n")
+        (nested / "inner.conf").write_text(NESTED.format(http=t.http_port, www=t.www))
         yield t.start()
-    finally:
-        t.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def served(host: str, port: int, name: str, root_pem: bytes) -> x509.Certificate:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import require_binary
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, nginx_tree
 from tests.integration.test_nginx import served
 from tests.servers.acme_front import AcmeFront
-from tests.servers.nginx_tree import NGINX, NginxTree
+from tests.servers.nginx_tree import NginxTree
 from tests.servers.pebble import Pebble
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
 
@@ -69,25 +66,20 @@ def front(pebble: Pebble, tmp_path: Path) -> Iterator[AcmeFront]:
 
 @pytest.fixture
 def tree(pebble: Pebble) -> Iterator[NginxTree]:
-    require_binary(NGINX)
-    root = new_root("certwright-nginx-")
-    t = NginxTree(root, http_port=pebble.http_port)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "snakeoil")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
-    (root / "snakeoil.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (root / "snakeoil.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    try:
+    with nginx_tree(pebble) as t:
+        root = t.root
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "snakeoil")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+        (root / "snakeoil.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (root / "snakeoil.key").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
         yield t
-    finally:
-        t.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def site(tree: NginxTree, text: str) -> None:

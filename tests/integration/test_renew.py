@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, standalone
+from tests.integration.conftest import live_version as version
 from tests.servers.pebble import Pebble
 
 pytestmark = pytest.mark.integration
@@ -21,20 +21,10 @@ def short_ca(pebble_factory) -> Pebble:
     return ca
 
 
-def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1"]
-
-
 def _hook(path: Path, body: str) -> str:
     path.write_text("#!/bin/sh\n" + textwrap.dedent(body))
     path.chmod(0o755)
     return str(path)
-
-
-def version(cli: Cli, name: str) -> int:
-    target = os.readlink(cli.config_dir / "live" / name / "cert.pem")
-    return int(target.rsplit("cert", 1)[1].removesuffix(".pem"))
 
 
 def test_renew_uses_stored_options_and_runs_hooks(pebble: Pebble, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from certwright.core.storage.accounts import list_accounts
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, standalone
 from tests.integration.crashpoints import Crash, killed
 from tests.servers.pebble import Pebble
 
@@ -28,11 +28,6 @@ STEPS = [
     Crash(f"{A}:delete_account", "before"),
     Crash(f"{A}:delete_account", "after"),
 ]
-
-
-def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1"]
 
 
 def account_dirs(cli: Cli) -> list[Path]:

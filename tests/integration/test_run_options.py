@@ -10,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, standalone
 from tests.servers.pebble import Pebble
 
 pytestmark = pytest.mark.integration
-
-
-def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1"]
 
 
 def gone(pid: int, within: float = 5.0) -> bool:

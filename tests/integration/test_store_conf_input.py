@@ -9,16 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, standalone
 from tests.servers.nginx import Nginx
 from tests.servers.pebble import Pebble
 
 pytestmark = pytest.mark.integration
-
-
-def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1"]
 
 
 def one_error_line(proc) -> str:

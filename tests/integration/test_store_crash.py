@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, live_version, standalone
 from tests.integration.crashpoints import Crash, killed
 from tests.servers.pebble import Pebble
 
@@ -18,14 +18,8 @@ NAME = "crash.example.org"
 RENEW = ("renew", "--no-random-sleep-on-renew")
 
 
-def standalone(ca: Pebble) -> list[str]:
-    return ["--standalone", "--http-01-port", str(ca.http_port), "--http-01-address",
-            "127.0.0.1"]
-
-
 def version(cli: Cli, name: str = NAME) -> int:
-    target = os.readlink(cli.config_dir / "live" / name / "cert.pem")
-    return int(target.rsplit("cert", 1)[1].removesuffix(".pem"))
+    return live_version(cli, name)
 
 
 def with_deploy_hook(cli: Cli, pebble: Pebble, tmp_path: Path) -> Path:

@@ -48,7 +48,6 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -57,6 +56,7 @@ from cryptography import x509
 
 from tests.servers.pebble import Pebble
 from tests.servers.ports import free_port
+from tests.servers.process import StartStop
 from tests.servers.tlsca import TestCA, cert_pem, key_pem
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-class AcmeFront:
+class AcmeFront(StartStop):
     """An HTTPS front for a running Pebble adding RFC 9773 renewal info and profiles.
 
     Constructor arguments (all but `pebble` and `workdir` keyword-only):
@@ -257,17 +257,6 @@ class AcmeFront:
             if session is not None:
                 session.close()
         self._upstream = self._session = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _write_tls_files(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

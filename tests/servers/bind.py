@@ -23,11 +23,10 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from tests.servers.ports import ServerStartError, free_port, wait_for_port, wait_until
-from tests.servers.process import ManagedProcess
+from tests.servers.process import ManagedProcess, StartStop, stop_process
 
 NAMED = "named"
 KEY_NAME = "certwright-test."
@@ -45,7 +44,7 @@ def _zone_text(zone: str, extra: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Bind:
+class Bind(StartStop):
     """named authoritative for ``zones`` on 127.0.0.1:``port`` (UDP and TCP)."""
 
     def __init__(self, workdir: Path | str, *, zones: Sequence[str] = ("example.test",),
@@ -143,16 +142,7 @@ class Bind:
         return True
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        stop_process(self)
 
     # -- what the zone holds (asked over DNS, as a resolver would) ---------------------------
     def txt(self, name: str) -> list[str]:

@@ -29,7 +29,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import requests
@@ -41,7 +40,7 @@ from tests.servers.ports import (
     wait_for_port,
     wait_until,
 )
-from tests.servers.process import ManagedProcess, clean_env
+from tests.servers.process import ManagedProcess, StartStop, clean_env, stop_process
 from tests.servers.tlsca import TlsFiles, make_tls_files
 
 PEBBLE_BINARY = "pebble"
@@ -85,7 +84,7 @@ def _address_in_use(exc: ServerStartError) -> bool:
     return "address already in use" in str(exc)
 
 
-class PebbleChalltest:
+class PebbleChalltest(StartStop):
     """pebble-challtestsrv as a mock DNS server (DNS on UDP+TCP `dns_port`), on loopback.
 
     Every name resolves to `default_ipv4` unless `add_a` says otherwise; AAAA answers are
@@ -169,21 +168,8 @@ class PebbleChalltest:
             raise startup_failure(what, "exited after its ports answered", proc, self.log_path)
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
+        stop_process(self)
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- facts -----------------------------------------------------------------------------
     @property
@@ -254,7 +240,7 @@ class PebbleChalltest:
             )
 
 
-class Pebble:
+class Pebble(StartStop):
     """Pebble (ACME CA) plus pebble-challtestsrv (its DNS), both on loopback.
 
     Constructor arguments (all but `workdir` keyword-only):
@@ -378,17 +364,6 @@ class Pebble:
         self._stop_pebble()
         self.challtestsrv.stop()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def _start_pebble(self, allow_new_ports: bool = True) -> None:
         begin = time.monotonic()
         for attempt in range(PORT_RETRIES):
@@ -460,9 +435,7 @@ class Pebble:
             raise startup_failure(what, "exited after its ports answered", proc, self.log_path)
 
     def _stop_pebble(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
+        stop_process(self)
         if self._session is not None:
             self._session.close()
             self._session = None

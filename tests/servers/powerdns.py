@@ -17,19 +17,18 @@ import shutil
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import requests
 
 from tests.servers.ports import ServerStartError, free_port, wait_for_port
-from tests.servers.process import ManagedProcess
+from tests.servers.process import ManagedProcess, StartStop, stop_process
 
 PDNS = "pdns_server"
 SCHEMA = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")
 
 
-class PowerDns:
+class PowerDns(StartStop):
     def __init__(self, workdir: Path | str, *, zones: Sequence[str] = ("example.test",),
                  host: str = "127.0.0.1", startup_timeout: float = 20.0) -> None:
         self.workdir = Path(workdir).resolve()
@@ -106,16 +105,7 @@ class PowerDns:
         return self
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        stop_process(self)
 
     # -- the API -----------------------------------------------------------------------------
     def _api(self, method: str, path: str, body: Any = None) -> Any:

@@ -10,7 +10,7 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol, Self
 
 
 class ManagedProcess:
@@ -84,3 +84,31 @@ def clean_env(
     """A copy of `base` (default: os.environ) without variables starting with any prefix."""
     source = os.environ if base is None else base
     return {k: v for k, v in source.items() if not k.startswith(tuple(drop_prefixes))}
+
+
+class StartStop:
+    """A test server used as ``with Server(...) as server:``: ``start()`` (which returns the
+    server) on entry, ``stop()`` (safe twice) on exit, whatever happened inside."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class HoldsProcess(Protocol):
+    _process: ManagedProcess | None
+
+
+def stop_process(holder: HoldsProcess) -> None:
+    """Stop the ``ManagedProcess`` ``holder`` started, if any, and forget it."""
+    if holder._process is not None:
+        holder._process.stop()
+        holder._process = None

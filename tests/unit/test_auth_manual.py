@@ -13,22 +13,13 @@ import pytest
 from certwright.authenticators.manual import ManualAuthenticator
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import Authenticator, ChallengeTask, Identifier
+from tests.conftest import THUMBPRINT, http01_task
 
-THUMBPRINT = "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 ALL = ("example.com", "*.example.com", "www.example.com")
 
 
 def http_task(domain: str = "www.example.com", token: str = "tok_en-1") -> ChallengeTask:
-    key_authorization = f"{token}.{THUMBPRINT}"
-    return ChallengeTask(
-        identifier=Identifier("dns", domain),
-        challenge_type="http-01",
-        token=token,
-        key_authorization=key_authorization,
-        validation=key_authorization,
-        all_domains=ALL,
-        remaining=2,
-    )
+    return http01_task(token, domain, all_domains=ALL, remaining=2)
 
 
 def dns_task(domain: str = "*.example.com") -> ChallengeTask:

@@ -15,21 +15,14 @@ import pytest
 from certwright.authenticators.standalone import StandaloneAuthenticator
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import Authenticator, ChallengeTask, Identifier
+from tests.conftest import http01_task
 
-THUMBPRINT = "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 # no proxies from the environment: these requests must reach 127.0.0.1 directly
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def task(token: str, domain: str = "example.com") -> ChallengeTask:
-    key_authorization = f"{token}.{THUMBPRINT}"
-    return ChallengeTask(
-        identifier=Identifier("dns", domain),
-        challenge_type="http-01",
-        token=token,
-        key_authorization=key_authorization,
-        validation=key_authorization,
-    )
+    return http01_task(token, domain)
 
 
 def free_port() -> int:

@@ -19,21 +19,13 @@ from certwright.authenticators.webroot import (
 )
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import Authenticator, ChallengeTask, Identifier
+from tests.conftest import http01_task
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
-THUMBPRINT = "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 
 
 def task(domain: str = "example.com", token: str = TOKEN) -> ChallengeTask:
-    key_authorization = f"{token}.{THUMBPRINT}"
-    return ChallengeTask(
-        identifier=Identifier("dns", domain),
-        challenge_type="http-01",
-        token=token,
-        key_authorization=key_authorization,
-        validation=key_authorization,
-        all_domains=(domain,),
-    )
+    return http01_task(token, domain, all_domains=(domain,))
 
 
 def config(**options: Any) -> argparse.Namespace:

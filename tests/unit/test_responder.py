@@ -32,7 +32,8 @@ def test_a_busy_port_is_named() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(PluginError, match=f"could not listen on 127.0.0.1:{port}"):
+        with pytest.raises(PluginError, match=f"could not bind 127.0.0.1:{port} for http-01: "
+                           ".*something else listens there"):
             Responder("127.0.0.1", port).add("t", "t.k")
 
 
@@ -49,3 +50,18 @@ def test_threads_adding_at_once_start_one_server() -> None:
         assert http_get(Probe("127.0.0.1", port, "a", CHALLENGE_PATH + f"t{i}", ""))[0] == 200
         responder.remove(f"t{i}")
     assert not responder.listening
+
+
+def test_an_empty_address_answers_on_ipv6_and_ipv4() -> None:
+    """Every address, dual-stack: the standalone authenticator's default."""
+    port = free_port()
+    responder = Responder("", port)
+    responder.add("tok", "tok.key")
+    try:
+        assert responder.bound_port == port
+        for host in ("127.0.0.1", "::1"):
+            assert http_get(Probe(host, port, "a", CHALLENGE_PATH + "tok", "")) == \
+                (200, b"tok.key"), host
+    finally:
+        responder.remove("tok")
+    assert not port_accepts("127.0.0.1", port) and responder.bound_port is None

@@ -3,7 +3,6 @@ backups stay private."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import time
@@ -13,10 +12,8 @@ import pytest
 
 from certwright.core import transaction
 from certwright.core.errors import UsageError
-from certwright.core.interfaces import ChangePlan, FileChange
 from certwright.core.retention import max_checkpoints, prune_dir, start_up
 from certwright.core.transaction import (
-    Transaction,
     begin_command,
     checkpoints,
     journal_root,
@@ -24,25 +21,12 @@ from certwright.core.transaction import (
     rollback_checkpoint,
     transactions,
 )
+from tests.unit.txn_kit import edit
 
 
 @pytest.fixture(autouse=True)
 def no_command_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transaction, "_command_id", None)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def edit(work: Path, path: Path, new: bytes, title: str, *, commit: bool = True,
-         temporary: bool = False) -> Transaction:
-    old = path.read_bytes() if path.exists() else None
-    txn = Transaction(work, title, temporary=temporary)
-    txn.apply(ChangePlan(title, (FileChange(str(path), new, sha(old) if old else None),)))
-    if commit:
-        txn.commit()
-    return txn
 
 
 def titles(work: Path) -> list[str]:

@@ -72,3 +72,43 @@ def test_children_and_waiting_through_proc(tmp_path: Path) -> None:
     assert serverkit.read_pid(str(tmp_path / "missing")) is None
     assert not serverkit.wait_for(lambda: False, timeout=0.05)
     assert serverkit.wait_for(lambda: True, timeout=0.05)
+
+
+def test_every_installer_reads_an_on_off_option_alike_and_refuses_garbage() -> None:
+    """A renewal conf or cli.ini holds on/off options as text: true/false, yes/no, on/off,
+    1/0 all read the same; anything else is an error naming the option, not a silent off."""
+    from certwright.installers.apache import ApacheInstaller
+    from certwright.installers.dovecot import DovecotInstaller
+    from certwright.installers.postfix import PostfixInstaller
+
+    cases = [(PostfixInstaller, "postfix_client_tls", "--postfix-client-tls", "client_tls"),
+             (DovecotInstaller, "dovecot_require_tls", "--dovecot-require-tls", "require_tls"),
+             (ApacheInstaller, "apache_handle_sites", "--apache-handle-sites", "handle_sites")]
+    for cls, dest, flag, attr in cases:
+        for text, value in (("True", True), ("on", True), ("0", False), ("no", False),
+                            (True, True), (False, False)):
+            assert getattr(cls(argparse.Namespace(**{dest: text})), attr) is value, (flag, text)
+        with pytest.raises(PluginError, match=f"^{flag} maybe: give true or false$"):
+            cls(argparse.Namespace(**{dest: "maybe"}))
+
+
+def test_an_unset_option_read_back_as_none_is_unset() -> None:
+    """``None`` as a renewal conf writes it is no command to run."""
+    from certwright.installers.dovecot import DovecotInstaller
+    from certwright.installers.haproxy import HaproxyInstaller
+    from certwright.installers.nginx import NginxInstaller
+
+    assert NginxInstaller(argparse.Namespace(nginx_reload_cmd="None")).reload_cmd is None
+    assert DovecotInstaller(argparse.Namespace(dovecot_reload_cmd="None")).reload_cmd is None
+    assert HaproxyInstaller(argparse.Namespace(haproxy_reload_cmd="None")).reload_cmd is None
+    nginx = NginxInstaller(argparse.Namespace(nginx_ctl="", nginx_server_root="/srv/ngx"))
+    assert (nginx.ctl, nginx.main_conf) == ("nginx", "/srv/ngx/nginx.conf")
+
+
+def test_a_missing_server_binary_names_the_option(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nowhere" / "haproxy")
+    with pytest.raises(PluginError, match=r"^HAProxy is not installed here \('.*' is not "
+                       r"found; see --haproxy-bin\)$"):
+        serverkit.require_tool(missing, "HAProxy", "--haproxy-bin")
+    assert serverkit.require_tool("sh", "a shell", "--sh") == serverkit.find_tool("sh")
+    assert serverkit.find_tool(str(tmp_path)) is None  # a directory is no command

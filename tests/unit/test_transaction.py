@@ -1,4 +1,3 @@
-import hashlib
 import stat
 import subprocess
 import sys
@@ -14,10 +13,7 @@ from certwright.core.transaction import (
     recover,
     temporary,
 )
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from tests.unit.txn_kit import sha
 
 
 def plan_for(path: Path, new: bytes | None, title: str = "edit") -> ChangePlan:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -15,12 +14,9 @@ import pytest
 from certwright.core.interfaces import ChangePlan, FileChange
 from certwright.core.journal import JournalRefused
 from certwright.core.transaction import Transaction, checkpoints, recover
+from tests.unit.txn_kit import sha
 
 NOBODY = 65534
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def open_journal(tmp_path: Path) -> tuple[Path, Path, Transaction]:

@@ -3,7 +3,6 @@ and rolled back, and recovered after kill -9 at every step of applying it."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -28,10 +27,7 @@ from certwright.core.transaction import (
     transactions,
 )
 from tests.conftest import skip_or_fail
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from tests.unit.txn_kit import sha
 
 
 def snapshot(root: Path) -> dict[str, tuple[object, ...]]:

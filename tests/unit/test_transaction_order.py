@@ -3,40 +3,26 @@ created are removed whichever order their checkpoints are undone in."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
 import pytest
 
 from certwright.core import transaction
-from certwright.core.interfaces import ChangePlan, FileChange
 from certwright.core.transaction import (
-    Transaction,
     TransactionError,
     begin_command,
     checkpoints,
     rollback_checkpoint,
     transactions,
 )
+from tests.unit.txn_kit import edit
 
 
 @pytest.fixture(autouse=True)
 def no_command_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
     """begin_command() sets a module global: undone after each test."""
     monkeypatch.setattr(transaction, "_command_id", None)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def edit(work: Path, path: Path, new: bytes, title: str) -> Transaction:
-    old = path.read_bytes() if path.exists() else None
-    txn = Transaction(work, title)
-    txn.apply(ChangePlan(title, (FileChange(str(path), new, sha(old) if old else None),)))
-    txn.commit()
-    return txn
 
 
 def test_order_is_a_sequence_even_when_the_clock_counter_wraps(
