@@ -8,6 +8,7 @@ the command line wins.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     ldap.add_argument("--attr-webroot", default="certwrightWebroot")
     ldap.add_argument("--attr-contact", default="mail")
     ldap.add_argument("--attr-customer", default="o")
+    ldap.add_argument("--attr-installer", default="certwrightInstaller")
     add("--inventory", metavar="FILE", help="a TOML inventory instead of LDAP")
     run = p.add_argument_group("the run")
     run.add_argument("--server", default=LE_PRODUCTION)
@@ -116,7 +118,26 @@ def build_parser() -> argparse.ArgumentParser:
     sch = p.add_argument_group("schema")
     sch.add_argument("--format", choices=("ldif", "schema"), default="ldif")
     sch.add_argument("--oid-base")
+    _installer_options(p)
     return p
+
+
+def _installer_options(p: argparse.ArgumentParser) -> None:
+    """Every installed installer's own options (``--nginx-server-root``...), for the
+    domains an entry says are served through it; remembered as ``installer_dests``."""
+    from certwright.core import plugins
+
+    dests: set[str] = set()
+    for info in plugins.discover(plugins.INSTALLERS):
+        adder = getattr(info.cls, "add_arguments", None) if info.cls else None
+        if adder is None:
+            continue
+        group = p.add_argument_group(f"{info.name} installer")
+        before = {a.dest for a in p._actions}
+        with contextlib.suppress(argparse.ArgumentError):  # shared by two plugins:
+            adder(group.add_argument)  # added once
+        dests |= {a.dest for a in p._actions} - before
+    p.set_defaults(installer_dests=sorted(dests))
 
 
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -222,10 +243,12 @@ def inventory_from(config: argparse.Namespace) -> Any:
         ca_file=Path(config.ldap_ca_file) if config.ldap_ca_file else None,
         attr_names=config.attr_names, attr_webroot=config.attr_webroot,
         attr_contact=config.attr_contact, attr_customer=config.attr_customer,
+        attr_installer=config.attr_installer,
         page_size=config.ldap_page_size))
 
 
 def sync(config: argparse.Namespace, say: Callable[[str], None]) -> int:
+    from certwright.core.fleet.install import InstallOptions
     from certwright.core.fleet.precheck import PrecheckOptions
     from certwright.core.fleet.report import Progress
     from certwright.core.fleet.sync import Sync, SyncOptions
@@ -249,7 +272,11 @@ def sync(config: argparse.Namespace, say: Callable[[str], None]) -> int:
         skip_precheck=config.no_precheck, backoff_base=config.backoff_base,
         backoff_max=config.backoff_max, allow_empty=config.allow_empty_inventory,
         no_verify_ssl=config.no_verify_ssl, issuance_timeout=config.issuance_timeout,
-        lock_timeout=config.lock_timeout)
+        lock_timeout=config.lock_timeout,
+        install=InstallOptions(
+            {d: str(getattr(config, d)) for d in config.installer_dests
+             if getattr(config, d, None) not in (None, False)},
+            http_port=config.precheck_http_port, https_port=config.precheck_https_port))
     inventory = inventory_from(config)
     progress = Progress(say, live=None if not (config.json or config.quiet) else False)
     if config.json or config.quiet:

@@ -27,6 +27,7 @@ from certwright.core.fleet import order as orders
 from certwright.core.fleet import precheck
 from certwright.core.fleet.accounts import Accounts
 from certwright.core.fleet.ca import CaGate, GatedTransport
+from certwright.core.fleet.install import FleetInstall, InstallOptions, renewal_params
 from certwright.core.fleet.inventory import Inventory
 from certwright.core.fleet.ldap_source import LdapInventory
 from certwright.core.fleet.plan import ISSUING, Step, make_plan
@@ -63,6 +64,7 @@ class SyncOptions:
     no_verify_ssl: bool = False
     issuance_timeout: float = 90.0
     lock_timeout: float = 0.0
+    install: InstallOptions = field(default_factory=lambda: InstallOptions({}))
 
 
 class Budget:
@@ -95,6 +97,8 @@ class Sync:
         self._transport: GatedTransport | None = None
         self._accounts: Accounts | None = None
         self._setup = threading.Lock()
+        self.install = FleetInstall(opts.config_dir, opts.work_dir, opts.install)
+        self._to_install: list[tuple[Step, Lineage]] = []
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Report:
@@ -118,12 +122,14 @@ class Sync:
             for step in steps:
                 if step.action == "delete":
                     report.add(self._safely(self._delete, step))
-            idle = [s for s in steps if s.action not in (*ISSUING, "delete")]
             work = [s for s in steps if s.action in ISSUING]
             pool = ThreadPoolExecutor(max_workers=max(1, self.opts.jobs))
             try:
                 for outcome in pool.map(self._guarded, work):
                     report.add(outcome)
+                if not self.opts.dry_run:
+                    self._serve(steps, report)
+                idle = [s for s in steps if s.action not in (*ISSUING, "delete", "installed")]
                 jobs = max(1, min(self.opts.jobs, len(idle)))
                 for outcomes in pool.map(lambda part: [self._safely(self._idle, s)
                                                        for s in part],
@@ -266,8 +272,58 @@ class Sync:
         state.succeeded(timestamp_of(lineage.not_after), clock.now(), lineage.name)
         self.fleet.save_state(state)
         self.fleet.drop_order(domain.name)
-        self.writeback.update(domain, state, issued.fullchain)
+        if domain.installer is None:
+            self.writeback.update(domain, state, issued.fullchain)
+        else:  # written once installed (certwrightRedirect with it)
+            with self._setup:
+                self._to_install.append((step, lineage))
         return Outcome.of("resumed" if issued.resumed else step.action, state)
+
+    # -- installing -------------------------------------------------------------------------
+    def _serve(self, steps: list[Step], report: Report) -> None:
+        """Install what this run issued into its servers, and what an earlier run left
+        owed (a crash or a failed reload): one reload per server, every name checked by
+        handshake. The entry is written with ``certwrightRedirect`` TRUE once served."""
+        pending = self.install.pending()
+        jobs = list(self._to_install)
+        issued = {lineage.name for _, lineage in jobs}
+        for step in steps:
+            if step.action == "keep" and step.domain is not None \
+                    and step.domain.installer is not None \
+                    and (step.state.lineage or step.name) in pending \
+                    and (step.state.lineage or step.name) not in issued:
+                lineage = self._lineage(step)
+                if lineage is not None:
+                    jobs.append((step, lineage))
+        if not jobs:
+            return
+        for step, lineage in jobs:
+            assert step.domain is not None
+            self.install.add(step.domain, lineage)
+        try:
+            results = self.install.run()
+        except Exception as exc:  # each domain reports it; the next run tries again
+            log.debug("installing failed", exc_info=True)
+            results = {lineage.name: f"{type(exc).__name__}: {exc}" for _, lineage in jobs}
+        by_name = {o.name: i for i, o in enumerate(report.outcomes)}
+        for step, lineage in jobs:
+            domain, state = step.domain, step.state
+            assert domain is not None
+            error = results.get(lineage.name, "not installed")
+            if error:
+                state.error = f"issued, but installing it failed: {error}"
+                self.fleet.save_state(state)
+            self.writeback.update(domain, state, _fullchain(lineage), redirect=not error)
+            outcome = Outcome.of("failed", state, state.error or "") if error else \
+                Outcome.of("installed", state)
+            if step.name in by_name:
+                if error:
+                    report.outcomes[by_name[step.name]] = outcome
+            else:  # an earlier run's certificate: reported here, not again as kept
+                report.add(outcome)
+                step.action = "installed"
+        log.info("installed %d certificate(s) through their servers",
+                 sum(1 for _, lin in jobs if not results.get(lin.name, "x")))
 
     def _save(self, step: Step, issued: orders.Issued, account_id: str) -> Lineage:
         domain = step.domain
@@ -276,10 +332,13 @@ class Sync:
             "account": account_id, "authenticator": "webroot", "server": self.opts.server,
             "key_type": "ecdsa", "webroot_path": [domain.webroot],
             "webroot_map": {n: domain.webroot for n in domain.names},
+            **renewal_params(domain, self.opts.install),
         }
         lineage = step.lineage
         if lineage is None:
             lineage = store.find_lineage(self.opts.config_dir, step.state.lineage or domain.name)
+        if domain.installer is not None:  # owed to its server from here on
+            self.install.mark(domain, lineage.name if lineage is not None else domain.name)
         if lineage is None:
             return store.new_lineage(self.opts.config_dir, domain.name, issued.cert.encode(),
                                      issued.chain.encode(), issued.fullchain.encode(),

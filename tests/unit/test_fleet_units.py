@@ -198,3 +198,19 @@ def test_a_broken_directory_connection_is_only_a_failed_write_back() -> None:
     assert writeback.update(domain, state, "PEM") is False
     assert writeback.remove("cn=b,dc=t") is False
     assert writeback.failed == ["cn=a,dc=t", "cn=b,dc=t"]
+
+
+def test_toml_installer_and_its_own_options_only(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text('[[domain]]\nnames = ["a.example"]\ninstaller = "nginx"\n'
+                    '[domain.installer-options]\nnginx-server-root = "/srv/nginx"\n\n'
+                    '[[domain]]\nnames = ["b.example"]\ninstaller = "nginx"\n'
+                    '[domain.installer-options]\nconfig-dir = "/tmp/elsewhere"\n\n'
+                    '[[domain]]\nnames = ["c.example"]\ninstaller = "../x"\n')
+    listing = TomlInventory(path).read()
+    (good,) = listing.domains
+    assert good.installer == "nginx" and good.webroot is None
+    assert good.installer_options == (("nginx_server_root", "/srv/nginx"),)
+    assert [b.where for b in listing.bad] == [f"{path}: domain #2", f"{path}: domain #3"]
+    assert "'config-dir' is not one of the nginx installer's" in listing.bad[0].error
+    assert "not a plugin name" in listing.bad[1].error

@@ -1,0 +1,91 @@
+"""Domains served through a certwright installer (nginx, Apache): installed after all
+issuance with one reload per server, by the machinery `renew` uses
+(:class:`certwright.core.verbs.redeploy.Deployer`: stage every lineage's change, reload
+once, check each name by handshake, roll back what isn't served).
+
+A lineage is marked pending (``<work-dir>/deploy-pending/<name>``) before its new
+certificate is stored and unmarked once its server was seen serving it, so a crash or a
+failed reload between the two is caught up by the next sync (or `renew`). The renewal
+conf records the installer and its options, so a plain `certwright renew` redeploys it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from certwright.core.fleet.model import Domain
+from certwright.core.settings import Settings, Source, from_values
+from certwright.core.storage.lineage import Lineage
+from certwright.core.verbs import redeploy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    """What every installer domain shares: the run's installer options (from the command
+    line or ``fleet.ini``, by dest name) and the ports the fleet's servers listen on."""
+
+    options: Mapping[str, str]
+    http_port: int = 80
+    https_port: int = 443
+
+
+def options_for(domain: Domain, shared: InstallOptions) -> dict[str, object]:
+    """The installer's options for ``domain``: the run's, under the entry's own."""
+    assert domain.installer is not None
+    prefix = domain.installer.replace("-", "_") + "_"
+    found: dict[str, object] = {k: v for k, v in shared.options.items()
+                                if k.startswith(prefix) and v is not None}
+    found.update(dict(domain.installer_options))
+    return found
+
+
+def renewal_params(domain: Domain, shared: InstallOptions) -> dict[str, object]:
+    """What the lineage's renewal conf keeps so that `renew` installs it the same way."""
+    if domain.installer is None:
+        return {}
+    return {"installer": domain.installer, "https_port": shared.https_port,
+            **options_for(domain, shared)}
+
+
+def settings_for(domain: Domain, shared: InstallOptions, config_dir: Path, work_dir: Path
+                 ) -> Settings:
+    values: dict[str, object] = {
+        "config_dir": str(config_dir), "work_dir": str(work_dir),
+        "logs_dir": str(work_dir / "logs"), "installer": domain.installer,
+        "https_port": shared.https_port, "http01_port": shared.http_port,
+        "noninteractive": True, "verb": "fleet", **options_for(domain, shared)}
+    return from_values(values, dict.fromkeys(values, Source.CALLER))
+
+
+class FleetInstall:
+    """Collects the lineages to serve during a sync, then serves them all at once."""
+
+    def __init__(self, config_dir: Path, work_dir: Path, shared: InstallOptions) -> None:
+        self.config_dir = config_dir
+        self.work_dir = work_dir
+        self.shared = shared
+        self.deployer = redeploy.Deployer(work_dir, lambda text: log.info("%s", text))
+        self.domains: dict[str, Domain] = {}
+
+    def mark(self, domain: Domain, lineage_name: str) -> None:
+        """Before the new certificate is stored: it is owed to the server from now on."""
+        redeploy.mark(self.work_dir, lineage_name)
+
+    def pending(self) -> set[str]:
+        return redeploy.pending(self.work_dir)
+
+    def add(self, domain: Domain, lineage: Lineage) -> None:
+        self.domains[lineage.name] = domain
+        self.deployer.add(settings_for(domain, self.shared, self.config_dir, self.work_dir),
+                          lineage)
+
+    def run(self) -> dict[str, str]:
+        """Per lineage name: "" when its server now serves it, else what went wrong."""
+        if not self.deployer.jobs:
+            return {}
+        return self.deployer.run()

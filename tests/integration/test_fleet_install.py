@@ -1,0 +1,136 @@
+"""``certwright fleet sync`` for domains served through a certwright installer: real slapd
+(the inventory, ``certwrightInstaller``), a real nginx whose configuration certwright edits,
+Pebble behind the ACME front."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from tests.conftest import require_binary
+from tests.integration.fleet_env import CERTWRIGHT, FleetEnv, slapd
+from tests.servers import probe
+from tests.servers.acme_front import AcmeFront
+from tests.servers.nginx_tree import NGINX, NginxTree
+from tests.servers.pebble import Pebble
+from tests.servers.slapd import Slapd
+from tests.servers.tree_server import new_root
+
+pytestmark = pytest.mark.integration
+__all__ = ["slapd"]  # fixture
+
+SITE = """\
+server {{
+    listen 127.0.0.1:{http};
+    server_name {name} www.{name};
+    root {www}/{name};
+}}
+"""
+
+
+class Managed:
+    """A fleet whose sites are server blocks of one nginx that certwright installs into;
+    its reloads are counted (``--nginx-reload-cmd`` through a script)."""
+
+    def __init__(self, env: FleetEnv, tree: NginxTree, base: Path) -> None:
+        self.env = env
+        self.tree = tree
+        self.count = base / "reloads"
+        script = base / "reload.sh"
+        script.write_text(f"#!/bin/sh\necho x >> {self.count}\n"
+                          f"exec {NGINX} -c {tree.main} -s reload\n")
+        script.chmod(0o755)
+        env.extra += ["--nginx-server-root", str(tree.root), "--nginx-ctl", NGINX,
+                      "--nginx-reload-cmd", str(script),
+                      "--precheck-https-port", str(tree.https_port)]
+
+    def reloads(self) -> int:
+        return self.count.read_text().count("x") if self.count.exists() else 0
+
+    def add(self, name: str, *, webroot: bool = True, text: str = SITE) -> None:
+        site = self.tree.www / name
+        site.mkdir(mode=0o755, exist_ok=True)
+        site.chmod(0o755)
+        (site / "index.html").write_text(f"{name}\n")
+        self.tree.site(name, text.replace("{name}", name))
+        attrs: dict[str, Any] = {"associatedDomain": [name, f"www.{name}"],
+                                 "letsencrypt": True, "mail": "admin@c00.example.org",
+                                 "o": "c00", "certwrightInstaller": "nginx"}
+        if webroot:
+            attrs["certwrightWebroot"] = str(site)
+        conn: Any = self.env.ldap.connection()
+        assert conn.add(self.env.dn(name), ["device", "domainRelatedObject",
+                                            "extensibleObject", "certwrightDomain"],
+                        attrs), conn.result
+        conn.unbind()
+
+
+@pytest.fixture
+def managed(slapd: Slapd, pebble: Pebble, tmp_path: Path) -> Iterator[Managed]:
+    require_binary(NGINX)
+    root = new_root("certwright-fleet-nginx-")
+    tree = NginxTree(root, http_port=pebble.http_port)
+    ou = f"ou=f{secrets.token_hex(3)},{slapd.suffix}"
+    conn: Any = slapd.connection()
+    assert conn.add(ou, ["organizationalUnit"]), conn.result
+    try:
+        with AcmeFront(pebble, tmp_path / "front") as front:
+            env = FleetEnv(tmp_path, slapd, pebble, front, None, ou)  # type: ignore[arg-type]
+            yield Managed(env, tree, tmp_path)
+    finally:
+        tree.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _served(managed: Managed, name: str, root_pem: bytes) -> x509.Certificate:
+    """The certificate nginx serves for ``name`` by SNI, its chain verified against
+    Pebble's root."""
+    cert = probe.served_cert(managed.tree.https_port, name, cadata=root_pem)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert name in sans.get_values_for_type(x509.DNSName)
+    return cert
+
+
+def test_sync_installs_every_domain_with_one_reload(managed: Managed, pebble: Pebble
+                                                    ) -> None:
+    names = [f"s{i}.c00.example.org" for i in range(6)]
+    for name in names:
+        managed.add(name)
+    managed.tree.start()
+    code, out = managed.env.sync_json("--jobs", "3")
+    assert code == 0, out
+    assert out["summary"]["new"] == 6, out
+    assert managed.reloads() == 1, "one reload for the six certificates"
+    root_pem = pebble.root_pem()
+    for name in names:
+        stored = x509.load_pem_x509_certificate(
+            (managed.env.config_dir / "live" / name / "cert.pem").read_bytes())
+        for host in (name, f"www.{name}"):
+            assert _served(managed, host, root_pem).serial_number == stored.serial_number
+        entry = managed.env.entry(name)
+        assert entry["certwrightRedirect"] == ["TRUE"]
+        assert entry["certwrightStatus"] == ["valid"]
+        conf = (managed.env.config_dir / "renewal" / f"{name}.conf").read_text()
+        assert "installer = nginx" in conf
+        assert f"nginx_server_root = {managed.tree.root}" in conf
+    # nothing to do: no reload, no write
+    code, again = managed.env.sync_json()
+    assert code == 0 and again["summary"]["keep"] == 6, again
+    assert again["summary"]["ldap_writes"] == 0 and managed.reloads() == 1
+    # plain `renew` redeploys through the stored installer
+    old = _served(managed, names[0], root_pem).serial_number
+    proc = subprocess.run(
+        [CERTWRIGHT, "renew", "--config-dir", str(managed.env.config_dir),
+         "--work-dir", str(managed.env.base / "work"), "--logs-dir",
+         str(managed.env.base / "logs"), "--cert-name", names[0], "--force-renewal",
+         "--no-random-sleep-on-renew", "--non-interactive"],
+        env=managed.env.env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _served(managed, names[0], root_pem).serial_number != old
