@@ -12,11 +12,13 @@ conf records the installer and its options, so a plain `certwright renew` redepl
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from certwright.core.fleet.model import Domain
+from certwright.core.interfaces import Authenticator, ChallengeTask, SupportsPresentAll
 from certwright.core.settings import Settings, Source, from_values
 from certwright.core.storage.lineage import Lineage
 from certwright.core.verbs import redeploy
@@ -89,3 +91,72 @@ class FleetInstall:
         if not self.deployer.jobs:
             return {}
         return self.deployer.run()
+
+
+class ServerAnswerer:
+    """http-01 answers served through the installer's own authenticator (``nginx``,
+    ``apache``): it puts the challenge path past redirects, basic auth and hidden-dir bans
+    in a temporary change. Domains of one server take turns (each turn edits and reloads
+    that server); the lock is held from ``present`` to ``cleanup``."""
+
+    def __init__(self, auth: Authenticator, lock: threading.Lock) -> None:
+        self.auth = auth
+        self.lock = lock
+        self.held = False
+
+    def present(self, tasks: Sequence[ChallengeTask]) -> None:
+        self.lock.acquire()
+        self.held = True
+        if isinstance(self.auth, SupportsPresentAll):
+            self.auth.present_all(tasks)
+        else:
+            for task in tasks:
+                self.auth.present(task)
+
+    def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
+        if not self.held:
+            return
+        try:
+            for task in tasks:
+                self.auth.cleanup(task)
+        finally:
+            self.held = False
+            self.lock.release()
+
+
+class ServerAuthenticators:
+    """One prepared authenticator per server (installer and its options), shared by the
+    domains served there."""
+
+    def __init__(self, config_dir: Path, work_dir: Path, shared: InstallOptions) -> None:
+        self.config_dir = config_dir
+        self.work_dir = work_dir
+        self.shared = shared
+        self._lock = threading.Lock()
+        self._found: dict[tuple[str, ...], tuple[Authenticator, threading.Lock]] = {}
+
+    @staticmethod
+    def available(domain: Domain) -> bool:
+        """Whether the domain's installer answers challenges too."""
+        from certwright.core import plugins
+
+        if domain.installer is None:
+            return False
+        info = plugins.load_named(plugins.AUTHENTICATORS, domain.installer)
+        return info is not None and info.cls is not None
+
+    def answerer(self, domain: Domain) -> ServerAnswerer:
+        from certwright.core import plugins
+
+        assert domain.installer is not None
+        options = options_for(domain, self.shared)
+        key = (domain.installer, *sorted(f"{k}={v}" for k, v in options.items()))
+        with self._lock:
+            found = self._found.get(key)
+            if found is None:
+                cls = plugins.find(plugins.AUTHENTICATORS, domain.installer)
+                auth: Authenticator = cls(settings_for(domain, self.shared, self.config_dir,
+                                                       self.work_dir))
+                auth.prepare()
+                found = self._found[key] = (auth, threading.Lock())
+        return ServerAnswerer(*found)

@@ -27,7 +27,13 @@ from certwright.core.fleet import order as orders
 from certwright.core.fleet import precheck
 from certwright.core.fleet.accounts import Accounts
 from certwright.core.fleet.ca import CaGate, GatedTransport
-from certwright.core.fleet.install import FleetInstall, InstallOptions, renewal_params
+from certwright.core.fleet.install import (
+    FleetInstall,
+    InstallOptions,
+    ServerAnswerer,
+    ServerAuthenticators,
+    renewal_params,
+)
 from certwright.core.fleet.inventory import Inventory
 from certwright.core.fleet.ldap_source import LdapInventory
 from certwright.core.fleet.plan import ISSUING, Step, make_plan
@@ -99,6 +105,7 @@ class Sync:
         self._setup = threading.Lock()
         self.install = FleetInstall(opts.config_dir, opts.work_dir, opts.install)
         self._to_install: list[tuple[Step, Lineage]] = []
+        self.servers = ServerAuthenticators(opts.config_dir, opts.work_dir, opts.install)
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Report:
@@ -250,15 +257,23 @@ class Sync:
         if blocked is not None:
             return Outcome.of("deferred", state, "the CA asked to wait (rate limited)",
                               next_attempt=blocked)
-        if step.action != "resume" and not self.opts.skip_precheck:
+        answerer: ServerAnswerer | None = None
+        through_server = self.servers.available(domain)
+        if through_server and domain.webroot is None:
+            answerer = self.servers.answerer(domain)
+        elif step.action != "resume" and not self.opts.skip_precheck:
             reason = precheck.check(domain, self.opts.precheck)
-            if reason:
+            if reason and through_server:  # the server certwright manages answers instead
+                log.info("%s: %s; answering through %s", domain.name, reason,
+                         domain.installer)
+                answerer = self.servers.answerer(domain)
+            elif reason:
                 return self._failed(step, "precheck-failed", reason)
         client, account_id = self._accounts_for().client(domain)
         try:
             issued = orders.obtain(client, account_id, self.opts.server, domain, self.fleet,
                                    self.budget.take, self.opts.issuance_timeout,
-                                   replaces=_replaces(client, step))
+                                   replaces=_replaces(client, step), answerer=answerer)
         except orders.NoNewOrders:
             return Outcome.of("deferred", state, "--max-new-orders reached")
         except AcmeError as exc:
@@ -267,7 +282,8 @@ class Sync:
             if exc.code != "rateLimited":
                 self.fleet.drop_order(domain.name)  # the order is invalid at the CA
             return self._failed(step, "failed", str(exc), wait=exc.retry_after)
-        lineage = self._save(step, issued, account_id)
+        lineage = self._save(step, issued, account_id,
+                             "webroot" if answerer is None else str(domain.installer))
         state.names = list(domain.names)
         state.succeeded(timestamp_of(lineage.not_after), clock.now(), lineage.name)
         self.fleet.save_state(state)
@@ -325,15 +341,20 @@ class Sync:
         log.info("installed %d certificate(s) through their servers",
                  sum(1 for _, lin in jobs if not results.get(lin.name, "x")))
 
-    def _save(self, step: Step, issued: orders.Issued, account_id: str) -> Lineage:
+    def _save(self, step: Step, issued: orders.Issued, account_id: str,
+              authenticator: str = "webroot") -> Lineage:
+        """The certificate into its lineage; ``authenticator`` is what answered (the
+        domain's web root, or its installer's server), stored for `renew`."""
         domain = step.domain
         assert domain is not None
         params: dict[str, object] = {
-            "account": account_id, "authenticator": "webroot", "server": self.opts.server,
-            "key_type": "ecdsa", "webroot_path": [domain.webroot],
-            "webroot_map": {n: domain.webroot for n in domain.names},
+            "account": account_id, "authenticator": authenticator,
+            "server": self.opts.server, "key_type": "ecdsa",
             **renewal_params(domain, self.opts.install),
         }
+        if domain.webroot is not None:
+            params["webroot_path"] = [domain.webroot]
+            params["webroot_map"] = {n: domain.webroot for n in domain.names}
         lineage = step.lineage
         if lineage is None:
             lineage = store.find_lineage(self.opts.config_dir, step.state.lineage or domain.name)

@@ -134,3 +134,48 @@ def test_sync_installs_every_domain_with_one_reload(managed: Managed, pebble: Pe
         env=managed.env.env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _served(managed, names[0], root_pem).serial_number != old
+
+
+LOCKED = """\
+server {{
+    listen 127.0.0.1:{http};
+    server_name {name} www.{name};
+    root {www}/{name};
+    auth_basic "customers only";
+    auth_basic_user_file {root}/htpasswd;
+}}
+"""
+HIDDEN = """\
+server {{
+    listen 127.0.0.1:{http};
+    server_name {name} www.{name};
+    root {www}/{name};
+    location ~ /\\. {{ deny all; }}
+}}
+"""
+
+
+def test_sites_the_precheck_refuses_are_answered_through_the_managed_nginx(
+        managed: Managed, pebble: Pebble) -> None:
+    """Basic auth (a web root given: the pre-check sees 401) and a hidden-dir ban (no web
+    root: the installer answers from the start) get their certificates through nginx's
+    own http-01 answers instead of being refused at the pre-check."""
+    (managed.tree.root / "htpasswd").write_text("user:{PLAIN}secret\n")
+    managed.add("locked.c00.example.org", text=LOCKED)
+    managed.add("hidden.c00.example.org", webroot=False, text=HIDDEN)
+    managed.tree.start()
+    code, out = managed.env.sync_json()
+    assert code == 0, out
+    rows = {d["name"]: d for d in out["domains"]}
+    root_pem = pebble.root_pem()
+    for name in ("locked.c00.example.org", "hidden.c00.example.org"):
+        assert rows[name]["state"] == "valid" and rows[name]["action"] == "new", rows
+        _served(managed, name, root_pem)
+        conf = (managed.env.config_dir / "renewal" / f"{name}.conf").read_text()
+        assert "authenticator = nginx" in conf and "installer = nginx" in conf
+        assert managed.env.entry(name)["certwrightRedirect"] == ["TRUE"]
+    # the temporary challenge change is gone: the site is locked again
+    assert probe.http_get(managed.tree.http_port, "locked.c00.example.org", "/").status == 401
+    leftovers = [p for p in (managed.tree.root / "sites-available").iterdir()
+                 if "acme-challenge" in p.read_text()]
+    assert not leftovers
