@@ -47,6 +47,7 @@ from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.lock import store_lock
 
 log = logging.getLogger(__name__)
+INSTALL_FAILED = "issued, but installing it failed"
 HTTPS_RECHECK = 6 * 3600.0  # how often to look again whether https serves a certificate
 
 
@@ -327,7 +328,10 @@ class Sync:
             assert domain is not None
             error = results.get(lineage.name, "not installed")
             if error:
-                state.error = f"issued, but installing it failed: {error}"
+                state.error = f"{INSTALL_FAILED}: {error}"
+                self.fleet.save_state(state)
+            elif state.error and state.error.startswith(INSTALL_FAILED):
+                state.error = None  # an earlier run's failed install, caught up now
                 self.fleet.save_state(state)
             self.writeback.update(domain, state, _fullchain(lineage), redirect=not error)
             outcome = Outcome.of("failed", state, state.error or "") if error else \

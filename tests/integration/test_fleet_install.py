@@ -179,3 +179,38 @@ def test_sites_the_precheck_refuses_are_answered_through_the_managed_nginx(
     leftovers = [p for p in (managed.tree.root / "sites-available").iterdir()
                  if "acme-challenge" in p.read_text()]
     assert not leftovers
+
+
+def test_a_failed_reload_keeps_the_old_config_and_the_next_sync_installs(
+        managed: Managed, pebble: Pebble) -> None:
+    """The reload fails: nginx keeps serving what it served (the change is rolled back),
+    the run exits 1 naming the domain, and the next sync installs the certificate it
+    already has (no new order) with one reload."""
+    name = "late.c00.example.org"
+    managed.add(name)
+    site = managed.tree.root / "sites-available" / name
+    before = site.read_text()
+    managed.tree.start()
+    fail = managed.count.parent / "fail"
+    script = managed.count.parent / "reload.sh"
+    script.write_text(script.read_text().replace("exec ", f"[ -e {fail} ] && exit 1\nexec "))
+    fail.touch()
+    code, out = managed.env.sync_json(check=False)
+    assert code == 1, out
+    (row,) = out["domains"]
+    assert row["action"] == "failed" and "installing it failed" in row["error"], row
+    assert site.read_text() == before, "the staged change is rolled back"
+    assert "certwrightRedirect" not in managed.env.entry(name)
+    fail.unlink()
+    orders = len(managed.env.front.orders)
+    reloads = managed.reloads()
+    code, out = managed.env.sync_json()
+    assert code == 0, out
+    (row,) = out["domains"]
+    assert row["action"] == "installed" and row["error"] is None, row
+    assert len(managed.env.front.orders) == orders, "nothing ordered again"
+    assert managed.reloads() == reloads + 1
+    stored = x509.load_pem_x509_certificate(
+        (managed.env.config_dir / "live" / name / "cert.pem").read_bytes())
+    assert _served(managed, name, pebble.root_pem()).serial_number == stored.serial_number
+    assert managed.env.entry(name)["certwrightRedirect"] == ["TRUE"]
