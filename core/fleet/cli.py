@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backoff-base", type=_seconds, default=3600.0)
     run.add_argument("--backoff-max", type=_seconds, default=7 * 86400.0)
     run.add_argument("--allow-empty-inventory", action="store_true")
+    run.add_argument("--revoke-removed", action="store_true",
+                     help="revoke (cessationOfOperation) a removed domain's certificate "
+                          "before deleting its lineage")
     run.add_argument("--no-verify-ssl", action="store_true")
     run.add_argument("--issuance-timeout", type=_seconds, default=90.0)
     run.add_argument("--lock-timeout", type=_seconds, default=0.0)
@@ -272,7 +275,7 @@ def sync(config: argparse.Namespace, say: Callable[[str], None]) -> int:
         skip_precheck=config.no_precheck, backoff_base=config.backoff_base,
         backoff_max=config.backoff_max, allow_empty=config.allow_empty_inventory,
         no_verify_ssl=config.no_verify_ssl, issuance_timeout=config.issuance_timeout,
-        lock_timeout=config.lock_timeout,
+        lock_timeout=config.lock_timeout, revoke_removed=config.revoke_removed,
         install=InstallOptions(
             {d: str(getattr(config, d)) for d in config.installer_dests
              if getattr(config, d, None) not in (None, False)},

@@ -24,7 +24,7 @@ from certwright.core.ari_check import AriCheck
 from certwright.core.due import should_renew
 from certwright.core.errors import CertwrightError
 from certwright.core.fleet import order as orders
-from certwright.core.fleet import precheck
+from certwright.core.fleet import precheck, remove
 from certwright.core.fleet.accounts import Accounts
 from certwright.core.fleet.ca import CaGate, GatedTransport
 from certwright.core.fleet.install import (
@@ -71,6 +71,7 @@ class SyncOptions:
     no_verify_ssl: bool = False
     issuance_timeout: float = 90.0
     lock_timeout: float = 0.0
+    revoke_removed: bool = False
     install: InstallOptions = field(default_factory=lambda: InstallOptions({}))
 
 
@@ -210,14 +211,17 @@ class Sync:
     def _delete(self, step: Step) -> Outcome:
         state = step.state
         if self.opts.dry_run:
-            return Outcome.of("delete", state, "would delete")
+            would = "would revoke and delete" if self.opts.revoke_removed else "would delete"
+            return Outcome.of("delete", state, would)
         if state.state != "removed":
-            lineage = state.lineage or state.name
+            revoke = self._revoke if self.opts.revoke_removed else None
             try:
-                if store.find_lineage(self.opts.config_dir, lineage) is not None:
-                    store.delete_lineage(self.opts.config_dir, lineage)
-            except CertwrightError as exc:
-                return Outcome.of("failed", state, f"can't delete the lineage: {exc}")
+                remove.retire(self.opts.config_dir, self.opts.work_dir,
+                              state.lineage or state.name, revoke)
+            except remove.StillServed as exc:
+                return Outcome.of("failed", state, str(exc))
+            except (CertwrightError, AcmeError, OSError) as exc:
+                return Outcome.of("failed", state, f"can't remove the lineage: {exc}")
             self.fleet.drop_order(state.name)
             state.state = "removed"
             self.fleet.save_state(state)
@@ -225,6 +229,25 @@ class Sync:
             self.fleet.drop_state(state.name)
             return Outcome.of("delete", state)
         return Outcome.of("delete", state, "lineage deleted; the entry is cleaned next run")
+
+    def _revoke(self, lineage: Lineage) -> None:
+        """With the certificate's own key (RFC 8555 §7.6): whichever account issued it."""
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        from certwright.core import keys
+        from certwright.core.acme.jws import jwk_of
+
+        self._accounts_for()
+        assert self._transport is not None
+        key = keys.load_private_key(lineage.privkey_pem(), str(lineage.privkey))
+        client = AcmeClient(self._transport, jwk_of(key))
+        der = lineage.certificate.public_bytes(Encoding.DER)
+        try:
+            client.revoke(der, remove.CESSATION_OF_OPERATION, cert_key=client.key)
+        except AcmeError as exc:
+            if exc.code != "alreadyRevoked":
+                raise
+        log.info("%s: certificate revoked (cessationOfOperation)", lineage.name)
 
     # -- domains to issue ------------------------------------------------------------------
     def _guarded(self, step: Step) -> Outcome:

@@ -214,3 +214,31 @@ def test_a_failed_reload_keeps_the_old_config_and_the_next_sync_installs(
         (managed.env.config_dir / "live" / name / "cert.pem").read_bytes())
     assert _served(managed, name, pebble.root_pem()).serial_number == stored.serial_number
     assert managed.env.entry(name)["certwrightRedirect"] == ["TRUE"]
+
+
+def test_a_removed_domain_nginx_still_serves_keeps_its_lineage(
+        managed: Managed, pebble: Pebble) -> None:
+    """The customer's own server block names the certificate: deleting the lineage would
+    make nginx fail its next reload, so it is kept (exit 1, the file named) and neither
+    revoked nor deleted until the block is gone."""
+    name = "leaving.c00.example.org"
+    managed.add(name)
+    managed.tree.start()
+    managed.env.sync_json()
+    serial = _served(managed, name, pebble.root_pem()).serial_number
+    managed.env.modify(name, {"letsencrypt": [("MODIFY_DELETE", [])]})
+    code, out = managed.env.sync_json("--revoke-removed", "--allow-empty-inventory",
+                                      check=False)
+    assert code == 1, out
+    (row,) = out["domains"]
+    assert "still uses the certificate at" in row["error"] and name in row["error"], row
+    assert (managed.env.config_dir / "live" / name / "cert.pem").exists()
+    assert pebble.cert_status(serial)["Status"] == "Valid"
+    check = subprocess.run(managed.tree.ctl("-t"), capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    # the hoster takes the site away: the next sync revokes and deletes
+    (managed.tree.root / "sites-enabled" / name).unlink()
+    code, out = managed.env.sync_json("--revoke-removed", "--allow-empty-inventory")
+    assert code == 0, out
+    assert not (managed.env.config_dir / "live" / name).exists()
+    assert pebble.cert_status(serial)["Status"] == "Revoked"
