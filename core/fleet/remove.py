@@ -10,7 +10,8 @@ lineage, and the next run tries again):
    make that server fail its next reload) and the error names the file and line;
 2. ``--revoke-removed``: the certificate is revoked with its own key (RFC 8555 §7.6, no
    account needed), reason cessationOfOperation; an expired one is not revoked;
-3. the lineage is deleted, and any install it still owed is forgotten.
+3. the lineage is deleted, and what the work dir kept for it (an install or hooks still
+   owed, the due-date cache entry) forgotten, as `certwright delete` does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
-from certwright.core import clock
+from certwright.core import clock, lineage_cache, pending_hooks
 from certwright.core.errors import CertwrightError
 from certwright.core.settings import Source, from_values
 from certwright.core.storage import store
@@ -51,7 +52,9 @@ def retire(config_dir: Path, work_dir: Path, name: str, revoke: Revoke | None) -
         else:
             done = "deleted (expired or unreadable: not revoked)"
     store.delete_lineage(config_dir, lineage.name)
-    redeploy.unmark(work_dir, lineage.name)
+    redeploy.unmark(work_dir, lineage.name)  # what `delete` leaves behind: nothing
+    pending_hooks.unmark(work_dir, lineage.name)
+    lineage_cache.forget(work_dir, lineage)
     return done
 
 

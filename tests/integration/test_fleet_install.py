@@ -236,9 +236,15 @@ def test_a_removed_domain_nginx_still_serves_keeps_its_lineage(
     assert pebble.cert_status(serial)["Status"] == "Valid"
     check = subprocess.run(managed.tree.ctl("-t"), capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
-    # the hoster takes the site away: the next sync revokes and deletes
+    # the hoster takes the site away: the next sync revokes and deletes, and forgets what
+    # the work dir kept for the lineage (an install, hooks still owed)
     (managed.tree.root / "sites-enabled" / name).unlink()
+    owed = [managed.env.base / "work" / d / name for d in ("deploy-pending", "hooks-pending")]
+    for path in owed:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.write_text("")
     code, out = managed.env.sync_json("--revoke-removed", "--allow-empty-inventory")
     assert code == 0, out
+    assert not [p for p in owed if p.exists()]
     assert not (managed.env.config_dir / "live" / name).exists()
     assert pebble.cert_status(serial)["Status"] == "Revoked"
