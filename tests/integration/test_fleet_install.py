@@ -4,6 +4,7 @@ Pebble behind the ACME front."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import subprocess
@@ -18,8 +19,11 @@ from tests.conftest import require_binary
 from tests.integration.fleet_env import CERTWRIGHT, FleetEnv, slapd
 from tests.servers import probe
 from tests.servers.acme_front import AcmeFront
+from tests.servers.apache import APACHE_BINARY, ApacheServer, debian_tree, make_base
+from tests.servers.fsperm import open_up
 from tests.servers.nginx_tree import NGINX, NginxTree
 from tests.servers.pebble import Pebble
+from tests.servers.ports import free_port
 from tests.servers.slapd import Slapd
 from tests.servers.tree_server import new_root
 
@@ -60,16 +64,27 @@ class Managed:
         site.chmod(0o755)
         (site / "index.html").write_text(f"{name}\n")
         self.tree.site(name, text.replace("{name}", name))
-        attrs: dict[str, Any] = {"associatedDomain": [name, f"www.{name}"],
-                                 "letsencrypt": True, "mail": "admin@c00.example.org",
-                                 "o": "c00", "certwrightInstaller": "nginx"}
-        if webroot:
-            attrs["certwrightWebroot"] = str(site)
-        conn: Any = self.env.ldap.connection()
-        assert conn.add(self.env.dn(name), ["device", "domainRelatedObject",
-                                            "extensibleObject", "certwrightDomain"],
-                        attrs), conn.result
-        conn.unbind()
+        add_entry(self.env, name, "nginx", site if webroot else None)
+
+
+def add_entry(env: FleetEnv, name: str, installer: str, webroot: Path | None) -> None:
+    """The domain's LDAP entry: served through ``installer``, with or without a web root."""
+    attrs: dict[str, Any] = {"associatedDomain": [name, f"www.{name}"],
+                             "letsencrypt": True, "mail": "admin@c00.example.org",
+                             "o": "c00", "certwrightInstaller": installer}
+    if webroot is not None:
+        attrs["certwrightWebroot"] = str(webroot)
+    conn: Any = env.ldap.connection()
+    assert conn.add(env.dn(name), ["device", "domainRelatedObject", "extensibleObject",
+                                   "certwrightDomain"], attrs), conn.result
+    conn.unbind()
+
+
+def _fleet_env(slapd: Slapd, pebble: Pebble, front: AcmeFront, base: Path) -> FleetEnv:
+    ou = f"ou=f{secrets.token_hex(3)},{slapd.suffix}"
+    conn: Any = slapd.connection()
+    assert conn.add(ou, ["organizationalUnit"]), conn.result
+    return FleetEnv(base, slapd, pebble, front, None, ou)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -77,13 +92,9 @@ def managed(slapd: Slapd, pebble: Pebble, tmp_path: Path) -> Iterator[Managed]:
     require_binary(NGINX)
     root = new_root("certwright-fleet-nginx-")
     tree = NginxTree(root, http_port=pebble.http_port)
-    ou = f"ou=f{secrets.token_hex(3)},{slapd.suffix}"
-    conn: Any = slapd.connection()
-    assert conn.add(ou, ["organizationalUnit"]), conn.result
     try:
         with AcmeFront(pebble, tmp_path / "front") as front:
-            env = FleetEnv(tmp_path, slapd, pebble, front, None, ou)  # type: ignore[arg-type]
-            yield Managed(env, tree, tmp_path)
+            yield Managed(_fleet_env(slapd, pebble, front, tmp_path), tree, tmp_path)
     finally:
         tree.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -248,3 +259,83 @@ def test_a_removed_domain_nginx_still_serves_keeps_its_lineage(
     assert not [p for p in owed if p.exists()]
     assert not (managed.env.config_dir / "live" / name).exists()
     assert pebble.cert_status(serial)["Status"] == "Revoked"
+
+
+APACHE_SITE = """\
+<Directory {www}/{name}>
+    Require all granted
+</Directory>
+<VirtualHost *:{http}>
+    ServerName {name}
+    ServerAlias www.{name}
+    DocumentRoot {www}/{name}
+{body}</VirtualHost>
+"""
+APACHE_AUTH = """\
+    <Location />
+        AuthType Basic
+        AuthName "members"
+        AuthUserFile {www}/../htpasswd
+        Require valid-user
+    </Location>
+"""
+
+
+@contextlib.contextmanager
+def _running(server: ApacheServer, pebble: Pebble) -> Iterator[ApacheServer]:
+    server.start(port=pebble.http_port)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_apache_sites_installed_with_one_graceful_and_basic_auth_answered(
+        slapd: Slapd, pebble: Pebble, tmp_path: Path) -> None:
+    """Three plain sites (web roots) and one behind basic auth (no web root: Apache
+    answers) on one real Apache: every name served by SNI; one graceful reload installs
+    all four, the basic-auth site's challenge costs two more (its temporary change and
+    taking it away)."""
+    require_binary(APACHE_BINARY)
+    base = make_base()
+    try:
+        www = base / "www"
+        names = [f"a{i}.c00.example.org" for i in range(3)]
+        locked = "locked.c00.example.org"
+        sites = {}
+        for name in [*names, locked]:
+            (www / name).mkdir(mode=0o755, parents=True)
+            (www / name).chmod(0o755)
+            (www / name / "index.html").write_text(f"{name}\n")
+            body = APACHE_AUTH if name == locked else ""
+            sites[f"{name}.conf"] = APACHE_SITE.format(
+                www=www, name=name, http=pebble.http_port, body=body.format(www=www))
+        (base / "htpasswd").write_text("member:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n")
+        open_up(base, base)
+        tree = debian_tree(base / "tree", sites=sites, ports=f"Listen {pebble.http_port}\n")
+        server = ApacheServer(tree, base / "work")
+        server.write_envvars()
+        https_port = free_port("127.0.0.1")
+        with AcmeFront(pebble, tmp_path / "front") as front, _running(server, pebble):
+            env = _fleet_env(slapd, pebble, front, tmp_path)
+            env.extra += ["--apache-server-root", str(tree),
+                          "--precheck-https-port", str(https_port)]
+            for name in names:
+                add_entry(env, name, "apache", www / name)
+            add_entry(env, locked, "apache", None)
+            generations = server.generations()
+            code, out = env.sync_json()
+            assert code == 0, out
+            assert out["summary"]["new"] == 4, out
+            assert server.generations() == generations + 3
+            root_pem = pebble.root_pem()
+            for name in [*names, locked]:
+                stored = x509.load_pem_x509_certificate(
+                    (env.config_dir / "live" / name / "cert.pem").read_bytes())
+                for host in (name, f"www.{name}"):
+                    cert = probe.served_cert(https_port, host, cadata=root_pem)
+                    assert cert.serial_number == stored.serial_number
+                assert env.entry(name)["certwrightRedirect"] == ["TRUE"]
+            assert probe.http_get(pebble.http_port, locked, "/").status == 401
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
