@@ -274,6 +274,9 @@ class Sync:
             if self.opts.skip_precheck:
                 return Outcome.of(step.action, state, "would order")
             reason = precheck.check(domain, self.opts.precheck)
+            if reason and self.servers.available(domain):
+                return Outcome.of(step.action, state, f"would order, answered through "
+                                  f"{domain.installer} ({reason})")
             if reason:
                 return Outcome.of("precheck-failed", state, reason)
             return Outcome.of(step.action, state, "would order")

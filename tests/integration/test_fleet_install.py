@@ -5,6 +5,7 @@ Pebble behind the ACME front."""
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import shutil
 import subprocess
@@ -339,3 +340,51 @@ def test_apache_sites_installed_with_one_graceful_and_basic_auth_answered(
             assert probe.http_get(pebble.http_port, locked, "/").status == 401
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_toml_inventory_with_installer_options_and_fleet_ini(
+        managed: Managed, pebble: Pebble, tmp_path: Path) -> None:
+    """The TOML names the installer and its server root per domain, ``fleet.ini`` the
+    reload command for the run; ``--dry-run`` says the basic-auth site will be answered
+    through nginx, the sync installs both with one reload for the deploy."""
+    (managed.tree.root / "htpasswd").write_text("user:{PLAIN}secret\n")
+    plain, locked = "t1.c00.example.org", "t2.c00.example.org"
+    for name, text in ((plain, SITE), (locked, LOCKED)):
+        (managed.tree.www / name).mkdir(mode=0o755)
+        managed.tree.site(name, text.replace("{name}", name))
+    inventory = tmp_path / "domains.toml"
+    inventory.write_text(
+        f'[[domain]]\nnames = ["{plain}", "www.{plain}"]\n'
+        f'webroot = "{managed.tree.www / plain}"\ninstaller = "nginx"\n'
+        f'[domain.installer-options]\nnginx-server-root = "{managed.tree.root}"\n\n'
+        f'[[domain]]\nnames = ["{locked}", "www.{locked}"]\n'
+        f'webroot = "{managed.tree.www / locked}"\ninstaller = "nginx"\n'
+        f'[domain.installer-options]\nnginx-server-root = "{managed.tree.root}"\n')
+    reload_cmd = managed.env.extra[managed.env.extra.index("--nginx-reload-cmd") + 1]
+    ini = tmp_path / "fleet.ini"
+    ini.write_text(f"nginx-reload-cmd = {reload_cmd}\nnginx-ctl = {NGINX}\n"
+                   f"precheck-https-port = {managed.tree.https_port}\n")
+    managed.tree.start()
+    env = managed.env
+    args = ["--json", "--fleet-config", str(ini), "--inventory", str(inventory),
+            "--server", env.front.directory_url, "--agree-tos", "-m", "hostmaster@example.org",
+            "--precheck-dns", f"127.0.0.1:{env.ca.dns_port}",
+            "--precheck-http-port", str(env.ca.http_port), "--fleet-address", "127.0.0.1"]
+
+    def sync(*extra: str) -> dict[str, Any]:
+        proc = subprocess.run(env.argv("sync", *args, *extra), env=env.env(), text=True,
+                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return {d["name"]: d for d in json.loads(proc.stdout)["domains"]}
+
+    dry = sync("--dry-run")
+    assert "answered through nginx" in dry[locked]["error"] + "", dry
+    assert managed.reloads() == 0 and not (env.config_dir / "live").exists()
+    done = sync()
+    assert {n: d["state"] for n, d in done.items()} == {plain: "valid", locked: "valid"}
+    assert managed.reloads() == 1 + 2  # the deploy; the locked site's challenge and undo
+    root_pem = pebble.root_pem()
+    for name in (plain, locked):
+        _served(managed, name, root_pem)
+        conf = (env.config_dir / "renewal" / f"{name}.conf").read_text()
+        assert f"nginx_reload_cmd = {reload_cmd}" in conf
