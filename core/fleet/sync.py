@@ -158,8 +158,19 @@ class Sync:
         if self.opts.dry_run:  # writes nothing, not even a lock file
             yield
             return
+        from certwright.core.retention import max_checkpoints, prune_dir, start_up
+        from certwright.core.transaction import journals_changed, one_checkpoint
+
+        keep = max_checkpoints(None)
         with store_lock(self.opts.config_dir, self.opts.lock_timeout):
-            yield
+            # a server change a crash left open (a challenge answer, a staged install)
+            # is rolled back first, as every command does; this run's are one checkpoint
+            for undone in start_up(self.opts.work_dir, keep):
+                log.warning("%s", undone)
+            with one_checkpoint():
+                yield
+            if journals_changed():
+                prune_dir(self.opts.work_dir, keep)
 
     # -- domains with nothing to issue -----------------------------------------------------
     def _idle(self, step: Step) -> Outcome:

@@ -9,6 +9,7 @@ import json
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -388,3 +389,45 @@ def test_toml_inventory_with_installer_options_and_fleet_ini(
         _served(managed, name, root_pem)
         conf = (env.config_dir / "renewal" / f"{name}.conf").read_text()
         assert f"nginx_reload_cmd = {reload_cmd}" in conf
+
+
+def test_kill_9_during_a_challenge_through_nginx_is_rolled_back_by_the_next_sync(
+        managed: Managed, pebble: Pebble) -> None:
+    """kill -9 while nginx serves the temporary challenge change of a basic-auth site: the
+    next sync rolls the change back before anything else, then gets the certificate."""
+    (managed.tree.root / "htpasswd").write_text("user:{PLAIN}secret\n")
+    name = "crash.c00.example.org"
+    managed.add(name, webroot=False, text=LOCKED)
+    site = managed.tree.root / "sites-available" / name
+    before = {p: p.read_bytes() for p in managed.tree.root.rglob("*.conf")}
+    before[site] = site.read_bytes()
+    managed.tree.start()
+    script = managed.count.parent / "reload.sh"
+    hang = managed.count.parent / "hang"
+    script.write_text(script.read_text().replace(
+        "exec ", f"[ -e {hang} ] && {{ touch {hang}.reached; sleep 60; }}\nexec "))
+    hang.touch()
+    proc = managed.env.popen_sync("--json")
+    try:
+        deadline = time.monotonic() + 30
+        while not Path(f"{hang}.reached").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        changed = {p for p in managed.tree.root.rglob("*.conf")
+                   if before.get(p) != p.read_bytes()} | (
+            {site} if site.read_bytes() != before[site] else set())
+        assert changed, "the challenge change is in place"
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    hang.unlink()
+    code, out = managed.env.sync_json()
+    assert code == 0, out
+    assert site.read_bytes() == before[site] or b"ssl_certificate" in site.read_bytes()
+    assert b"acme-challenge" not in site.read_bytes()
+    assert not [p for p in managed.tree.root.rglob("*.conf")
+                if p not in before and b"acme-challenge" in p.read_bytes()]
+    _served(managed, name, pebble.root_pem())
+    assert probe.http_get(managed.tree.http_port, name, "/").status == 401
