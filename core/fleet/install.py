@@ -11,6 +11,7 @@ conf records the installer and its options, so a plain `certwright renew` redepl
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,15 @@ def renewal_params(domain: Domain, shared: InstallOptions) -> dict[str, object]:
         return {}
     return {"installer": domain.installer, "https_port": shared.https_port,
             **options_for(domain, shared)}
+
+
+def install_key(domain: Domain, shared: InstallOptions) -> str | None:
+    """What the domain is installed with (installer, options, port), as one string; the
+    state keeps it, so a change is seen without reading the lineage."""
+    if domain.installer is None:
+        return None
+    params = renewal_params(domain, shared)
+    return json.dumps(sorted((k, str(v)) for k, v in params.items()))
 
 
 def settings_for(domain: Domain, shared: InstallOptions, config_dir: Path, work_dir: Path

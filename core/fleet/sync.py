@@ -24,7 +24,7 @@ from certwright.core.ari_check import AriCheck
 from certwright.core.due import should_renew
 from certwright.core.errors import CertwrightError
 from certwright.core.fleet import order as orders
-from certwright.core.fleet import precheck, remove
+from certwright.core.fleet import precheck, remove, serve
 from certwright.core.fleet.accounts import Accounts
 from certwright.core.fleet.ca import CaGate, GatedTransport
 from certwright.core.fleet.install import (
@@ -47,7 +47,6 @@ from certwright.core.storage.lineage import Lineage
 from certwright.core.storage.lock import store_lock
 
 log = logging.getLogger(__name__)
-INSTALL_FAILED = "issued, but installing it failed"
 HTTPS_RECHECK = 6 * 3600.0  # how often to look again whether https serves a certificate
 
 
@@ -106,7 +105,7 @@ class Sync:
         self._accounts: Accounts | None = None
         self._setup = threading.Lock()
         self.install = FleetInstall(opts.config_dir, opts.work_dir, opts.install)
-        self._to_install: list[tuple[Step, Lineage]] = []
+        self.to_install: list[tuple[Step, Lineage]] = []
         self.servers = ServerAuthenticators(opts.config_dir, opts.work_dir, opts.install)
 
     # -- the run ---------------------------------------------------------------------------
@@ -137,7 +136,7 @@ class Sync:
                 for outcome in pool.map(self._guarded, work):
                     report.add(outcome)
                 if not self.opts.dry_run:
-                    self._serve(steps, report)
+                    serve.serve(self, steps, report)
                 idle = [s for s in steps if s.action not in (*ISSUING, "delete", "installed")]
                 jobs = max(1, min(self.opts.jobs, len(idle)))
                 for outcomes in pool.map(lambda part: [self._safely(self._idle, s)
@@ -185,7 +184,7 @@ class Sync:
                 return Outcome.of(step.action, step.state, step.note)
             has_cert = step.lineage is not None or step.state.check_after is not None
             self.writeback.update(domain, step.state,
-                                  (lambda: _fullchain(self._lineage(step))) if has_cert
+                                  (lambda: _fullchain(self.lineage_of(step))) if has_cert
                                   else None, redirect=self._https_served(step))
         return Outcome.of(step.action, step.state, step.note)
 
@@ -201,7 +200,7 @@ class Sync:
         checked = step.state.https_checked
         if checked is not None and 0 <= now - checked < HTTPS_RECHECK:
             return False
-        lineage = self._lineage(step)
+        lineage = self.lineage_of(step)
         if lineage is None:
             return False
         from cryptography.hazmat.primitives.serialization import Encoding
@@ -213,7 +212,7 @@ class Sync:
         self.fleet.save_state(step.state)
         return False
 
-    def _lineage(self, step: Step) -> Lineage | None:
+    def lineage_of(self, step: Step) -> Lineage | None:
         """The step's lineage, read now if the plan kept it without reading it."""
         if step.lineage is None and step.state.lineage:
             step.lineage = store.find_lineage(self.opts.config_dir, step.state.lineage)
@@ -330,58 +329,10 @@ class Sync:
             self.writeback.update(domain, state, issued.fullchain)
         else:  # written once installed (certwrightRedirect with it)
             with self._setup:
-                self._to_install.append((step, lineage))
+                self.to_install.append((step, lineage))
         return Outcome.of("resumed" if issued.resumed else step.action, state)
 
     # -- installing -------------------------------------------------------------------------
-    def _serve(self, steps: list[Step], report: Report) -> None:
-        """Install what this run issued into its servers, and what an earlier run left
-        owed (a crash or a failed reload): one reload per server, every name checked by
-        handshake. The entry is written with ``certwrightRedirect`` TRUE once served."""
-        pending = self.install.pending()
-        jobs = list(self._to_install)
-        issued = {lineage.name for _, lineage in jobs}
-        for step in steps:
-            if step.action == "keep" and step.domain is not None \
-                    and step.domain.installer is not None \
-                    and (step.state.lineage or step.name) in pending \
-                    and (step.state.lineage or step.name) not in issued:
-                lineage = self._lineage(step)
-                if lineage is not None:
-                    jobs.append((step, lineage))
-        if not jobs:
-            return
-        for step, lineage in jobs:
-            assert step.domain is not None
-            self.install.add(step.domain, lineage)
-        try:
-            results = self.install.run()
-        except Exception as exc:  # each domain reports it; the next run tries again
-            log.debug("installing failed", exc_info=True)
-            results = {lineage.name: f"{type(exc).__name__}: {exc}" for _, lineage in jobs}
-        by_name = {o.name: i for i, o in enumerate(report.outcomes)}
-        for step, lineage in jobs:
-            domain, state = step.domain, step.state
-            assert domain is not None
-            error = results.get(lineage.name, "not installed")
-            if error:
-                state.error = f"{INSTALL_FAILED}: {error}"
-                self.fleet.save_state(state)
-            elif state.error and state.error.startswith(INSTALL_FAILED):
-                state.error = None  # an earlier run's failed install, caught up now
-                self.fleet.save_state(state)
-            self.writeback.update(domain, state, _fullchain(lineage), redirect=not error)
-            outcome = Outcome.of("failed", state, state.error or "") if error else \
-                Outcome.of("installed", state)
-            if step.name in by_name:
-                if error:
-                    report.outcomes[by_name[step.name]] = outcome
-            else:  # an earlier run's certificate: reported here, not again as kept
-                report.add(outcome)
-                step.action = "installed"
-        log.info("installed %d certificate(s) through their servers",
-                 sum(1 for _, lin in jobs if not results.get(lin.name, "x")))
-
     def _save(self, step: Step, issued: orders.Issued, account_id: str,
               authenticator: str = "webroot") -> Lineage:
         """The certificate into its lineage; ``authenticator`` is what answered (the

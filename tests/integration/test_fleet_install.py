@@ -431,3 +431,31 @@ def test_kill_9_during_a_challenge_through_nginx_is_rolled_back_by_the_next_sync
                 if p not in before and b"acme-challenge" in p.read_bytes()]
     _served(managed, name, pebble.root_pem())
     assert probe.http_get(managed.tree.http_port, name, "/").status == 401
+
+
+def test_installer_added_to_a_domain_with_a_certificate_installs_it(
+        managed: Managed, pebble: Pebble) -> None:
+    """The hoster adds certwrightInstaller to a domain certwright already issued for: the
+    next sync installs the certificate it has (no order, one reload) and records the
+    installer for `renew`; the sync after that does nothing."""
+    name = "later.c00.example.org"
+    managed.add(name)
+    managed.env.modify(name, {"certwrightInstaller": [("MODIFY_DELETE", [])]})
+    managed.tree.start()
+    code, out = managed.env.sync_json()
+    assert code == 0 and out["summary"]["new"] == 1, out
+    conf = managed.env.config_dir / "renewal" / f"{name}.conf"
+    assert "installer =" not in conf.read_text() and managed.reloads() == 0
+    orders = len(managed.env.front.orders)
+    managed.env.modify(name, {"certwrightInstaller": [("MODIFY_ADD", ["nginx"])]})
+    code, out = managed.env.sync_json()
+    assert code == 0, out
+    (row,) = out["domains"]
+    assert row["action"] == "installed", row
+    assert len(managed.env.front.orders) == orders and managed.reloads() == 1
+    assert "installer = nginx" in conf.read_text()
+    _served(managed, name, pebble.root_pem())
+    assert managed.env.entry(name)["certwrightRedirect"] == ["TRUE"]
+    code, out = managed.env.sync_json()
+    assert code == 0 and out["summary"]["keep"] == 1, out
+    assert out["summary"]["ldap_writes"] == 0 and managed.reloads() == 1
