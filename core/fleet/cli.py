@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -64,7 +65,9 @@ def _host_port(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The fleet's parser, with the options of the installers ``words`` (the command
+    line's options and ``fleet.ini``'s keys) name, loaded only then."""
     p = _Parser(prog="certwright fleet", usage=USAGE, allow_abbrev=False)
     add = p.add_argument
     add("command", choices=COMMANDS, nargs="?")  # optional for fleet.ini's parse
@@ -121,21 +124,29 @@ def build_parser() -> argparse.ArgumentParser:
     sch = p.add_argument_group("schema")
     sch.add_argument("--format", choices=("ldif", "schema"), default="ldif")
     sch.add_argument("--oid-base")
-    _installer_options(p)
+    _installer_options(p, words)
     return p
 
 
-def _installer_options(p: argparse.ArgumentParser) -> None:
-    """Every installed installer's own options (``--nginx-server-root``...), for the
-    domains an entry says are served through it; remembered as ``installer_dests``."""
+def _installer_options(p: argparse.ArgumentParser, words: Sequence[str]) -> None:
+    """The options of the installers ``words`` name (``--nginx-server-root``,
+    ``nginx-server-root``), for the domains an entry says are served through them;
+    remembered as ``installer_dests``. Installers no word names are not imported (an
+    idle run stays cheap)."""
     from certwright.core import plugins
 
     dests: set[str] = set()
-    for info in plugins.discover(plugins.INSTALLERS):
-        adder = getattr(info.cls, "add_arguments", None) if info.cls else None
+    known = p._option_string_actions
+    unknown = [w.split("=", 1)[0].removeprefix("--") for w in words
+               if ("--" + w.split("=", 1)[0].removeprefix("--")) not in known]
+    wanted = sorted(n for n in (plugins.names(plugins.INSTALLERS) if unknown else ())
+                    if any(u.startswith(f"{n}-") for u in unknown))
+    for name in wanted:
+        info = plugins.load_named(plugins.INSTALLERS, name)
+        adder = getattr(info.cls, "add_arguments", None) if info and info.cls else None
         if adder is None:
             continue
-        group = p.add_argument_group(f"{info.name} installer")
+        group = p.add_argument_group(f"{name} installer")
         before = {a.dest for a in p._actions}
         with contextlib.suppress(argparse.ArgumentError):  # shared by two plugins:
             adder(group.add_argument)  # added once
@@ -144,10 +155,13 @@ def _installer_options(p: argparse.ArgumentParser) -> None:
 
 
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = build_parser()
     argv = list(argv)
     warnings: list[str] = []
     ini = _pre_scan(argv, "--fleet-config")
+    words = [a for a in argv if a.startswith("--")]
+    if ini:
+        words += _ini_keys(Path(ini))
+    parser = build_parser(words)
     if ini:
         path = Path(ini)
         if not path.is_file():
@@ -165,6 +179,15 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     for name in ("config_dir", "work_dir", "logs_dir"):
         setattr(config, name, os.path.abspath(os.path.expanduser(getattr(config, name))))
     return config, warnings
+
+
+def _ini_keys(path: Path) -> list[str]:
+    """The keys of ``fleet.ini`` as they stand (which installers' options to load)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [m.group(1) for m in re.finditer(r"(?m)^\s*([A-Za-z0-9_-]+)\s*=", text)]
 
 
 def _pre_scan(argv: Sequence[str], name: str) -> str | None:
