@@ -214,3 +214,21 @@ def test_toml_installer_and_its_own_options_only(tmp_path: Path) -> None:
     assert [b.where for b in listing.bad] == [f"{path}: domain #2", f"{path}: domain #3"]
     assert "'config-dir' is not one of the nginx installer's" in listing.bad[0].error
     assert "not a plugin name" in listing.bad[1].error
+
+
+def test_installer_options_load_only_the_installers_named() -> None:
+    """An idle sync or `status` imports no installer; naming one option loads that one."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom certwright.core.fleet import cli\n"
+            "config, _ = cli.parse(sys.argv[1:])\n"
+            "print(sorted({m.split('.')[2] for m in sys.modules"
+            " if m.startswith('certwright.installers.')}), config.installer_dests)\n")
+    idle = subprocess.run([sys.executable, "-c", code, "sync"], capture_output=True,
+                          text=True, check=True).stdout
+    assert idle.strip() == "[] []"
+    named = subprocess.run([sys.executable, "-c", code, "sync", "--nginx-ctl", "/bin/nginx"],
+                           capture_output=True, text=True, check=True).stdout
+    loaded, dests = named.strip().split("] ", 1)
+    assert "nginx" in loaded and "apache" not in loaded and "nginx_ctl" in dests
