@@ -53,12 +53,20 @@ class Managed:
         script.write_text(f"#!/bin/sh\necho x >> {self.count}\n"
                           f"exec {NGINX} -c {tree.main} -s reload\n")
         script.chmod(0o755)
-        env.extra += ["--nginx-server-root", str(tree.root), "--nginx-ctl", NGINX,
+        self.tests = base / "config-tests"
+        ctl = base / "nginx-ctl.sh"
+        ctl.write_text(f'#!/bin/sh\ncase " $* " in *" -t "*) echo x >> {self.tests};; esac\n'
+                       f'exec {NGINX} "$@"\n')
+        ctl.chmod(0o755)
+        env.extra += ["--nginx-server-root", str(tree.root), "--nginx-ctl", str(ctl),
                       "--nginx-reload-cmd", str(script),
                       "--precheck-https-port", str(tree.https_port)]
 
     def reloads(self) -> int:
         return self.count.read_text().count("x") if self.count.exists() else 0
+
+    def config_tests(self) -> int:
+        return self.tests.read_text().count("x") if self.tests.exists() else 0
 
     def add(self, name: str, *, webroot: bool = True, text: str = SITE) -> None:
         site = self.tree.www / name
@@ -121,6 +129,7 @@ def test_sync_installs_every_domain_with_one_reload(managed: Managed, pebble: Pe
     assert code == 0, out
     assert out["summary"]["new"] == 6, out
     assert managed.reloads() == 1, "one reload for the six certificates"
+    assert managed.config_tests() == 1, "one configuration test for the six changes"
     root_pem = pebble.root_pem()
     for name in names:
         stored = x509.load_pem_x509_certificate(
@@ -459,3 +468,34 @@ def test_installer_added_to_a_domain_with_a_certificate_installs_it(
     code, out = managed.env.sync_json()
     assert code == 0 and out["summary"]["keep"] == 1, out
     assert out["summary"]["ldap_writes"] == 0 and managed.reloads() == 1
+
+
+def test_one_broken_change_is_left_out_and_the_others_installed(
+        managed: Managed, pebble: Pebble) -> None:
+    """The changes of one server are config-tested once together; when that fails, each
+    is tested on its own: the one nginx refuses (a key it can't load) is rolled back and
+    reported, the others are installed with the one reload."""
+    names = [f"b{i}.c00.example.org" for i in range(3)]
+    for name in names:
+        managed.add(name)
+        managed.env.modify(name, {"certwrightInstaller": [("MODIFY_DELETE", [])]})
+    managed.tree.start()
+    code, out = managed.env.sync_json()
+    assert code == 0, out
+    broken = names[1]
+    key = (managed.env.config_dir / "live" / broken / "privkey.pem").resolve()
+    key.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    site = managed.tree.root / "sites-available" / broken
+    before = site.read_text()
+    for name in names:
+        managed.env.modify(name, {"certwrightInstaller": [("MODIFY_ADD", ["nginx"])]})
+    code, out = managed.env.sync_json(check=False)
+    assert code == 1, out
+    rows = {d["name"]: d for d in out["domains"]}
+    assert rows[broken]["action"] == "failed" and "config test" in rows[broken]["error"]
+    assert site.read_text() == before
+    assert managed.reloads() == 1
+    root_pem = pebble.root_pem()
+    for name in (names[0], names[2]):
+        assert rows[name]["action"] == "installed", rows
+        _served(managed, name, root_pem)
