@@ -100,6 +100,12 @@ def _installer_options(where: str, installer: str | None, given: Mapping[str, st
         return ()
     if not INSTALLER_NAME.fullmatch(installer):
         raise ConfigError(f"{where}: installer {installer!r} is not a plugin name")
+    from certwright.core import plugins  # the entry points only: no plugin is imported
+
+    known = plugins.names(plugins.INSTALLERS)
+    if installer not in known:
+        raise ConfigError(f"{where}: no installer {installer!r} is installed here "
+                          f"(installed: {', '.join(sorted(known)) or 'none'})")
     prefix = installer.replace("-", "_") + "_"
     out = []
     for key, value in given.items():

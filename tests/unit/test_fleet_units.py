@@ -206,14 +206,16 @@ def test_toml_installer_and_its_own_options_only(tmp_path: Path) -> None:
                     '[domain.installer-options]\nnginx-server-root = "/srv/nginx"\n\n'
                     '[[domain]]\nnames = ["b.example"]\ninstaller = "nginx"\n'
                     '[domain.installer-options]\nconfig-dir = "/tmp/elsewhere"\n\n'
-                    '[[domain]]\nnames = ["c.example"]\ninstaller = "../x"\n')
+                    '[[domain]]\nnames = ["c.example"]\ninstaller = "../x"\n\n'
+                    '[[domain]]\nnames = ["d.example"]\ninstaller = "caddy"\n')
     listing = TomlInventory(path).read()
     (good,) = listing.domains
     assert good.installer == "nginx" and good.webroot is None
     assert good.installer_options == (("nginx_server_root", "/srv/nginx"),)
-    assert [b.where for b in listing.bad] == [f"{path}: domain #2", f"{path}: domain #3"]
+    assert [b.where for b in listing.bad] == [f"{path}: domain #{n}" for n in (2, 3, 4)]
     assert "'config-dir' is not one of the nginx installer's" in listing.bad[0].error
     assert "not a plugin name" in listing.bad[1].error
+    assert "no installer 'caddy' is installed here (installed: " in listing.bad[2].error
 
 
 def test_installer_options_load_only_the_installers_named() -> None:
