@@ -296,7 +296,9 @@ class Sync:
                               next_attempt=blocked)
         answerer: ServerAnswerer | None = None
         through_server = self.servers.available(domain)
-        if through_server and domain.webroot is None:
+        if through_server and (domain.webroot is None or step.action == "resume"):
+            # a resumed order may still have challenges to answer: the server can, and
+            # the web root may be what the pre-check refused
             answerer = self.servers.answerer(domain)
         elif step.action != "resume" and not self.opts.skip_precheck:
             reason = precheck.check(domain, self.opts.precheck)

@@ -400,13 +400,16 @@ def test_toml_inventory_with_installer_options_and_fleet_ini(
         assert f"nginx_reload_cmd = {reload_cmd}" in conf
 
 
+@pytest.mark.parametrize("webroot", [False, True])
 def test_kill_9_during_a_challenge_through_nginx_is_rolled_back_by_the_next_sync(
-        managed: Managed, pebble: Pebble) -> None:
+        managed: Managed, pebble: Pebble, webroot: bool) -> None:
     """kill -9 while nginx serves the temporary challenge change of a basic-auth site: the
-    next sync rolls the change back before anything else, then gets the certificate."""
+    next sync rolls the change back before anything else, then resumes the order, its
+    challenges answered through nginx again (not through the web root the pre-check
+    refused)."""
     (managed.tree.root / "htpasswd").write_text("user:{PLAIN}secret\n")
     name = "crash.c00.example.org"
-    managed.add(name, webroot=False, text=LOCKED)
+    managed.add(name, webroot=webroot, text=LOCKED)
     site = managed.tree.root / "sites-available" / name
     before = {p: p.read_bytes() for p in managed.tree.root.rglob("*.conf")}
     before[site] = site.read_bytes()
