@@ -502,3 +502,28 @@ def test_one_broken_change_is_left_out_and_the_others_installed(
     for name in (names[0], names[2]):
         assert rows[name]["action"] == "installed", rows
         _served(managed, name, root_pem)
+
+
+def test_removing_a_domain_nginx_serves_from_certwrights_own_block(
+        managed: Managed, pebble: Pebble) -> None:
+    """A domain with no server block of the hoster's: nginx answers its challenge and
+    certwright serves it from a block of its own; once the domain is removed, that block
+    goes (config test, reload), then the certificate is revoked and the lineage deleted,
+    and nginx still passes its configuration test."""
+    managed.add("anchor.c00.example.org")  # the hoster's one site
+    name = "own.c00.example.org"
+    add_entry(managed.env, name, "nginx", None)
+    managed.tree.start()
+    code, out = managed.env.sync_json()
+    assert code == 0, out
+    own = managed.tree.root / "certwright" / "servers" / f"{name}.conf"
+    assert own.exists()
+    serial = _served(managed, name, pebble.root_pem()).serial_number
+    managed.env.modify(name, {"letsencrypt": [("MODIFY_DELETE", [])]})
+    code, out = managed.env.sync_json("--revoke-removed")
+    assert code == 0, out
+    assert not own.exists() and not (managed.env.config_dir / "live" / name).exists()
+    assert pebble.cert_status(serial)["Status"] == "Revoked"
+    check = subprocess.run(managed.tree.ctl("-t"), capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    _served(managed, "anchor.c00.example.org", pebble.root_pem())
