@@ -527,3 +527,21 @@ def test_removing_a_domain_nginx_serves_from_certwrights_own_block(
     check = subprocess.run(managed.tree.ctl("-t"), capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     _served(managed, "anchor.c00.example.org", pebble.root_pem())
+
+
+def test_renewals_in_a_sync_are_served_with_one_reload(managed: Managed,
+                                                       pebble: Pebble) -> None:
+    names = [f"r{i}.c00.example.org" for i in range(3)]
+    for name in names:
+        managed.add(name)
+    managed.tree.start()
+    managed.env.sync_json()
+    root_pem = pebble.root_pem()
+    old = {n: _served(managed, n, root_pem).serial_number for n in names}
+    reloads = managed.reloads()
+    managed.env.clock_offset = 70 * 86400.0  # past two thirds of the 90 days
+    code, out = managed.env.sync_json()
+    assert code == 0 and out["summary"]["renew"] == 3, out
+    assert managed.reloads() == reloads + 1
+    for name in names:
+        assert _served(managed, name, root_pem).serial_number != old[name]
