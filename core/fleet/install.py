@@ -7,6 +7,9 @@ A lineage is marked pending (``<work-dir>/deploy-pending/<name>``) before its ne
 certificate is stored and unmarked once its server was seen serving it, so a crash or a
 failed reload between the two is caught up by the next sync (or `renew`). The renewal
 conf records the installer and its options, so a plain `certwright renew` redeploys it.
+
+:class:`ServerAuthenticators` gives a domain whose web root can't answer (the pre-check
+refused it, or there is none) its installer's own http-01 answers instead.
 """
 
 from __future__ import annotations
@@ -82,9 +85,8 @@ class FleetInstall:
         self.work_dir = work_dir
         self.shared = shared
         self.deployer = redeploy.Deployer(work_dir, lambda text: log.info("%s", text))
-        self.domains: dict[str, Domain] = {}
 
-    def mark(self, domain: Domain, lineage_name: str) -> None:
+    def mark(self, lineage_name: str) -> None:
         """Before the new certificate is stored: it is owed to the server from now on."""
         redeploy.mark(self.work_dir, lineage_name)
 
@@ -92,7 +94,6 @@ class FleetInstall:
         return redeploy.pending(self.work_dir)
 
     def add(self, domain: Domain, lineage: Lineage) -> None:
-        self.domains[lineage.name] = domain
         self.deployer.add(settings_for(domain, self.shared, self.config_dir, self.work_dir),
                           lineage)
 

@@ -353,7 +353,7 @@ class Sync:
         if lineage is None:
             lineage = store.find_lineage(self.opts.config_dir, step.state.lineage or domain.name)
         if domain.installer is not None:  # owed to its server from here on
-            self.install.mark(domain, lineage.name if lineage is not None else domain.name)
+            self.install.mark(lineage.name if lineage is not None else domain.name)
         if lineage is None:
             return store.new_lineage(self.opts.config_dir, domain.name, issued.cert.encode(),
                                      issued.chain.encode(), issued.fullchain.encode(),
