@@ -131,10 +131,12 @@ def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: S
         say(note)
 
 
-def stage(installer: Installer, plan: ChangePlan, *, work_dir: Path) -> Transaction | None:
+def stage(installer: Installer, plan: ChangePlan, *, work_dir: Path, test: bool = True
+          ) -> Transaction | None:
     """Apply ``plan``, config test, commit, without making it live (see :func:`go_live`);
     on failure roll back and raise DeployError saying which step failed. None for an
-    empty plan."""
+    empty plan. ``test=False`` leaves the config test to the caller (one test for many
+    staged plans), who rolls back what fails it."""
     if plan.empty:
         return None
     txn = Transaction(work_dir, plan.title, installer=installer.name,
@@ -143,7 +145,8 @@ def stage(installer: Installer, plan: ChangePlan, *, work_dir: Path) -> Transact
     try:
         txn.apply(plan)
         step = "config test"
-        installer.config_test()
+        if test:
+            installer.config_test()
         txn.commit()
     except BaseException as exc:
         restored = _undo(installer, txn, "config test")  # nothing was loaded yet

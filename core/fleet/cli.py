@@ -8,8 +8,10 @@ the command line wins.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,7 +65,9 @@ def _host_port(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The fleet's parser, with the options of the installers ``words`` (the command
+    line's options and ``fleet.ini``'s keys) name, loaded only then."""
     p = _Parser(prog="certwright fleet", usage=USAGE, allow_abbrev=False)
     add = p.add_argument
     add("command", choices=COMMANDS, nargs="?")  # optional for fleet.ini's parse
@@ -89,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     ldap.add_argument("--attr-webroot", default="certwrightWebroot")
     ldap.add_argument("--attr-contact", default="mail")
     ldap.add_argument("--attr-customer", default="o")
+    ldap.add_argument("--attr-installer", default="certwrightInstaller")
     add("--inventory", metavar="FILE", help="a TOML inventory instead of LDAP")
     run = p.add_argument_group("the run")
     run.add_argument("--server", default=LE_PRODUCTION)
@@ -110,20 +115,53 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backoff-base", type=_seconds, default=3600.0)
     run.add_argument("--backoff-max", type=_seconds, default=7 * 86400.0)
     run.add_argument("--allow-empty-inventory", action="store_true")
+    run.add_argument("--revoke-removed", action="store_true",
+                     help="revoke (cessationOfOperation) a removed domain's certificate "
+                          "before deleting its lineage")
     run.add_argument("--no-verify-ssl", action="store_true")
     run.add_argument("--issuance-timeout", type=_seconds, default=90.0)
     run.add_argument("--lock-timeout", type=_seconds, default=0.0)
     sch = p.add_argument_group("schema")
     sch.add_argument("--format", choices=("ldif", "schema"), default="ldif")
     sch.add_argument("--oid-base")
+    _installer_options(p, words)
     return p
 
 
+def _installer_options(p: argparse.ArgumentParser, words: Sequence[str]) -> None:
+    """The options of the installers ``words`` name (``--nginx-server-root``,
+    ``nginx-server-root``), for the domains an entry says are served through them;
+    remembered as ``installer_dests``. Installers no word names are not imported (an
+    idle run stays cheap)."""
+    from certwright.core import plugins
+
+    dests: set[str] = set()
+    known = p._option_string_actions
+    unknown = [w.split("=", 1)[0].removeprefix("--") for w in words
+               if ("--" + w.split("=", 1)[0].removeprefix("--")) not in known]
+    wanted = sorted(n for n in (plugins.names(plugins.INSTALLERS) if unknown else ())
+                    if any(u.startswith(f"{n}-") for u in unknown))
+    for name in wanted:
+        info = plugins.load_named(plugins.INSTALLERS, name)
+        adder = getattr(info.cls, "add_arguments", None) if info and info.cls else None
+        if adder is None:
+            continue
+        group = p.add_argument_group(f"{name} installer")
+        before = {a.dest for a in p._actions}
+        with contextlib.suppress(argparse.ArgumentError):  # shared by two plugins:
+            adder(group.add_argument)  # added once
+        dests |= {a.dest for a in p._actions} - before
+    p.set_defaults(installer_dests=sorted(dests))
+
+
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = build_parser()
     argv = list(argv)
     warnings: list[str] = []
     ini = _pre_scan(argv, "--fleet-config")
+    words = [a for a in argv if a.startswith("--")]
+    if ini:
+        words += _ini_keys(Path(ini))
+    parser = build_parser(words)
     if ini:
         path = Path(ini)
         if not path.is_file():
@@ -141,6 +179,15 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     for name in ("config_dir", "work_dir", "logs_dir"):
         setattr(config, name, os.path.abspath(os.path.expanduser(getattr(config, name))))
     return config, warnings
+
+
+def _ini_keys(path: Path) -> list[str]:
+    """The keys of ``fleet.ini`` as they stand (which installers' options to load)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [m.group(1) for m in re.finditer(r"(?m)^\s*([A-Za-z0-9_-]+)\s*=", text)]
 
 
 def _pre_scan(argv: Sequence[str], name: str) -> str | None:
@@ -222,10 +269,12 @@ def inventory_from(config: argparse.Namespace) -> Any:
         ca_file=Path(config.ldap_ca_file) if config.ldap_ca_file else None,
         attr_names=config.attr_names, attr_webroot=config.attr_webroot,
         attr_contact=config.attr_contact, attr_customer=config.attr_customer,
+        attr_installer=config.attr_installer,
         page_size=config.ldap_page_size))
 
 
 def sync(config: argparse.Namespace, say: Callable[[str], None]) -> int:
+    from certwright.core.fleet.install import InstallOptions
     from certwright.core.fleet.precheck import PrecheckOptions
     from certwright.core.fleet.report import Progress
     from certwright.core.fleet.sync import Sync, SyncOptions
@@ -249,7 +298,11 @@ def sync(config: argparse.Namespace, say: Callable[[str], None]) -> int:
         skip_precheck=config.no_precheck, backoff_base=config.backoff_base,
         backoff_max=config.backoff_max, allow_empty=config.allow_empty_inventory,
         no_verify_ssl=config.no_verify_ssl, issuance_timeout=config.issuance_timeout,
-        lock_timeout=config.lock_timeout)
+        lock_timeout=config.lock_timeout, revoke_removed=config.revoke_removed,
+        install=InstallOptions(
+            {d: str(getattr(config, d)) for d in config.installer_dests
+             if getattr(config, d, None) not in (None, False)},
+            http_port=config.precheck_http_port, https_port=config.precheck_https_port))
     inventory = inventory_from(config)
     progress = Progress(say, live=None if not (config.json or config.quiet) else False)
     if config.json or config.quiet:

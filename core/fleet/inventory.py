@@ -36,6 +36,12 @@ class TomlInventory:
         webroot = "/var/www/example.org"
         contact = "admin@example.org"      # optional
         customer = "c42"                   # optional (--account-per customer)
+        installer = "nginx"                # optional: installed with one reload per server
+        [domain.installer-options]         # optional: that installer's options
+        nginx-server-root = "/etc/nginx"
+
+    With an installer the web root may be left out: the installer's own authenticator
+    then answers the challenges.
     """
 
     writable = False
@@ -74,19 +80,27 @@ class TomlInventory:
             names = [names]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ConfigError(f"{where}: field 'names' must be a list of strings")
-        unknown = set(entry) - {"names", "webroot", "contact", "customer"}
+        unknown = set(entry) - {"names", "webroot", "contact", "customer", "installer",
+                                "installer-options"}
         if unknown:
             raise ConfigError(f"{where}: unknown field {sorted(unknown)[0]!r}")
         values: dict[str, str | None] = {}
-        for key in ("webroot", "contact", "customer"):
+        for key in ("webroot", "contact", "customer", "installer"):
             value = entry.get(key)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{where}: field {key!r} must be a string")
             values[key] = value
-        if values["webroot"] is None:
-            raise ConfigError(f"{where}: field 'webroot' is missing")
+        if values["webroot"] is None and values["installer"] is None:
+            raise ConfigError(f"{where}: field 'webroot' is missing (or give 'installer')")
+        options = entry.get("installer-options", {})
+        if not isinstance(options, dict) or not all(
+                isinstance(v, str | int) and not isinstance(v, bool) for v in options.values()):
+            raise ConfigError(f"{where}: field 'installer-options' must be a table of "
+                              "strings or numbers")
         return make_domain(names, where, webroot=values["webroot"],
-                           contact=values["contact"], customer=values["customer"])
+                           contact=values["contact"], customer=values["customer"],
+                           installer=values["installer"],
+                           installer_options={str(k): str(v) for k, v in options.items()})
 
     def close(self) -> None:
         return None

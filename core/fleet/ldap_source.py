@@ -48,6 +48,7 @@ class LdapOptions:
     attr_webroot: str = "certwrightWebroot"
     attr_contact: str = "mail"
     attr_customer: str = "o"
+    attr_installer: str = "certwrightInstaller"
     timeout: float = 30.0
     page_size: int = PAGE_SIZE
 
@@ -144,6 +145,7 @@ class LdapInventory:
     def _wanted(self) -> list[str]:
         o = self.options
         return sorted({o.attr_names, o.attr_webroot, o.attr_contact, o.attr_customer,
+                       o.attr_installer,
                        "objectClass", *SEARCHED})
 
     def read(self) -> Listing:
@@ -183,7 +185,8 @@ class LdapInventory:
                 attrs.get(o.attr_names.lower(), ()), dn, webroot=one(o.attr_webroot),
                 contact=one(o.attr_contact), customer=one(o.attr_customer), dn=dn,
                 current={a: attrs[a.lower()] for a in SEARCHED if a.lower() in attrs},
-                object_classes=attrs.get("objectclass", ())))
+                object_classes=attrs.get("objectclass", ()),
+                installer=_installer(one(o.attr_installer))))
         except ConfigError as exc:
             out.bad.append(BadEntry(dn, str(exc), dn=dn,
                                     names=raw_names(list(attrs.get(o.attr_names.lower(), ())))))
@@ -246,3 +249,9 @@ def _why(conn: Any) -> str:
 
 def _short(value: object) -> str:
     return " ".join(str(value).split())[:300]
+
+
+def _installer(value: str | None) -> str | None:
+    """An installer's name as the entry gives it (``nginx``; blank: none)."""
+    value = (value or "").strip().lower()
+    return value or None

@@ -16,6 +16,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from certwright.core import keys
 from certwright.core.acme import jws
@@ -27,6 +29,7 @@ from certwright.core.fleet import webroot
 from certwright.core.fleet.model import Domain
 from certwright.core.fleet.state import FleetStore, OrderRecord
 from certwright.core.flow import ValidationFailed
+from certwright.core.interfaces import ChallengeTask
 from certwright.core.names import parse_identifier
 
 log = logging.getLogger(__name__)
@@ -45,10 +48,38 @@ class NoNewOrders(Exception):
     """The cap on new orders for this run is reached (``--max-new-orders``)."""
 
 
+class Answerer(Protocol):
+    """Serves http-01 answers: every task of one order at once, then takes them away."""
+
+    def present(self, tasks: Sequence[ChallengeTask]) -> None: ...
+
+    def cleanup(self, tasks: Sequence[ChallengeTask]) -> None: ...
+
+
+class WebrootAnswerer:
+    """Files in the domain's web root (no server touched)."""
+
+    def __init__(self, webroot: str | None, name: str) -> None:
+        self.webroot, self.name = webroot, name
+        self.written: list[Path] = []
+
+    def present(self, tasks: Sequence[ChallengeTask]) -> None:
+        if self.webroot is None:
+            raise PluginError(f"{self.name}: no web root to answer the http-01 challenge")
+        for task in tasks:
+            self.written.append(webroot.put(self.webroot, task.token, task.key_authorization))
+
+    def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
+        for path in self.written:
+            webroot.remove(path)
+        self.written.clear()
+
+
 def obtain(client: AcmeClient, account_id: str, server: str, domain: Domain,
            fleet: FleetStore, may_order: Callable[[], bool], timeout: float = 90.0,
-           replaces: str | None = None) -> Issued:
-    """A certificate for ``domain``; ``may_order`` is asked before a new order is placed."""
+           replaces: str | None = None, answerer: Answerer | None = None) -> Issued:
+    """A certificate for ``domain``; ``may_order`` is asked before a new order is placed;
+    ``answerer`` serves the challenges (default: files in the domain's web root)."""
     deadline = time.monotonic() + timeout
     record, order = _resume(client, fleet, domain, server)
     resumed = record is not None
@@ -71,7 +102,7 @@ def obtain(client: AcmeClient, account_id: str, server: str, domain: Domain,
         fleet.save_order(record)  # before anything the CA could turn into a certificate
     if order.status == "pending":
         _validate(client, domain, [client.authorization(u) for u in order.authorizations],
-                  deadline)
+                  deadline, answerer or WebrootAnswerer(domain.webroot, domain.name))
         order = client.order(order.url)
     raise_for_order(order)
     if order.status == "ready":
@@ -115,9 +146,7 @@ def _resume(client: AcmeClient, fleet: FleetStore, domain: Domain, server: str
 
 
 def _validate(client: AcmeClient, domain: Domain, authzs: Sequence[Authorization],
-              deadline: float) -> None:
-    if domain.webroot is None:
-        raise PluginError(f"{domain.name}: no web root to answer the http-01 challenge")
+              deadline: float, answerer: Answerer) -> None:
     wanted = set(domain.names)
     pending = []
     for authz in authzs:
@@ -126,7 +155,7 @@ def _validate(client: AcmeClient, domain: Domain, authzs: Sequence[Authorization
                             f"{authz.identifier.value!r}, which was not ordered")
         if authz.status == "pending":
             pending.append(authz)
-    written = []
+    tasks: list[ChallengeTask] = []
     try:
         answers = []
         for authz in pending:
@@ -135,8 +164,12 @@ def _validate(client: AcmeClient, domain: Domain, authzs: Sequence[Authorization
                 raise PluginError(f"{authz.identifier.value}: the CA offers no http-01 "
                                   "challenge")
             key_authz = f"{chall.token}.{jws.thumbprint(client.key)}"
-            written.append(webroot.put(domain.webroot, chall.token, key_authz))
+            tasks.append(ChallengeTask(
+                identifier=authz.identifier, challenge_type="http-01", token=chall.token,
+                key_authorization=key_authz, validation=key_authz, all_domains=domain.names))
             answers.append(chall)
+        if tasks:
+            answerer.present(tasks)
         for chall in answers:
             client.answer(chall)
         failures = []
@@ -150,5 +183,5 @@ def _validate(client: AcmeClient, domain: Domain, authzs: Sequence[Authorization
                                    detail="validation failed for " + "; ".join(failures),
                                    failed=tuple(f.split(":")[0] for f in failures))
     finally:
-        for path in written:
-            webroot.remove(path)
+        if tasks:
+            answerer.cleanup(tasks)

@@ -87,7 +87,7 @@ class Report:
         counts = Counter(o.action for o in self.outcomes)
         out: dict[str, Any] = {k: counts.get(k, 0) for k in (
             "new", "renew", "expand", "resumed", "keep", "skip", "deferred", "delete",
-            "failed", "precheck-failed")}
+            "failed", "precheck-failed", "installed")}
         out["bad_entries"] = len(self.bad)
         out["writeback_failed"] = len(self.writeback_failed)
         out["ldap_writes"] = self.ldap_writes

@@ -44,8 +44,11 @@ ATTRIBUTES = (
     Attribute(7, "certwrightLastAttempt", "when certwright last asked the CA",
               "EQUALITY generalizedTimeMatch ORDERING generalizedTimeOrderingMatch",
               GENERALIZED_TIME),
+    Attribute(8, "certwrightInstaller", "certwright installer serving the domain (nginx, "
+              "apache)", "EQUALITY caseIgnoreMatch", DIRECTORY_STRING),
 )
-WRITTEN = tuple(a.name for a in ATTRIBUTES if a.name != "certwrightWebroot")
+READ = ("certwrightWebroot", "certwrightInstaller")  # the hoster's; never written
+WRITTEN = tuple(a.name for a in ATTRIBUTES if a.name not in READ)
 
 
 def _check_base(base: str) -> str:

@@ -48,6 +48,7 @@ class DomainState:
     https_checked: float | None = None  # when https last did not serve the certificate
     check_after: float | None = None  # a kept lineage: when to read it again
     conf_key: list[int] | None = None  # its renewal conf then (inode, size, mtime)
+    installed: str | None = None  # the installer and options it was last installed with
     refresh: bool = field(default=False, compare=False)  # changed in memory, to be saved
 
     def failed(self, state: str, error: str, now: float, base: float = BACKOFF_BASE,

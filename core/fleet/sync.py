@@ -24,9 +24,16 @@ from certwright.core.ari_check import AriCheck
 from certwright.core.due import should_renew
 from certwright.core.errors import CertwrightError
 from certwright.core.fleet import order as orders
-from certwright.core.fleet import precheck
+from certwright.core.fleet import precheck, remove, serve
 from certwright.core.fleet.accounts import Accounts
 from certwright.core.fleet.ca import CaGate, GatedTransport
+from certwright.core.fleet.install import (
+    FleetInstall,
+    InstallOptions,
+    ServerAnswerer,
+    ServerAuthenticators,
+    renewal_params,
+)
 from certwright.core.fleet.inventory import Inventory
 from certwright.core.fleet.ldap_source import LdapInventory
 from certwright.core.fleet.plan import ISSUING, Step, make_plan
@@ -63,6 +70,8 @@ class SyncOptions:
     no_verify_ssl: bool = False
     issuance_timeout: float = 90.0
     lock_timeout: float = 0.0
+    revoke_removed: bool = False
+    install: InstallOptions = field(default_factory=lambda: InstallOptions({}))
 
 
 class Budget:
@@ -95,6 +104,9 @@ class Sync:
         self._transport: GatedTransport | None = None
         self._accounts: Accounts | None = None
         self._setup = threading.Lock()
+        self.install = FleetInstall(opts.config_dir, opts.work_dir, opts.install)
+        self.to_install: list[tuple[Step, Lineage]] = []
+        self.servers = ServerAuthenticators(opts.config_dir, opts.work_dir, opts.install)
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Report:
@@ -118,12 +130,14 @@ class Sync:
             for step in steps:
                 if step.action == "delete":
                     report.add(self._safely(self._delete, step))
-            idle = [s for s in steps if s.action not in (*ISSUING, "delete")]
             work = [s for s in steps if s.action in ISSUING]
             pool = ThreadPoolExecutor(max_workers=max(1, self.opts.jobs))
             try:
                 for outcome in pool.map(self._guarded, work):
                     report.add(outcome)
+                if not self.opts.dry_run:
+                    serve.serve(self, steps, report)
+                idle = [s for s in steps if s.action not in (*ISSUING, "delete", "installed")]
                 jobs = max(1, min(self.opts.jobs, len(idle)))
                 for outcomes in pool.map(lambda part: [self._safely(self._idle, s)
                                                        for s in part],
@@ -143,8 +157,19 @@ class Sync:
         if self.opts.dry_run:  # writes nothing, not even a lock file
             yield
             return
+        from certwright.core.retention import max_checkpoints, prune_dir, start_up
+        from certwright.core.transaction import journals_changed, one_checkpoint
+
+        keep = max_checkpoints(None)
         with store_lock(self.opts.config_dir, self.opts.lock_timeout):
-            yield
+            # a server change a crash left open (a challenge answer, a staged install)
+            # is rolled back first, as every command does; this run's are one checkpoint
+            for undone in start_up(self.opts.work_dir, keep):
+                log.warning("%s", undone)
+            with one_checkpoint():
+                yield
+            if journals_changed():
+                prune_dir(self.opts.work_dir, keep)
 
     # -- domains with nothing to issue -----------------------------------------------------
     def _idle(self, step: Step) -> Outcome:
@@ -159,7 +184,7 @@ class Sync:
                 return Outcome.of(step.action, step.state, step.note)
             has_cert = step.lineage is not None or step.state.check_after is not None
             self.writeback.update(domain, step.state,
-                                  (lambda: _fullchain(self._lineage(step))) if has_cert
+                                  (lambda: _fullchain(self.lineage_of(step))) if has_cert
                                   else None, redirect=self._https_served(step))
         return Outcome.of(step.action, step.state, step.note)
 
@@ -175,7 +200,7 @@ class Sync:
         checked = step.state.https_checked
         if checked is not None and 0 <= now - checked < HTTPS_RECHECK:
             return False
-        lineage = self._lineage(step)
+        lineage = self.lineage_of(step)
         if lineage is None:
             return False
         from cryptography.hazmat.primitives.serialization import Encoding
@@ -187,7 +212,7 @@ class Sync:
         self.fleet.save_state(step.state)
         return False
 
-    def _lineage(self, step: Step) -> Lineage | None:
+    def lineage_of(self, step: Step) -> Lineage | None:
         """The step's lineage, read now if the plan kept it without reading it."""
         if step.lineage is None and step.state.lineage:
             step.lineage = store.find_lineage(self.opts.config_dir, step.state.lineage)
@@ -196,14 +221,17 @@ class Sync:
     def _delete(self, step: Step) -> Outcome:
         state = step.state
         if self.opts.dry_run:
-            return Outcome.of("delete", state, "would delete")
+            would = "would revoke and delete" if self.opts.revoke_removed else "would delete"
+            return Outcome.of("delete", state, would)
         if state.state != "removed":
-            lineage = state.lineage or state.name
+            revoke = self._revoke if self.opts.revoke_removed else None
             try:
-                if store.find_lineage(self.opts.config_dir, lineage) is not None:
-                    store.delete_lineage(self.opts.config_dir, lineage)
-            except CertwrightError as exc:
-                return Outcome.of("failed", state, f"can't delete the lineage: {exc}")
+                remove.retire(self.opts.config_dir, self.opts.work_dir,
+                              state.lineage or state.name, revoke)
+            except remove.StillServed as exc:
+                return Outcome.of("failed", state, str(exc))
+            except (CertwrightError, AcmeError, OSError) as exc:
+                return Outcome.of("failed", state, f"can't remove the lineage: {exc}")
             self.fleet.drop_order(state.name)
             state.state = "removed"
             self.fleet.save_state(state)
@@ -211,6 +239,25 @@ class Sync:
             self.fleet.drop_state(state.name)
             return Outcome.of("delete", state)
         return Outcome.of("delete", state, "lineage deleted; the entry is cleaned next run")
+
+    def _revoke(self, lineage: Lineage) -> None:
+        """With the certificate's own key (RFC 8555 §7.6): whichever account issued it."""
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        from certwright.core import keys
+        from certwright.core.acme.jws import jwk_of
+
+        self._accounts_for()
+        assert self._transport is not None
+        key = keys.load_private_key(lineage.privkey_pem(), str(lineage.privkey))
+        client = AcmeClient(self._transport, jwk_of(key))
+        der = lineage.certificate.public_bytes(Encoding.DER)
+        try:
+            client.revoke(der, remove.CESSATION_OF_OPERATION, cert_key=client.key)
+        except AcmeError as exc:
+            if exc.code != "alreadyRevoked":
+                raise
+        log.info("%s: certificate revoked (cessationOfOperation)", lineage.name)
 
     # -- domains to issue ------------------------------------------------------------------
     def _guarded(self, step: Step) -> Outcome:
@@ -237,6 +284,9 @@ class Sync:
             if self.opts.skip_precheck:
                 return Outcome.of(step.action, state, "would order")
             reason = precheck.check(domain, self.opts.precheck)
+            if reason and self.servers.available(domain):
+                return Outcome.of(step.action, state, f"would order, answered through "
+                                  f"{domain.installer} ({reason})")
             if reason:
                 return Outcome.of("precheck-failed", state, reason)
             return Outcome.of(step.action, state, "would order")
@@ -244,15 +294,25 @@ class Sync:
         if blocked is not None:
             return Outcome.of("deferred", state, "the CA asked to wait (rate limited)",
                               next_attempt=blocked)
-        if step.action != "resume" and not self.opts.skip_precheck:
+        answerer: ServerAnswerer | None = None
+        through_server = self.servers.available(domain)
+        if through_server and (domain.webroot is None or step.action == "resume"):
+            # a resumed order may still have challenges to answer: the server can, and
+            # the web root may be what the pre-check refused
+            answerer = self.servers.answerer(domain)
+        elif step.action != "resume" and not self.opts.skip_precheck:
             reason = precheck.check(domain, self.opts.precheck)
-            if reason:
+            if reason and through_server:  # the server certwright manages answers instead
+                log.info("%s: %s; answering through %s", domain.name, reason,
+                         domain.installer)
+                answerer = self.servers.answerer(domain)
+            elif reason:
                 return self._failed(step, "precheck-failed", reason)
         client, account_id = self._accounts_for().client(domain)
         try:
             issued = orders.obtain(client, account_id, self.opts.server, domain, self.fleet,
                                    self.budget.take, self.opts.issuance_timeout,
-                                   replaces=_replaces(client, step))
+                                   replaces=_replaces(client, step), answerer=answerer)
         except orders.NoNewOrders:
             return Outcome.of("deferred", state, "--max-new-orders reached")
         except AcmeError as exc:
@@ -261,25 +321,39 @@ class Sync:
             if exc.code != "rateLimited":
                 self.fleet.drop_order(domain.name)  # the order is invalid at the CA
             return self._failed(step, "failed", str(exc), wait=exc.retry_after)
-        lineage = self._save(step, issued, account_id)
+        lineage = self._save(step, issued, account_id,
+                             "webroot" if answerer is None else str(domain.installer))
         state.names = list(domain.names)
         state.succeeded(timestamp_of(lineage.not_after), clock.now(), lineage.name)
         self.fleet.save_state(state)
         self.fleet.drop_order(domain.name)
-        self.writeback.update(domain, state, issued.fullchain)
+        if domain.installer is None:
+            self.writeback.update(domain, state, issued.fullchain)
+        else:  # written once installed (certwrightRedirect with it)
+            with self._setup:
+                self.to_install.append((step, lineage))
         return Outcome.of("resumed" if issued.resumed else step.action, state)
 
-    def _save(self, step: Step, issued: orders.Issued, account_id: str) -> Lineage:
+    # -- installing -------------------------------------------------------------------------
+    def _save(self, step: Step, issued: orders.Issued, account_id: str,
+              authenticator: str = "webroot") -> Lineage:
+        """The certificate into its lineage; ``authenticator`` is what answered (the
+        domain's web root, or its installer's server), stored for `renew`."""
         domain = step.domain
         assert domain is not None
         params: dict[str, object] = {
-            "account": account_id, "authenticator": "webroot", "server": self.opts.server,
-            "key_type": "ecdsa", "webroot_path": [domain.webroot],
-            "webroot_map": {n: domain.webroot for n in domain.names},
+            "account": account_id, "authenticator": authenticator,
+            "server": self.opts.server, "key_type": "ecdsa",
+            **renewal_params(domain, self.opts.install),
         }
+        if domain.webroot is not None:
+            params["webroot_path"] = [domain.webroot]
+            params["webroot_map"] = {n: domain.webroot for n in domain.names}
         lineage = step.lineage
         if lineage is None:
             lineage = store.find_lineage(self.opts.config_dir, step.state.lineage or domain.name)
+        if domain.installer is not None:  # owed to its server from here on
+            self.install.mark(lineage.name if lineage is not None else domain.name)
         if lineage is None:
             return store.new_lineage(self.opts.config_dir, domain.name, issued.cert.encode(),
                                      issued.chain.encode(), issued.fullchain.encode(),

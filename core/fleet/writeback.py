@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from certwright.core.fleet.ldap_source import LdapInventory
 from certwright.core.fleet.model import Domain
-from certwright.core.fleet.schema import OBJECT_CLASS, WRITTEN
+from certwright.core.fleet.schema import OBJECT_CLASS, READ, WRITTEN
 from certwright.core.fleet.state import DomainState
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class WriteBack:
         current, classes = found
         changes: Changes = {a: [("delete", [])] for a in WRITTEN if current.get(a)}
         has_class = OBJECT_CLASS.lower() in {c.lower() for c in classes}
-        if has_class and not current.get("certwrightWebroot"):
+        if has_class and not any(current.get(a) for a in READ):
             with_class: Changes = {**changes, "objectClass": [("delete", [OBJECT_CLASS])]}
             if self._apply(dn, with_class, quiet=True):
                 return True

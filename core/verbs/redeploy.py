@@ -7,8 +7,10 @@ are not due, so a crash, a failed config test or a failed reload between saving 
 certificate and serving it is caught up by the next run instead of leaving the old
 certificate served until it expires.
 
-Lineages of one server are made live together: each one's plan is staged (applied,
-config tested, committed; an empty plan when the configuration already names ``live/``),
+Lineages of one server are made live together: each one's plan is staged (applied and
+committed; an empty plan when the configuration already names ``live/``), the server's
+configuration tested once for all of them (when that fails, everything is rolled back and
+each plan staged again with a test of its own, so only the culprit is left out),
 then the server is reloaded once for all of them (or, for an installer that has
 ``activate``, each change is activated without a reload), then each is verified by
 handshake. An installer for which every renewal is a change (a combined PEM file to
@@ -96,8 +98,8 @@ class Deployer:
         """Stage every lineage's plan (apply, config test, commit), make them all live at
         once (one reload, or the installer's ``activate``), then verify each; a lineage
         whose server does not serve it has its change rolled back."""
-        from certwright.core.deploy import expected_certificate, go_live, stage
-        from certwright.core.verbs.install import load_installer, request_for
+        from certwright.core.deploy import go_live
+        from certwright.core.verbs.install import load_installer
 
         name = str(group[0].ns.installer)
         try:
@@ -105,18 +107,17 @@ class Deployer:
         except Exception as exc:  # never the whole run: each lineage reports it
             log.debug("loading %s failed", name, exc_info=True)
             return {job.lineage.name: _text(exc) for job in group}
-        results: dict[str, str] = {}
-        staged: list[_Staged] = []
-        for job in group:
-            try:
-                req = replace(request_for(job.ns, job.lineage), takeover=False)
-                plan = installer.plan_deploy(req)
-                expected = expected_certificate(req.cert_path)
-                txn = stage(installer, plan, work_dir=self.work_dir)
-                staged.append(_Staged(job, plan, txn, installer.endpoints(req), expected))
-            except Exception as exc:
-                log.debug("installing %s failed", job.lineage.name, exc_info=True)
-                results[job.lineage.name] = _text(exc)
+        results, staged = self._stage(installer, group, test=len(group) == 1)
+        if len(group) > 1 and any(s.txn is not None for s in staged):
+            try:  # one config test for all of them; a failure: each tested on its own
+                installer.config_test()
+            except CertwrightError as exc:
+                log.info("%s: the configuration test of %d changes together failed (%s); "
+                         "testing each on its own", name, len(staged), _text(exc))
+                for item in reversed(staged):
+                    if item.txn is not None:
+                        item.txn.rollback(check_after=True)
+                results, staged = self._stage(installer, group, test=True)
         if not staged:
             return results
         try:
@@ -140,6 +141,26 @@ class Deployer:
         self._roll_back(installer, [s for s in failed if s.txn is not None])
         log.info("%s made %d certificate(s) live at once", name, len(staged))
         return results
+
+    def _stage(self, installer: Installer, group: list[_Job], *, test: bool
+               ) -> tuple[dict[str, str], list[_Staged]]:
+        """Plan and apply every lineage's change (each config tested with ``test``)."""
+        from certwright.core.deploy import expected_certificate, stage
+        from certwright.core.verbs.install import request_for
+
+        results: dict[str, str] = {}
+        staged: list[_Staged] = []
+        for job in group:
+            try:
+                req = replace(request_for(job.ns, job.lineage), takeover=False)
+                plan = installer.plan_deploy(req)
+                expected = expected_certificate(req.cert_path)
+                txn = stage(installer, plan, work_dir=self.work_dir, test=test)
+                staged.append(_Staged(job, plan, txn, installer.endpoints(req), expected))
+            except Exception as exc:
+                log.debug("installing %s failed", job.lineage.name, exc_info=True)
+                results[job.lineage.name] = _text(exc)
+        return results, staged
 
     def _roll_back(self, installer: Installer, items: list[_Staged]) -> None:
         """Undo the staged changes of ``items`` (newest first; a file another lineage's

@@ -354,3 +354,24 @@ def test_a_kept_lineage_is_read_again_when_its_renewal_conf_changes(fleet: Fleet
     assert code == 0
     assert {d["name"]: d["action"] for d in out["domains"]} == {names[0]: "renew",
                                                                  names[1]: "keep"}
+
+
+def test_revoke_removed_revokes_before_deleting(fleet: FleetEnv) -> None:
+    """``--revoke-removed``: the certificate of a removed domain is revoked at the CA
+    (reason cessationOfOperation) and its lineage deleted; without it, only deleted."""
+    names = fleet.add_sites(3, 1)
+    fleet.sync_json()
+    serials = {n: _verify(fleet, n).serial_number for n in names}
+    gone, dropped = names[0], names[1]
+    fleet.modify(gone, {"letsencrypt": [("MODIFY_DELETE", [])]})
+    code, out = fleet.sync_json("--revoke-removed")
+    assert code == 0, out
+    status = fleet.ca.cert_status(serials[gone])
+    assert status["Status"] == "Revoked" and status["Reason"] == 5, status
+    assert not (fleet.config_dir / "live" / gone).exists()
+    assert fleet.ca.cert_status(serials[names[2]])["Status"] == "Valid"
+    fleet.modify(dropped, {"letsencrypt": [("MODIFY_DELETE", [])]})
+    code, out = fleet.sync_json()
+    assert code == 0, out
+    assert not (fleet.config_dir / "live" / dropped).exists()
+    assert fleet.ca.cert_status(serials[dropped])["Status"] == "Valid"

@@ -198,3 +198,39 @@ def test_a_broken_directory_connection_is_only_a_failed_write_back() -> None:
     assert writeback.update(domain, state, "PEM") is False
     assert writeback.remove("cn=b,dc=t") is False
     assert writeback.failed == ["cn=a,dc=t", "cn=b,dc=t"]
+
+
+def test_toml_installer_and_its_own_options_only(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text('[[domain]]\nnames = ["a.example"]\ninstaller = "nginx"\n'
+                    '[domain.installer-options]\nnginx-server-root = "/srv/nginx"\n\n'
+                    '[[domain]]\nnames = ["b.example"]\ninstaller = "nginx"\n'
+                    '[domain.installer-options]\nconfig-dir = "/tmp/elsewhere"\n\n'
+                    '[[domain]]\nnames = ["c.example"]\ninstaller = "../x"\n\n'
+                    '[[domain]]\nnames = ["d.example"]\ninstaller = "caddy"\n')
+    listing = TomlInventory(path).read()
+    (good,) = listing.domains
+    assert good.installer == "nginx" and good.webroot is None
+    assert good.installer_options == (("nginx_server_root", "/srv/nginx"),)
+    assert [b.where for b in listing.bad] == [f"{path}: domain #{n}" for n in (2, 3, 4)]
+    assert "'config-dir' is not one of the nginx installer's" in listing.bad[0].error
+    assert "not a plugin name" in listing.bad[1].error
+    assert "no installer 'caddy' is installed here (installed: " in listing.bad[2].error
+
+
+def test_installer_options_load_only_the_installers_named() -> None:
+    """An idle sync or `status` imports no installer; naming one option loads that one."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom certwright.core.fleet import cli\n"
+            "config, _ = cli.parse(sys.argv[1:])\n"
+            "print(sorted({m.split('.')[2] for m in sys.modules"
+            " if m.startswith('certwright.installers.')}), config.installer_dests)\n")
+    idle = subprocess.run([sys.executable, "-c", code, "sync"], capture_output=True,
+                          text=True, check=True).stdout
+    assert idle.strip() == "[] []"
+    named = subprocess.run([sys.executable, "-c", code, "sync", "--nginx-ctl", "/bin/nginx"],
+                           capture_output=True, text=True, check=True).stdout
+    loaded, dests = named.strip().split("] ", 1)
+    assert "nginx" in loaded and "apache" not in loaded and "nginx_ctl" in dests
