@@ -57,7 +57,7 @@ typecheck: venv
 
 test: sysdeps venv certbot certbot-dns lint typecheck
 	@mkdir -p .coverage-data
-	COVERAGE_FILE=$(CURDIR)/.coverage-data/.coverage $(VENV)/bin/pytest -q -p no:cacheprovider --cov --cov-report=term --cov-fail-under=85 tests
+	COVERAGE_FILE=$(CURDIR)/.coverage-data/.coverage $(VENV)/bin/pytest -q -p no:cacheprovider -n 3 --dist loadfile --cov --cov-report=term --cov-fail-under=85 tests
 
 bench: sysdeps venv certbot certbot-dns
 	$(PY) benchmarks/run.py
