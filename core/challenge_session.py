@@ -9,7 +9,7 @@ the server answers every token (bounded; missing answers are logged and the CA h
 word) → and, whatever happens, put the previous files back and reload. A failure while
 presenting undoes at once; ``cleanup`` of the last task undoes the rest. The undo runs from
 ``except BaseException``/``finally``, so Ctrl-C and SIGTERM (turned into ``SystemExit`` by
-:func:`certwright.core.transaction.signals_raise`) roll back too; a crash leaves an open
+:func:`certwright.core.checkpoint.signals_raise`) roll back too; a crash leaves an open
 temporary journal that the next start rolls back.
 
 Contract for an ``apply`` callable: it raises (having written nothing, or having undone what
@@ -28,7 +28,8 @@ from certwright.core.http01 import Fetch, http01_port, http01_types, http_get, w
 from certwright.core.settings import Settings
 
 if TYPE_CHECKING:
-    from certwright.core.interfaces import ChallengeTask, ChangePlan, Http01Server, Identifier
+    from certwright.core.installer_types import ChangePlan
+    from certwright.core.interfaces import ChallengeTask, Http01Server, Identifier
 
 log = logging.getLogger(__name__)
 

@@ -190,6 +190,8 @@ def _main(args: list[str]) -> int:
     from certwright.core import commands
 
     try:  # most verbs need no plugin: try without loading any
+        if not _may_need_no_plugin(args):  # no word names such a verb: skip the try
+            raise cli_parser.NeedPlugins()
         parser = cli_parser.build_parser(partial=True)
         config = cli_parser.parse(args, parser)
         if config.help is not None or config.verb in PLUGIN_VERBS:
@@ -216,7 +218,7 @@ def _main(args: list[str]) -> int:
         log.warning("Warning: %s", text)
     for text in config.notices:  # obsolete options: accepted, said once
         log.warning("Note: %s", text)
-    from certwright.core.transaction import signals_raise
+    from certwright.core.checkpoint import signals_raise
 
     try:
         with signals_raise():  # SIGTERM/SIGHUP unwind like Ctrl-C: temporary changes undone
@@ -240,6 +242,16 @@ def _main(args: list[str]) -> int:
 # --debug: errors come with their traceback (set once the command line is parsed)
 _DEBUG: list[bool] = []
 PLUGIN_VERBS = frozenset({"run", "certonly", "install", "enhance", "reconfigure", None})
+
+
+def _may_need_no_plugin(args: list[str]) -> bool:
+    """Whether some word could be a verb that needs no plugin (``renew``, ``certificates``
+    …). When none is, the verb is ``run``, ``certonly``, ``install`` or ``enhance``, and the
+    parser with plugins (a superset) is the only one worth building."""
+    from certwright.core.cli_parser import ALIASES, VERBS
+
+    return any(ALIASES.get(arg, arg) in VERBS and ALIASES.get(arg, arg) not in PLUGIN_VERBS
+               for arg in args)
 
 
 def _named_plugins(args: list[str]) -> list[type]:

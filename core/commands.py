@@ -101,8 +101,8 @@ def _locked(fn: Callable[[Settings, Say, Ask], int]) -> Callable[..., int]:
             ensure_dir(config_dir, 0o755)
         except StorageError as exc:
             raise ConfigError(f"can't create the config dir: {exc}") from None
+        from certwright.core.checkpoint import journals_changed, one_checkpoint
         from certwright.core.retention import max_checkpoints, prune_dir, start_up
-        from certwright.core.transaction import journals_changed, one_checkpoint
 
         keep = max_checkpoints(config.max_checkpoints)
         work_dir = Path(config.work_dir)

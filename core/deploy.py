@@ -17,13 +17,8 @@ from pathlib import Path
 
 from certwright.core import probe
 from certwright.core.errors import CertwrightError, PluginError
-from certwright.core.interfaces import (
-    SYMLINK,
-    ChangePlan,
-    Endpoint,
-    Installer,
-    SupportsActivate,
-)
+from certwright.core.installer_types import SYMLINK, ChangePlan, Endpoint
+from certwright.core.interfaces import Installer, SupportsActivate
 from certwright.core.poll import poll_until
 from certwright.core.transaction import Transaction
 

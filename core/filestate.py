@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from certwright.core.errors import CertwrightError, PluginError
-from certwright.core.interfaces import FILE, SYMLINK, FileChange, link_digest
+from certwright.core.installer_types import FILE, SYMLINK, FileChange, link_digest
 
 
 class TransactionError(CertwrightError):

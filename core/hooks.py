@@ -17,11 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from certwright.core import runner
 from certwright.core.errors import CertwrightError, ConfigError
-from certwright.core.runner import DEFAULT_HOOK_TIMEOUT
 from certwright.core.settings import Settings
 from certwright.core.storage.files import ensure_dir
+
+DEFAULT_HOOK_TIMEOUT = 600.0
+"""Seconds a hook may run (``--hook-timeout``): generous for a DNS hook that waits for
+propagation, short of the hours a hung one would hold the store lock."""
 
 log = logging.getLogger(__name__)
 HOOK_DIRS = ("pre", "deploy", "post")
@@ -120,6 +122,8 @@ def run_hook(command: str, kind: str, env: Mapping[str, str] | None = None,
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env["PATH"] = _with_system_dirs(full_env.get("PATH", os.defpath))
+    from certwright.core import runner  # loaded only when a hook runs
+
     try:
         proc = runner.run(command, timeout=timeout, env=full_env, what=f"{kind} hook")
     except CertwrightError as exc:

@@ -135,7 +135,7 @@ def _check_record(rec: Mapping[str, Any], index: int, directory: Path) -> None:
 
 def _check_link_record(rec: Mapping[str, Any], path: str, directory: Path) -> None:
     """A symlink's record has no backup; its digests are those of its targets."""
-    from certwright.core.interfaces import link_digest
+    from certwright.core.installer_types import link_digest
 
     if rec.get("backup") is not None:
         raise JournalRefused(directory, f"the symlink {path} has a backup")

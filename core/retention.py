@@ -19,18 +19,13 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from certwright.core.checkpoint import journal_root
 from certwright.core.errors import UsageError
-from certwright.core.transaction import (
-    COMMITTED,
-    JOURNAL_NAME,
-    OPEN,
-    ROLLED_BACK,
-    Transaction,
-    journal_root,
-    recover_journals,
-    transactions,
-)
+
+if TYPE_CHECKING:
+    from certwright.core.transaction import Transaction
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_CHECKPOINTS = 10
@@ -48,6 +43,10 @@ def max_checkpoints(given: int | None) -> int:
 
 def start_up(work_dir: Path, keep: int) -> list[str]:
     """Roll back what a crash left open, then prune; one message per rollback."""
+    if not os.path.lexists(journal_root(work_dir)):
+        return []  # no config change was ever journaled here: nothing to load or read
+    from certwright.core.transaction import recover_journals, transactions
+
     found = transactions(work_dir)
     messages = recover_journals(found)
     prune(found, keep)
@@ -58,6 +57,8 @@ def start_up(work_dir: Path, keep: int) -> list[str]:
 def _remove_orphans(work_dir: Path, known: set[str]) -> None:
     """Journal directories without a manifest: a crash came between creating one and
     writing its manifest, or in the middle of removing one. Nothing in them is acted on."""
+    from certwright.core.transaction import JOURNAL_NAME
+
     root = journal_root(work_dir)
     with contextlib.suppress(OSError):
         for name in os.listdir(root):
@@ -68,12 +69,16 @@ def _remove_orphans(work_dir: Path, known: set[str]) -> None:
 
 def prune_dir(work_dir: Path, keep: int) -> int:
     """Prune the journals under ``work_dir``; returns how many were removed."""
+    from certwright.core.transaction import transactions
+
     return prune(transactions(work_dir), keep)
 
 
 def prune(found: list[Transaction], keep: int) -> int:
     """Remove what need not be kept from ``found`` (oldest first, as ``transactions``
     returns them): checkpoints older than the newest ``keep``, and undone journals."""
+    from certwright.core.transaction import COMMITTED, OPEN, ROLLED_BACK
+
     groups: dict[str, list[Transaction]] = {}
     doomed: list[Transaction] = []
     for txn in found:

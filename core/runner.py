@@ -26,10 +26,6 @@ from certwright.core.errors import PluginError
 if TYPE_CHECKING:
     import subprocess
 
-DEFAULT_HOOK_TIMEOUT = 600.0
-"""Seconds a hook may run (``--hook-timeout``): generous for a DNS hook that waits for
-propagation, short of the hours a hung one would hold the store lock."""
-
 _GRACE = 2.0  # after SIGTERM to the group, before SIGKILL
 
 

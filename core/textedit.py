@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from certwright.core.errors import PluginError
-from certwright.core.interfaces import FileChange
+from certwright.core.installer_types import FileChange
 
 UNIT = "    "
 NESTED = "\t"

@@ -22,13 +22,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from certwright.core.checkpoint import current, journal_root
 from certwright.core.errors import CertwrightError
 from certwright.core.filestate import (
     TransactionError,
@@ -39,41 +39,13 @@ from certwright.core.filestate import (
     state_of,
     target_path,
 )
-from certwright.core.interfaces import FILE, SYMLINK, ChangePlan, FileChange, link_digest
+from certwright.core.installer_types import FILE, SYMLINK, ChangePlan, FileChange, link_digest
 from certwright.core.journal import JournalRefused, check_manifest, check_private
 from certwright.core.storage.files import atomic_symlink, atomic_write, ensure_dir, is_temp_name
 
 OPEN, COMMITTED, ROLLED_BACK = "open", "committed", "rolled-back"
 _SEQ = re.compile(r"([0-9]{10})-")
 JOURNAL_NAME = re.compile(r"[0-9]{10}-[0-9]{8}T[0-9]{6}-[0-9]+")
-_command_id: str | None = None
-_changed = False  # a journal was written or removed since the command began
-
-
-def journals_changed() -> bool:
-    """Whether this command wrote or removed a journal (then it is worth pruning)."""
-    return _changed
-
-
-def begin_command() -> str:
-    """Start a new command: every transaction from now on belongs to one checkpoint."""
-    global _command_id, _changed
-    _command_id = os.urandom(16).hex()  # random, like uuid4 (without its import cost)
-    _changed = False
-    return _command_id
-
-
-@contextlib.contextmanager
-def one_checkpoint() -> Iterator[str]:
-    """Every transaction made inside is one checkpoint; outside, each is its own."""
-    global _command_id
-    ident = begin_command()
-    try:
-        yield ident
-    finally:
-        _command_id = None
-
-
 @dataclass
 class FileRecord:
     """One change as journaled. A file's ``backup`` holds its bytes before (None: it was
@@ -123,10 +95,6 @@ class Manifest:
             raise TransactionError(f"{path}: unreadable transaction journal: {exc}") from None
 
 
-def journal_root(work_dir: Path) -> Path:
-    return Path(work_dir) / "transactions"
-
-
 def _private_root(work_dir: Path, create: bool) -> Path | None:
     """The journal root, made 0700 when created. One we own that others can write to (made
     so by hand, or by an old version under umask 000) is tightened; one owned by someone
@@ -174,7 +142,7 @@ class Transaction:
         self.manifest = Manifest(id=ident, title=title, state=OPEN, temporary=temporary,
                                  created=time.time(), installer=installer,
                                  installer_params=dict(installer_params or {}), seq=seq,
-                                 command=_command_id or "")
+                                 command=current.ident or "")
         self._save()
 
     @classmethod
@@ -187,8 +155,7 @@ class Transaction:
         return txn
 
     def _save(self) -> None:
-        global _changed
-        _changed = True
+        current.changed = True
         data = asdict(self.manifest)
         atomic_write(self.dir / "manifest.json", json.dumps(data, indent=1).encode(), 0o600)
 
@@ -415,25 +382,6 @@ def rollback_checkpoint(group: list[Transaction]) -> list[str]:
     for txn in reversed(group):
         restored += txn.rollback()
     return list(dict.fromkeys(restored))
-
-
-@contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
-    """Turn SIGTERM (and SIGHUP) into SystemExit so ``finally`` blocks undo temporary
-    changes; SIGINT already raises KeyboardInterrupt."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous: dict[int, Any] = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(ValueError):  # not the main thread
-            previous[int(sig)] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for num, old in previous.items():
-            signal.signal(num, old)
 
 
 def temporary(work_dir: Path, plan: ChangePlan, after_apply: Callable[[], None],

@@ -223,7 +223,7 @@ def main(argv: Sequence[str]) -> int:
     say = _say(config)
     if config.command == "status":
         return status(config, say)
-    from certwright.core.transaction import signals_raise
+    from certwright.core.checkpoint import signals_raise
 
     with signals_raise():  # SIGTERM unwinds: domains in flight finish, no new one starts
         return sync(config, say)

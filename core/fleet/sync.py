@@ -157,8 +157,8 @@ class Sync:
         if self.opts.dry_run:  # writes nothing, not even a lock file
             yield
             return
+        from certwright.core.checkpoint import journals_changed, one_checkpoint
         from certwright.core.retention import max_checkpoints, prune_dir, start_up
-        from certwright.core.transaction import journals_changed, one_checkpoint
 
         keep = max_checkpoints(None)
         with store_lock(self.opts.config_dir, self.opts.lock_timeout):

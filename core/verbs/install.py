@@ -11,12 +11,8 @@ from typing import TYPE_CHECKING, Any
 from certwright.core import plugins
 from certwright.core.deploy import apply_plan, expected_certificate
 from certwright.core.errors import ConfigError, PluginError, UsageError
-from certwright.core.interfaces import (
-    DeployRequest,
-    EnhanceRequest,
-    Installer,
-    SupportsEnhancements,
-)
+from certwright.core.installer_types import DeployRequest, EnhanceRequest
+from certwright.core.interfaces import Installer, SupportsEnhancements
 from certwright.core.settings import Settings, Source
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.lineage import Lineage

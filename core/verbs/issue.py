@@ -22,11 +22,9 @@ from certwright.core import (
     session,
 )
 from certwright.core.acme.errors import AcmeError
-from certwright.core.ari_check import AriCheck
 from certwright.core.due import should_renew
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import Authenticator, Identifier
-from certwright.core.lineage_cache import LineageCache
 from certwright.core.settings import Settings
 from certwright.core.storage import lineage as lineages
 from certwright.core.storage.files import atomic_write
@@ -76,6 +74,9 @@ def renewal_due(config: Settings, lineage: Lineage) -> bool:
     """The one rule `renew` uses too (:func:`certwright.core.due.should_renew`): the
     lifetime, ``renew_before_expiry``, the CA's ARI window, ``autorenew``, and
     --force-renewal / --dry-run (a dry run always tries, as in Certbot)."""
+    from certwright.core.ari_check import AriCheck  # only when a lineage exists
+    from certwright.core.lineage_cache import LineageCache
+
     cache = LineageCache(Path(config.work_dir))
     try:
         return should_renew(lineage, force=config.force_renewal or config.dry_run,

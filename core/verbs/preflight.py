@@ -13,13 +13,13 @@ gives way to ``rsa`` when only RSA fits.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from certwright.core import names
 from certwright.core.errors import PluginError
 from certwright.core.interfaces import (
     Authenticator,
     ChallengeTask,
-    DeployRequest,
     Identifier,
     Installer,
     SupportsHttp01,
@@ -27,6 +27,9 @@ from certwright.core.interfaces import (
 )
 from certwright.core.settings import Settings
 from certwright.core.storage.lineage import Lineage
+
+if TYPE_CHECKING:
+    from certwright.core.installer_types import DeployRequest
 
 Say = Callable[[str], None]
 KEY_TYPES = ("ecdsa", "rsa")

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from certwright.core.deploy import verify
 from certwright.core.errors import CertwrightError
-from certwright.core.interfaces import ChangePlan, Endpoint, Installer
+from certwright.core.installer_types import ChangePlan, Endpoint
+from certwright.core.interfaces import Installer
 from certwright.core.settings import Settings
 from certwright.core.storage.files import atomic_write, ensure_dir
 from certwright.core.storage.lineage import Lineage

@@ -124,19 +124,19 @@ def test_lock_timeout_from_cli_ini(cli: Cli, tmp_path: Path) -> None:
 def _checkpoints_made(work: Path, count: int, tmp_path: Path) -> None:
     import hashlib
 
-    from certwright.core import transaction
+    from certwright.core import checkpoint, transaction
     from certwright.core.interfaces import ChangePlan, FileChange
 
     conf = tmp_path / "site.conf"
     conf.write_bytes(b"0")
     for i in range(count):
-        transaction.begin_command()
+        checkpoint.begin_command()
         old = conf.read_bytes()
         txn = transaction.Transaction(work, f"step {i}")
         txn.apply(ChangePlan("s", (FileChange(str(conf), str(i).encode(),
                                                hashlib.sha256(old).hexdigest()),)))
         txn.commit()
-    transaction._command_id = None
+    checkpoint.current.ident = None
 
 
 @pytest.mark.parametrize("where", ["command line", "cli.ini", "default"])

@@ -15,6 +15,7 @@ from typing import ClassVar
 import pytest
 
 from certwright.core.challenge_session import ServerHttp01Authenticator
+from certwright.core.checkpoint import signals_raise
 from certwright.core.errors import PluginError
 from certwright.core.http01 import CHALLENGE_PATH, Probe
 from certwright.core.interfaces import (
@@ -24,7 +25,6 @@ from certwright.core.interfaces import (
     Http01Server,
     Identifier,
 )
-from certwright.core.transaction import signals_raise
 from certwright.installers.nginx import NginxAuthenticator
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from certwright.core import transaction
+from certwright.core import checkpoint
+from certwright.core.checkpoint import begin_command, one_checkpoint
 from certwright.core.errors import UsageError
 from certwright.core.retention import max_checkpoints, prune_dir, start_up
 from certwright.core.transaction import (
-    begin_command,
     checkpoints,
     journal_root,
-    one_checkpoint,
     rollback_checkpoint,
     transactions,
 )
@@ -26,7 +25,7 @@ from tests.unit.txn_kit import edit
 
 @pytest.fixture(autouse=True)
 def no_command_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transaction, "_command_id", None)
+    monkeypatch.setattr(checkpoint.current, "ident", None)
 
 
 def titles(work: Path) -> list[str]:
@@ -107,9 +106,9 @@ def test_the_option_is_checked() -> None:
 
 def test_journals_changed_only_when_the_command_wrote_one(tmp_path: Path) -> None:
     with one_checkpoint():
-        assert not transaction.journals_changed()
+        assert not checkpoint.journals_changed()
         edit(tmp_path / "w", tmp_path / "a.conf", b"1", "t")
-        assert transaction.journals_changed()
+        assert checkpoint.journals_changed()
 
 
 def test_backups_of_secret_files_are_private(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ def test_a_program_that_cannot_start_is_named() -> None:
 
 
 def test_hook_timeout_option() -> None:
-    assert hooks.hook_timeout(argparse.Namespace()) == runner.DEFAULT_HOOK_TIMEOUT
+    assert hooks.hook_timeout(argparse.Namespace()) == hooks.DEFAULT_HOOK_TIMEOUT
     assert hooks.hook_timeout(argparse.Namespace(hook_timeout=7)) == 7
     assert hooks.hook_timeout(argparse.Namespace(hook_timeout=0)) is None
 

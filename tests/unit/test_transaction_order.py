@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from certwright.core import transaction
+from certwright.core import checkpoint
+from certwright.core.checkpoint import begin_command
 from certwright.core.transaction import (
     TransactionError,
-    begin_command,
     checkpoints,
     rollback_checkpoint,
     transactions,
@@ -21,8 +21,8 @@ from tests.unit.txn_kit import edit
 
 @pytest.fixture(autouse=True)
 def no_command_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
-    """begin_command() sets a module global: undone after each test."""
-    monkeypatch.setattr(transaction, "_command_id", None)
+    """begin_command() sets the running command: undone after each test."""
+    monkeypatch.setattr(checkpoint.current, "ident", None)
 
 
 def test_order_is_a_sequence_even_when_the_clock_counter_wraps(
@@ -104,7 +104,7 @@ def test_a_directory_still_holding_a_file_is_kept(tmp_path: Path) -> None:
 
 
 def test_outside_a_command_each_transaction_is_its_own_checkpoint(tmp_path: Path) -> None:
-    from certwright.core.transaction import one_checkpoint
+    from certwright.core.checkpoint import one_checkpoint
 
     work, conf = tmp_path / "w", tmp_path / "a.conf"
     with one_checkpoint():
