@@ -354,9 +354,11 @@ def build_parser(
 
 def _plugin_groups(p: CommandParser, plugin_classes: Sequence[type[Any]]) -> None:
     """Each plugin's options in a group of its own; typed ones remembered for parse."""
-    from certwright.core.options import add_options, declared
+    p.typed = {}
+    if any(getattr(cls, "typed_options", ()) for cls in plugin_classes):
+        from certwright.core.options import declared  # loaded by those plugins already
 
-    p.typed = declared(plugin_classes)
+        p.typed = declared(plugin_classes)
     for cls in plugin_classes:
         adder = getattr(cls, "add_arguments", None)
         obsolete = getattr(cls, "obsolete_options", None)
@@ -368,6 +370,8 @@ def _plugin_groups(p: CommandParser, plugin_classes: Sequence[type[Any]]) -> Non
             if adder is not None:
                 adder(group.add_argument)
             else:  # declared only: added here
+                from certwright.core.options import add_options
+
                 add_options(typed, group.add_argument)
         except argparse.ArgumentError as exc:
             raise ConfigError(f"plugin {cls.name!r} adds a conflicting option: {exc}") from None

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from certwright.core.acme import jws
 from certwright.core.acme.client import AcmeClient, CertificateChain, raise_for_order
@@ -37,8 +38,7 @@ class ValidationFailed(AcmeError):
     failed: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Issued:
+class Issued(NamedTuple):
     """A freshly issued certificate, split the way the store keeps it."""
 
     cert: str
@@ -47,8 +47,7 @@ class Issued:
     order: Order
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     """What the flow needs beyond the client and the authenticator."""
 
     timeout: float = 90.0

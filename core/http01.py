@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from certwright.core.errors import PluginError
 from certwright.core.poll import poll_until
@@ -63,8 +62,7 @@ def http01_token(task: ChallengeTask, plugin: str) -> str:
     return task.token
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(NamedTuple):
     """``GET path`` with ``Host: domain`` at ``host:port`` should answer ``body``."""
 
     host: str

@@ -24,6 +24,10 @@ def _all_entries() -> dict[str, dict[str, metadata.EntryPoint]]:
     an installer reads every distribution's metadata once, not once per group."""
     found: dict[str, dict[str, metadata.EntryPoint]] = {AUTHENTICATORS: {}, INSTALLERS: {}}
     for dist in metadata.distributions():  # sys.path order, as entry_points() reads it
+        # only a distribution whose entry_points.txt names our groups is parsed: most
+        # declare console scripts alone, and parsing them all costs more than the read
+        if "certwright." not in (dist.read_text("entry_points.txt") or ""):
+            continue
         for ep in dist.entry_points:
             if ep.group in found:
                 found[ep.group].setdefault(ep.name, ep)

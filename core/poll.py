@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Wait:
+class Wait(NamedTuple):
     """Not ready; ask again after ``seconds`` (0: at once)."""
 
     seconds: float
 
 
-@dataclass(frozen=True)
-class Backoff:
+class Backoff(NamedTuple):
     """Delays that start at ``first`` and grow by ``factor`` up to ``maximum``."""
 
     first: float = 0.02

@@ -17,8 +17,7 @@ renews in the store it was found in, not in one a copied file names.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from certwright.core.due import as_bool
 from certwright.core.settings import FIELDS
@@ -45,8 +44,7 @@ def _list(value: object) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in items if str(v).strip())
 
 
-@dataclass(frozen=True)
-class RenewalOption:
+class RenewalOption(NamedTuple):
     dest: str
     stored: str  # the [renewalparams] key (Certbot's name)
     read: Callable[[object], object] = _str

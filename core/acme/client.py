@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from josepy.jwk import JWK
 
@@ -43,20 +42,15 @@ class PollTimeout(TransportError):
     """A resource did not reach a final state before the deadline."""
 
 
-@dataclass(frozen=True)
-class CertificateChain:
+class CertificateChain(NamedTuple):
     """A downloaded certificate chain (§7.4.2) and the URLs of alternate chains."""
 
     pem: str
     alternates: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Backoff(poll.Backoff):
-    """Polling schedule for the CA: start fast, grow, but never past ``maximum`` s."""
-
-    factor: float = 1.6
-    maximum: float = 3.0
+CA_BACKOFF = poll.Backoff(first=0.02, factor=1.6, maximum=3.0)
+"""Polling schedule for the CA: start fast, grow, but never past 3 s."""
 
 
 class AcmeClient:
@@ -64,12 +58,12 @@ class AcmeClient:
 
     def __init__(
         self, transport: Transport, key: JWK, kid: str | None = None,
-        backoff: Backoff | None = None,
+        backoff: poll.Backoff | None = None,
     ) -> None:
         self.transport = transport
         self.key = key
         self.kid = kid
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or CA_BACKOFF
 
     @property
     def directory(self) -> Directory:

@@ -6,15 +6,14 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from certwright.core.errors import CertwrightError
 
 ERROR_PREFIX = "urn:ietf:params:acme:error:"
 
 
-@dataclass(frozen=True)
-class Subproblem:
+class Subproblem(NamedTuple):
     """One per-identifier problem inside a problem document (RFC 8555 §6.7.1)."""
 
     type: str

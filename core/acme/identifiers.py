@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from certwright.core.errors import ConfigError
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # fullmatch: "$" allows "\n"
 
 
-@dataclass(frozen=True)
-class Identifier:
+class Identifier(NamedTuple):
     """An ACME identifier (RFC 8555 §9.7.7): ``dns`` or ``ip`` (RFC 8738)."""
 
     type: str

@@ -1,4 +1,4 @@
-"""ACME resources (RFC 8555 §7.1) as frozen dataclasses, decoded from server JSON.
+"""ACME resources (RFC 8555 §7.1) as named tuples, decoded from server JSON.
 
 What the CA sends is checked here, before any of it can reach a hook's environment, a file
 name or a server config: challenge tokens are base64url (§8.1, full match), resource URLs
@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from certwright.core.acme.errors import AcmeError, TransportError, printable
 from certwright.core.acme.identifiers import Identifier, normalize_domain
@@ -22,6 +22,7 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 """RFC 8555 §8.1: a token is base64url without padding; full-match it."""
 _URL = re.compile(r"https?://[^\s\x00-\x1f\x7f\\\"'<>`]+", re.IGNORECASE)
 _TOKEN_CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class UnsafeResponse(TransportError):
@@ -83,8 +84,7 @@ def _error(data: object) -> AcmeError | None:
     return AcmeError.from_json(data) if isinstance(data, Mapping) else None
 
 
-@dataclass(frozen=True)
-class Directory:
+class Directory(NamedTuple):
     """The directory object (§7.1.1), plus ARI's ``renewalInfo`` (RFC 9773)."""
 
     url: str
@@ -99,7 +99,7 @@ class Directory:
     website: str | None = None
     caa_identities: tuple[str, ...] = ()
     external_account_required: bool = False
-    profiles: Mapping[str, str] = field(default_factory=dict)
+    profiles: Mapping[str, str] = _EMPTY
 
     @classmethod
     def from_json(cls, url: str, data: Mapping[str, Any]) -> Directory:
@@ -123,8 +123,7 @@ class Directory:
         )
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(NamedTuple):
     """An account object (§7.1.2) and its URL (the ``kid``)."""
 
     url: str
@@ -132,7 +131,7 @@ class Account:
     contact: tuple[str, ...] = ()
     terms_of_service_agreed: bool | None = None
     orders: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    raw: Mapping[str, Any] = _EMPTY
 
     @classmethod
     def from_json(cls, url: str, data: Mapping[str, Any]) -> Account:
@@ -146,8 +145,7 @@ class Account:
         )
 
 
-@dataclass(frozen=True)
-class Challenge:
+class Challenge(NamedTuple):
     """A challenge object (§7.1.5, §8)."""
 
     type: str
@@ -170,8 +168,7 @@ class Challenge:
         )
 
 
-@dataclass(frozen=True)
-class Authorization:
+class Authorization(NamedTuple):
     """An authorization object (§7.1.4)."""
 
     url: str
@@ -204,8 +201,7 @@ class Authorization:
         return None
 
 
-@dataclass(frozen=True)
-class Order:
+class Order(NamedTuple):
     """An order object (§7.1.3)."""
 
     url: str

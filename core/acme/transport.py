@@ -13,8 +13,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import requests
 from josepy.jwk import JWK
@@ -36,15 +36,17 @@ RATE_LIMIT_MAX_WAIT = 60.0
 RATE_LIMIT_RETRIES = 3
 
 
-@dataclass(frozen=True)
-class Response:
+_NO_LINKS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
+class Response(NamedTuple):
     """What the core needs of an HTTP response."""
 
     url: str
     status: int
     headers: Mapping[str, str]
     content: bytes
-    links: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    links: Mapping[str, tuple[str, ...]] = _NO_LINKS
 
     def json(self) -> dict[str, Any]:
         try:
