@@ -226,16 +226,36 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
     add("--prepare", action="store_true")
 
 
-def _shortcuts(p: argparse.ArgumentParser) -> None:
+def _shortcuts(p: argparse.ArgumentParser, one_action: bool) -> None:
     """``--NAME`` for every registered plugin (Certbot's ``--nginx``: ``-a nginx -i
     nginx`` where both exist), from the entry points: one that can't load still has its
-    shortcut, and choosing it says what to install."""
+    shortcut, and choosing it says what to install.
+
+    ``one_action``: all of them as a single action (a parser that never shows help: a
+    hundred DNS providers' shortcuts cost a hundred actions otherwise)."""
     from certwright.core import plugins
 
     g = next(g for g in p._action_groups if g.title == "plugins")
-    for name in sorted(plugins.names()):
+    names = sorted(plugins.names())
+    if one_action:
+        g.add_argument(*(f"--{name}" for name in names), dest="shortcuts", action=_Shortcut,
+                       help="use the plugin NAME (-a/-i NAME)")
+        return
+    for name in names:
         g.add_argument(f"--{name}", dest="shortcuts", action="append_const", const=name,
                        help=f"use the {name} plugin (-a/-i {name})")
+
+
+class _Shortcut(argparse.Action):
+    """``--NAME``: NAME is added to the list, as ``append_const`` with ``const=NAME``."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        found = list(getattr(ns, self.dest, None) or [])
+        setattr(ns, self.dest, [*found, (option_string or "").removeprefix("--")])
 
 
 class _Extend(argparse.Action):
@@ -346,7 +366,7 @@ def build_parser(
     cli_compat.add_account(p)
     cli_compat.add_plugin(p)
     if plugin_classes or not partial:
-        _shortcuts(p)
+        _shortcuts(p, one_action=partial)
     if plugin_classes:
         _plugin_groups(p, plugin_classes)
     return p

@@ -113,27 +113,30 @@ def atomic_symlink(target: str, link: Path) -> None:
     fsync_dir(link.parent)
 
 
-def ensure_dir(path: Path, mode: int = 0o755) -> None:
+def ensure_dir(path: str | os.PathLike[str], mode: int = 0o755) -> None:
     """Create ``path`` and missing parents; directories created here get exactly ``mode``.
 
     An existing directory keeps its mode: users tighten or loosen these on purpose.
     """
-    missing: list[Path] = []
-    current = path
-    while not current.is_dir():
-        if (current.exists() or current.is_symlink()) and not current.is_dir():
+    current = os.fspath(path)
+    if os.path.isdir(current):  # the usual case, in one stat
+        return
+    missing: list[str] = []
+    while not os.path.isdir(current):
+        if os.path.lexists(current) and not os.path.isdir(current):
             # (checked again: another thread may have made it a moment ago)
             raise StorageError(f"{current} exists and is not a directory")
         missing.append(current)
-        if current.parent == current:
+        parent = os.path.dirname(current.rstrip("/")) or "."
+        if parent == current:
             break
-        current = current.parent
+        current = parent
     for directory in reversed(missing):
         try:
             os.mkdir(directory, mode)
             os.chmod(directory, mode)
         except FileExistsError:
-            if not directory.is_dir():
+            if not os.path.isdir(directory):
                 raise StorageError(f"{directory} exists and is not a directory") from None
         except OSError as error:
             raise StorageError(f"cannot create {directory}: {_reason(error)}") from error
