@@ -263,7 +263,8 @@ class WebrootAuthenticator:
         for attempt in range(3):
             self._make_dirs(root)
             try:
-                atomic_write(Path(target), task.key_authorization.encode(), 0o644)
+                atomic_write(Path(target), task.key_authorization.encode(), 0o644,
+                             durable=False)  # the CA reads it within seconds, or never
                 break
             except StorageError as exc:
                 # another renewal sharing this web root may have just removed the empty

@@ -89,16 +89,30 @@ def obtain(
     tasks = [_task(client, authenticator, a, identifiers, opts) for a in pending]
     tasks = [(replace(t, remaining=len(tasks) - i - 1), c) for i, (t, c) in enumerate(tasks)]
     deadline = _prove_control(client, authenticator, tasks, pending, deadline, opts)
-    if pending:
-        order = client.order(order.url)
     raise_for_order(order)
-    order = client.finalize(order, csr_der)
+    order = _finalize(client, order, csr_der, deadline)
     if order.status != "valid":
         order = client.poll_order(order.url, deadline)
     raise_for_order(order)
     if not order.certificate:
         raise AcmeError(type="serverInternal", detail=f"order {order.url} has no certificate")
     return _split(_choose_chain(client, client.download(order.certificate), opts), order)
+
+
+def _finalize(client: AcmeClient, order: Order, csr_der: bytes, deadline: float) -> Order:
+    """Finalize as soon as every authorization is valid: the order is ready then (RFC 8555
+    §7.1.6), so it is not fetched first. A CA that has not moved it on yet answers
+    ``orderNotReady``: the order is then polled until it is no longer pending, and
+    finalized again (or its own error raised, when it became invalid)."""
+    try:
+        return client.finalize(order, csr_der)
+    except AcmeError as err:
+        if err.code != "orderNotReady":
+            raise
+        log.debug("order %s not ready yet: %s", order.url, err.detail)
+    current = client.poll_order(order.url, deadline, until_ready=True)
+    raise_for_order(current)
+    return client.finalize(current, csr_der)
 
 
 def _check_ordered(authzs: Sequence[Authorization], identifiers: Sequence[Identifier]) -> None:
@@ -163,11 +177,15 @@ def _prove_control(
         if opts.pause is not None and presented:
             opts.pause(presented)
         deadline += time.monotonic() - started
-        for _, chall in tasks:
-            client.answer(chall)
+        answered = [client.answer(chall) for _, chall in tasks]
+        # the CA validates after it answers: asking at once only finds "pending" (RFC 8555
+        # §7.5.1); unless it already decided, the first ask waits the first backoff step
+        wait = 0.0 if all(c.status in ("valid", "invalid") for c in answered) \
+            else client.backoff.first
         failures = []
         for authz in authzs:
-            final = client.poll_authorization(authz.url, deadline)
+            final = client.poll_authorization(authz.url, deadline, initial=wait)
+            wait = 0.0
             if final.status != "valid":
                 failures.append((final, final.failed_challenge_error()))
         if failures:

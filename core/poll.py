@@ -43,16 +43,19 @@ class Backoff(NamedTuple):
 def poll_until(check: Callable[[], T | Wait | None], *, timeout: float | None = None,
                deadline: float | None = None, first: float = 0.02, maximum: float = 0.5,
                factor: float = 2.0, clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> T | None:
+               sleep: Callable[[float], None] = time.sleep, initial: float = 0.0) -> T | None:
     """The first answer of ``check`` that is not ``None``/:class:`Wait`, or ``None`` when
     the deadline (``timeout`` seconds from now, or the ``clock`` time ``deadline``; the
-    earlier of the two when both are given) passes first."""
+    earlier of the two when both are given) passes first. ``initial``: seconds to wait
+    before the first ``check`` (what is asked about cannot be ready sooner)."""
     ends = [t for t in (deadline, None if timeout is None else clock() + timeout)
             if t is not None]
     if not ends:
         raise ValueError("poll_until needs a timeout or a deadline")
     end = min(ends)
     delays = Backoff(first, factor, maximum).delays()
+    if initial > 0:
+        sleep(max(0.0, min(initial, end - clock())))
     while True:
         answer = check()
         if answer is not None and not isinstance(answer, Wait):

@@ -169,6 +169,7 @@ class AcmeClient:
         *,
         deadline: float,
         what: str,
+        initial: float = 0.0,
     ) -> T:
         """Fetch until ``done``; wait Retry-After when given, else back off from ~20 ms.
         A fetch the server leaves unanswered is asked again (it is only a read)."""
@@ -188,27 +189,36 @@ class AcmeClient:
             return None if after is None else Wait(min(after, 60.0))
 
         found = poll_until(check, deadline=deadline, first=self.backoff.first,
-                           factor=self.backoff.factor, maximum=self.backoff.maximum)
+                           factor=self.backoff.factor, maximum=self.backoff.maximum,
+                           initial=initial)
         if found is None:
             why = ": the CA does not answer" if unanswered[0] else ""
             raise PollTimeout(f"timed out waiting for {what}{why} (see --issuance-timeout)")
         return found
 
-    def poll_authorization(self, url: str, deadline: float) -> Authorization:
+    def poll_authorization(self, url: str, deadline: float, *,
+                           initial: float = 0.0) -> Authorization:
+        """Until the authorization is no longer pending; ``initial``: seconds to wait
+        before the first ask (a challenge just answered is not validated at once)."""
+
         def fetch() -> tuple[Authorization, Response]:
             resp = self.post_as_get(url, _poll_timeout(deadline))
             return Authorization.from_json(url, resp.json()), resp
 
         return self.poll(fetch, lambda a: a.status != "pending", deadline=deadline,
-                         what=f"authorization {url}")
+                         what=f"authorization {url}", initial=initial)
 
-    def poll_order(self, url: str, deadline: float) -> Order:
+    def poll_order(self, url: str, deadline: float, *, until_ready: bool = False) -> Order:
+        """Until the order is done (valid or invalid); ``until_ready``: only until it is
+        no longer pending (ready to be finalized, or invalid)."""
+        busy = ("pending",) if until_ready else ("pending", "processing", "ready")
+
         def fetch() -> tuple[Order, Response]:
             resp = self.post_as_get(url, _poll_timeout(deadline))
             return Order.from_json(url, resp.json()), resp
 
-        return self.poll(fetch, lambda o: o.status not in ("pending", "processing", "ready"),
-                         deadline=deadline, what=f"order {url}")
+        return self.poll(fetch, lambda o: o.status not in busy, deadline=deadline,
+                         what=f"order {url}")
 
     def download(self, url: str) -> CertificateChain:
         resp = self.post_as_get(url)

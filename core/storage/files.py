@@ -67,7 +67,7 @@ def _keep_owner(fd: int, path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644,
-                 owner: tuple[int, int] | None = None) -> None:
+                 owner: tuple[int, int] | None = None, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically; the file ends up with exactly ``mode``.
 
     ``owner`` (uid, gid; -1 keeps one) is given to the new file before it takes the name,
@@ -76,6 +76,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644,
 
     On failure (a full disk, a read-only filesystem, ...) the temporary file is removed,
     the old file is left untouched and :class:`StorageError` names the path and the reason.
+
+    ``durable=False`` skips the two fsyncs, for a file a power cut may lose without harm
+    (an http-01 token, a README): readers still see only whole files.
     """
     temp = _temp_path(path)
     fd = -1
@@ -87,7 +90,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644,
         else:
             _keep_owner(fd, path)
         _write_all(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
         os.close(fd)
         fd = -1
         os.replace(temp, path)
@@ -97,7 +101,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644,
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise StorageError(f"cannot write {path}: {_reason(error)}") from error
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def atomic_symlink(target: str, link: Path) -> None:

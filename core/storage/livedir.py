@@ -169,7 +169,7 @@ def install_live_dir(staged: Path, live_dir: Path) -> None:
 def write_base_readme(live_root: Path) -> None:
     readme = live_root / README
     if not readme.exists():
-        atomic_write(readme, _BASE_README.encode(), _FILE_MODE)
+        atomic_write(readme, _BASE_README.encode(), _FILE_MODE, durable=False)
 
 
 def finish_interrupted_switches(live_root: Path) -> list[str]:

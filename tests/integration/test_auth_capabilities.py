@@ -225,9 +225,10 @@ class SpyClient(AcmeClient):
         self.log.append("answer")
         return super().answer(chall)
 
-    def poll_authorization(self, url: str, deadline: float) -> Authorization:
+    def poll_authorization(self, url: str, deadline: float, *,
+                           initial: float = 0.0) -> Authorization:
         self.budgets.append(deadline - time.monotonic())
-        return super().poll_authorization(url, deadline)
+        return super().poll_authorization(url, deadline, initial=initial)
 
 
 class SlowDns:

@@ -57,3 +57,56 @@ def test_a_ca_that_refuses_is_warned_about_once_and_the_run_goes_on(caplog):
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and "a.example.org" in warned[0] and "not supported" in warned[0]
     assert ca.orders == 2  # ordered once more, then no new valid authorization to try
+
+
+class FinalizingCA:
+    """finalize answers orderNotReady ``not_ready`` times; the order reads ``states`` in
+    turn meanwhile (a CA that moves the order to ready a moment after its authorizations)."""
+
+    def __init__(self, not_ready: int, states: list[str]) -> None:
+        self.not_ready, self.states = not_ready, list(states)
+        self.finalized = 0
+        self.polled: list[str] = []
+
+    def order_with(self, status: str, error: AcmeError | None = None) -> Order:
+        return Order(url="https://ca/order/1", status=status, identifiers=(NAME,),
+                     authorizations=(), finalize="https://ca/fin", error=error)
+
+    def finalize(self, order, csr_der):
+        if self.not_ready:
+            self.not_ready -= 1
+            raise AcmeError(type="urn:ietf:params:acme:error:orderNotReady", status=403,
+                            detail="order is pending")
+        self.finalized += 1
+        return self.order_with("processing")
+
+    def poll_order(self, url, deadline, *, until_ready=False):
+        assert until_ready
+        status = self.states.pop(0)
+        self.polled.append(status)
+        error = AcmeError(type="urn:ietf:params:acme:error:unauthorized", detail="gone") \
+            if status == "invalid" else None
+        return self.order_with(status, error)
+
+
+def test_finalize_goes_first_and_an_order_not_ready_yet_is_waited_for_once():
+    ca = FinalizingCA(not_ready=1, states=["ready"])
+    done = flow._finalize(ca, ca.order_with("pending"), b"csr", deadline=0.0)
+    assert done.status == "processing" and ca.finalized == 1 and ca.polled == ["ready"]
+
+
+def test_finalize_at_once_when_the_ca_takes_it():
+    ca = FinalizingCA(not_ready=0, states=[])
+    assert flow._finalize(ca, ca.order_with("ready"), b"csr", 0.0).status == "processing"
+    assert ca.polled == []  # the order is not fetched before finalizing
+
+
+def test_an_order_that_turned_invalid_raises_its_own_error():
+    ca = FinalizingCA(not_ready=1, states=["invalid"])
+    try:
+        flow._finalize(ca, ca.order_with("pending"), b"csr", 0.0)
+    except AcmeError as err:
+        assert err.code == "unauthorized" and "gone" in str(err)
+    else:
+        raise AssertionError("an invalid order must raise")
+    assert ca.finalized == 0

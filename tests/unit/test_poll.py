@@ -64,3 +64,24 @@ def test_the_earlier_of_deadline_and_timeout_wins() -> None:
     assert clock.now == pytest.approx(105.0)
     with pytest.raises(ValueError):
         poll_until(lambda: 1)
+
+
+def test_initial_waits_before_the_first_check_and_the_backoff_starts_after_it() -> None:
+    clock = Clock()
+    asked_at: list[float] = []
+    answers = iter([None, "ready"])
+
+    def check() -> str | None:
+        asked_at.append(clock.now)
+        return next(answers)
+
+    got = poll_until(check, timeout=60, first=0.02, initial=0.5, clock=clock, sleep=clock.sleep)
+    assert got == "ready"
+    assert clock.slept == [0.5, 0.02] and asked_at == [100.5, 100.52]
+
+
+def test_initial_never_waits_past_the_deadline() -> None:
+    clock = Clock()
+    assert poll_until(lambda: None, timeout=1.0, initial=5.0, clock=clock,
+                      sleep=clock.sleep) is None
+    assert clock.slept[0] == 1.0

@@ -106,6 +106,20 @@ def test_failed_fsync_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
+def test_durable_writes_sync_file_and_directory_and_others_do_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    atomic_write(tmp_path / "key.pem", b"k", 0o600)
+    assert len(synced) == 2  # the file, then its directory
+    synced.clear()
+    atomic_write(tmp_path / "token", b"t", 0o644, durable=False)
+    assert synced == []
+    assert (tmp_path / "token").read_bytes() == b"t"
+    assert (tmp_path / "token").stat().st_mode & 0o777 == 0o644
+
+
 def test_missing_directory_is_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="No such file or directory"):
         atomic_write(tmp_path / "nope" / "f", b"x")
