@@ -91,8 +91,8 @@ def obtain(
     deadline = _prove_control(client, authenticator, tasks, pending, deadline, opts)
     raise_for_order(order)
     order = _finalize(client, order, csr_der, deadline)
-    if order.status != "valid":
-        order = client.poll_order(order.url, deadline)
+    if order.status != "valid":  # "processing": the CA issues after it answers
+        order = client.poll_order(order.url, deadline, initial=client.backoff.first)
     raise_for_order(order)
     if not order.certificate:
         raise AcmeError(type="serverInternal", detail=f"order {order.url} has no certificate")

@@ -208,9 +208,11 @@ class AcmeClient:
         return self.poll(fetch, lambda a: a.status != "pending", deadline=deadline,
                          what=f"authorization {url}", initial=initial)
 
-    def poll_order(self, url: str, deadline: float, *, until_ready: bool = False) -> Order:
+    def poll_order(self, url: str, deadline: float, *, until_ready: bool = False,
+                   initial: float = 0.0) -> Order:
         """Until the order is done (valid or invalid); ``until_ready``: only until it is
-        no longer pending (ready to be finalized, or invalid)."""
+        no longer pending (ready to be finalized, or invalid). ``initial``: seconds to
+        wait before the first ask (an order just finalized is still being issued)."""
         busy = ("pending",) if until_ready else ("pending", "processing", "ready")
 
         def fetch() -> tuple[Order, Response]:
@@ -218,7 +220,7 @@ class AcmeClient:
             return Order.from_json(url, resp.json()), resp
 
         return self.poll(fetch, lambda o: o.status not in busy, deadline=deadline,
-                         what=f"order {url}")
+                         what=f"order {url}", initial=initial)
 
     def download(self, url: str) -> CertificateChain:
         resp = self.post_as_get(url)

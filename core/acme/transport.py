@@ -110,6 +110,10 @@ class Transport:
     ``verify`` (False, or a CA bundle path) is passed with every request: requests merges
     ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` over a session's own ``verify``, so only a
     per-request value is sure to win (proxy settings from the environment still apply).
+
+    A session made here reads the environment (``HTTPS_PROXY``, ``NO_PROXY``, the CA
+    bundle variables) once per host rather than at every request, and never sends
+    ``~/.netrc`` credentials: an ACME server authenticates requests by their signature.
     """
 
     def __init__(
@@ -126,8 +130,11 @@ class Transport:
     ) -> None:
         self.directory_url = directory_url
         self.verify = verify
+        self._environment: dict[str, dict[str, Any]] | None = None
         if session is None:
             session = requests.Session()
+            session.trust_env = False  # the environment is read by _from_environment
+            self._environment = {}
             # renewals in parallel may share one transport: more than requests' 10 pooled
             # connections would be opened and dropped with a warning each time
             adapter = requests.adapters.HTTPAdapter(pool_maxsize=64)
@@ -147,10 +154,27 @@ class Transport:
         self._quiet_until = 0.0
 
     # -- plain HTTP -------------------------------------------------------------------
+    def _from_environment(self, url: str) -> dict[str, Any]:
+        """The proxies and CA bundle the environment gives for ``url``'s host, as a
+        session that trusts the environment would merge them into each request."""
+        assert self._environment is not None
+        host = url.split("/", 3)[2] if "://" in url else url
+        found = self._environment.get(host)
+        if found is None:
+            reader = requests.Session()  # trust_env: only to read the environment
+            merged = reader.merge_environment_settings(url, {}, None, None, None)
+            reader.close()
+            found = self._environment[host] = {"proxies": merged["proxies"],
+                                               "verify": merged["verify"]}
+        return found
+
     def _request(self, method: str, url: str, *, timeout: float | None = None,
                  **kwargs: Any) -> Response:
+        if self._environment is not None:
+            for name, value in self._from_environment(url).items():
+                kwargs.setdefault(name, value)
         if self.verify is not None:
-            kwargs.setdefault("verify", self.verify)
+            kwargs["verify"] = self.verify
         try:
             resp = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.exceptions.Timeout as exc:

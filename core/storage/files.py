@@ -67,7 +67,8 @@ def _keep_owner(fd: int, path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644,
-                 owner: tuple[int, int] | None = None, *, durable: bool = True) -> None:
+                 owner: tuple[int, int] | None = None, *, durable: bool = True,
+                 sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically; the file ends up with exactly ``mode``.
 
     ``owner`` (uid, gid; -1 keeps one) is given to the new file before it takes the name,
@@ -78,7 +79,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644,
     the old file is left untouched and :class:`StorageError` names the path and the reason.
 
     ``durable=False`` skips the two fsyncs, for a file a power cut may lose without harm
-    (an http-01 token, a README): readers still see only whole files.
+    (an http-01 token, a README): readers still see only whole files. ``sync_dir=False``
+    leaves the directory's fsync to the caller, who writes several files there and then
+    calls :func:`fsync_dir` once before anything refers to them.
     """
     temp = _temp_path(path)
     fd = -1
@@ -101,7 +104,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644,
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise StorageError(f"cannot write {path}: {_reason(error)}") from error
-    if durable:
+    if durable and sync_dir:
         fsync_dir(path.parent)
 
 

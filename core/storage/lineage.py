@@ -37,6 +37,7 @@ from certwright.core.errors import StorageError
 from certwright.core.storage import confine
 from certwright.core.storage.files import (
     atomic_write,
+    fsync_dir,
     is_temp_name,
 )
 from certwright.core.storage.livedir import NEW_SUFFIX as _NEW_SUFFIX
@@ -377,9 +378,9 @@ class Lineage:
                        version=self.conf.version if version_string is None else version_string)
         try:
             self._write_key(new, key_bytes, self.archive_path("privkey", prior))
-            atomic_write(self.archive_path("chain", new), chain, _FILE_MODE)
-            atomic_write(self.archive_path("fullchain", new), fullchain, _FILE_MODE)
-            atomic_write(self.archive_path("cert", new), cert, _FILE_MODE)
+            for kind, data in (("chain", chain), ("fullchain", fullchain), ("cert", cert)):
+                atomic_write(self.archive_path(kind, new), data, _FILE_MODE, sync_dir=False)
+            fsync_dir(self.archive_dir)  # the four new names, before live/ points at them
             write_renewal_conf(conf)
             self.conf = conf
             self._switch_live(new)
@@ -397,7 +398,7 @@ class Lineage:
 
     def _write_key(self, version: int, data: bytes, previous: Path) -> None:
         path = self.archive_path("privkey", version)
-        atomic_write(path, data, KEY_MODE)
+        atomic_write(path, data, KEY_MODE, sync_dir=False)  # (the caller syncs the dir)
         try:
             old = os.stat(previous)
         except FileNotFoundError:

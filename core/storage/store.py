@@ -105,10 +105,10 @@ def new_lineage(
         # the conf first, under a hidden name: a crash from here on leaves a lineage that
         # repair_store finishes (all of live/ there) or removes, never one without a conf
         write_renewal_conf(replace(conf, path=pending))
-        atomic_write(lineage.archive_path("privkey", 1), privkey, KEY_MODE)
-        atomic_write(lineage.archive_path("chain", 1), chain, _FILE_MODE)
-        atomic_write(lineage.archive_path("fullchain", 1), fullchain, _FILE_MODE)
-        atomic_write(lineage.archive_path("cert", 1), cert, _FILE_MODE)
+        for kind, data, mode in (("privkey", privkey, KEY_MODE), ("chain", chain, _FILE_MODE),
+                                 ("fullchain", fullchain, _FILE_MODE), ("cert", cert, _FILE_MODE)):
+            atomic_write(lineage.archive_path(kind, 1), data, mode, sync_dir=False)
+        fsync_dir(lineage.archive_dir)  # the four names, before live/ points at them
         live_dir = lineage.live_dir
         staged = live_dir.with_name(f".{name}{_NEW_SUFFIX}")
         _remove_tree(staged)

@@ -221,6 +221,41 @@ def test_verify_false_wins_over_the_environment_and_proxies_still_apply(monkeypa
     assert adapter.sent[1]["verify"] == "/etc/some-bundle.pem"
 
 
+def test_its_own_session_reads_the_environment_once_per_host_and_never_netrc(
+        monkeypatch, tmp_path):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/some-bundle.pem")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example")
+    monkeypatch.delenv("no_proxy", raising=False)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine ca login user password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    reads = []
+    real = requests.Session.merge_environment_settings
+
+    def counting(self, url, *args):
+        if self.trust_env:  # (requests calls it for every request; it reads only then)
+            reads.append(url)
+        return real(self, url, *args)
+
+    monkeypatch.setattr(requests.Session, "merge_environment_settings", counting)
+    t = Transport("https://ca/dir")
+    adapter = RecordingAdapter()
+    t.session.mount("https://", adapter)
+    seen = []
+    real_send = adapter.send
+    adapter.send = lambda request, **kw: (seen.append(request), real_send(request, **kw))[1]
+    for _ in range(3):
+        t.get("https://ca/dir")
+    t.get("https://direct.example/dir")
+    assert [r.split("/")[2] for r in reads] == ["ca", "direct.example"]  # once per host
+    assert [a["proxies"].get("https") for a in adapter.sent] == \
+        ["http://proxy.invalid:3128"] * 3 + [None]  # NO_PROXY honoured per host
+    assert {a["verify"] for a in adapter.sent} == {"/etc/some-bundle.pem"}
+    assert all("Authorization" not in r.headers for r in seen)  # no ~/.netrc password
+
+
 def test_threads_sharing_a_transport_fetch_the_directory_once():
     import threading
     import time
