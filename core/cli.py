@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import gc
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -288,5 +291,29 @@ def _wants_short_help(args: list[str]) -> bool:
     return args in (["-h"], ["--help"])
 
 
+def console() -> None:
+    """The ``certwright`` command: :func:`main`, then an exit without the interpreter's
+    teardown.
+
+    Once the command is done, what is left is freeing every object of every module one by
+    one (about 8 % of a certificate's CPU). So, when no other thread runs (one that does
+    is waited for, as usual), the output is flushed, every ``atexit`` handler runs (the
+    log's flush and close among them), and the process ends with its exit status at once.
+    A library caller of :func:`main` keeps the usual exit."""
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's --version and usage errors end this way
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise
+        code = exc.code or 0
+    if threading.active_count() > 1:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (``| head``)
+            stream.flush()
+    atexit._run_exitfuncs()  # what the interpreter would run before its teardown
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

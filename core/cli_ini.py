@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from certwright.core.errors import CertwrightError, ConfigError
 
@@ -34,12 +34,11 @@ class NeedPlugins(Exception):
     """A partial parse met an option that may belong to a plugin."""
 
 
-@dataclass
-class IniArgs:
+class IniArgs(NamedTuple):
     """What a cli.ini contributes: command-line words, and the warnings about the rest."""
 
-    argv: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    argv: list[str]
+    warnings: list[str]
 
 
 def read_ini(path: Path, parser: argparse.ArgumentParser) -> IniArgs:
@@ -47,19 +46,19 @@ def read_ini(path: Path, parser: argparse.ArgumentParser) -> IniArgs:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return IniArgs()
+        return IniArgs([], [])
     except OSError as exc:
         raise ConfigError(f"{path}: can't read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    out = IniArgs()
+    out = IniArgs([], [])
     for lineno, raw in enumerate(text.splitlines(), 1):
         entry = split_line(raw)
         if entry is None:
             continue
         where = f"{path}:{lineno}"
         try:
-            out.argv += _words(parser, *entry)
+            out.argv.extend(_words(parser, *entry))
         except _Skip as skip:
             out.warnings.append(f"{where}: {skip} (line ignored)")
     return out

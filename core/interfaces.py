@@ -12,8 +12,8 @@ loads when one of them is first asked for.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from certwright.core.settings import Settings
 
@@ -198,8 +198,7 @@ def serial_key(auth: object) -> Hashable | None:
     return auth.serial_key() if isinstance(auth, SupportsSerial) else None
 
 
-@dataclass
-class PluginInfo:
+class PluginInfo(NamedTuple):
     """What ``certwright plugins`` shows about one entry point."""
 
     name: str
@@ -207,7 +206,7 @@ class PluginInfo:
     target: str
     description: str = ""
     error: str | None = None
-    cls: type[Any] | None = field(default=None, repr=False)
+    cls: type[Any] | None = None
 
 
 @runtime_checkable

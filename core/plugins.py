@@ -42,14 +42,14 @@ def _entries(group: str) -> dict[str, metadata.EntryPoint]:
 @functools.cache
 def _load(group: str, name: str) -> PluginInfo:
     ep = _entries(group)[name]
-    info = PluginInfo(name=ep.name, group=group, target=ep.value)
     try:
         cls: Any = ep.load()
-        info.cls = cls
-        info.description = str(getattr(cls, "description", "")).strip()
     except Exception as exc:  # a broken third-party plugin must not stop the tool
-        info.error = f"failed to load: {type(exc).__name__}: {exc}" + _install_hint(ep, exc)
-    return info
+        return PluginInfo(name=ep.name, group=group, target=ep.value,
+                          error=f"failed to load: {type(exc).__name__}: {exc}"
+                          + _install_hint(ep, exc))
+    return PluginInfo(name=ep.name, group=group, target=ep.value, cls=cls,
+                      description=str(getattr(cls, "description", "")).strip())
 
 
 def _install_hint(ep: metadata.EntryPoint, exc: Exception) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from certwright.core import (
     __version__,
@@ -22,7 +21,6 @@ from certwright.core import (
     session,
 )
 from certwright.core.acme.errors import AcmeError
-from certwright.core.due import should_renew
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import Authenticator, Identifier
 from certwright.core.settings import Settings
@@ -60,8 +58,7 @@ def key_spec(config: Settings) -> keys.KeySpec:
     )
 
 
-@dataclass
-class Target:
+class Target(NamedTuple):
     """What `certonly` is about to do: a new lineage, a renewal of one, or nothing."""
 
     identifiers: list[Identifier]
@@ -75,6 +72,7 @@ def renewal_due(config: Settings, lineage: Lineage) -> bool:
     lifetime, ``renew_before_expiry``, the CA's ARI window, ``autorenew``, and
     --force-renewal / --dry-run (a dry run always tries, as in Certbot)."""
     from certwright.core.ari_check import AriCheck  # only when a lineage exists
+    from certwright.core.due import should_renew
     from certwright.core.lineage_cache import LineageCache
 
     cache = LineageCache(Path(config.work_dir))

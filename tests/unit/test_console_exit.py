@@ -1,0 +1,55 @@
+"""The `certwright` command ends without the interpreter's teardown, but only after its
+output is flushed and every atexit handler ran; a thread still running is waited for."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import atexit, sys, threading, time
+from pathlib import Path
+marker = Path(sys.argv[1])
+atexit.register(lambda: marker.write_text("atexit ran"))
+
+
+class Teardown:  # freed by the interpreter's teardown, if there is one
+    def __del__(self):
+        Path(str(marker) + ".teardown").write_text("freed")
+
+
+kept = Teardown()
+if sys.argv[2] == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.3), print("thread done"))).start()
+sys.stdout.write("buffered, not flushed")
+sys.argv = ["certwright", *sys.argv[3:]]
+from certwright.core.cli import console
+console()
+"""
+
+
+def run(tmp_path: Path, mode: str, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    here = tmp_path / str(len(list(tmp_path.iterdir())))
+    here.mkdir()
+    marker = here / "marker"
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(marker), mode, *args],
+                          capture_output=True, text=True, timeout=60)
+    return done, marker
+
+
+def test_output_flushed_atexit_run_and_the_exit_status_kept(tmp_path: Path) -> None:
+    done, marker = run(tmp_path, "-", "--version")
+    assert done.returncode == 0 and "buffered, not flushed" in done.stdout
+    assert marker.read_text() == "atexit ran"
+    assert not marker.with_name("marker.teardown").exists()  # no teardown: ended at once
+    done, marker = run(tmp_path, "-", "no-such-verb")
+    assert done.returncode == 2 and "unknown verb" in done.stderr
+    assert "buffered, not flushed" in done.stdout and marker.read_text() == "atexit ran"
+
+
+def test_a_thread_still_running_is_waited_for(tmp_path: Path) -> None:
+    done, marker = run(tmp_path, "thread", "no-such-verb")
+    assert done.returncode == 2
+    assert "thread done" in done.stdout and marker.read_text() == "atexit ran"
+    assert marker.with_name("marker.teardown").read_text() == "freed"  # the usual exit
