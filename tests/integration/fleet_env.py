@@ -145,7 +145,13 @@ class FleetEnv:
         return [path for method, path in self.front.requests_log if method == "POST"]
 
     def finalizes(self) -> list[str]:
+        """Every finalize request seen (one a kill cut short included)."""
         return [p for p in self.posts() if "finalize" in p]
+
+    def finalized(self) -> list[str]:
+        """The finalize requests Pebble took (200): the certificates issued."""
+        return [p for method, p, status in self.front.forwarded
+                if method == "POST" and "finalize" in p and status == 200]
 
 
 SPECIAL = {"basic_auth": ["locked.c01.example.org"], "hidden_ban": ["hidden.c01.example.org"],

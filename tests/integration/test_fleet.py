@@ -211,8 +211,11 @@ def test_kill_9_mid_sync_loses_nothing_and_issues_nothing_twice(fleet: FleetEnv)
     assert 10 <= killed_at < len(names), "the run was not interrupted in the middle"
     code, out = fleet.sync_json("--jobs", "4")
     assert code == 0, out
-    finalized = fleet.finalizes()
-    assert len(finalized) == len(set(finalized)) == len(names)  # one certificate each
+    # one certificate each. (Counted from what Pebble took: the kill is triggered by the
+    # front seeing a finalize's headers, so it can land before that request's body is
+    # sent; the truncated request is refused and the order finalized once by the rerun.)
+    finalized = fleet.finalized()
+    assert len(finalized) == len(set(finalized)) == len(names)
     for name in names:
         _verify(fleet, name)
         assert fleet.entry(name)["certwrightStatus"] == ["valid"]

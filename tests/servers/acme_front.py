@@ -156,7 +156,8 @@ class AcmeFront(StartStop):
       host                 address to listen on (default: Pebble's host)
 
     Recorded while running: `orders` (decoded newOrder payloads), `ari_requests` (certIDs
-    asked for), `requests_log` ((method, path) of every request), `user_agents` (the
+    asked for), `requests_log` ((method, path) of every request), `forwarded` (those
+    Pebble answered, with its status), `user_agents` (the
     User-Agent header of every request).
     """
 
@@ -193,6 +194,8 @@ class AcmeFront(StartStop):
         self.rate_limit_orders: list[str] = []
         self.ari_requests: list[str] = []
         self.requests_log: list[tuple[str, str]] = []
+        # (method, path, Pebble's status) of each request forwarded and answered
+        self.forwarded: list[tuple[str, str, int]] = []
         self.user_agents: list[str] = []
         self._order_extras: dict[str, dict[str, Any]] = {}  # order / finalize URL -> fields
         self._lock = threading.Lock()
@@ -376,6 +379,7 @@ class AcmeFront(StartStop):
         except requests.RequestException as exc:
             self._problem(req, 502, "serverInternal", f"Pebble did not answer: {exc}")
             return None
+        self.forwarded.append((method, path, upstream.status_code))
         content = upstream.content
         ctype = upstream.headers.get("Content-Type", "")
         is_json = ctype.split(";")[0].strip().endswith("json")
