@@ -21,6 +21,7 @@ from certwright.core import (
     session,
 )
 from certwright.core.acme.errors import AcmeError
+from certwright.core.due import should_renew
 from certwright.core.errors import ConfigError, PluginError
 from certwright.core.interfaces import Authenticator, Identifier
 from certwright.core.settings import Settings
@@ -72,7 +73,6 @@ def renewal_due(config: Settings, lineage: Lineage) -> bool:
     lifetime, ``renew_before_expiry``, the CA's ARI window, ``autorenew``, and
     --force-renewal / --dry-run (a dry run always tries, as in Certbot)."""
     from certwright.core.ari_check import AriCheck  # only when a lineage exists
-    from certwright.core.due import should_renew
     from certwright.core.lineage_cache import LineageCache
 
     cache = LineageCache(Path(config.work_dir))

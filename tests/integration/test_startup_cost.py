@@ -19,7 +19,14 @@ pytestmark = pytest.mark.integration
 # loaded only by the paths that use them: hooks and plugin commands (subprocess),
 # replacing an existing live directory (ctypes), never (logging.handlers, uuid, platform)
 NOT_NEEDED = ("logging.handlers", "uuid", "platform", "ctypes", "subprocess", "pickle",
-              "secrets")
+              "secrets",
+              # a new lineage journals no config change, runs no hook, installs nothing,
+              # has no ARI window or cached summary to read, and webroot declares no
+              # typed options
+              "certwright.core.transaction", "certwright.core.journal",
+              "certwright.core.filestate", "certwright.core.runner",
+              "certwright.core.installer_types", "certwright.core.ari_check",
+              "certwright.core.lineage_cache", "certwright.core.options")
 
 _PROBE = """
 import json, sys
