@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import gc
 import logging
 import os
@@ -309,8 +308,12 @@ def console() -> None:
     if threading.active_count() > 1:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe (``| head``)
+        try:
             stream.flush()
+        except OSError:  # a full disk, a closed pipe: exit 120, as Python's own exit does
+            code = 120
+        except ValueError:  # closed already
+            pass
     atexit._run_exitfuncs()  # what the interpreter would run before its teardown
     os._exit(code)
 

@@ -53,3 +53,25 @@ def test_a_thread_still_running_is_waited_for(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "thread done" in done.stdout and marker.read_text() == "atexit ran"
     assert marker.with_name("marker.teardown").read_text() == "freed"  # the usual exit
+
+
+FLUSH_FAILS = """
+import errno, io, sys
+
+
+class Full(io.StringIO):
+    def flush(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+sys.stdout = Full()
+sys.argv = ["certwright", "no-such-verb"]
+from certwright.core.cli import console
+console()
+"""
+
+
+def test_output_that_cannot_be_flushed_exits_120_as_python_does() -> None:
+    done = subprocess.run([sys.executable, "-c", FLUSH_FAILS], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 120, done.stderr
