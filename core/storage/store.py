@@ -109,6 +109,7 @@ def new_lineage(
                                  ("fullchain", fullchain, _FILE_MODE), ("cert", cert, _FILE_MODE)):
             atomic_write(lineage.archive_path(kind, 1), data, mode, sync_dir=False)
         fsync_dir(lineage.archive_dir)  # the four names, before live/ points at them
+        fsync_dir(lineage.archive_dir.parent)  # and archive/<name> itself (made just now)
         live_dir = lineage.live_dir
         staged = live_dir.with_name(f".{name}{_NEW_SUFFIX}")
         _remove_tree(staged)
