@@ -3,6 +3,7 @@ output is flushed and every atexit handler ran; a thread still running is waited
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,12 +30,19 @@ console()
 """
 
 
+# (make test traces its subprocesses for coverage: a tracer keeps the usual exit)
+UNTRACED = {k: v for k, v in os.environ.items() if not k.startswith("COV")}
+PROFILED = {"profiled": ("-m", "cProfile", "-o", os.devnull)}
+
+
 def run(tmp_path: Path, mode: str, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     here = tmp_path / str(len(list(tmp_path.iterdir())))
     here.mkdir()
-    marker = here / "marker"
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(marker), mode, *args],
-                          capture_output=True, text=True, timeout=60)
+    marker, script = here / "marker", here / "script.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, *PROFILED.get(mode, ()), str(script), str(marker),
+                           mode, *args], capture_output=True, text=True, timeout=60,
+                          env=UNTRACED)
     return done, marker
 
 
@@ -73,5 +81,11 @@ console()
 
 def test_output_that_cannot_be_flushed_exits_120_as_python_does() -> None:
     done = subprocess.run([sys.executable, "-c", FLUSH_FAILS], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, env=UNTRACED)
     assert done.returncode == 120, done.stderr
+
+
+def test_a_profiler_keeps_the_usual_exit_so_it_can_save_its_data(tmp_path: Path) -> None:
+    done, marker = run(tmp_path, "profiled", "no-such-verb")  # (cProfile drops the status)
+    assert "unknown verb" in done.stderr and marker.read_text() == "atexit ran"
+    assert marker.with_name("marker.teardown").read_text() == "freed"
