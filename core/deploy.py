@@ -113,7 +113,7 @@ def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: S
             step = "verify"
             verify(endpoints, expected_der)
     except BaseException as exc:  # a plugin's bug or Ctrl-C must not leave the change live
-        restored = _undo(installer, txn, step)
+        restored = _undo(installer, [txn], step)
         what = "; the previous configuration was restored" if restored else ""
         if not isinstance(exc, (CertwrightError, OSError)):
             log.error("%s: %s interrupted by %s%s", plan.title, step, type(exc).__name__, what)
@@ -124,6 +124,49 @@ def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: S
         raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
     for note in plan.notes:
         say(note)
+
+
+def apply_with(installer: Installer, plan: ChangePlan, follow: Callable[[], ChangePlan], *,
+               work_dir: Path, say: Say, endpoints: Sequence[Endpoint] = (),
+               expected_der: bytes | None = None) -> CertwrightError | OSError | None:
+    """``plan``, then the plan ``follow`` makes on top of it (enhancements planned on the
+    deployed files), live with one reload: each is applied and config tested in turn, then
+    the server reloads once and the endpoints are verified.
+
+    When ``follow`` fails (planning it, or its config test: its own change is rolled
+    back), ``plan`` goes live alone and that failure is returned for the caller to report
+    after saying the deploy worked. A failure of the reload or of the verification rolls
+    both back and raises :class:`DeployError`, as :func:`apply_plan` does."""
+    first = stage(installer, plan, work_dir=work_dir)
+    second: ChangePlan | None = None
+    second_txn: Transaction | None = None
+    failed: CertwrightError | OSError | None = None
+    try:
+        second = follow()
+        second_txn = stage(installer, second, work_dir=work_dir)
+    except (CertwrightError, OSError) as exc:
+        failed, second = exc, None
+    except BaseException:  # nothing was loaded yet: the files go back as they were
+        _undo(installer, [first], "config test")
+        raise
+    plans = [plan] if second is None else [plan, second]
+    step = "reload"
+    try:
+        go_live(installer, plans)
+        if expected_der is not None and endpoints:
+            step = "verify"
+            verify(endpoints, expected_der)
+    except BaseException as exc:
+        restored = _undo(installer, [second_txn, first], step)
+        what = "; the previous configuration was restored" if restored else ""
+        if not isinstance(exc, (CertwrightError, OSError)):
+            log.error("%s: %s interrupted by %s%s", plan.title, step, type(exc).__name__, what)
+            raise
+        raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
+    for done in plans:
+        for note in done.notes:
+            say(note)
+    return failed
 
 
 def stage(installer: Installer, plan: ChangePlan, *, work_dir: Path, test: bool = True
@@ -144,7 +187,7 @@ def stage(installer: Installer, plan: ChangePlan, *, work_dir: Path, test: bool 
             installer.config_test()
         txn.commit()
     except BaseException as exc:
-        restored = _undo(installer, txn, "config test")  # nothing was loaded yet
+        restored = _undo(installer, [txn], "config test")  # nothing was loaded yet
         what = "; the previous configuration was restored" if restored else ""
         if not isinstance(exc, (CertwrightError, OSError)):
             raise
@@ -174,10 +217,12 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, CertwrightError) else f"{type(exc).__name__}: {exc}"
 
 
-def _undo(installer: Installer, txn: Transaction | None, step: str) -> list[str]:
-    """Roll the transaction back and, when the server may have loaded the change, reload
-    the restored configuration. Returns the paths restored."""
-    restored = txn.rollback() if txn is not None and txn.manifest.files else []
+def _undo(installer: Installer, txns: Sequence[Transaction | None], step: str) -> list[str]:
+    """Roll the transactions back, in the order given (the newest first) and, when the
+    server may have loaded the change, reload the restored configuration. Returns the
+    paths restored."""
+    restored = [path for txn in txns if txn is not None and txn.manifest.files
+                for path in txn.rollback()]
     if restored and step != "config test":
         try:
             installer.reload()

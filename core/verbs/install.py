@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certwright.core import plugins
-from certwright.core.deploy import apply_plan, expected_certificate
+from certwright.core.deploy import apply_plan, apply_with, expected_certificate
 from certwright.core.errors import ConfigError, PluginError, UsageError
-from certwright.core.installer_types import DeployRequest, EnhanceRequest
+from certwright.core.installer_types import ChangePlan, DeployRequest, EnhanceRequest
 from certwright.core.interfaces import Installer, SupportsEnhancements
 from certwright.core.settings import Settings, Source
 from certwright.core.storage import lineage as lineages
@@ -101,6 +101,9 @@ def deploy(config: Settings, installer: Installer, req: DeployRequest,
            say: Say) -> None:
     plan = installer.plan_deploy(req)
     expected = None if config.dry_run else expected_certificate(req.cert_path)
+    if not config.dry_run and check_enhancements(config, installer):
+        _deploy_enhanced(config, installer, req, plan, expected, say)
+        return
     apply_plan(installer, plan, work_dir=Path(config.work_dir), say=say,
                endpoints=installer.endpoints(req), expected_der=expected,
                dry_run=config.dry_run)
@@ -117,6 +120,28 @@ def deploy(config: Settings, installer: Installer, req: DeployRequest,
             undo()
         return
     enhance_with(config, installer, req.domains, say)
+
+
+def _deploy_enhanced(config: Settings, installer: Installer, req: DeployRequest,
+                     plan: ChangePlan, expected: bytes | None, say: Say) -> None:
+    """The deploy and its enhancements (``run``/``install`` redirect by default) with one
+    config test each and one reload: the enhancements are planned on the deployed files.
+    When they fail, the deploy still goes live; their error is raised after it."""
+    planned: list[tuple[ChangePlan, frozenset[str]]] = []
+
+    def enhancements() -> ChangePlan:
+        planned.append(_enhance_plan(config, installer, req.domains))
+        return planned[0][0]
+
+    failed = apply_with(installer, plan, enhancements, work_dir=Path(config.work_dir),
+                        say=say, endpoints=installer.endpoints(req), expected_der=expected)
+    say(f"Successfully deployed certificate for {', '.join(req.domains)} to "
+        f"{installer.name}.")
+    if failed is not None:
+        raise failed
+    enhance, wanted = planned[0]
+    done = "Already enabled:" if enhance.empty else "Enabled"
+    say(f"{done} {', '.join(sorted(wanted))} for {', '.join(req.domains)}.")
 
 
 def _enhancements(config: Settings) -> frozenset[str]:
@@ -151,14 +176,22 @@ def check_enhancements(config: Settings, installer: Installer) -> frozenset[str]
     return wanted
 
 
-def enhance_with(config: Settings, installer: Installer,
-                 domains: tuple[str, ...], say: Say) -> None:
+def _enhance_plan(config: Settings, installer: Installer, domains: tuple[str, ...]
+                  ) -> tuple[ChangePlan, frozenset[str]]:
+    """The plan for the enhancements asked for (an empty one when none is), and them."""
     wanted = check_enhancements(config, installer)
     if not wanted or not isinstance(installer, SupportsEnhancements):  # (checked there)
-        return
+        return ChangePlan("no enhancements"), frozenset()
     req = EnhanceRequest(domains=domains, enhancements=wanted, https_port=config.https_port,
                          http_port=config.http01_port)
-    plan = installer.plan_enhance(req)
+    return installer.plan_enhance(req), wanted
+
+
+def enhance_with(config: Settings, installer: Installer,
+                 domains: tuple[str, ...], say: Say) -> None:
+    plan, wanted = _enhance_plan(config, installer, domains)
+    if not wanted:
+        return
     apply_plan(installer, plan, work_dir=Path(config.work_dir), say=say,
                dry_run=config.dry_run)
     if not config.dry_run:

@@ -42,7 +42,7 @@ from certwright.installers.nginx.enhance import plan_enhance
 from certwright.installers.nginx.http01 import http01_probes, plan_http01
 from certwright.installers.nginx.plan import ENHANCEMENTS, plan_deploy, plan_forget
 from certwright.installers.nginx.targets import Layout, deploy_endpoints
-from certwright.installers.nginx.tree import NginxTree, load_tree
+from certwright.installers.nginx.tree import NginxTree, ParseCache, load_tree
 
 if TYPE_CHECKING:
     from certwright.core.http01 import Probe
@@ -111,6 +111,7 @@ class _NginxBase:
         self.ctl = text_option(config, "nginx_ctl", DEFAULT_CTL)
         self.reload_cmd = text_option(config, "nginx_reload_cmd")
         self.layout = Layout(self.server_root)
+        self._parses: ParseCache = {}  # kept between loads: see load_tree
 
     @classmethod
     def add_arguments(cls, add: AddArgument) -> None:
@@ -127,7 +128,7 @@ class _NginxBase:
         if cached is not None and cached[1] == _fingerprint(cached[0]):
             tree: NginxTree = cached[0]
             return tree
-        tree = load_tree(self.main_conf)
+        tree = load_tree(self.main_conf, self._parses)
         self._tree = (tree, _fingerprint(tree))
         return tree
 

@@ -262,9 +262,17 @@ def normalize_host(host: str) -> tuple[str, bool]:
 
 
 # -- reading --------------------------------------------------------------------------------
-def load_tree(main: str) -> NginxTree:
+ParseCache = dict[str, tuple[tuple[str, tuple[tuple[str, ...], ...]], tuple[Directive, ...]]]
+"""Per file: (its SHA-256 and what its includes resolved to) -> its statements."""
+
+
+def load_tree(main: str, cache: ParseCache | None = None) -> NginxTree:
     """Parse the configuration starting at ``main``; PluginError ``file:line: why``.
-    ``server_name $hostname`` is this machine's host name, as nginx takes it."""
+    ``server_name $hostname`` is this machine's host name, as nginx takes it.
+
+    ``cache`` (kept by the caller between loads): a file whose bytes and resolved
+    includes are what they were is not scanned and matched again; after a change to a
+    few files of a large tree, only those are."""
     main = os.path.abspath(main)
     if not os.path.isfile(main):
         raise PluginError(f"{main}: nginx configuration not found")
@@ -275,10 +283,29 @@ def load_tree(main: str) -> NginxTree:
     for entry in payload["config"]:
         path = entry["file"]
         files[path] = _read(path)
+        key = (files[path].sha256, _includes(entry["parsed"], index))
+        hit = cache.get(path) if cache is not None else None
+        if hit is not None and hit[0] == key:
+            parsed[path] = hit[1]
+            continue
         spans = _scan(files[path])
         newlines = [m.start() for m in re.finditer("\n", files[path].text)]
         parsed[path] = _merge(path, entry["parsed"], spans, index, newlines)
+        if cache is not None:
+            cache[path] = (key, parsed[path])
     return _Builder(main, files, parsed, socket.gethostname()).build()
+
+
+def _includes(stmts: Sequence[Mapping[str, Any]], index: Sequence[str]
+              ) -> tuple[tuple[str, ...], ...]:
+    """The files each include statement of ``stmts`` resolved to, in order."""
+    found: list[tuple[str, ...]] = []
+    for stmt in stmts:
+        if "includes" in stmt:
+            found.append(tuple(index[i] for i in stmt["includes"]))
+        if "block" in stmt:
+            found += _includes(stmt["block"], index)
+    return tuple(found)
 
 
 def _crossplane_parse(main: str) -> dict[str, Any]:

@@ -210,3 +210,34 @@ def test_include_loop_is_an_error(tmp_path: Path) -> None:
                             "a.conf": "include b.conf;\n", "b.conf": "include a.conf;\n"})
     with pytest.raises(PluginError, match="include loop"):
         load_tree(str(main))
+
+
+def test_a_reload_scans_only_the_files_that_changed(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from certwright.installers.nginx import tree as tree_mod
+
+    main = write(tmp_path, {
+        "nginx.conf": MAIN,
+        "conf.d/a.conf": "server {\n    server_name a.test;\n}\n",
+        "conf.d/b.conf": "server {\n    server_name b.test;\n}\n",
+    })
+    scanned: list[str] = []
+    real = tree_mod._scan
+    monkeypatch.setattr(tree_mod, "_scan", lambda config: (scanned.append(
+        Path(config.path).name), real(config))[1])
+    cache: tree_mod.ParseCache = {}
+    load_tree(str(main), cache)
+    assert sorted(scanned) == ["a.conf", "b.conf", "nginx.conf"]
+    scanned.clear()
+    (tmp_path / "conf.d/b.conf").write_text("server {\n    server_name b2.test;\n}\n")
+    again = load_tree(str(main), cache)
+    assert scanned == ["b.conf"]
+    assert {n for s in again.servers for n in s.server_names} == {"main.test", "a.test", "b2.test"}
+    # a new file the (unchanged) main file's glob now matches: main's includes changed
+    scanned.clear()
+    (tmp_path / "conf.d/c.conf").write_text("server {\n    server_name c.test;\n}\n")
+    third = load_tree(str(main), cache)
+    assert sorted(scanned) == ["c.conf", "nginx.conf"]
+    assert {n for s in third.servers for n in s.server_names} == \
+        {"main.test", "a.test", "b2.test", "c.test"}
+    assert third == load_tree(str(main))  # the same tree as read from scratch
