@@ -5,10 +5,8 @@ that fails leaves the deploy live; a reload that fails undoes both."""
 from __future__ import annotations
 
 import argparse
-import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,25 +16,14 @@ from certwright.core.errors import PluginError
 from certwright.core.interfaces import EnhanceRequest
 from certwright.core.transaction import transactions
 from certwright.installers.nginx import NginxInstaller
-from tests.conftest import require_binary
-from tests.integration.test_deploy_interrupted import SITE, self_signed, serves_tls
+from tests.integration.test_deploy_interrupted import (  # the same nginx tree
+    self_signed,
+    serves_tls,
+    tree,  # noqa: F401 (a fixture)
+)
 from tests.servers.nginx_tree import NGINX, NginxTree
-from tests.servers.tree_server import new_root
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def tree() -> Iterator[NginxTree]:
-    require_binary(NGINX)
-    root = new_root("certwright-enhanced-")
-    t = NginxTree(root)
-    try:
-        t.site("example", SITE)
-        yield t.start()
-    finally:
-        t.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 class Counting(NginxInstaller):
@@ -57,29 +44,29 @@ class Counting(NginxInstaller):
         super().config_test()
 
 
-def setup(tree: NginxTree, tmp_path: Path) -> tuple[Counting, object]:
-    config = argparse.Namespace(nginx_server_root=str(tree.root), nginx_ctl=NGINX,
+def prepared(nginx: NginxTree, tmp_path: Path) -> tuple[Counting, object]:
+    config = argparse.Namespace(nginx_server_root=str(nginx.root), nginx_ctl=NGINX,
                                 nginx_reload_cmd=None, nginx_conf=None,
-                                http01_port=tree.http_port)
+                                http01_port=nginx.http_port)
     installer = Counting(config)
     installer.prepare()
     req = self_signed(tmp_path / "live", "example.org")
-    req = type(req)(**{**req.__dict__, "https_port": tree.https_port})
+    req = type(req)(**{**req.__dict__, "https_port": nginx.https_port})
     return installer, req
 
 
-def redirect_plan(installer: Counting, tree: NginxTree):  # type: ignore[no-untyped-def]
+def redirect_plan(installer: Counting, nginx: NginxTree):  # type: ignore[no-untyped-def]
     return lambda: installer.plan_enhance(EnhanceRequest(
         domains=("example.org",), enhancements=frozenset({"redirect"}),
-        https_port=tree.https_port, http_port=tree.http_port))
+        https_port=nginx.https_port, http_port=nginx.http_port))
 
 
-def redirects(tree: NginxTree) -> bool:
+def redirects(nginx: NginxTree) -> bool:
     class NoFollow(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             return None
 
-    request = urllib.request.Request(f"http://127.0.0.1:{tree.http_port}/",
+    request = urllib.request.Request(f"http://127.0.0.1:{nginx.http_port}/",
                                      headers={"Host": "example.org"})
     try:
         urllib.request.build_opener(NoFollow).open(request, timeout=5)
@@ -88,8 +75,8 @@ def redirects(tree: NginxTree) -> bool:
     return False
 
 
-def test_deploy_and_redirect_go_live_with_one_reload(tree: NginxTree, tmp_path: Path) -> None:
-    installer, req = setup(tree, tmp_path)
+def test_deploy_and_redirect_go_live_with_one_reload(tree: NginxTree, tmp_path: Path) -> None:  # noqa: F811
+    installer, req = prepared(tree, tmp_path)
     work = tmp_path / "work"
     failed = apply_with(installer, installer.plan_deploy(req), redirect_plan(installer, tree),
                         work_dir=work, say=print, endpoints=installer.endpoints(req),
@@ -100,9 +87,9 @@ def test_deploy_and_redirect_go_live_with_one_reload(tree: NginxTree, tmp_path: 
     assert [t.manifest.state for t in transactions(work)] == ["committed", "committed"]
 
 
-def test_an_enhancement_that_fails_leaves_the_deploy_live(tree: NginxTree,
+def test_an_enhancement_that_fails_leaves_the_deploy_live(tree: NginxTree,  # noqa: F811
                                                           tmp_path: Path) -> None:
-    installer, req = setup(tree, tmp_path)
+    installer, req = prepared(tree, tmp_path)
     installer.fail_test = 2  # the redirect's config test
     work = tmp_path / "work"
     failed = apply_with(installer, installer.plan_deploy(req), redirect_plan(installer, tree),
@@ -113,8 +100,8 @@ def test_an_enhancement_that_fails_leaves_the_deploy_live(tree: NginxTree,
     assert [t.manifest.state for t in transactions(work)] == ["committed", "rolled-back"]
 
 
-def test_a_reload_that_fails_undoes_both(tree: NginxTree, tmp_path: Path) -> None:
-    installer, req = setup(tree, tmp_path)
+def test_a_reload_that_fails_undoes_both(tree: NginxTree, tmp_path: Path) -> None:  # noqa: F811
+    installer, req = prepared(tree, tmp_path)
     before = tree.snapshot()
 
     class FailingReload(Counting):
