@@ -96,34 +96,8 @@ def apply_plan(installer: Installer, plan: ChangePlan, *, work_dir: Path, say: S
         diff = plan_diff(plan)
         say(diff if diff else f"{plan.title}: no configuration changes needed")
         return
-    txn = None
-    if not plan.empty:
-        txn = Transaction(work_dir, plan.title, installer=installer.name,
-                          installer_params=dict(installer.renewal_params()))
-    step = "apply"
-    try:
-        if txn is not None:
-            txn.apply(plan)
-            step = "config test"
-            installer.config_test()
-            txn.commit()
-        step = "reload"
-        go_live(installer, [plan])
-        if expected_der is not None and endpoints:
-            step = "verify"
-            verify(endpoints, expected_der)
-    except BaseException as exc:  # a plugin's bug or Ctrl-C must not leave the change live
-        restored = _undo(installer, [txn], step)
-        what = "; the previous configuration was restored" if restored else ""
-        if not isinstance(exc, (CertwrightError, OSError)):
-            log.error("%s: %s interrupted by %s%s", plan.title, step, type(exc).__name__, what)
-            raise
-        if step == "config test" and _fails_anyway(installer):
-            what += (f" (it fails the same test without this change: fix the "
-                     f"{installer.name} configuration first)")
-        raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
-    for note in plan.notes:
-        say(note)
+    txn = stage(installer, plan, work_dir=work_dir)
+    _go_live_verified(installer, [plan], [txn], endpoints, expected_der, say)
 
 
 def apply_with(installer: Installer, plan: ChangePlan, follow: Callable[[], ChangePlan], *,
@@ -138,35 +112,43 @@ def apply_with(installer: Installer, plan: ChangePlan, follow: Callable[[], Chan
     after saying the deploy worked. A failure of the reload or of the verification rolls
     both back and raises :class:`DeployError`, as :func:`apply_plan` does."""
     first = stage(installer, plan, work_dir=work_dir)
-    second: ChangePlan | None = None
-    second_txn: Transaction | None = None
-    failed: CertwrightError | OSError | None = None
     try:
         second = follow()
         second_txn = stage(installer, second, work_dir=work_dir)
     except (CertwrightError, OSError) as exc:
-        failed, second = exc, None
+        _go_live_verified(installer, [plan], [first], endpoints, expected_der, say)
+        return exc
     except BaseException:  # nothing was loaded yet: the files go back as they were
         _undo(installer, [first], "config test")
         raise
-    plans = [plan] if second is None else [plan, second]
+    _go_live_verified(installer, [plan, second], [second_txn, first], endpoints,
+                      expected_der, say)
+    return None
+
+
+def _go_live_verified(installer: Installer, plans: Sequence[ChangePlan],
+                      txns: Sequence[Transaction | None], endpoints: Sequence[Endpoint],
+                      expected_der: bytes | None, say: Say) -> None:
+    """Make the staged ``plans`` live and verify; on any failure roll ``txns`` back (the
+    newest first), reload the old config and raise :class:`DeployError` naming the step
+    (another exception, a plugin's bug or Ctrl-C, is raised as it is once rolled back)."""
     step = "reload"
     try:
         go_live(installer, plans)
         if expected_der is not None and endpoints:
             step = "verify"
             verify(endpoints, expected_der)
-    except BaseException as exc:
-        restored = _undo(installer, [second_txn, first], step)
+    except BaseException as exc:  # a plugin's bug or Ctrl-C must not leave the change live
+        restored = _undo(installer, txns, step)
         what = "; the previous configuration was restored" if restored else ""
         if not isinstance(exc, (CertwrightError, OSError)):
-            log.error("%s: %s interrupted by %s%s", plan.title, step, type(exc).__name__, what)
+            log.error("%s: %s interrupted by %s%s", plans[0].title, step,
+                      type(exc).__name__, what)
             raise
-        raise DeployError(f"{plan.title}: {step} failed: {exc}{what}") from None
+        raise DeployError(f"{plans[0].title}: {step} failed: {exc}{what}") from None
     for done in plans:
         for note in done.notes:
             say(note)
-    return failed
 
 
 def stage(installer: Installer, plan: ChangePlan, *, work_dir: Path, test: bool = True
@@ -190,6 +172,7 @@ def stage(installer: Installer, plan: ChangePlan, *, work_dir: Path, test: bool 
         restored = _undo(installer, [txn], "config test")  # nothing was loaded yet
         what = "; the previous configuration was restored" if restored else ""
         if not isinstance(exc, (CertwrightError, OSError)):
+            log.error("%s: %s interrupted by %s%s", plan.title, step, type(exc).__name__, what)
             raise
         if step == "config test" and _fails_anyway(installer):
             what += (f" (it fails the same test without this change: fix the "

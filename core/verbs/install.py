@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,8 +101,9 @@ def deploy(config: Settings, installer: Installer, req: DeployRequest,
            say: Say) -> None:
     plan = installer.plan_deploy(req)
     expected = None if config.dry_run else expected_certificate(req.cert_path)
-    if not config.dry_run and check_enhancements(config, installer):
-        _deploy_enhanced(config, installer, req, plan, expected, say)
+    wanted = frozenset() if config.dry_run else check_enhancements(config, installer)
+    if wanted:
+        _deploy_enhanced(config, installer, req, plan, expected, wanted, say)
         return
     apply_plan(installer, plan, work_dir=Path(config.work_dir), say=say,
                endpoints=installer.endpoints(req), expected_der=expected,
@@ -123,15 +124,16 @@ def deploy(config: Settings, installer: Installer, req: DeployRequest,
 
 
 def _deploy_enhanced(config: Settings, installer: Installer, req: DeployRequest,
-                     plan: ChangePlan, expected: bytes | None, say: Say) -> None:
+                     plan: ChangePlan, expected: bytes | None, wanted: frozenset[str],
+                     say: Say) -> None:
     """The deploy and its enhancements (``run``/``install`` redirect by default) with one
     config test each and one reload: the enhancements are planned on the deployed files.
     When they fail, the deploy still goes live; their error is raised after it."""
-    planned: list[tuple[ChangePlan, frozenset[str]]] = []
+    planned: list[ChangePlan] = []
 
     def enhancements() -> ChangePlan:
-        planned.append(_enhance_plan(config, installer, req.domains))
-        return planned[0][0]
+        planned.append(_enhance_plan(config, installer, req.domains)[0])
+        return planned[0]
 
     failed = apply_with(installer, plan, enhancements, work_dir=Path(config.work_dir),
                         say=say, endpoints=installer.endpoints(req), expected_der=expected)
@@ -139,9 +141,7 @@ def _deploy_enhanced(config: Settings, installer: Installer, req: DeployRequest,
         f"{installer.name}.")
     if failed is not None:
         raise failed
-    enhance, wanted = planned[0]
-    done = "Already enabled:" if enhance.empty else "Enabled"
-    say(f"{done} {', '.join(sorted(wanted))} for {', '.join(req.domains)}.")
+    say(_enabled(planned[0], wanted, req.domains))
 
 
 def _enhancements(config: Settings) -> frozenset[str]:
@@ -195,8 +195,12 @@ def enhance_with(config: Settings, installer: Installer,
     apply_plan(installer, plan, work_dir=Path(config.work_dir), say=say,
                dry_run=config.dry_run)
     if not config.dry_run:
-        done = "Already enabled:" if plan.empty else "Enabled"
-        say(f"{done} {', '.join(sorted(wanted))} for {', '.join(domains)}.")
+        say(_enabled(plan, wanted, domains))
+
+
+def _enabled(plan: ChangePlan, wanted: frozenset[str], domains: Sequence[str]) -> str:
+    done = "Already enabled:" if plan.empty else "Enabled"
+    return f"{done} {', '.join(sorted(wanted))} for {', '.join(domains)}."
 
 
 def remember_installer(lineage: Lineage, *installers: Installer) -> None:
